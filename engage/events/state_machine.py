@@ -1,0 +1,119 @@
+"""The engagement state machine: scores in, events out, with hysteresis, dwell and a confidence gate.
+
+Each dimension is a two-state machine. It switches *on* when its score has stayed at or beyond
+the on-threshold for ``min_dwell_s`` with confidence ≥ ``min_confidence`` throughout, and *off*
+when it has stayed beyond the off-threshold as long; the gap between the thresholds keeps a
+score hovering near one threshold from flapping. After an event, the same dimension stays quiet
+for ``refractory_s``. Low confidence never produces an event ("not sure" rather than a guess).
+
+========== ================= ==================== ===========
+dimension  on (event)        off (event)          thresholds
+========== ================= ==================== ===========
+boredom    boredom.onset     boredom.offset       ≥0.65 / ≤0.45
+arousal    arousal.high      arousal.low          ≥0.70 / ≤0.50
+attention  attention.lost    attention.regained   ≤0.40 / ≥0.60
+========== ================= ==================== ===========
+
+Every event's evidence names the score, the threshold, the dwell and the latest relative
+features, plus a one-line ``reason``.
+
+>>> sm = EngagementStateMachine()
+>>> [d.name for d in sm.dimensions]
+['boredom', 'arousal', 'attention']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engage.core import Chunk, Processor, StreamInfo
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    on_event: str
+    off_event: str
+    on_threshold: float
+    off_threshold: float
+    inverted: bool = False  # True when *low* scores switch it on (attention lost)
+
+    def beyond_on(self, score: float) -> bool:
+        return score <= self.on_threshold if self.inverted else score >= self.on_threshold
+
+    def beyond_off(self, score: float) -> bool:
+        return score >= self.off_threshold if self.inverted else score <= self.off_threshold
+
+
+DEFAULT_DIMENSIONS = (
+    Dimension("boredom", "boredom.onset", "boredom.offset", 0.65, 0.45),
+    Dimension("arousal", "arousal.high", "arousal.low", 0.70, 0.50),
+    Dimension("attention", "attention.lost", "attention.regained", 0.40, 0.60, inverted=True),
+)
+
+
+class _DimState:
+    def __init__(self) -> None:
+        self.active = False
+        self.pending_since: float | None = None
+        self.pending_conf: list[float] = []
+        self.last_event: float | None = None
+
+
+class EngagementStateMachine(Processor):
+    name = "state-machine"
+
+    def __init__(self, dimensions=DEFAULT_DIMENSIONS, min_dwell_s: float = 5.0, refractory_s: float = 15.0,
+                 min_confidence: float = 0.5) -> None:
+        self.dimensions = tuple(dimensions)
+        self.min_dwell_s = min_dwell_s
+        self.refractory_s = refractory_s
+        self.min_confidence = min_confidence
+        self._states: dict[tuple[str, str], _DimState] = {}
+        self._features: dict[str, dict[str, float]] = {}
+        self.state: dict[str, dict[str, bool]] = {}
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return info.type in ("Engagement", "FeaturesRelative")
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        viewer = chunk.info.viewer
+        if chunk.info.type == "FeaturesRelative":
+            self._features[viewer] = dict(zip(chunk.info.channels, (float(v) for v in chunk.data[-1])))
+            return []
+        names = chunk.info.channels
+        for t, row in zip(chunk.timestamps, chunk.data):
+            values = dict(zip(names, (float(v) for v in row)))
+            for dim in self.dimensions:
+                self._update(viewer, dim, float(t), values)
+        return []
+
+    def _update(self, viewer: str, dim: Dimension, t: float, values: dict[str, float]) -> None:
+        st = self._states.setdefault((viewer, dim.name), _DimState())
+        score, conf = values[dim.name], values["confidence"]
+        wants_switch = dim.beyond_off(score) if st.active else dim.beyond_on(score)
+        if not wants_switch or conf < self.min_confidence:
+            st.pending_since, st.pending_conf = None, []
+            return
+        if st.pending_since is None:
+            st.pending_since = t
+        st.pending_conf.append(conf)
+        if t - st.pending_since < self.min_dwell_s:
+            return
+        if st.last_event is not None and t - st.last_event < self.refractory_s:
+            return
+        st.active = not st.active
+        st.last_event = t
+        event_type = dim.on_event if st.active else dim.off_event
+        threshold = dim.on_threshold if st.active else dim.off_threshold
+        dwell = t - st.pending_since
+        confidence = sum(st.pending_conf) / len(st.pending_conf)
+        sign = ("≤" if dim.inverted else "≥") if st.active else ("≥" if dim.inverted else "≤")
+        evidence = {
+            "reason": f"{dim.name} {score:.2f} {sign} {threshold:.2f} for {dwell:.1f} s",
+            dim.name: score, "threshold": threshold, "dwell_s": dwell,
+            "features": self._features.get(viewer, {}),
+        }
+        st.pending_since, st.pending_conf = None, []
+        self.state.setdefault(viewer, {})[dim.name] = st.active
+        self.ctx.emit(event_type, t, confidence, evidence, source=self.name, viewer=viewer)
