@@ -1,0 +1,164 @@
+"""One session = one pipeline, whatever the source: simulated viewer, recording or live sensors.
+
+:func:`build_processors` lists the pipeline's steps in order (signals → models → events →
+narrative); :class:`Session` wires them to the sources, the clock and the outputs (JSON lines,
+LSL, timeline, plot) and runs them. ``engage demo``, ``engage replay`` and live sessions differ
+only in the sources and the clock they hand in.
+
+>>> from engage.core import VirtualClock
+>>> s = Session([], VirtualClock(), story=None)
+>>> s.run(duration=2.0).stats.steps
+20
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+import numpy as np
+
+from engage.core import Chunk, Clock, Event, EventBus, Processor, Runtime, RunStats, Source, StreamInfo
+from engage.events.markers import MarkerEvents
+from engage.events.publishers import JsonlEventWriter, LslEventOutlet
+from engage.events.state_machine import EngagementStateMachine
+from engage.models.baseline import BaselineCalibrator
+from engage.models.rules import RuleEngagementModel
+from engage.models.windows import FeatureWindow
+from engage.narrative.controller import Controller
+from engage.narrative.plan import ScenePlan, ScenePlanWriter
+from engage.narrative.story import Story
+from engage.signals.cardiac import EcgHeartRate
+from engage.signals.eda import EdaFeatures
+from engage.signals.face import FaceFeatures
+
+log = logging.getLogger(__name__)
+
+
+def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> list[Processor]:
+    """The sensing part of the pipeline, in routing order: signals → models → events."""
+    return [
+        EcgHeartRate(),
+        EdaFeatures(),
+        FaceFeatures(),
+        FeatureWindow(viewer=viewer),
+        BaselineCalibrator(calibration_s=calibration_s),
+        RuleEngagementModel(),
+        EngagementStateMachine(),
+        MarkerEvents(),
+    ]
+
+
+class SessionLog(Processor):
+    """Keeps what a session report needs: engagement scores, heart rate, EDA, events, scene plans."""
+
+    name = "session-log"
+    kinds = ("Engagement", "HeartRate", "EDAFeatures")
+
+    def __init__(self) -> None:
+        self.series: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in self.kinds}
+        self.channels: dict[str, tuple[str, ...]] = {}
+        self.events: list[Event] = []
+        self.plans: list[ScenePlan] = []
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return info.type in self.kinds
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        self.channels[chunk.info.type] = chunk.info.channels
+        self.series[chunk.info.type].append((chunk.timestamps, chunk.data))
+        return []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def on_plan(self, plan: ScenePlan) -> None:
+        self.plans.append(plan)
+
+    def array(self, kind: str, channel: str) -> tuple[np.ndarray, np.ndarray]:
+        """Timestamps and values of one channel of one logged stream type."""
+        parts = self.series.get(kind, [])
+        if not parts:
+            return np.zeros(0), np.zeros(0)
+        t = np.concatenate([p[0] for p in parts])
+        x = np.concatenate([p[1] for p in parts])
+        return t, x[:, self.channels[kind].index(channel)]
+
+
+@dataclass
+class SessionResult:
+    stats: RunStats
+    log: SessionLog
+    start: float
+    outputs: dict[str, Path] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Session:
+    """Sources + the standard pipeline + outputs, on one clock.
+
+    ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
+    (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events on LSL.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        clock: Clock,
+        story: Story | None = None,
+        viewer: str = "viewer-1",
+        events_out: Path | None = None,
+        scenes_out: Path | None = None,
+        lsl: bool = False,
+        session_id: str = "default",
+        timeline: TextIO | None = None,
+        step: float = 0.1,
+        calibration_s: float = 60.0,
+        extra_processors: Sequence[Processor] = (),
+    ) -> None:
+        self.bus = EventBus()
+        self.log = SessionLog()
+        self.outputs: dict[str, Path] = {}
+        self._closers: list[Callable[[], None]] = []
+        plan_sinks: list[Callable[[ScenePlan], None]] = [self.log.on_plan]
+        if scenes_out is not None:
+            writer = ScenePlanWriter(scenes_out, append=False)
+            plan_sinks.append(writer)
+            self._closers.append(writer.close)
+            self.outputs["scenes"] = Path(scenes_out)
+        processors = build_processors(viewer, calibration_s)
+        self.controller: Controller | None = None
+        if story is not None:
+            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks)
+            processors.append(self.controller)
+        processors.append(self.log)
+        self.timeline = None
+        if timeline is not None:
+            from engage.timeline import TimelinePrinter
+
+            self.timeline = TimelinePrinter(timeline)
+            processors.append(self.timeline)
+        processors.extend(extra_processors)
+        self.bus.subscribe(self.log.on_event)
+        if events_out is not None:
+            jsonl = JsonlEventWriter(events_out)
+            self.bus.subscribe(jsonl)
+            self._closers.append(jsonl.close)
+            self.outputs["events"] = Path(events_out)
+        if lsl:
+            outlet = LslEventOutlet(session_id)
+            self.bus.subscribe(outlet)
+            self._closers.append(outlet.close)
+        self.runtime = Runtime(clock, sources, processors, bus=self.bus, step=step, viewer=viewer)
+        if self.timeline is not None:
+            self.bus.subscribe(self.timeline.on_event)
+
+    def run(self, duration: float | None = None, on_step: Callable[[float], None] | None = None) -> SessionResult:
+        try:
+            stats = self.runtime.run(duration=duration, on_step=on_step)
+        finally:
+            for close in self._closers:
+                close()
+        return SessionResult(stats, self.log, stats.start, dict(self.outputs), dict(self.runtime.ctx.counters))

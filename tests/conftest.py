@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engage.core.testing import test_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real recordings of ../shared/data (or $ENGAGE_TEST_DATA); skips the test when absent."""
+    root = test_data_dir()
+    if root is None:
+        pytest.skip("shared real data not found (set ENGAGE_TEST_DATA)")
+    return root
