@@ -13,7 +13,7 @@ from engage.cli import main
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engage.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "engage", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=240)
 
 

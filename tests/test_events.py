@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -124,3 +125,45 @@ def test_lsl_outlet_delivers_json_events_to_an_inlet_on_loopback():
         stamps += ts
     assert [Event.from_json(g).evidence["i"] for g in got] == list(range(5))
     assert stamps == pytest.approx([e.timestamp for e in sent])
+
+
+@pytest.mark.lsl
+def test_a_running_pipeline_publishes_its_events_to_an_lsl_inlet(tmp_path):
+    """The demo pipeline with --lsl: every event it writes to JSON lines also arrives over LSL."""
+    import pylsl
+
+    from engage.core import VirtualClock
+    from engage.narrative.story import default_story_path, load_story
+    from engage.sensors.simulated import SimulatedViewer
+    from engage.session import Session
+
+    events_out = tmp_path / "events.jsonl"
+    session = Session([SimulatedViewer(seed=3)], VirtualClock(0.0), story=load_story(default_story_path()),
+                      events_out=events_out, lsl=True, session_id="pytest-pipeline")
+    found = pylsl.resolve_byprop("source_id", "engage-events-pytest-pipeline", timeout=10)
+    assert found
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=False)
+    inlet.open_stream(timeout=10)
+    received: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:  # a consumer in its own thread, as LabRecorder would be
+        while not done.is_set():
+            try:
+                samples, _ = inlet.pull_chunk(timeout=0.2)
+            except pylsl.util.LostError:
+                return
+            received.extend(s[0] for s in samples)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    time.sleep(0.5)  # let the outlet register its consumer before the (fast) session starts
+    session.run(duration=240)
+    written = events_out.read_text().splitlines()
+    deadline = time.time() + 10
+    while len(received) < len(written) and time.time() < deadline:
+        time.sleep(0.05)
+    done.set()
+    thread.join(timeout=5)
+    assert any(json.loads(x)["type"] == "boredom.onset" for x in written)
+    assert received == written

@@ -16,6 +16,7 @@ it after a restart.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import IO
 
@@ -71,5 +72,9 @@ class LslEventOutlet:
     def have_consumers(self) -> bool:
         return bool(self._outlet.have_consumers())
 
-    def close(self) -> None:
+    def close(self, linger_s: float = 0.5) -> None:
+        """Destroy the outlet, first giving connected consumers ``linger_s`` to receive what was pushed
+        (liblsl sends from its own thread; destroying the outlet at once can drop the last samples)."""
+        if self._outlet is not None and self.count and self._outlet.have_consumers():
+            time.sleep(linger_s)
         self._outlet = None

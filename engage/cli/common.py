@@ -1,0 +1,58 @@
+"""Shared pieces of the command line: logging set-up, progress bars, session summaries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+    logging.getLogger("pyxdf").setLevel(logging.CRITICAL)  # its warnings are re-reported by engage
+
+
+def progress(total_s: float, desc: str):
+    """A tqdm bar over session seconds (shown on a terminal only) and the ``on_step`` callback feeding it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(total_s), desc=desc, unit="s", disable=None, leave=False, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s session [{elapsed}<{remaining}]")
+    state = {"origin": None}
+
+    def on_step(now: float) -> None:
+        if state["origin"] is None:
+            state["origin"] = now
+        bar.update(min(round(now - state["origin"]), bar.total) - bar.n)
+
+    return bar, on_step
+
+
+def print_summary(result) -> None:
+    """What a session did and where its files are."""
+    counts: dict[str, int] = {}
+    for e in result.log.events:
+        counts[e.type] = counts.get(e.type, 0) + 1
+    print(f"\n{result.stats.duration / 60:.1f} min of session processed; {len(result.log.plans)} scenes; events: "
+          + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    for name, path in sorted(result.outputs.items()):
+        print(f"  {name:<7} {Path(path)}")
