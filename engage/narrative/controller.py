@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from engage.core.errors import ConfigError
@@ -42,7 +42,7 @@ from engage.core.runtime import Context, Processor
 from engage.core.stream import Chunk, StreamInfo
 
 from .plan import ScenePlan, directives_for
-from .story import Scene, Story, StoryError, fatal_problems
+from .story import GraphPlayer, Scene, Story, StoryError, fatal_problems
 
 log = logging.getLogger(__name__)
 
@@ -239,18 +239,30 @@ class Controller(Processor):
 
     def __init__(
         self,
-        story: Story,
+        story: Story | Any,
         viewer: str = "viewer-1",
         on_plan: Sequence[Callable[[ScenePlan], None]] | Callable[[ScenePlan], None] = (),
         min_confidence: float = 0.5,
         policy: Policy | None = None,
+        rewriter: Any | None = None,
+        stop_at_end: bool = False,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
-        problems = fatal_problems(story)
-        if problems:
-            raise StoryError(f"story {story.id!r}", problems)
+        if isinstance(story, Story):
+            problems = fatal_problems(story)
+            if problems:
+                raise StoryError(f"story {story.id!r}", problems)
+            self.player = GraphPlayer(story)
+        else:  # a player: InkPlayer or anything with begin/options/peek/follow/cut_to/facts
+            self.player = story
         if not (isinstance(min_confidence, (int, float)) and 0.0 <= min_confidence <= 1.0):
             raise ConfigError(f"controller: min_confidence must be within [0, 1], got {min_confidence!r}")
         self.story = story
+        self.rewriter = rewriter
+        self.stop_at_end = stop_at_end
+        self.on_end = on_end
+        self.finished = False
+        self.plot_changes = 0
         self.viewer = viewer
         self.on_plan: list[Callable[[ScenePlan], None]] = [on_plan] if callable(on_plan) else list(on_plan)
         self.min_confidence = float(min_confidence)
@@ -285,11 +297,42 @@ class Controller(Processor):
     def tick(self, now: float) -> list[Chunk]:
         if not hasattr(self, "ctx"):
             raise RuntimeError("Controller.tick() called before start(ctx)")
+        if self.finished:
+            return []
+        observe = getattr(self.policy, "observe", None)
+        if observe is not None:
+            observe(self.state, now)
         if self.current is None:
             self._play_start(now, previous=None)
         elif now - self.started_at >= self.current.duration_s:
             self._advance(now)
+        elif getattr(self.policy, "interrupt", None) is not None:
+            self._maybe_interrupt(now)
         return []
+
+    def _maybe_interrupt(self, now: float) -> None:
+        current = self.current
+        try:
+            cut = self.policy.interrupt(current, now - self.started_at, self.state, now)
+            if cut is None:
+                return
+            target, reason = cut
+            scene = self.player.cut_to(target)
+        except Exception:  # noqa: BLE001 - a failed cut keeps the scene playing
+            self.policy_errors += 1
+            self.ctx.counters[f"{self.name}.policy_errors"] += 1
+            log.exception("%s: interrupt failed at %r", self.name, current.id)
+            return
+        self.plot_changes += 1
+        self._begin(Choice(scene, reason, "interrupt", 1.0, float(self.state.boredom.confidence)
+                           if self.state.boredom is not None else 1.0,
+                           {"trigger": self.state.boredom.to_dict() if self.state.boredom else None,
+                            "plot_change": True}), (scene,), now, previous=current)
+
+    def _rewrite_context(self, scene: Scene) -> dict[str, Any]:
+        director = getattr(self.policy, "director", None)
+        target = director.target() if director is not None else None
+        return {"target_intensity": target, "facts": self.player.facts(), "previous": scene.id}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -308,11 +351,16 @@ class Controller(Processor):
 
     def _advance(self, now: float) -> None:
         current = self.current
-        options = self.story.choices(current.id)
+        options = self.player.options(current)
         if not options:
             self.ctx.bus.publish(Event("story.end", now, self.viewer, 1.0, {
                 "scene": current.id, "title": current.title, "episode": self.episode,
                 "scenes": sum(1 for p in self.decisions if p.episode == self.episode)}, source=self.name))
+            if self.stop_at_end:
+                self.finished = True
+                if self.on_end is not None:
+                    self.on_end()
+                return
             self._play_start(now, previous=current)
             return
         if len(options) == 1:
@@ -321,6 +369,11 @@ class Controller(Processor):
                             evidence={"trigger": None})
         else:
             choice = self._choose(current, options, now)
+        if choice.rule not in ("authored", "only", "fallback") and choice.scene.id != options[0].id:
+            self.plot_changes += 1
+        scene = self.player.follow(choice.scene.id)
+        if scene is not choice.scene:
+            choice = replace(choice, scene=scene)
         self._begin(choice, options, now, previous=current)
 
     def _choose(self, current: Scene, options: tuple[Scene, ...], now: float) -> Choice:
@@ -341,7 +394,7 @@ class Controller(Processor):
 
     def _play_start(self, now: float, previous: Scene | None) -> None:
         self.episode += 1
-        first = self.story.scene(self.story.start)
+        first = self.player.begin()
         if previous is None:
             if self.state.session_start is None:
                 self.state.session_start = now
@@ -361,11 +414,23 @@ class Controller(Processor):
             "options": {o.id: o.intensity for o in options},
             "state": self.state.summary(),
         }
+        text, directives = scene.text, directives_for(scene)
+        rewritten, rewritten_by, ai = False, None, False
+        if self.rewriter is not None:
+            rewrite = self.rewriter.take(len(self.decisions), scene)
+            if rewrite is not None:
+                text, directives = rewrite.text, {**directives, **dict(rewrite.directives)}
+                rewritten, rewritten_by, ai = True, rewrite.by, rewrite.ai_generated
+                evidence["rewrite"] = dict(rewrite.notes)
+        chosen_id = next((o.id for o in options if o.id == scene.id), None)
+        alternatives = tuple(o.id for o in options if o.id != (chosen_id or scene.id))
+        if chosen_id is None and len(options) > 1:  # ink: options are choices, the scene is where one led
+            alternatives = tuple(o.id for o in options)
         plan = ScenePlan(
             viewer=self.viewer, timestamp=now, episode=self.episode, scene=scene.id, title=scene.title,
-            text=scene.text, duration_s=scene.duration_s, directives=directives_for(scene), reason=choice.reason,
-            evidence=evidence, probability=choice.probability,
-            alternatives=tuple(o.id for o in options if o.id != scene.id),
+            text=text, duration_s=scene.duration_s, directives=directives, reason=choice.reason,
+            evidence=evidence, probability=choice.probability, alternatives=alternatives,
+            rewritten=rewritten, rewritten_by=rewritten_by, ai_generated=ai,
         )
         self.current = scene
         self.started_at = now
@@ -375,6 +440,14 @@ class Controller(Processor):
             "scene": scene.id, "title": scene.title, "intensity": scene.intensity, "tone": scene.tone,
             "duration_s": scene.duration_s, "episode": self.episode, "reason": choice.reason,
             "previous": previous.id if previous is not None else None}, source=self.name))
+        if self.rewriter is not None:  # prepared while this scene plays; never waited for
+            try:
+                upcoming = self.player.options(scene)
+                self.rewriter.prepare(len(self.decisions), [self.player.peek(o.id) for o in upcoming],
+                                      self._rewrite_context(scene))
+            except Exception:  # noqa: BLE001 - rewriting is optional; the authored scenes play
+                self.ctx.counters[f"{self.name}.rewrite_errors"] += 1
+                log.exception("%s: preparing rewrites after %r failed", self.name, scene.id)
         for callback in self.on_plan:
             try:
                 callback(plan)

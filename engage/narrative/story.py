@@ -525,3 +525,45 @@ def _cycle_text(story: Story, first: str) -> str:
         current = options[0]
     cycle = path[index[current]:] + [current]
     return " → ".join(cycle)
+
+
+class GraphPlayer:
+    """Plays a :class:`Story` graph scene by scene; the player protocol the controller uses
+    (shared with :class:`~engage.narrative.ink.InkPlayer`): :meth:`begin`, :meth:`options`,
+    :meth:`peek`, :meth:`follow`, :meth:`cut_to`, :meth:`facts`.
+
+    >>> p = GraphPlayer(load_story(default_story_path()))
+    >>> p.begin().id, [o.id for o in p.options()]
+    ('platform', ['compartment'])
+    """
+
+    def __init__(self, story: Story) -> None:
+        self.story = story
+        self.title = story.title
+        self.id = story.id
+        self.source = f"story {story.id!r}"
+        self.current: Scene | None = None
+
+    def begin(self) -> Scene:
+        self.current = self.story.scene(self.story.start)
+        return self.current
+
+    def options(self, current: Scene | None = None) -> tuple[Scene, ...]:
+        scene = current if current is not None else self.current
+        return self.story.choices(scene.id) if scene is not None else ()
+
+    def peek(self, option_id: str) -> Scene:
+        return self.story.scene(option_id)
+
+    def follow(self, option_id: str) -> Scene:
+        self.current = self.story.scene(option_id)
+        return self.current
+
+    def cut_to(self, target: str) -> Scene:
+        if target not in self.story.scenes:
+            raise StoryError(self.source, [f"cut_to target {target!r} is not a scene"])
+        self.current = self.story.scene(target)
+        return self.current
+
+    def facts(self) -> dict[str, Any]:
+        return {}
