@@ -21,7 +21,8 @@ def register(sub) -> None:
                     "clock offsets and clock resets handled; a damaged file is replayed up to the damage\n"
                     "and then reported (exit 1).",
         epilog="examples:\n  engage replay session.xdf\n  engage replay session.xdf --events-out events.jsonl\n"
-               "  engage replay ecg.csv --type ECG")
+               "  engage replay ecg.csv --type ECG\n"
+               "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace")
     r.add_argument("file", help="recording: .xdf, or .csv with a 'timestamp' column")
     r.add_argument("--events-out", help="where to write the events (default: OUT/events.jsonl)")
     r.add_argument("--out", help="output folder (default: out/replay-<file name>)")
@@ -29,6 +30,10 @@ def register(sub) -> None:
     r.add_argument("--story", help="a story file (TOML) instead of the built-in one")
     r.add_argument("--no-story", action="store_true", help="sensing and events only, no narrative controller")
     r.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
+    r.add_argument("--realtime", action="store_true", help="replay at the original pace (default: as fast as possible)")
+    r.add_argument("--to-lsl", action="store_true",
+                   help="publish the recording's streams, the derived streams and the events as LSL outlets, "
+                        "timestamps moved onto the current LSL clock (use with --realtime for other tools)")
     r.set_defaults(func=run)
 
 
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from engage.core import VirtualClock
     from engage.narrative.story import default_story_path, load_story
     from engage.plots import plot_session
-    from engage.sensors.replay import CsvReplay, XdfReplay
+    from engage.sensors.replay import CsvReplay, PacedClock, XdfReplay
     from engage.session import Session
 
     path = Path(args.file)
@@ -53,15 +58,35 @@ def run(args: argparse.Namespace) -> int:
     events_out = Path(args.events_out) if args.events_out else out / "events.jsonl"
     story = None if args.no_story else load_story(args.story or default_story_path())
     start = source.start_time()
-    session = Session([source], VirtualClock(start if start is not None else 0.0), story=story,
+    start = start if start is not None else 0.0
+    clock = PacedClock(start) if args.realtime else VirtualClock(start)
+    extra = []
+    event_outlet = None
+    if args.to_lsl:
+        import pylsl
+
+        from engage.events.lsl_outlets import LslOutletSink
+        from engage.events.publishers import LslEventOutlet
+
+        offset = pylsl.local_clock() - start  # the recording's first sample goes out "now"
+        session_id = f"replay-{path.stem}"
+        extra.append(LslOutletSink(session=session_id, types=None, time_offset=offset))
+        event_outlet = LslEventOutlet(session_id, time_offset=offset)
+    session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
-                      timeline=None if args.quiet else sys.stdout)
+                      timeline=None if args.quiet else sys.stdout, extra_processors=extra)
+    if event_outlet is not None:
+        session.bus.subscribe(event_outlet)
     if not args.quiet:
         names = ", ".join(f"{s.name} ({s.type}, {s.channel_count} ch)" for s in source.streams())
         print(f"engage replay: {path} - {names or 'no streams with samples'}\n")
     bar, on_step = progress(getattr(source, "duration", 0.0) or 0.0, "replay")
-    result = session.run(on_step=on_step)
-    bar.close()
+    try:
+        result = session.run(on_step=on_step)
+    finally:
+        bar.close()
+        if event_outlet is not None:
+            event_outlet.close()
     result.outputs["plot"] = plot_session(result.log, out / "session.png", origin=result.start,
                                           title=f"engage replay - {path.name}")
     print_summary(result)

@@ -49,11 +49,13 @@ class JsonlEventWriter:
 
 
 class LslEventOutlet:
-    """Publishes events on an LSL string marker stream."""
+    """Publishes events on an LSL string marker stream; ``time_offset`` is added to every timestamp
+    (replay uses it to move a recording's events onto the current LSL clock)."""
 
-    def __init__(self, session: str = "default", name: str = "engage-events") -> None:
+    def __init__(self, session: str = "default", name: str = "engage-events", time_offset: float = 0.0) -> None:
         import pylsl
 
+        self.time_offset = time_offset
         self.source_id = f"engage-events-{session}"
         info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, self.source_id)
         desc = info.desc()
@@ -66,7 +68,7 @@ class LslEventOutlet:
         self.count = 0
 
     def __call__(self, event: Event) -> None:
-        self._outlet.push_sample([event.to_json()], event.timestamp)
+        self._outlet.push_sample([event.to_json()], event.timestamp + self.time_offset)
         self.count += 1
 
     def have_consumers(self) -> bool:

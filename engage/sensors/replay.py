@@ -699,6 +699,37 @@ class XdfReplay(_RecordingSource):
 
 
 # --------------------------------------------------------------------------------------------
+# Real-time pacing
+# --------------------------------------------------------------------------------------------
+
+
+class PacedClock:
+    """A clock that runs from a recording's ``start`` at the pace of the wall clock (times ``speed``),
+    so a replay driven by it hands out samples when they were originally recorded.
+
+    The runtime treats it as a live clock (it sleeps between steps).
+
+    >>> c = PacedClock(1000.0); 1000.0 <= c.now() < 1001.0
+    True
+    """
+
+    realtime = True
+
+    def __init__(self, start: float, speed: float = 1.0) -> None:
+        import time
+
+        if not (math.isfinite(speed) and speed > 0):
+            raise ConfigError(f"replay speed must be positive, got {speed!r}")
+        self._monotonic = time.monotonic
+        self.start = float(start)
+        self.speed = float(speed)
+        self._wall0 = time.monotonic()
+
+    def now(self) -> float:
+        return self.start + (self._monotonic() - self._wall0) * self.speed
+
+
+# --------------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------------
 

@@ -1,0 +1,278 @@
+"""The recorder: LSL inlets and in-process streams into one XDF file, as LabRecorder would write it.
+
+LSL streams are recorded raw (their own timestamps) with a ClockOffset chunk every
+``clock_offset_interval`` seconds from ``time_correction()``, so pyxdf's clock
+synchronisation lines them up exactly as it does LabRecorder files. Streams are resolved
+continuously: one that appears later gets its header when it appears; one that dies leaves a
+gap (logged, counted, and written as a ``sensor.gap`` event on the recorder's own
+``engage-record`` marker stream) while the others go on; when it comes back it continues in
+the same XDF stream.
+
+In-process streams (a pipeline's derived streams and events) come in through
+:class:`RecorderSink`, a runtime processor, already on the LSL clock.
+
+>>> rec = XdfRecorder("session.xdf", ["type=EEG", "name=Markers"])   # doctest: +SKIP
+>>> rec.start(); time.sleep(60); rec.close()                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from engage.core.event import Event
+from engage.core.runtime import Processor
+from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo
+
+from .xdf import RecordingError, XdfWriter
+
+log = logging.getLogger(__name__)
+
+#: The recorder's own marker stream: gaps and notes about the recording, one JSON event each.
+RECORD_LOG_STREAM = StreamInfo("engage-record", "Markers", ("event",), ("",), IRREGULAR_RATE, "engage-record",
+                               channel_format="string")
+
+
+def events_stream(session: str = "default") -> StreamInfo:
+    """The stream events are recorded on: the same name, type and source_id as the LSL event outlet."""
+    return StreamInfo("engage-events", "Markers", ("event",), ("",), IRREGULAR_RATE, f"engage-events-{session}",
+                      channel_format="string")
+
+
+@dataclass
+class RecordedGap:
+    stream: str
+    start: float
+    duration_s: float | None
+    reason: str
+
+
+class XdfRecorder:
+    """Records LSL streams matching ``predicates`` and any in-process stream into ``target``.
+
+    Thread-safe: the LSL streams are pulled on one background thread (:meth:`start`), and
+    :meth:`write_chunk` / :meth:`write_event` may be called from anywhere. A write error
+    (disk full, medium gone) stops the recording; :attr:`error` then holds a
+    :class:`RecordingError` naming the file and how much of it stays readable.
+    """
+
+    def __init__(self, target: str | os.PathLike, predicates: Sequence[str] = (), resolve_interval: float = 0.5,
+                 clock_offset_interval: float = 5.0, flush_interval: float = 0.5, session: str = "default",
+                 on_gap: Callable[[RecordedGap], None] | None = None) -> None:
+        self.writer = XdfWriter(target, flush_interval=flush_interval)
+        self.predicates = list(predicates)
+        self.resolve_interval = resolve_interval
+        self.clock_offset_interval = clock_offset_interval
+        self.session = session
+        self.on_gap = on_gap
+        self.gaps: list[RecordedGap] = []
+        self._error: RecordingError | None = None
+        self._ids: dict[StreamInfo, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inlets = None
+        self.started_at: float | None = None
+
+    @property
+    def error(self) -> RecordingError | None:
+        """Why the recording stopped (disk full, unwritable medium), or None."""
+        return self._error or self.writer.error
+
+    @error.setter
+    def error(self, value: RecordingError | None) -> None:
+        self._error = value
+
+    # ------------------------------------------------------------------ in-process streams
+    def stream_id(self, info: StreamInfo) -> int:
+        sid = self._ids.get(info)
+        if sid is None:
+            sid = self._ids[info] = self.writer.add_stream(info)
+        return sid
+
+    def write_chunk(self, chunk: Chunk) -> None:
+        if len(chunk) and self.error is None:
+            self._guard(lambda: self.writer.write_chunk(self.stream_id(chunk.info), chunk))
+
+    def write_event(self, event: Event, stream: StreamInfo | None = None) -> None:
+        """One event as a JSON string sample on the events stream (default ``engage-events``)."""
+        info = stream or events_stream(self.session)
+        if self.error is None:
+            self._guard(lambda: self.writer.write_samples(self.stream_id(info), [[event.to_json()]],
+                                                          [event.timestamp]))
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except RecordingError as exc:
+            self.error = exc
+            self._stop.set()
+            raise
+
+    # ------------------------------------------------------------------ LSL streams
+    def start(self) -> None:
+        """Start resolving and recording the LSL streams (no-op without predicates)."""
+        if not self.predicates:
+            return
+        from engage.sensors.lsl import InletSet
+
+        import pylsl
+
+        self._pylsl = pylsl
+        self._inlets = InletSet(self.predicates, clocksync=False, dejitter=False)
+        self.started_at = pylsl.local_clock()
+        self._thread = threading.Thread(target=self._loop, name="engage-recorder", daemon=True)
+        self._thread.start()
+
+    @property
+    def inlets(self):
+        return list(self._inlets.inlets.values()) if self._inlets is not None else []
+
+    def unmatched(self) -> list[str]:
+        """Predicates that have matched no stream so far."""
+        return self._inlets.unmatched() if self._inlets is not None else []
+
+    def _loop(self) -> None:
+        next_resolve = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_resolve:
+                    next_resolve = now + self.resolve_interval
+                    new, back = self._inlets.resolve()
+                    for item in new:
+                        item.extra["sid"] = self.writer.add_stream_xml(item.xml)
+                        item.extra["next_offset"] = 0.0
+                    for item in back:
+                        self._gap_closed(item)
+                got_any = False
+                for item in self.inlets:
+                    if item.lost:
+                        if "gap" not in item.extra:
+                            self._gap_opened(item)
+                        continue
+                    self._clock_offset(item)
+                    got = self._inlets.pull(item)
+                    if got is not None:
+                        got_any = True
+                        self.writer.write_samples(item.extra["sid"], got[0], got[1])
+                        item.extra["last_stamp"] = float(got[1][-1])
+                self.writer.maybe_flush()
+                if not got_any:
+                    self._stop.wait(0.005)
+        except RecordingError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - reported to the caller rather than dying silently
+            log.exception("recorder thread failed")
+            self.error = RecordingError(f"{self.writer.name}: recording stopped: {type(exc).__name__}: {exc}")
+
+    def _clock_offset(self, item) -> None:
+        now = time.monotonic()
+        if now < item.extra["next_offset"]:
+            return
+        item.extra["next_offset"] = now + self.clock_offset_interval
+        try:
+            offset = item.inlet.time_correction(timeout=2.0)
+        except self._pylsl.LostError:
+            return
+        except Exception as exc:  # noqa: BLE001 - a timed-out correction is tried again next time
+            log.info("time_correction of %r failed: %s", item.info.name, exc)
+            return
+        local = self._pylsl.local_clock()
+        self.writer.write_clock_offset(item.extra["sid"], local - offset, offset)
+
+    def _gap_opened(self, item) -> None:
+        start = item.extra.get("last_stamp", item.lost_at)
+        gap = RecordedGap(item.info.name, start, None, "stream lost")
+        item.extra["gap"] = gap
+        self._report(gap)
+
+    def _gap_closed(self, item) -> None:
+        gap = item.extra.pop("gap", None)
+        item.extra["next_offset"] = 0.0
+        if gap is not None:
+            back = RecordedGap(gap.stream, gap.start, self._pylsl.local_clock() - gap.start, "stream recovered")
+            self._report(back)
+
+    def _report(self, gap: RecordedGap) -> None:
+        self.gaps.append(gap)
+        log.warning("%s: %s %r at %.3f%s", self.writer.name, gap.reason, gap.stream, gap.start,
+                    "" if gap.duration_s is None else f" after {gap.duration_s:.2f} s")
+        evidence = {"stream": gap.stream, "duration_s": gap.duration_s, "reason": gap.reason}
+        self.write_event(Event("sensor.gap", gap.start, "", 1.0, evidence, "engage-record"), RECORD_LOG_STREAM)
+        if self.on_gap is not None:
+            self.on_gap(gap)
+
+    # ------------------------------------------------------------------ end
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self._inlets is not None:
+            self._inlets.close()
+
+    def close(self) -> None:
+        """Stop recording, write the stream footers and close the file."""
+        self.stop()
+        try:
+            self.writer.close()
+        except RecordingError as exc:
+            self.error = self.error or exc
+
+    def __enter__(self) -> "XdfRecorder":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RecorderSink(Processor):
+    """Records a pipeline's streams (all, or those whose type is in ``types``) and its events.
+
+    >>> rec = XdfRecorder("session.xdf")                                      # doctest: +SKIP
+    >>> Session([source], clock, extra_processors=[RecorderSink(rec)]).run()  # doctest: +SKIP
+    """
+
+    name = "xdf-recorder"
+
+    def __init__(self, recorder: XdfRecorder, types: Sequence[str] | None = None, events: bool = True,
+                 close_on_end: bool = True) -> None:
+        self.recorder = recorder
+        self.types = None if types is None else set(types)
+        self.events = events
+        self.close_on_end = close_on_end
+
+    def start(self, ctx) -> None:
+        super().start(ctx)
+        if self.events:
+            ctx.bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        try:
+            self.recorder.write_event(event)
+        except RecordingError:
+            pass  # kept in recorder.error; the session goes on
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return self.types is None or info.type in self.types
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        self.recorder.write_chunk(chunk)
+        return []
+
+    def tick(self, now: float) -> list[Chunk]:
+        if self.recorder.error is None:
+            try:
+                self.recorder.writer.maybe_flush()
+            except RecordingError as exc:
+                self.recorder.error = exc
+        return []
+
+    def close(self) -> None:
+        if self.close_on_end:
+            self.recorder.close()
