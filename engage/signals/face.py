@@ -1,13 +1,17 @@
-"""Per-frame face features → attention and blinks.
+"""Per-frame face features → attention, blinks, PERCLOS, yawns and head motion.
 
-Input: a ``Face`` stream with at least ``face_present``, ``ear_left``, ``ear_right`` and
-``gaze_on_screen`` (the webcam pipeline and the simulated viewer both produce it). A blink starts
-when the mean eye aspect ratio drops below ``blink_ratio`` × the viewer's running open-eye level
-and ends when it comes back; the open-eye level adapts slowly to each viewer. Output
-``FaceFeatures`` per frame: ``face_present``, ``on_screen``, ``blink_duration`` (non-zero on the
-frame a blink ends, in seconds), ``quality``.
+Input: a ``Face`` stream with at least ``face_present``; it uses ``ear_left``/``ear_right``,
+``gaze_on_screen``, ``mouth_open``, ``head_yaw``/``head_pitch`` and ``head_motion`` when present
+(the webcam pipeline, :class:`~engage.signals.face_mesh.FaceAnalyzer`, and the simulated viewer
+both produce it). Blinks come from the streaming, per-viewer adaptive
+:class:`~engage.signals.blinks.BlinkDetector` on the mean eye aspect ratio.
 
-The walking skeleton's version; the webcam issue deepens it behind the same contract.
+Output ``FaceFeatures``, one row per frame: ``face_present``, ``on_screen``, ``blink_duration``
+(non-zero on the frame a blink ends, in seconds), ``quality`` (the contract), then
+``blink_rate`` (per minute, last 60 s), ``perclos`` (0..1, last 60 s), ``yawn`` (the duration in
+seconds on the frame a yawn ends), ``head_motion`` (face widths per second) and ``ear`` (the
+mean eye aspect ratio). ``quality`` is 0 without a face and falls as the head turns past 30°,
+where eye landmarks become unreliable.
 
 >>> from engage.core import StreamInfo
 >>> FaceFeatures().accepts(StreamInfo("f", "Face", ("face_present",), ("bool",), 30.0, "x"))
@@ -20,57 +24,74 @@ import numpy as np
 
 from engage.core import Chunk, Processor, StreamInfo
 
-FACE_CHANNELS = ("face_present", "on_screen", "blink_duration", "quality")
+from .blinks import BlinkDetector
+
+FACE_CHANNELS = ("face_present", "on_screen", "blink_duration", "quality", "blink_rate", "perclos", "yawn",
+                 "head_motion", "ear")
+FACE_UNITS = ("bool", "bool", "s", "ratio", "1/min", "ratio", "s", "face/s", "ratio")
+#: A yawn: the mouth opened past this ratio of its width for at least ``min_yawn_s``.
+YAWN_MOUTH, MIN_YAWN_S = 0.45, 1.5
 
 
 class _FaceState:
-    def __init__(self) -> None:
-        self.open_level: float | None = None
-        self.blink_start: float | None = None
+    def __init__(self, **blink_kwargs) -> None:
+        self.blinks = BlinkDetector(**blink_kwargs)
+        self.yawn_start: float | None = None
 
 
 class FaceFeatures(Processor):
+    """The processor of the module docstring; keeps one blink detector per input stream."""
+
     name = "face-features"
 
-    def __init__(self, blink_ratio: float = 0.6, adapt: float = 0.01, max_blink_s: float = 1.0) -> None:
-        self.blink_ratio = blink_ratio
-        self.adapt = adapt
-        self.max_blink_s = max_blink_s
+    def __init__(self, blink_ratio: float = 0.7, max_blink_s: float = 0.8) -> None:
+        self.blink_kwargs = {"close_ratio": blink_ratio, "max_blink_s": max_blink_s}
         self._state: dict[StreamInfo, _FaceState] = {}
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == "Face" and "face_present" in info.channels
 
+    @staticmethod
+    def _col(chunk: Chunk, name: str, default: float = np.nan) -> np.ndarray:
+        if name in chunk.info.channels:
+            return chunk.channel(name).astype(np.float64)
+        return np.full(len(chunk), default)
+
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
-        st = self._state.setdefault(info, _FaceState())
-        present = np.nan_to_num(chunk.channel("face_present")) > 0.5
-        has_eyes = "ear_left" in info.channels and "ear_right" in info.channels
-        ear = (chunk.channel("ear_left") + chunk.channel("ear_right")) / 2 if has_eyes else np.full(len(chunk), np.nan)
-        on = chunk.channel("gaze_on_screen") if "gaze_on_screen" in info.channels else present.astype(float)
+        st = self._state.setdefault(info, _FaceState(**self.blink_kwargs))
+        present = np.nan_to_num(chunk.channel("face_present").astype(np.float64)) > 0.5
+        ear = (self._col(chunk, "ear_left") + self._col(chunk, "ear_right")) / 2
+        on = self._col(chunk, "gaze_on_screen", default=1.0)
         on_screen = present & (np.nan_to_num(on) > 0.5)
-        blink = np.zeros(len(chunk))
+        mouth = self._col(chunk, "mouth_open")
+        turn = np.fmax(np.abs(self._col(chunk, "head_yaw", 0.0)), np.abs(self._col(chunk, "head_pitch", 0.0)))
+        motion = self._col(chunk, "head_motion")
+        n = len(chunk)
+        blink, rate, perclos, yawn = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
         ts = chunk.timestamps
-        for i in range(len(chunk)):
-            e = ear[i]
-            if not present[i] or not np.isfinite(e):
-                st.blink_start = None  # a blink cannot be judged across a face dropout
+        for i in range(n):
+            t = float(ts[i])
+            if not present[i]:
+                st.blinks.reset()
+                st.yawn_start = None
                 continue
-            if st.open_level is None:
-                st.open_level = e
-                continue
-            closed = e < self.blink_ratio * st.open_level
-            if closed and st.blink_start is None:
-                st.blink_start = float(ts[i])
-            elif not closed:
-                if st.blink_start is not None:
-                    duration = float(ts[i]) - st.blink_start
-                    if 0 < duration <= self.max_blink_s:
-                        blink[i] = duration
-                    st.blink_start = None
-                st.open_level += self.adapt * (e - st.open_level)
-        quality = present.astype(np.float64)
-        out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS,
-                              ("bool", "bool", "s", "ratio"), info.nominal_rate,
-                              f"engage-{info.viewer}-face-features", viewer=info.viewer)
-        return [Chunk(out_info, np.column_stack([present, on_screen, blink, quality]).astype(np.float64), ts)]
+            b = st.blinks.update(t, float(ear[i]))
+            if b is not None:
+                blink[i] = b.duration
+            rate[i] = st.blinks.blink_rate(t)
+            perclos[i] = st.blinks.perclos()
+            m = mouth[i]
+            if np.isfinite(m) and m > YAWN_MOUTH:
+                if st.yawn_start is None:
+                    st.yawn_start = t
+            elif st.yawn_start is not None:
+                if t - st.yawn_start >= MIN_YAWN_S:
+                    yawn[i] = t - st.yawn_start
+                st.yawn_start = None
+        turned = np.clip(1.0 - (np.nan_to_num(turn) - 30.0) / 30.0, 0.2, 1.0)
+        quality = np.where(present, np.where(np.isfinite(ear), turned, 0.5 * turned), 0.0)
+        out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
+                              info.nominal_rate, f"engage-{info.viewer}-face-features", viewer=info.viewer)
+        data = np.column_stack([present, on_screen, blink, quality, rate, perclos, yawn, motion, ear])
+        return [Chunk(out_info, data.astype(np.float64), ts)]

@@ -1,0 +1,266 @@
+"""Face tracking with MediaPipe: one viewer's 478 landmarks per frame, and the per-frame features.
+
+Two back-ends give the same :class:`FaceLandmarks`:
+
+- :class:`FaceMeshTracker` - MediaPipe FaceMesh with refined iris landmarks, from the models
+  bundled in the ``mediapipe==0.10.14`` wheel (works offline);
+- :class:`FaceLandmarkerTracker` - a user-supplied FaceLandmarker ``.task`` file through the
+  Tasks API, which adds the 52 blendshapes (``eyeBlinkLeft``, ``jawOpen`` …).
+
+Both track **one viewer**: with several faces in view they keep the one nearest to where the
+viewer was (the largest face at the start or after the viewer was lost).
+
+:class:`FaceAnalyzer` turns a BGR frame into one row of the ``Face`` stream contract:
+``face_present, ear_left, ear_right, gaze_on_screen, gaze_x, gaze_y`` (screen coordinates 0..1,
+as the simulated viewer's), ``head_yaw, head_pitch, head_roll, mouth_open`` plus ``gaze_yaw,
+gaze_pitch`` (degrees), ``iris_x, iris_y`` (eye-in-head gaze, -1..1), ``head_motion``
+(landmark motion energy, face widths per second) and the mean ``r, g, b`` of the forehead and
+cheeks for rPPG. Every channel but ``face_present`` is NaN when no face is found.
+
+>>> import numpy as np
+>>> analyzer = FaceAnalyzer()                     # doctest: +SKIP
+>>> row = analyzer(np.zeros((480, 640, 3), np.uint8), timestamp=0.0)   # doctest: +SKIP
+>>> row[0]                                        # a black frame: no face   # doctest: +SKIP
+0.0
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engage.core.errors import ConfigError, InputFileError
+
+from .gaze import ScreenGeometry, gaze_angles, iris_offsets
+from .head_pose import head_pose
+
+log = logging.getLogger(__name__)
+
+#: Eye aspect ratio landmarks (corner, upper ×2, corner, lower ×2) of the FaceMesh topology.
+#: "Left"/"right" are the viewer's own.
+LEFT_EYE = (362, 385, 387, 263, 373, 380)
+RIGHT_EYE = (33, 160, 158, 133, 153, 144)
+MOUTH = (13, 14, 78, 308)  # inner upper lip, inner lower lip, mouth corners
+#: Skin regions for rPPG (forehead, left cheek, right cheek) as landmark polygons.
+ROI_POLYGONS = {
+    "forehead": (67, 109, 10, 338, 297, 299, 9, 69),
+    "left_cheek": (266, 425, 411, 352, 345, 347),
+    "right_cheek": (36, 205, 187, 123, 116, 118),
+}
+FACE_CHANNELS = ("face_present", "ear_left", "ear_right", "gaze_on_screen", "gaze_x", "gaze_y", "head_yaw",
+                 "head_pitch", "head_roll", "mouth_open", "gaze_yaw", "gaze_pitch", "iris_x", "iris_y",
+                 "head_motion", "r", "g", "b")
+FACE_UNITS = ("bool", "ratio", "ratio", "bool", "norm", "norm", "deg", "deg", "deg", "ratio", "deg", "deg",
+              "ratio", "ratio", "face/s", "a.u.", "a.u.", "a.u.")
+
+
+@dataclass
+class FaceLandmarks:
+    """One face: ``points`` (n, 3) in pixels (z in the same scale), optional blendshapes."""
+
+    points: np.ndarray
+    width: int
+    height: int
+    blendshapes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.points[:, :2].mean(axis=0)
+
+    @property
+    def size(self) -> float:
+        lo, hi = self.points[:, :2].min(axis=0), self.points[:, :2].max(axis=0)
+        return float(np.hypot(*(hi - lo)))
+
+
+def eye_aspect_ratio(points: np.ndarray, idx: tuple[int, ...]) -> float:
+    """Soukupová & Čech's eye aspect ratio: lid opening over eye width (about 0.3 open, < 0.15 shut)."""
+    p = points[list(idx), :2]
+    width = np.linalg.norm(p[0] - p[3])
+    if width <= 0:
+        return float("nan")
+    return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2.0 * width))
+
+
+def mouth_opening(points: np.ndarray) -> float:
+    """Inner-lip opening over mouth width (about 0 closed, > 0.6 in a yawn)."""
+    p = points[list(MOUTH), :2]
+    width = np.linalg.norm(p[2] - p[3])
+    return float(np.linalg.norm(p[0] - p[1]) / width) if width > 0 else float("nan")
+
+
+class _OneViewer:
+    """Chooses the tracked viewer among several faces: nearest to the last position, else largest."""
+
+    def __init__(self) -> None:
+        self.last_center: np.ndarray | None = None
+        self.last_size = 0.0
+
+    def pick(self, faces: list[FaceLandmarks]) -> FaceLandmarks | None:
+        if not faces:
+            self.last_center = None
+            return None
+        if self.last_center is None or len(faces) == 1:
+            face = max(faces, key=lambda f: f.size) if self.last_center is None else faces[0]
+        else:
+            face = min(faces, key=lambda f: float(np.linalg.norm(f.center - self.last_center)))
+        if self.last_center is not None and len(faces) == 1 and \
+                np.linalg.norm(face.center - self.last_center) > 0.75 * max(self.last_size, 1.0):
+            log.debug("face jumped: a different person or a re-detection")
+        self.last_center, self.last_size = face.center, face.size
+        return face
+
+
+class FaceMeshTracker:
+    """MediaPipe FaceMesh (bundled model, refined iris) following one viewer.
+
+    >>> tracker = FaceMeshTracker()                       # doctest: +SKIP
+    >>> tracker(frame_bgr)                                # FaceLandmarks or None  # doctest: +SKIP
+    """
+
+    def __init__(self, max_faces: int = 2, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, static_image: bool = False) -> None:
+        try:
+            import mediapipe as mp
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ConfigError("face tracking needs MediaPipe: pip install 'engage[face]'") from exc
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static_image, max_num_faces=max_faces, refine_landmarks=True,
+            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence)
+        self._viewer = _OneViewer()
+
+    def __call__(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> FaceLandmarks | None:
+        h, w = frame_bgr.shape[:2]
+        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        result = self._mesh.process(rgb)
+        faces = []
+        for lm in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float64)
+            faces.append(FaceLandmarks(pts, w, h))
+        return self._viewer.pick(faces)
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class FaceLandmarkerTracker:
+    """A user-supplied MediaPipe FaceLandmarker ``.task`` model (adds blendshapes).
+
+    Raises :class:`InputFileError` naming the file when it is missing or not a valid model.
+
+    >>> FaceLandmarkerTracker("missing.task")
+    Traceback (most recent call last):
+    ...
+    engage.core.errors.InputFileError: missing.task: FaceLandmarker model file not found
+    """
+
+    def __init__(self, task_path: str | Path, max_faces: int = 2) -> None:
+        path = Path(task_path)
+        if not path.is_file():
+            raise InputFileError(f"{path}: FaceLandmarker model file not found")
+        if not zipfile.is_zipfile(path):
+            raise InputFileError(f"{path}: not a MediaPipe .task bundle (expected a zip archive with "
+                                 f"face_detector.tflite and face_landmarks_detector.tflite)")
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        try:
+            options = vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(path)), running_mode=vision.RunningMode.VIDEO,
+                num_faces=max_faces, output_face_blendshapes=True)
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except Exception as exc:  # noqa: BLE001 - MediaPipe raises RuntimeError/ValueError with C++ text
+            raise InputFileError(f"{path}: not a valid FaceLandmarker model ({str(exc).splitlines()[0]})") from exc
+        self._viewer = _OneViewer()
+        self._last_ms = -1
+
+    def __call__(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> FaceLandmarks | None:
+        import mediapipe as mp
+
+        h, w = frame_bgr.shape[:2]
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame_bgr[:, :, ::-1]))
+        ms = int(round((timestamp or 0.0) * 1000))
+        ms = max(ms, self._last_ms + 1)  # the Tasks API needs strictly increasing timestamps
+        self._last_ms = ms
+        result = self._landmarker.detect_for_video(image, ms)
+        faces = []
+        for k, lm in enumerate(result.face_landmarks or ()):
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm], dtype=np.float64)
+            shapes = {c.category_name: float(c.score) for c in result.face_blendshapes[k]} \
+                if result.face_blendshapes else {}
+            faces.append(FaceLandmarks(pts, w, h, shapes))
+        return self._viewer.pick(faces)
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+
+def _roi_mean(frame_bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean (r, g, b) of the forehead and cheek polygons (NaN when they fall outside the frame)."""
+    import cv2
+
+    h, w = frame_bgr.shape[:2]
+    polys = [np.round(points[list(idx), :2]).astype(np.int32) for idx in ROI_POLYGONS.values()]
+    allp = np.concatenate(polys)
+    x0, y0 = np.clip(allp.min(axis=0), 0, [w, h])
+    x1, y1 = np.clip(allp.max(axis=0) + 1, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.full(3, np.nan)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [p - [x0, y0] for p in polys], 1)
+    if mask.sum() < 4:
+        return np.full(3, np.nan)
+    b, g, r = cv2.mean(frame_bgr[y0:y1, x0:x1], mask=mask)[:3]
+    return np.array([r, g, b])
+
+
+class FaceAnalyzer:
+    """BGR frame → one row of the ``Face`` stream (:data:`FACE_CHANNELS`); see the module docstring.
+
+    ``tracker`` is a :class:`FaceMeshTracker` (default) or :class:`FaceLandmarkerTracker`;
+    ``screen`` the screen geometry that decides on-screen gaze.
+    """
+
+    channels = FACE_CHANNELS
+    units = FACE_UNITS
+
+    def __init__(self, tracker=None, screen: ScreenGeometry | None = None, rppg_roi: bool = True) -> None:
+        self.tracker = tracker if tracker is not None else FaceMeshTracker()
+        self.screen = screen or ScreenGeometry()
+        self.rppg_roi = rppg_roi
+        self._prev: tuple[float, np.ndarray, float] | None = None
+        self.last: FaceLandmarks | None = None
+
+    def __call__(self, frame_bgr: np.ndarray, timestamp: float) -> np.ndarray:
+        row = np.full(len(FACE_CHANNELS), np.nan)
+        row[0] = 0.0
+        if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
+            self._prev = None
+            return row
+        face = self.tracker(frame_bgr, timestamp)
+        self.last = face
+        if face is None:
+            self._prev = None
+            return row
+        pts = face.points
+        yaw, pitch, roll = head_pose(pts, face.width, face.height)
+        ix, iy = iris_offsets(pts)
+        gx, gy = gaze_angles(yaw, pitch, ix, iy)
+        on = self.screen.on_screen(gx, gy)
+        nx, ny = self.screen.to_norm(gx, gy)
+        motion = np.nan
+        size = face.size
+        if self._prev is not None and timestamp > self._prev[0]:
+            dt = timestamp - self._prev[0]
+            motion = float(np.mean(np.linalg.norm(pts[:, :2] - self._prev[1], axis=1)) / max(self._prev[2], 1.0) / dt)
+        self._prev = (timestamp, pts[:, :2].copy(), size)
+        rgb = _roi_mean(frame_bgr, pts) if self.rppg_roi else np.full(3, np.nan)
+        row[:] = [1.0, eye_aspect_ratio(pts, LEFT_EYE), eye_aspect_ratio(pts, RIGHT_EYE), float(on), nx, ny,
+                  yaw, pitch, roll, mouth_opening(pts), gx, gy, ix, iy, motion, *rgb]
+        return row
+
+    def close(self) -> None:
+        self.tracker.close()

@@ -1,0 +1,216 @@
+"""Remote photoplethysmography: heart rate from the colour of the skin in video.
+
+Input: an ``RGB`` stream, one row per video frame, the mean red, green and blue of skin regions
+(channels ``r``, ``g``, ``b``; the face pipeline averages the forehead and both cheeks, the
+``--roi frame`` evaluation the whole frame). The pulse is recovered with **POS** (Wang et al.
+2017, "Algorithmic principles of remote PPG") or **CHROM** (de Haan & Jeanne 2013), both
+computed causally over short overlapping windows (1.6 s) and overlap-added, then detrended and
+band-passed to 0.7–3.5 Hz (42–210 bpm). Heart rate comes from a sliding window (default 10 s,
+re-estimated every second) as the peak of the spectrum; its quality is the SNR of de Haan &
+Jeanne (power within ±0.1 Hz of the fundamental and the first harmonic against the rest of
+the band), mapped to 0..1. When the SNR is high enough, beat intervals are taken from the
+filtered pulse's peaks.
+
+Output (a ``HeartRate``-contract stream of its own, source id ``engage-<viewer>-hr-rppg``): one
+row per accepted beat, or when the SNR is too low for beats, one row per estimate with
+``rr_s = NaN``; channels ``hr_bpm``, ``rr_s``, ``quality``, ``snr_db``.
+
+>>> import numpy as np
+>>> fs, t = 30.0, np.arange(0, 20, 1 / 30.0)
+>>> pulse = 0.002 * np.sin(2 * np.pi * 1.2 * t)              # 72 bpm
+>>> rgb = np.column_stack([0.6 + 0.3 * pulse, 0.4 + pulse, 0.3 + 0.4 * pulse]) * 200
+>>> est = estimate_hr(rgb, fs)
+>>> round(est.hr_bpm)
+72
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from engage.core import Chunk, Processor, StreamInfo
+
+RGB_CHANNELS = ("r", "g", "b")
+HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "snr_db")
+LOW_HZ, HIGH_HZ = 0.7, 3.5
+#: SNR (dB) at which the quality is 0 and 1, and above which beat intervals are published.
+SNR_FLOOR_DB, SNR_GOOD_DB, SNR_BEATS_DB = -10.0, 3.0, 0.0
+
+
+def _projection(rgb: np.ndarray, method: str) -> np.ndarray:
+    """One window of temporally normalised RGB (n, 3) → pulse (n,) by POS or CHROM."""
+    mean = rgb.mean(axis=0)
+    if np.any(mean <= 0) or not np.all(np.isfinite(mean)):
+        return np.zeros(len(rgb))
+    c = rgb / mean
+    if method == "pos":
+        s1 = c[:, 1] - c[:, 2]
+        s2 = -2.0 * c[:, 0] + c[:, 1] + c[:, 2]
+    elif method == "chrom":
+        s1 = 3.0 * c[:, 0] - 2.0 * c[:, 1]
+        s2 = 1.5 * c[:, 0] + c[:, 1] - 1.5 * c[:, 2]
+    else:
+        raise ValueError(f"unknown rPPG method {method!r} (pos or chrom)")
+    sd2 = s2.std()
+    alpha = s1.std() / sd2 if sd2 > 1e-12 else 0.0
+    h = s1 + alpha * s2 if method == "pos" else s1 - alpha * s2
+    return h - h.mean()
+
+
+def pulse_signal(rgb: np.ndarray, fs: float, method: str = "pos", window_s: float = 1.6) -> np.ndarray:
+    """The raw pulse of an (n, 3) RGB series by overlap-adding short POS/CHROM windows.
+
+    Causal: the value at frame i only uses frames <= i. Frames with a NaN (no face) contribute
+    nothing.
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    n = len(rgb)
+    w = max(int(round(window_s * fs)), 2)
+    out = np.zeros(n)
+    for end in range(w, n + 1):
+        seg = rgb[end - w:end]
+        if not np.all(np.isfinite(seg)):
+            continue
+        h = _projection(seg, method)
+        sd = h.std()
+        if sd > 0:
+            out[end - w:end] += h / sd
+    return out
+
+
+def bandpass(x: np.ndarray, fs: float, low: float = LOW_HZ, high: float = HIGH_HZ) -> np.ndarray:
+    """Detrend and band-pass a pulse (zero-phase; for a whole window, not the live edge)."""
+    x = signal.detrend(np.asarray(x, dtype=np.float64))
+    high = min(high, 0.45 * fs)
+    sos = signal.butter(3, [low, high], btype="bandpass", fs=fs, output="sos")
+    pad = min(len(x) - 1, 3 * int(fs))
+    return signal.sosfiltfilt(sos, x, padlen=max(pad, 0))
+
+
+@dataclass(frozen=True)
+class HrEstimate:
+    """Heart rate of one window: bpm, its SNR (dB), quality 0..1 and the beat intervals (s)."""
+
+    hr_bpm: float
+    snr_db: float
+    quality: float
+    rr_s: np.ndarray
+    beat_times: np.ndarray
+
+
+def snr_quality(snr_db: float) -> float:
+    """Map an SNR (dB) to a 0..1 quality."""
+    if not np.isfinite(snr_db):
+        return 0.0
+    return float(np.clip((snr_db - SNR_FLOOR_DB) / (SNR_GOOD_DB - SNR_FLOOR_DB), 0.0, 1.0))
+
+
+def spectrum_hr(pulse: np.ndarray, fs: float) -> tuple[float, float]:
+    """(heart rate in bpm, SNR in dB) of a band-passed pulse window from its periodogram."""
+    n = len(pulse)
+    nfft = max(4096, 1 << int(np.ceil(np.log2(max(n, 2)))))
+    freqs, power = signal.periodogram(pulse * np.hanning(n), fs=fs, nfft=nfft)
+    band = (freqs >= LOW_HZ) & (freqs <= min(HIGH_HZ, 0.45 * fs))
+    if not band.any() or power[band].sum() <= 0:
+        return float("nan"), float("-inf")
+    f0 = float(freqs[band][np.argmax(power[band])])
+    signal_mask = (np.abs(freqs - f0) <= 0.1) | (np.abs(freqs - 2 * f0) <= 0.2)
+    sig = power[band & signal_mask].sum()
+    noise = power[band & ~signal_mask].sum()
+    snr = 10 * np.log10(sig / noise) if noise > 0 else float("inf")
+    return 60.0 * f0, float(snr)
+
+
+def estimate_hr(rgb: np.ndarray, fs: float, method: str = "pos") -> HrEstimate:
+    """Heart rate of one window of RGB means (n, 3) sampled at ``fs`` frames per second."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if rgb.ndim != 2 or rgb.shape[1] != 3:
+        raise ValueError(f"rPPG needs an (n, 3) RGB array, got shape {rgb.shape}")
+    if len(rgb) < max(8, int(2 * fs)):
+        raise ValueError(f"rPPG needs at least 2 s of frames, got {len(rgb)} at {fs} fps")
+    pulse = bandpass(pulse_signal(rgb, fs, method), fs)
+    hr, snr = spectrum_hr(pulse, fs)
+    rr = np.empty(0)
+    beats = np.empty(0)
+    if np.isfinite(hr) and snr >= SNR_BEATS_DB:
+        # beats: peaks at least 60 % of the dominant period apart
+        peaks, _ = signal.find_peaks(pulse, distance=max(1, int(0.6 * fs * 60.0 / hr)))
+        beats = peaks / fs
+        rr = np.diff(beats)
+        period = 60.0 / hr
+        rr = rr[(rr > 0.6 * period) & (rr < 1.5 * period)]
+    return HrEstimate(hr, snr, snr_quality(snr), rr, beats)
+
+
+class RppgHeartRate(Processor):
+    """Streaming rPPG: ``RGB`` frames in, a ``HeartRate``-contract stream out (module docstring).
+
+    Every ``step_s`` seconds of frames it estimates the heart rate over the last ``window_s``.
+    Beats are published once (those newer than the previous estimate's end).
+    """
+
+    name = "rppg"
+
+    def __init__(self, method: str = "pos", window_s: float = 10.0, step_s: float = 1.0) -> None:
+        if method not in ("pos", "chrom"):
+            raise ValueError(f"unknown rPPG method {method!r} (pos or chrom)")
+        self.method, self.window_s, self.step_s = method, window_s, step_s
+        self._buf: dict[StreamInfo, tuple[list, list]] = {}
+        self._next: dict[StreamInfo, float] = {}
+        self._last_beat: dict[StreamInfo, float] = {}
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return info.type == "RGB" and all(c in info.channels for c in RGB_CHANNELS)
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        info = chunk.info
+        rows, times = self._buf.setdefault(info, ([], []))
+        rgb = np.column_stack([chunk.channel(c) for c in RGB_CHANNELS])
+        out_rows, out_ts = [], []
+        for i in range(len(chunk)):
+            t = float(chunk.timestamps[i])
+            rows.append(rgb[i])
+            times.append(t)
+            while times and times[0] < t - self.window_s:
+                times.pop(0)
+                rows.pop(0)
+            nxt = self._next.setdefault(info, times[0] + self.window_s)
+            if t < nxt:
+                continue
+            self._next[info] = t + self.step_s
+            ts = np.asarray(times)
+            fs = (len(ts) - 1) / (ts[-1] - ts[0]) if ts[-1] > ts[0] else 0.0
+            arr = np.asarray(rows)
+            valid = np.isfinite(arr).all(axis=1)
+            if fs <= 0 or valid.mean() < 0.8:
+                out_rows.append([np.nan, np.nan, 0.0, np.nan])
+                out_ts.append(t)
+                continue
+            if not valid.all():  # short face dropouts: hold the last value
+                arr = arr.copy()
+                for k in np.flatnonzero(~valid):
+                    arr[k] = arr[k - 1] if k > 0 else arr[np.flatnonzero(valid)[0]]
+            est = estimate_hr(arr, fs, self.method)
+            last = self._last_beat.get(info, -np.inf)
+            beat_ts = ts[0] + est.beat_times
+            new = [(bt, rr) for bt, rr in zip(beat_ts[1:], np.diff(beat_ts)) if bt > last
+                   and 0.6 * 60 / est.hr_bpm < rr < 1.5 * 60 / est.hr_bpm] if est.rr_s.size else []
+            # beats from the filter's edge are unreliable: keep those at least 1 s before the end
+            new = [(bt, rr) for bt, rr in new if bt <= t - 1.0]
+            if new:
+                for bt, rr in new:
+                    out_rows.append([60.0 / rr, rr, est.quality, est.snr_db])
+                    out_ts.append(bt)
+                self._last_beat[info] = new[-1][0]
+            else:
+                out_rows.append([est.hr_bpm, np.nan, est.quality, est.snr_db])
+                out_ts.append(t)
+        if not out_rows:
+            return []
+        order = np.argsort(out_ts, kind="stable")
+        out_info = StreamInfo(f"{info.viewer}-hr-rppg", "HeartRate", HR_CHANNELS, ("bpm", "s", "ratio", "dB"),
+                              0.0, f"engage-{info.viewer}-hr-rppg", viewer=info.viewer)
+        return [Chunk(out_info, np.asarray(out_rows, dtype=np.float64)[order], np.asarray(out_ts)[order])]
