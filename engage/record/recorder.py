@@ -176,7 +176,7 @@ class XdfRecorder:
         item.extra["next_offset"] = now + self.clock_offset_interval
         try:
             offset = item.inlet.time_correction(timeout=2.0)
-        except self._pylsl.LostError:
+        except self._pylsl.util.LostError:
             return
         except Exception as exc:  # noqa: BLE001 - a timed-out correction is tried again next time
             log.info("time_correction of %r failed: %s", item.info.name, exc)

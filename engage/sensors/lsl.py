@@ -237,7 +237,7 @@ class InletSet:
             return None
         try:
             samples, stamps = item.inlet.pull_chunk(timeout=0.0, max_samples=max_samples)
-        except self._pylsl.LostError:
+        except self._pylsl.util.LostError:
             self._mark_lost(item)
             return None
         n = len(stamps)
