@@ -220,7 +220,67 @@ def load_story(path: str | Path) -> Story:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StoryError(source, [f"not UTF-8 text (invalid byte at offset {exc.start})"]) from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_story_yaml_text(text, source=source)
     return load_story_text(text, source=source)
+
+
+def load_story_yaml_text(text: str, source: str = "<string>") -> Story:
+    """Parse a story from YAML text (the same keys as TOML: a ``story`` mapping and a ``scene``
+    list). Loading is safe: only plain YAML (mappings, lists, strings, numbers, booleans) is
+    accepted; a custom tag such as ``!!python/object`` is refused with an error naming it, and
+    nothing in the file is executed.
+
+    >>> load_story_yaml_text("story: !!python/object/apply:os.system [echo hi]")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    engage.narrative.story.StoryError: <string>: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed ...
+    """
+    import yaml
+
+    if len(text) > MAX_STORY_BYTES:
+        raise StoryError(source, [f"text is over the {MAX_STORY_BYTES // (1024 * 1024)} MB limit for a story"])
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(exc, "problem", "") or ""
+        m = re.search(r"tag '([^']+)'", tag)
+        name = m.group(1) if m else tag
+        where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
+        raise StoryError(source, [f"YAML tag {name!r} is not allowed{where}: stories are plain data, loaded "
+                                  "safely; nothing in them is executed"]) from None
+    except yaml.YAMLError as exc:
+        raise StoryError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise StoryError(source, ["not valid YAML: nested too deeply"]) from None
+    if not isinstance(doc, dict):
+        raise StoryError(source, [f"a YAML story must be a mapping with 'story' and 'scene', got {_type_name(doc)}"])
+    problems: list[str] = []
+    story = _build(doc, problems)
+    if problems or story is None:
+        raise StoryError(source, problems)
+    errors, _warnings = _graph_problems(story)
+    if errors:
+        raise StoryError(source, errors)
+    return story
+
+
+def open_story(path: str | Path) -> Any:
+    """A player for any story file: compiled ink JSON (``.json``) → :class:`~engage.narrative.ink.InkPlayer`,
+    TOML or YAML → :class:`GraphPlayer`. Raises :class:`StoryError` on any problem.
+
+    >>> open_story(default_story_path()).title
+    'Night Train'
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json" or path.name.endswith(".ink.json"):
+        from .ink import load_ink
+
+        return load_ink(path)
+    if path.suffix.lower() == ".ink":
+        raise StoryError(str(path), ["this is ink source; compile it to JSON first, e.g. "
+                                     "npx inkjs-compiler -o story.ink.json story.ink"])
+    return GraphPlayer(load_story(path))
 
 
 def load_story_text(text: str, source: str = "<string>") -> Story:
