@@ -32,6 +32,8 @@ class Adapter1(ServiceInterface):
 
     @method()
     def StartDiscovery(self):
+        if self.discovering:  # BlueZ: one discovery session per client
+            raise DBusError("org.bluez.Error.InProgress", "Operation already in progress")
         self.discovering = True
         self.emit_properties_changed({"Discovering": True})
         self.emu._on_discovery(True)

@@ -150,6 +150,8 @@ class StrapLink:
         self._gap_reason = ""
         self._last_data: float | None = None
         self.gaps: list[dict] = []
+        #: links of one supervisor share this lock: BlueZ allows one discovery per D-Bus client
+        self.scan_lock: asyncio.Lock | None = None
 
     @property
     def counters(self) -> Counter:
@@ -199,9 +201,12 @@ class StrapLink:
     async def _find(self):
         from bleak import BleakScanner
 
-        if self.by_address:
-            return await BleakScanner.find_device_by_address(self.target, timeout=self.scan_timeout)
-        return await BleakScanner.find_device_by_name(self.target, timeout=self.scan_timeout)
+        if self.scan_lock is None:
+            self.scan_lock = asyncio.Lock()
+        async with self.scan_lock:
+            if self.by_address:
+                return await BleakScanner.find_device_by_address(self.target, timeout=self.scan_timeout)
+            return await BleakScanner.find_device_by_name(self.target, timeout=self.scan_timeout)
 
     def _open_gap(self, now: float, reason: str) -> None:
         if self._gap_start is None:

@@ -6,9 +6,9 @@ once a second, then the radio and the host add latency). So:
 
 * :class:`DeviceClockMapper` keeps pairs (device time of an event, LSL time the host learnt of
   it). The host can only learn *after* the event, so the truth is the **lower envelope** of
-  those pairs: a line ``lsl = device + offset + drift·(device - ref)`` fitted through the
-  minima of time bins over a sliding window (continuous offset *and* drift estimation, never
-  one offset taken at the start), then lowered until no pair lies below it.
+  those pairs: a line ``lsl = device + offset + drift·(device - ref)`` along the lower convex
+  hull of a sliding window (continuous offset *and* drift estimation, never one offset taken
+  at the start), lowered until no recent pair lies below it.
 * :class:`BeatTimer` accumulates the RR ticks into a continuous device time line (sums of
   integer ticks: no rounding error builds up), so each beat's device time is known exactly;
   the mapper puts it on the LSL clock. Beats are back-dated from the notification that
@@ -32,12 +32,28 @@ import numpy as np
 from .hrm import RR_TICKS_PER_S
 
 
+def _lower_hull(x: np.ndarray, y: np.ndarray) -> list[int]:
+    """Indices of the lower convex hull of points sorted by ``x`` (Andrew's monotone chain)."""
+    hull: list[int] = []
+    for i in range(len(x)):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return hull
+
+
 class DeviceClockMapper:
     """Map a device's clock onto the LSL clock from (device time, arrival time) pairs.
 
-    ``window_s`` is the span of device time the fit looks at; ``bins`` the number of time bins
-    whose minima define the lower envelope; drift is estimated once the pairs span
-    ``min_drift_span_s`` and clipped to ``max_drift`` (a crystal is within a few hundred ppm).
+    ``window_s`` is the span of device time the drift fit looks at: the slope of the lower
+    convex hull of (device time, arrival - device time) under the window's middle, widened to
+    span at least half the window. Drift is estimated once the pairs span ``min_drift_span_s``
+    and clipped to ``max_drift`` (a crystal is within a few hundred ppm). The offset is the
+    lowest pair of the last ``anchor_s`` seconds under that slope.
 
     >>> m = DeviceClockMapper()
     >>> for d in range(0, 100):
@@ -46,12 +62,12 @@ class DeviceClockMapper:
     0.001
     """
 
-    def __init__(self, window_s: float = 120.0, bins: int = 8, min_drift_span_s: float = 20.0,
-                 max_drift: float = 1e-3, max_pairs: int = 4096) -> None:
+    def __init__(self, window_s: float = 600.0, min_drift_span_s: float = 60.0,
+                 max_drift: float = 3e-4, anchor_s: float = 60.0, max_pairs: int = 4096) -> None:
         self.window_s = float(window_s)
-        self.bins = int(bins)
         self.min_drift_span_s = float(min_drift_span_s)
         self.max_drift = float(max_drift)
+        self.anchor_s = float(anchor_s)
         self._pairs: deque[tuple[float, float]] = deque(maxlen=max_pairs)
         self.offset = 0.0
         self.drift = 0.0
@@ -79,24 +95,29 @@ class DeviceClockMapper:
     def _fit(self) -> None:
         p = np.asarray(self._pairs)
         d, off = p[:, 0], p[:, 1] - p[:, 0]
-        span = d[-1] - d[0]
         drift = self.drift
-        if span >= self.min_drift_span_s and len(d) >= 4:
-            edges = np.linspace(d[0], d[-1] + 1e-9, self.bins + 1)
-            idx = np.clip(np.searchsorted(edges, d, side="right") - 1, 0, self.bins - 1)
-            xs, ys = [], []
-            for b in range(self.bins):
-                sel = np.flatnonzero(idx == b)
-                if sel.size:
-                    j = sel[np.argmin(off[sel])]
-                    xs.append(d[j])
-                    ys.append(off[j])
-            if len(xs) >= 3:
-                drift = float(np.clip(np.polyfit(np.asarray(xs), np.asarray(ys), 1)[0], -self.max_drift, self.max_drift))
+        if d[-1] - d[0] >= self.min_drift_span_s and len(d) >= 4:
+            hull = _lower_hull(d, off)
+            if len(hull) >= 2:
+                # the hull edge under the middle of the window: the line below every pair that is
+                # closest to them on average (least total latency)
+                mid = 0.5 * (d[0] + d[-1])
+                k = int(np.clip(np.searchsorted(d[hull], mid) - 1, 0, len(hull) - 2))
+                i, j = hull[k], hull[k + 1]
+                # a short edge gives a noisy slope: widen it to the hull vertices a quarter-window away
+                span = d[-1] - d[0]
+                while d[j] - d[i] < 0.5 * span and (k > 0 or j != hull[-1]):
+                    if k > 0:
+                        k -= 1
+                        i = hull[k]
+                    if d[j] - d[i] < 0.5 * span and j != hull[-1]:
+                        j = hull[int(np.searchsorted(hull, j)) + 1]
+                drift = float(np.clip((off[j] - off[i]) / (d[j] - d[i]), -self.max_drift, self.max_drift))
         ref = float(d[-1])
         self.drift = drift
         self.ref = ref
-        self.offset = float(np.min(off - drift * (d - ref)))
+        recent = d >= ref - self.anchor_s  # anchored on recent pairs: a drift error cannot swing it far
+        self.offset = float(np.min((off - drift * (d - ref))[recent]))
         self._ready = True
 
     def map(self, device_s):

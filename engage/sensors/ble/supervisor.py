@@ -94,6 +94,9 @@ class BleSupervisor:
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
+        scan_lock = asyncio.Lock()
+        for link in self.links:
+            link.scan_lock = scan_lock
         self._ready.set()
         results = await asyncio.gather(*(link.run(self._stop) for link in self.links), return_exceptions=True)
         for link, r in zip(self.links, results):
