@@ -126,6 +126,10 @@ class XdfRecorder:
         self.started_at = pylsl.local_clock()
         self._thread = threading.Thread(target=self._loop, name="engage-recorder", daemon=True)
         self._thread.start()
+        # time_correction() blocks for a round trip (longer for a new or dying stream): on its own thread,
+        # so it never holds up the pulling of samples
+        self._offset_thread = threading.Thread(target=self._offset_loop, name="engage-recorder-clock", daemon=True)
+        self._offset_thread.start()
 
     @property
     def inlets(self):
@@ -144,8 +148,8 @@ class XdfRecorder:
                     next_resolve = now + self.resolve_interval
                     new, back = self._inlets.resolve()
                     for item in new:
-                        item.extra["sid"] = self.writer.add_stream_xml(item.xml)
                         item.extra["next_offset"] = 0.0
+                        item.extra["sid"] = self.writer.add_stream_xml(item.xml)
                     for item in back:
                         self._gap_closed(item)
                 got_any = False
@@ -154,7 +158,6 @@ class XdfRecorder:
                         if "gap" not in item.extra:
                             self._gap_opened(item)
                         continue
-                    self._clock_offset(item)
                     got = self._inlets.pull(item)
                     if got is not None:
                         got_any = True
@@ -169,13 +172,26 @@ class XdfRecorder:
             log.exception("recorder thread failed")
             self.error = RecordingError(f"{self.writer.name}: recording stopped: {type(exc).__name__}: {exc}")
 
+    def _offset_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for item in self.inlets:
+                    if not item.lost and "sid" in item.extra:
+                        self._clock_offset(item)
+                self._stop.wait(0.05)
+        except RecordingError as exc:
+            self.error = exc
+
     def _clock_offset(self, item) -> None:
         now = time.monotonic()
         if now < item.extra["next_offset"]:
             return
         item.extra["next_offset"] = now + self.clock_offset_interval
+        inlet = item.inlet
+        if inlet is None:
+            return
         try:
-            offset = item.inlet.time_correction(timeout=2.0)
+            offset = inlet.time_correction(timeout=2.0)
         except self._pylsl.util.LostError:
             return
         except Exception as exc:  # noqa: BLE001 - a timed-out correction is tried again next time
@@ -209,9 +225,11 @@ class XdfRecorder:
     # ------------------------------------------------------------------ end
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        for name in ("_thread", "_offset_thread"):
+            thread = getattr(self, name, None)
+            if thread is not None:
+                thread.join(timeout=5.0)
+                setattr(self, name, None)
         if self._inlets is not None:
             self._inlets.close()
 

@@ -1,0 +1,322 @@
+"""Recording LSL streams into XDF: identical read-back, alignment, dying streams, SIGKILL, other processes,
+and replaying a recording back onto LSL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyxdf
+
+from engage.core import Event, VirtualClock
+from engage.events.publishers import LslEventOutlet
+from engage.record import XdfRecorder, XdfWriter
+from engage.core import StreamInfo
+from engage.sensors.replay import XdfReplay, scan_xdf
+
+pylsl = pytest.importorskip("pylsl")
+pytestmark = pytest.mark.lsl
+
+
+def uid() -> str:
+    return f"pytest-{uuid.uuid4().hex[:10]}"
+
+
+def outlet(name, type_, n_ch, rate, source_id, fmt=None):
+    return pylsl.StreamOutlet(pylsl.StreamInfo(name, type_, n_ch, rate, fmt if fmt is not None else pylsl.cf_float32,
+                                               source_id))
+
+
+def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Pusher(threading.Thread):
+    """Pushes regular streams in real time, liblsl stamping each chunk as a device driver would.
+    ``value(i, t)`` gives the row of sample ``i`` at nominal time ``t`` seconds from the shared start."""
+
+    def __init__(self, outlets, value) -> None:
+        super().__init__(daemon=True)
+        self.outlets = outlets  # [(outlet, rate, n_ch)]
+        self.value = value
+        self.halt = threading.Event()
+        self.sent = [0] * len(outlets)
+        self.dead: set[int] = set()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self.halt.is_set():
+            elapsed = time.monotonic() - t0
+            for k, (o, rate, n_ch) in enumerate(self.outlets):
+                if k in self.dead:
+                    continue
+                due = int(elapsed * rate) + 1  # sample i exists from i / rate on
+                if due > self.sent[k]:
+                    idx = np.arange(self.sent[k], due)
+                    o.push_chunk(np.array([self.value(i, i / rate, n_ch) for i in idx], dtype=np.float32))
+                    self.sent[k] = due
+            time.sleep(0.004)
+
+    def kill(self, k: int) -> None:
+        """Stop pushing outlet ``k`` and drop the reference to it (so it can be destroyed)."""
+        self.dead.add(k)
+        time.sleep(0.05)
+        self.outlets[k] = (None, 0, 0)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(5)
+
+
+def load(path, **kw) -> dict[str, dict]:
+    streams, _ = pyxdf.load_xdf(str(path), **kw)
+    return {s["info"]["name"][0]: s for s in streams}
+
+
+def test_recorded_lsl_samples_and_timestamps_read_back_identically(tmp_path):
+    tag = uid()
+    eeg = outlet("eeg", "EEG", 4, 250, f"{tag}-eeg", pylsl.cf_double64)
+    mk = outlet("mk", "Markers", 1, 0, f"{tag}-mk", pylsl.cf_string)
+    path = tmp_path / "rec.xdf"
+    rec = XdfRecorder(path, [f"source_id={tag}-eeg", f"source_id={tag}-mk"], resolve_interval=0.1)
+    rec.start()
+    try:
+        wait_for(lambda: len(rec.inlets) == 2, what="both streams")
+        wait_for(lambda: eeg.have_consumers() and mk.have_consumers(), what="consumers")
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(500, 4))
+        t = 1000.0 + np.arange(500) / 250
+        for a in range(0, 500, 50):
+            eeg.push_chunk(x[a:a + 50], t[a:a + 50].tolist())
+        texts = ["start", '{"type":"scene.start","id":"é"}', "end"]
+        for i, s in enumerate(texts):
+            mk.push_sample([s], 1000.5 + i)
+        wait_for(lambda: rec.writer.samples_written >= 503, what="all samples recorded")
+    finally:
+        rec.close()
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
+    assert np.array_equal(s["eeg"]["time_series"], x) and np.array_equal(s["eeg"]["time_stamps"], t)
+    assert s["mk"]["time_series"] == [[v] for v in texts]
+    assert s["mk"]["time_stamps"].tolist() == [1000.5, 1001.5, 1002.5]
+    assert s["eeg"]["info"]["source_id"] == [f"{tag}-eeg"]  # the stream's own header, kept verbatim
+    assert len(s["eeg"]["clock_times"]) >= 1  # time_correction recorded as ClockOffset chunks
+    assert abs(s["eeg"]["clock_values"][0]) < 0.01  # same machine: (almost) no offset
+    assert scan_xdf(path).ok
+
+
+def test_two_streams_recorded_together_stay_aligned_within_5_ms(tmp_path):
+    tag = uid()
+    a = outlet("fast", "EEG", 2, 500, f"{tag}-a")
+    b = outlet("slow", "EDA", 1, 100, f"{tag}-b")
+    path = tmp_path / "two.xdf"
+    rec = XdfRecorder(path, [f"source_id={tag}-a", f"source_id={tag}-b"], resolve_interval=0.1,
+                      clock_offset_interval=0.5)
+    rec.start()
+    wait_for(lambda: a.have_consumers() and b.have_consumers(), what="consumers")
+    step_at = [1.0, 2.0, 3.0]  # both signals step together (nominal time), as if from one stimulus
+
+    def value(i, t, n_ch):
+        return [float(sum(t >= s for s in step_at))] * n_ch
+
+    pusher = Pusher([(a, 500, 2), (b, 100, 1)], value)
+    pusher.start()
+    time.sleep(4.0)
+    pusher.stop()
+    time.sleep(0.3)
+    rec.close()
+    s = load(path)  # pyxdf's synchronisation and dejittering, as users load LabRecorder files
+    for level in (1, 2, 3):
+        ta = s["fast"]["time_stamps"][np.argmax(s["fast"]["time_series"][:, 0] >= level)]
+        tb = s["slow"]["time_stamps"][np.argmax(s["slow"]["time_series"][:, 0] >= level)]
+        assert abs(ta - tb) < 0.005, f"step {level}: {1000 * (ta - tb):.2f} ms apart"
+
+
+def test_a_stream_that_dies_mid_recording_is_a_gap_and_the_recording_goes_on(tmp_path):
+    tag = uid()
+    a = outlet("survivor", "EEG", 1, 200, f"{tag}-a")
+    b = outlet("victim", "ECG", 1, 200, f"{tag}-b")
+    path = tmp_path / "gap.xdf"
+    gaps = []
+    rec = XdfRecorder(path, [f"source_id={tag}-a", f"source_id={tag}-b"], resolve_interval=0.1, on_gap=gaps.append)
+    rec.start()
+    wait_for(lambda: a.have_consumers() and b.have_consumers(), what="consumers")
+    pusher = Pusher([(a, 200, 1), (b, 200, 1)], lambda i, t, n: [t])
+    pusher.start()
+    time.sleep(1.0)
+    pusher.kill(1)
+    died = pylsl.local_clock()
+    del b  # the ECG device dies
+    wait_for(lambda: gaps, what="the gap")
+    time.sleep(1.0)
+    pusher.stop()
+    time.sleep(0.2)
+    rec.close()
+    assert rec.error is None
+    assert gaps[0].stream == "victim" and gaps[0].reason == "stream lost"
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
+    assert s["survivor"]["time_stamps"][-1] > died + 0.5  # recording went on
+    assert s["victim"]["time_stamps"][-1] < died + 0.05
+    logged = [Event.from_json(x[0]) for x in s["engage-record"]["time_series"]]
+    assert logged[0].type == "sensor.gap" and logged[0].evidence["stream"] == "victim"
+
+
+def _reader(stream, lines: list[str]) -> threading.Thread:
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+
+    th = threading.Thread(target=read, daemon=True)
+    th.start()
+    return th
+
+
+def _engage(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engage", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_sigkill_after_5_s_of_a_250_hz_stream_leaves_at_least_4_s_readable(tmp_path):
+    tag = uid()
+    o = outlet("ecg", "ECG", 1, 250, f"{tag}-ecg")
+    path = tmp_path / "killed.xdf"
+    proc = _engage("record", "-o", str(path), "--lsl", f"source_id={tag}-ecg", "--quiet")
+    err: list[str] = []
+    _reader(proc.stderr, err)
+    pusher = Pusher([(o, 250, 1)], lambda i, t, n: [float(i)])
+    try:
+        wait_for(lambda: any("recording 'ecg'" in line for line in err), timeout=60, what="the recorder")
+        wait_for(lambda: o.have_consumers(), what="the recorder's inlet")
+        pusher.start()
+        time.sleep(5.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        pusher.stop()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    s = load(path)
+    ts = s["ecg"]["time_stamps"]
+    assert ts[-1] - ts[0] >= 4.0 and len(ts) >= 1000
+    values = s["ecg"]["time_series"][:, 0]
+    assert np.array_equal(values, np.arange(values[0], values[0] + len(values)))  # nothing lost in between
+    replay = XdfReplay(path)  # and our own replay reads it as well
+    assert replay.streams()[0].name == "ecg" and replay.duration >= 4.0
+
+
+def test_events_published_by_a_pipeline_appear_in_a_recording_made_by_another_process(tmp_path):
+    from engage.sensors.simulated import SimulatedViewer
+    from engage.session import Session
+
+    session_id = uid()
+    path = tmp_path / "events.xdf"
+    proc = _engage("record", "-o", str(path), "--lsl", f"source_id=engage-events-{session_id}", "--quiet")
+    err: list[str] = []
+    _reader(proc.stderr, err)
+    events_out = tmp_path / "events.jsonl"
+    session = Session([SimulatedViewer(seed=3)], VirtualClock(0.0), story=None, events_out=events_out)
+    lsl_out = LslEventOutlet(session_id)
+    session.bus.subscribe(lsl_out)
+    try:
+        wait_for(lambda: lsl_out.have_consumers(), timeout=60, what="engage record to connect")
+        session.run(duration=240)
+        written = events_out.read_text().splitlines()
+        time.sleep(1.0)  # in flight, then flushed by the recorder
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        lsl_out.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(err)
+    assert "wrote" in out
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
+    got = [x[0] for x in s["engage-events"]["time_series"]]
+    assert len(written) > 3 and got == written
+    assert np.allclose(s["engage-events"]["time_stamps"], [json.loads(x)["timestamp"] for x in written])
+
+
+def test_record_cli_bad_input_is_clear(tmp_path):
+    tag = uid()
+    r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "x.xdf"), "--lsl",
+                        f"source_id={tag}-nothing", "--wait", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"no LSL stream matches 'source_id={tag}-nothing' after 1 s" in r.stderr
+    assert not (tmp_path / "x.xdf").exists()
+    for args, msg in [(["--lsl", "colour=red"], "unknown property 'colour'"),
+                      (["--lsl", "type=EEG", "--duration", "0"], "--duration must be positive")]:
+        r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "y.xdf"), *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "no" / "y.xdf"), "--lsl",
+                        "type=EEG"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_record_goes_on_when_only_some_predicates_match_and_stops_after_duration(tmp_path):
+    tag = uid()
+    o = outlet("eeg", "EEG", 1, 100, f"{tag}-eeg")
+    pusher = Pusher([(o, 100, 1)], lambda i, t, n: [1.0])
+    pusher.start()
+    path = tmp_path / "part.xdf"
+    try:
+        r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(path), "--lsl", f"source_id={tag}-eeg",
+                            "--lsl", f"source_id={tag}-none", "--wait", "1", "--duration", "3"],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        pusher.stop()
+    assert r.returncode == 0, r.stderr
+    assert f"warning: no LSL stream matches 'source_id={tag}-none'" in r.stderr
+    assert len(load(path)["eeg"]["time_stamps"]) > 50
+
+
+def test_replay_realtime_to_lsl_publishes_the_recording_at_its_pace(tmp_path):
+    tag = uid()
+    path = tmp_path / f"{tag}.xdf"
+    x = np.column_stack([np.arange(300.0), -np.arange(300.0)])
+    t = 50.0 + np.arange(300) / 100.0
+    with XdfWriter(path) as w:
+        sid = w.add_stream(StreamInfo("eeg", "EEG", ("a", "b"), ("uV", "uV"), 100.0, "src"))
+        w.write_samples(sid, x, t)
+        mid = w.add_stream(StreamInfo("mk", "Markers", ("m",), ("",), 0.0, "m", channel_format="string"))
+        w.write_samples(mid, [["go"], ["stop"]], [50.5, 52.5])
+    proc = _engage("replay", str(path), "--realtime", "--to-lsl", "--no-story", "--quiet", "--out", str(tmp_path / "o"))
+    try:
+        found = pylsl.resolve_byprop("source_id", f"engage-replay-{tag}-viewer-1-eeg", timeout=60)
+        assert found, "the replay's outlet did not appear"
+        inlet = pylsl.StreamInlet(found[0], recover=False)
+        got, stamps, arrival = [], [], []
+        deadline = time.monotonic() + 30
+        while len(got) < 300 and time.monotonic() < deadline:
+            try:
+                s, ts = inlet.pull_chunk(timeout=0.2)
+            except pylsl.util.LostError:
+                break
+            got += s
+            stamps += ts
+            arrival += [time.monotonic()] * len(ts)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()
+    # the outlet opens with the first chunk, so the very first samples may go out before we connect
+    n = len(got)
+    assert n > 200
+    assert np.array_equal(np.array(got), x[-n:])
+    assert np.allclose(np.diff(stamps), 0.01, atol=1e-6)  # the recording's own spacing, moved onto today's clock
+    assert abs(stamps[-1] - pylsl.local_clock()) < 30
+    assert arrival[-1] - arrival[0] > 1.0  # paced, not dumped at once
