@@ -110,7 +110,8 @@ class BlinkDetector:
                     self._half_down = self._crossing(t, openness, half)
                 elif openness >= half:
                     self._half_down = None
-                if openness < self.close_ratio * self._open:
+                was_open = self._prev is not None and self._prev[1] >= self.close_ratio * self._open
+                if openness < self.close_ratio * self._open and was_open:  # a blink starts from an open eye
                     self._closing, self._min, self._half_up = True, openness, None
                     self._onset = self._half_down if self._half_down is not None else t
             else:
@@ -119,7 +120,12 @@ class BlinkDetector:
                     self._half_up = self._crossing(t, openness, half)
                 elif openness < half:
                     self._half_up = None
-                if openness >= self.open_ratio * self._open:
+                if self._onset is not None and t - self._onset > self.max_blink_s and \
+                        openness < self.open_ratio * self._open:
+                    # too long for a blink: a closure (or a new, lower open level); stop freezing the level
+                    self.closures += 1
+                    self._closing, self._onset, self._min, self._half_down = False, None, np.inf, None
+                elif openness >= self.open_ratio * self._open:
                     offset = self._half_up if self._half_up is not None else t
                     if self._onset is not None and 0 < offset - self._onset <= self.max_blink_s:
                         blink = Blink(self._onset, offset, self._min / self._open)

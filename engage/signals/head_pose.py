@@ -41,7 +41,15 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float
         return (float("nan"),) * 3
     f = float(width)
     camera = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1]], dtype=np.float64)
-    ok, rvec, _ = cv2.solvePnP(_MODEL, image, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    # start from a frontal face at the distance its eye span implies: keeps the solver out of
+    # the mirrored (face turned away from the camera) solution
+    span = float(np.linalg.norm(image[3] - image[2]))
+    if span <= 0:
+        return (float("nan"),) * 3
+    z = f * 450.0 / span
+    tvec0 = np.array([[(image[0, 0] - width / 2.0) * z / f], [(image[0, 1] - height / 2.0) * z / f], [z]])
+    ok, rvec, _ = cv2.solvePnP(_MODEL, image, camera, None, rvec=np.zeros((3, 1)), tvec=tvec0,
+                               useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return (float("nan"),) * 3
     rot, _ = cv2.Rodrigues(rvec)

@@ -1,0 +1,299 @@
+"""``engage eval blinks`` and ``engage eval rppg``: validate the face pipeline on annotated video;
+``engage webcam``: the live pipeline on a camera (or a video file).
+
+Each ``eval`` command prints one JSON object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engage.core.errors import ConfigError, InputFileError
+
+from .common import FORMATTER
+
+ORDER = 40
+
+
+def register_eval(sub) -> None:
+    b = sub.add_parser(
+        "blinks", formatter_class=FORMATTER, help="blink detection against annotated blinks",
+        description="Runs MediaPipe FaceMesh and the adaptive blink detector over a video and compares\n"
+                    "the detected blinks with annotated ones: a detected blink matches a reference blink\n"
+                    "when their intervals overlap. Prints precision, recall, f1, n_reference, n_detected.",
+        epilog="examples:\n  engage eval blinks --video clip.mp4 --annotations blinks.csv\n"
+               "  engage eval blinks --video clip.mp4 --annotations blinks.csv --detections out.csv\n\n"
+               "annotations: CSV with columns video, onset_frame, offset_frame (0-based frame indices,\n"
+               "offset inclusive); rows of other videos are ignored.")
+    b.add_argument("--video", required=True, help="video file (any format OpenCV reads)")
+    b.add_argument("--annotations", required=True, help="CSV of reference blinks (see below)")
+    b.add_argument("--task", help="a MediaPipe FaceLandmarker .task model instead of the bundled FaceMesh")
+    b.add_argument("--detections", help="also write the detected blinks to this CSV")
+    b.set_defaults(func=run_blinks)
+
+    r = sub.add_parser(
+        "rppg", formatter_class=FORMATTER, help="heart rate from the skin colour of a video (POS/CHROM)",
+        description="Estimates heart rate by remote photoplethysmography over sliding 10 s windows\n"
+                    "and prints the median heart rate (hr_bpm) and the median SNR (snr_db); with\n"
+                    "--reference-bpm also the absolute error.",
+        epilog="examples:\n  engage eval rppg --video face.mp4\n"
+               "  engage eval rppg --video forehead.avi --roi frame --reference-bpm 85.4\n"
+               "  engage eval rppg --video face.mp4 --method chrom")
+    r.add_argument("--video", required=True, help="video file")
+    r.add_argument("--roi", choices=["face", "frame"], default="face",
+                   help="face: forehead and cheeks from the face landmarks (default); frame: the whole frame "
+                        "(for clips that are already a skin patch)")
+    r.add_argument("--method", choices=["pos", "chrom"], default="pos", help="rPPG projection (default: pos)")
+    r.add_argument("--window", type=float, default=10.0, help="window length in seconds (default: 10)")
+    r.add_argument("--reference-bpm", type=float, help="reference heart rate, to print the error")
+    r.add_argument("--task", help="a MediaPipe FaceLandmarker .task model (with --roi face)")
+    r.set_defaults(func=run_rppg)
+
+
+def register(sub) -> None:
+    w = sub.add_parser(
+        "webcam", formatter_class=FORMATTER, help="sense a viewer live from a webcam (or a video file)",
+        description="Captures a camera (index or URL) or a video file, runs MediaPipe face tracking on\n"
+                    "every frame and prints the face features once a second: attention, blinks, PERCLOS,\n"
+                    "head pose and the rPPG heart rate. Frames are never written unless --save-video is given.",
+        epilog="examples:\n  engage webcam                      camera 0 for a minute\n"
+               "  engage webcam --device 1 --seconds 300 --features-out face.csv\n"
+               "  engage webcam --video clip.mp4 --features-out face.csv\n"
+               "  engage webcam --save-video me.mp4  (writes the raw frames: only when you ask)")
+    w.add_argument("--device", default="0", help="camera index or stream URL (default: 0)")
+    w.add_argument("--video", help="a video file instead of a camera (replayed as fast as possible)")
+    w.add_argument("--seconds", type=float, default=60.0, help="how long to capture a camera (default: 60)")
+    w.add_argument("--task", help="a MediaPipe FaceLandmarker .task model (adds blendshapes)")
+    w.add_argument("--features-out", help="write the per-frame Face stream to this CSV")
+    w.add_argument("--save-video", help="also write the raw frames to this video file (off by default)")
+    w.add_argument("--screen", default="53x30@60", help="screen WIDTHxHEIGHT@DISTANCE in cm (default: 53x30@60)")
+    w.set_defaults(func=run_webcam)
+
+
+def _tracker(task: str | None):
+    from engage.signals.face_mesh import FaceLandmarkerTracker, FaceMeshTracker
+
+    return FaceLandmarkerTracker(task) if task else FaceMeshTracker()
+
+
+def read_blink_annotations(path: str | Path, video: str | Path, fps: float) -> list[tuple[float, float]]:
+    """Reference blink intervals (s) of ``video`` from an annotation CSV (``onset_frame``/``offset_frame``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{path}: annotation file not found")
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or ())
+        if not {"onset_frame", "offset_frame"} <= cols:
+            raise InputFileError(f"{path}: needs columns onset_frame and offset_frame (has {', '.join(sorted(cols))})")
+        out = []
+        for line, row in enumerate(reader, start=2):
+            if "video" in cols and row["video"] and Path(row["video"]).name != Path(video).name:
+                continue
+            try:
+                on, off = int(row["onset_frame"]), int(row["offset_frame"])
+            except (TypeError, ValueError):
+                raise InputFileError(f"{path}, line {line}: onset_frame/offset_frame must be integers") from None
+            if off < on or on < 0:
+                raise InputFileError(f"{path}, line {line}: offset_frame {off} before onset_frame {on}")
+            out.append((on / fps, (off + 1) / fps))
+    return out
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=None, leave=False, file=sys.stderr)
+
+
+def face_series(video: str | Path, task: str | None = None, rppg_roi: bool = True):
+    """(timestamps, Face rows, fps) of a whole video through the face analyzer."""
+    from engage.sensors.webcam import VideoFileSource
+    from engage.signals.face_mesh import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(_tracker(task), rppg_roi=rppg_roi)
+    src = VideoFileSource(video, analyzer=analyzer)
+    ts, rows = [], []
+    with _progress(src.frame_count, "face") as bar:
+        for t, frame in src.frames():
+            ts.append(t)
+            rows.append(analyzer(frame, t))
+            bar.update(1)
+    analyzer.close()
+    return np.asarray(ts), np.asarray(rows).reshape(-1, len(analyzer.channels)), src.fps
+
+
+def run_blinks(args: argparse.Namespace) -> int:
+    from engage.signals.blinks import detect_blinks, match_blinks
+    from engage.signals.face_mesh import FACE_CHANNELS
+
+    ts, rows, fps = face_series(args.video, args.task, rppg_roi=False)
+    reference = read_blink_annotations(args.annotations, args.video, fps)
+    ear = (rows[:, FACE_CHANNELS.index("ear_left")] + rows[:, FACE_CHANNELS.index("ear_right")]) / 2
+    ear[rows[:, 0] < 0.5] = np.nan
+    blinks = detect_blinks(ts, ear)
+    detected = [(b.onset, b.offset) for b in blinks]
+    if args.detections:
+        with open(args.detections, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["onset_s", "offset_s", "duration_s", "depth"])
+            for b in blinks:
+                w.writerow([f"{b.onset:.4f}", f"{b.offset:.4f}", f"{b.duration:.4f}", f"{b.depth:.3f}"])
+    result = match_blinks(detected, reference)
+    result.update({"frames": int(len(ts)), "face_frames": int(np.sum(rows[:, 0] > 0.5)), "fps": round(fps, 3)})
+    for b in blinks:
+        print(f"blink {b.onset:7.3f}–{b.offset:7.3f} s  {1000 * b.duration:4.0f} ms  depth {b.depth:.2f}")
+    print(json.dumps(result))
+    return 0
+
+
+def frame_rgb(video: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """(timestamps, mean RGB of each whole frame, fps) of a video."""
+    from engage.sensors.webcam import VideoFileSource
+
+    src = VideoFileSource(video, analyzer=None)
+    ts, rgb = [], []
+    with _progress(src.frame_count, "frames") as bar:
+        for t, frame in src.frames():
+            ts.append(t)
+            rgb.append(frame.reshape(-1, 3).mean(axis=0)[::-1])
+            bar.update(1)
+    return np.asarray(ts), np.asarray(rgb).reshape(-1, 3), src.fps
+
+
+def rppg_windows(rgb: np.ndarray, fps: float, method: str = "pos", window_s: float = 10.0,
+                 step_s: float = 1.0) -> list:
+    """Heart-rate estimates over sliding windows of an RGB series (NaN frames held over)."""
+    from engage.signals.rppg import estimate_hr
+
+    rgb = np.asarray(rgb, dtype=np.float64).copy()
+    valid = np.isfinite(rgb).all(axis=1)
+    if valid.mean() < 0.5:
+        return []
+    first = np.flatnonzero(valid)[0]
+    for k in range(len(rgb)):
+        if not valid[k]:
+            rgb[k] = rgb[k - 1] if k > 0 else rgb[first]
+    w = int(round(window_s * fps))
+    if len(rgb) < w:
+        w = len(rgb)
+    step = max(1, int(round(step_s * fps)))
+    return [estimate_hr(rgb[s:s + w], fps, method) for s in range(0, len(rgb) - w + 1, step)]
+
+
+def run_rppg(args: argparse.Namespace) -> int:
+    from engage.signals.face_mesh import FACE_CHANNELS
+
+    if args.window < 4:
+        raise ConfigError("--window must be at least 4 s")
+    if args.roi == "frame":
+        ts, rgb, fps = frame_rgb(args.video)
+    else:
+        ts, rows, fps = face_series(args.video, args.task)
+        rgb = rows[:, [FACE_CHANNELS.index(c) for c in ("r", "g", "b")]]
+    if len(ts) < 2 * fps:
+        raise InputFileError(f"{args.video}: {len(ts)} frames; rPPG needs at least 2 s of video")
+    estimates = rppg_windows(rgb, fps, args.method, args.window)
+    if not estimates:
+        result = {"hr_bpm": None, "snr_db": None, "windows": 0, "reason": "face found in fewer than half the frames"}
+    else:
+        hr = float(np.median([e.hr_bpm for e in estimates]))
+        snr = float(np.median([e.snr_db for e in estimates]))
+        result = {"hr_bpm": round(hr, 2), "snr_db": round(snr, 2), "windows": len(estimates),
+                  "quality": round(float(np.median([e.quality for e in estimates])), 3)}
+        if args.reference_bpm is not None:
+            result["abs_error_bpm"] = round(abs(hr - args.reference_bpm), 2)
+    result.update({"method": args.method, "roi": args.roi, "frames": int(len(ts)), "fps": round(fps, 3)})
+    print(json.dumps(result))
+    return 0
+
+
+def _screen(spec: str):
+    from engage.signals.gaze import ScreenGeometry
+
+    try:
+        size, dist = spec.split("@")
+        w, h = size.lower().split("x")
+        return ScreenGeometry(width_cm=float(w), height_cm=float(h), distance_cm=float(dist))
+    except ValueError:
+        raise ConfigError(f"--screen {spec!r}: expected WIDTHxHEIGHT@DISTANCE in cm, e.g. 53x30@60") from None
+
+
+def run_webcam(args: argparse.Namespace) -> int:
+    import time
+
+    from engage.core import Chunk, Context, EventBus, LslClock, VirtualClock
+    from engage.sensors.webcam import VideoFileSource, WebcamSource
+    from engage.signals.face import FaceFeatures
+    from engage.signals.face_mesh import FaceAnalyzer
+    from engage.signals.rppg import RppgHeartRate
+
+    screen = _screen(args.screen)
+    analyzer = FaceAnalyzer(_tracker(args.task), screen=screen)
+    if args.video:
+        source = VideoFileSource(args.video, analyzer=analyzer, save_video=args.save_video)
+        clock = VirtualClock(0.0)
+    else:
+        device = int(args.device) if args.device.isdigit() else args.device
+        source = WebcamSource(device, analyzer=analyzer, save_video=args.save_video)
+        clock = LslClock()
+    bus = EventBus()
+    bus.subscribe(lambda e: print(f"{e.timestamp:10.2f}  {e.type}  {json.dumps(e.evidence)}", file=sys.stderr))
+    ctx = Context(clock, bus)
+    features, rppg = FaceFeatures(), RppgHeartRate()
+    for part in (source, features, rppg):
+        part.start(ctx)
+    out = open(args.features_out, "w", newline="") if args.features_out else None
+    writer = csv.writer(out) if out else None
+    if writer:
+        writer.writerow(["timestamp", *source.streams()[0].channels])
+    start = clock.now() if not args.video else 0.0
+    last_print, hr = -1.0, float("nan")
+    try:
+        while True:
+            now = clock.now() if not args.video else (source.next_time() or 0.0) + 0.5
+            for chunk in source.read(now):
+                if writer:
+                    for t, row in zip(chunk.timestamps, chunk.data):
+                        writer.writerow([f"{t:.4f}", *(f"{v:.5g}" for v in row)])
+                ff = features.process(chunk)
+                if chunk.info.type == "Face":
+                    rgb_info = _rgb_info(chunk.info)
+                    rgb = Chunk(rgb_info, chunk.data[:, [chunk.info.index(c) for c in "rgb"]], chunk.timestamps)
+                    for h in rppg.process(rgb):
+                        finite = h.channel("hr_bpm")[np.isfinite(h.channel("hr_bpm"))]
+                        if finite.size:
+                            hr = float(np.median(finite))
+                for f in ff:
+                    t = f.last_time
+                    if t - last_print >= 1.0:
+                        last_print = t
+                        row = dict(zip(f.info.channels, f.data[-1]))
+                        print(f"{t - start:7.1f} s  face {int(row['face_present'])}  on-screen {int(row['on_screen'])}  "
+                              f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  "
+                              f"HR(rPPG) {hr:5.1f}")
+            if source.exhausted or (not args.video and clock.now() - start >= args.seconds):
+                break
+            if not args.video:
+                time.sleep(0.02)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.stop()
+        analyzer.close()
+        if out:
+            out.close()
+    return 0
+
+
+def _rgb_info(face_info):
+    from engage.core import StreamInfo
+
+    return StreamInfo(f"{face_info.viewer}-face-rgb", "RGB", ("r", "g", "b"), ("a.u.",) * 3, face_info.nominal_rate,
+                      f"engage-{face_info.viewer}-face-rgb", viewer=face_info.viewer)

