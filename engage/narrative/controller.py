@@ -369,7 +369,7 @@ class Controller(Processor):
                             evidence={"trigger": None})
         else:
             choice = self._choose(current, options, now)
-        if choice.rule not in ("authored", "only", "fallback") and choice.scene.id != options[0].id:
+        if choice.rule not in ("authored", "only", "fallback", "untagged") and choice.scene.id != options[0].id:
             self.plot_changes += 1
         scene = self.player.follow(choice.scene.id)
         if scene is not choice.scene:

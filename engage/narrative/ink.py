@@ -247,6 +247,8 @@ class InkPlayer:
                 intensity = DEFAULT_INTENSITY
             extra = {k: v for k, v in tags.items() if k != "intensity"}
             extra["choice_index"] = i
+            if "intensity" not in tags:
+                extra["untagged"] = True
             out.append(Scene(f"c{i}", text or f"choice {i + 1}", "", float(intensity), str(tags.get("tone", "neutral")),
                              MIN_SCENE_S, str(tags.get("palette", "neutral")), (), (), True, MappingProxyType(extra)))
         return tuple(out)

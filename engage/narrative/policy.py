@@ -135,6 +135,11 @@ class DirectorPolicy:
         if not may_change:
             chosen, prob, rule = authored, 1.0, "authored"
             what = f"authored path '{authored.title}' (intensity {authored.intensity:.2f}); no plot change: {why_not}"
+        elif all((o.tags or {}).get("untagged") for o in allowed):
+            # Nothing tells the options apart (an untagged ink story): explore, uniformly.
+            idx = int(self.rng.integers(len(allowed)))
+            chosen, prob, rule = allowed[idx], 1.0 / len(allowed), "untagged"
+            what = f"options carry no intensity: '{chosen.title}' drawn uniformly (p={prob:.2f})"
         elif self.mode == "greedy":
             chosen = min(allowed, key=lambda o: abs(o.intensity - target))
             prob, rule = 1.0, "director"
@@ -145,7 +150,7 @@ class DirectorPolicy:
             chosen, prob, rule = allowed[idx], float(probs[idx]), "thompson"
             what = self._what(chosen, allowed, target) + f" (p={prob:.2f})"
             evidence["probabilities"] = {o.id: round(float(p), 4) for o, p in zip(allowed, probs)}
-        if chosen.id != authored.id:
+        if chosen.id != authored.id and rule != "untagged":
             fate = act if (chosen.tags or {}).get("fate_point") else None
             d.record_change(now, fate)
             evidence["plot_change"] = True
