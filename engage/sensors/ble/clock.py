@@ -141,17 +141,17 @@ class BeatTimer:
     def __init__(self, mapper: DeviceClockMapper | None = None, gap_s: float = 2.0) -> None:
         self.mapper = mapper or DeviceClockMapper()
         self.gap_s = float(gap_s)
-        self._ticks = 0
+        self._ticks = 0.0
         self.resyncs = 0
         self.beats = 0
 
     def new_segment(self) -> None:
         """Beat continuity is lost (a reconnection): start a new device time line."""
-        self._ticks = 0
+        self._ticks = 0.0
         self.mapper.reset(keep_drift=True)
 
     def feed(self, arrival_s: float, rr_ticks: Sequence[int]) -> np.ndarray:
-        rr = np.asarray(rr_ticks, dtype=np.int64)
+        rr = np.asarray(rr_ticks, dtype=np.float64)  # integer ticks from a strap; exact sums up to 2**53
         if rr.size == 0:
             return np.empty(0)
         ends = self._ticks + np.cumsum(rr)
@@ -161,7 +161,7 @@ class BeatTimer:
             self.new_segment()
             ends = np.cumsum(rr)
             last = float(ends[-1]) / RR_TICKS_PER_S
-        self._ticks = int(ends[-1])
+        self._ticks = float(ends[-1])
         self.mapper.add(last, arrival_s)
         self.beats += int(rr.size)
         return np.atleast_1d(self.mapper.map(ends / RR_TICKS_PER_S))
