@@ -241,3 +241,33 @@ def test_outlet_sink_publishes_derived_streams_with_metadata():
         stamps += t
     assert got == rows and stamps == [101.0, 102.0]
     sink.close()
+
+
+def test_lsl_and_record_commands_have_help_with_examples():
+    import subprocess
+    import sys
+
+    for args in (["lsl", "--help"], ["lsl", "list", "--help"], ["record", "--help"], ["replay", "--help"]):
+        r = subprocess.run([sys.executable, "-m", "engage", *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "example" in r.stdout, args
+    r = subprocess.run([sys.executable, "-m", "engage", "replay", "--help"], capture_output=True, text=True, timeout=120)
+    assert "--realtime" in r.stdout and "--to-lsl" in r.stdout
+
+
+@pytest.mark.lsl
+def test_lsl_list_shows_a_visible_stream():
+    import json
+    import subprocess
+    import sys
+
+    tag = uid()
+    o = outlet("listed", "Probe", 2, 50, f"{tag}-listed")
+    r = subprocess.run([sys.executable, "-m", "engage", "lsl", "list", "--json", "--predicate", f"source_id={tag}-listed",
+                        "--timeout", "3"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(d["name"], d["type"], d["channel_count"]) for d in rows] == [("listed", "Probe", 2)]
+    r = subprocess.run([sys.executable, "-m", "engage", "lsl", "list", "--timeout", "0"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "--timeout must be positive" in r.stderr
+    del o

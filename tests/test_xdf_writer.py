@@ -281,3 +281,39 @@ def test_runtime_with_recorder_sink_is_not_affected_by_a_full_disk(tmp_path):
 
     stats = Runtime(VirtualClock(), [SimulatedViewer(seed=1)], [sink]).run(duration=5)
     assert stats.steps == 50 and rec.error is not None and "disk full" in str(rec.error)
+
+
+def test_a_corrupt_chunk_mid_file_names_its_offset_and_the_chunks_before_it_replay(tmp_path):
+    """Damage one Samples chunk in the middle of a file we wrote: the replay names the byte offset and
+    hands out every sample of the chunks before it."""
+    path = tmp_path / "c.xdf"
+    with XdfWriter(path) as w:
+        sid = w.add_stream(EEG)
+        offsets = []
+        for k in range(10):
+            w.flush()
+            offsets.append(w._committed)
+            w.write_samples(sid, np.full((10, 3), float(k)), k + np.arange(10) / 100)
+    raw = bytearray(path.read_bytes())
+    bad = offsets[6]
+    raw[bad] = 3  # a length-byte count that XDF does not have
+    path.write_bytes(bytes(raw))
+    src = XdfReplay(path)
+    assert src.problem is not None and f"byte {bad}" in src.problem
+    from engage.core import Processor
+
+    class Take(Processor):
+        def __init__(self):
+            self.rows = []
+
+        def accepts(self, info):
+            return True
+
+        def process(self, c):
+            self.rows.append(c.data)
+            return []
+
+    take = Take()
+    Runtime(VirtualClock(), [src], [take]).run()
+    got = np.concatenate(take.rows)
+    assert np.array_equal(got[:, 0], np.repeat(np.arange(6.0), 10))
