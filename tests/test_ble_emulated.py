@@ -3,7 +3,6 @@ scan, connect, notifications carrying known measurements, forced disconnects, re
 with backoff, ``sensor.gap`` events, Polar PMD ECG, and beat times from a real MIT-BIH series."""
 
 import asyncio
-import os
 import shutil
 import time
 
@@ -21,34 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="dbu
 
 pylsl = pytest.importorskip("pylsl")
 
-
-@pytest.fixture(scope="module")
-def bluez():
-    from support.bluez_emulator import EmulatedBlueZ
-    from support.private_bus import PrivateBus
-
-    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    with PrivateBus() as bus:
-        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
-        try:
-            with EmulatedBlueZ(bus.address) as emu:
-                yield emu
-        finally:
-            if old is None:
-                os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-            else:
-                os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
-
-
-_n = iter(range(1, 1000))
-
-
-@pytest.fixture
-def strap(bluez):
-    def make(**kw):
-        i = next(_n)
-        return bluez.add_strap(f"A0:9E:1A:00:10:{i:02X}", f"Polar H10 {i:04X}", **kw)
-    return make
+from support.ble_fixtures import bluez, strap  # noqa: E402,F401 - fixtures
 
 
 def wait_for(pred, timeout=5.0, step=0.005):
