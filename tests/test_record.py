@@ -320,3 +320,28 @@ def test_replay_realtime_to_lsl_publishes_the_recording_at_its_pace(tmp_path):
     assert np.allclose(np.diff(stamps), 0.01, atol=1e-6)  # the recording's own spacing, moved onto today's clock
     assert abs(stamps[-1] - pylsl.local_clock()) < 30
     assert arrival[-1] - arrival[0] > 1.0  # paced, not dumped at once
+
+
+def test_a_stream_back_with_another_layout_is_recorded_as_a_new_stream(tmp_path):
+    tag = uid()
+    o = outlet("dev", "EEG", 1, 100, f"{tag}-dev")
+    path = tmp_path / "relayout.xdf"
+    gaps = []
+    rec = XdfRecorder(path, [f"source_id={tag}-dev"], resolve_interval=0.1, on_gap=gaps.append)
+    rec.start()
+    try:
+        wait_for(lambda: o.have_consumers(), what="consumer")
+        o.push_chunk(np.ones((10, 1), dtype=np.float32))
+        wait_for(lambda: rec.writer.samples_written >= 10, what="first samples")
+        del o
+        wait_for(lambda: gaps, what="the loss")
+        o = outlet("dev", "EEG", 3, 100, f"{tag}-dev")  # same source_id, now three channels
+        wait_for(lambda: o.have_consumers(), what="the new consumer")
+        o.push_chunk(np.full((10, 3), 2.0, dtype=np.float32))
+        wait_for(lambda: rec.writer.samples_written >= 20, what="samples of the new layout")
+    finally:
+        rec.close()
+    assert rec.error is None and rec.bad_chunks == 0
+    streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=False, dejitter_timestamps=False)
+    shapes = sorted(np.asarray(s["time_series"]).shape for s in streams if s["info"]["name"] == ["dev"])
+    assert shapes == [(10, 1), (10, 3)]

@@ -70,6 +70,8 @@ class XdfRecorder:
         self.session = session
         self.on_gap = on_gap
         self.gaps: list[RecordedGap] = []
+        #: Chunks that could not be recorded (a stream whose samples do not fit its header).
+        self.bad_chunks = 0
         self._error: RecordingError | None = None
         self._ids: dict[StreamInfo, int] = {}
         self._stop = threading.Event()
@@ -161,7 +163,12 @@ class XdfRecorder:
                     got = self._inlets.pull(item)
                     if got is not None:
                         got_any = True
-                        self.writer.write_samples(item.extra["sid"], got[0], got[1])
+                        try:
+                            self.writer.write_samples(item.extra["sid"], got[0], got[1])
+                        except ValueError as exc:  # one malformed stream never stops the recording
+                            self.bad_chunks += 1
+                            log.warning("%s: stream %r: chunk not recorded: %s", self.writer.name, item.info.name, exc)
+                            continue
                         item.extra["last_stamp"] = float(got[1][-1])
                 self.writer.maybe_flush()
                 if not got_any:

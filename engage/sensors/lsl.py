@@ -197,6 +197,14 @@ class InletSet:
                 known = self.inlets.get(key)
                 if known is not None and (not known.lost or info.uid() == known.lost_uid):
                     continue
+                if known is not None and (info.channel_count() != known.info.channel_count
+                                          or (info.channel_format() == self._pylsl.cf_string) != known.string):
+                    # back under the same source_id but with another layout: a new stream, not a continuation
+                    known.lost_uid = info.uid()
+                    key = f"{key}#{info.uid()}"
+                    if key in self.inlets:
+                        continue
+                    known = None
                 try:
                     inlet, full = self._open(info)
                 except Exception as exc:  # noqa: BLE001 - a stream that vanished while opening is tried again later
