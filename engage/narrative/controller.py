@@ -442,9 +442,11 @@ class Controller(Processor):
             "previous": previous.id if previous is not None else None}, source=self.name))
         if self.rewriter is not None:  # prepared while this scene plays; never waited for
             try:
-                upcoming = self.player.options(scene)
-                self.rewriter.prepare(len(self.decisions), [self.player.peek(o.id) for o in upcoming],
-                                      self._rewrite_context(scene))
+                upcoming = [self.player.peek(o.id) for o in self.player.options(scene)]
+                cut = scene.tags.get("cut_to") if scene.tags else None
+                if isinstance(cut, str) and hasattr(self.player, "peek_cut"):
+                    upcoming.append(self.player.peek_cut(cut))
+                self.rewriter.prepare(len(self.decisions), upcoming, self._rewrite_context(scene))
             except Exception:  # noqa: BLE001 - rewriting is optional; the authored scenes play
                 self.ctx.counters[f"{self.name}.rewrite_errors"] += 1
                 log.exception("%s: preparing rewrites after %r failed", self.name, scene.id)

@@ -45,6 +45,9 @@ MIN_SCENE_S, MAX_SCENE_S = 8.0, 90.0
 #: A playthrough longer than this many scenes is reported as not ending (a loop in the story).
 MAX_SCENES = 5000
 
+#: The id of the single option where a scene runs on into the next knot without a choice.
+NEXT = "next"
+
 _TAG = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*(.*?))?\s*$")
 
 
@@ -176,6 +179,7 @@ class InkPlayer:
             if own:
                 self._by_tags.setdefault(own, k)
         self.current: Scene | None = None
+        self._carry: tuple[str, list[str], str] | None = None
         self._count = 0
         self._options: tuple[Scene, ...] = ()
 
@@ -193,17 +197,27 @@ class InkPlayer:
         lines: list[str] = []
         tags: dict[str, Any] = {}
         guard = 0
+        if self._carry is not None:  # the first line of a knot that ended the previous scene
+            text, line_tags, knot = self._carry
+            self._carry = None
+            lines.append(text)
+            entered.append(knot)
+            tags.update(parse_tags(line_tags))
         while self._ink.can_continue():
             try:
-                lines.append(self._ink.cont())
+                text = self._ink.cont()
                 line_tags = list(self._ink.get_current_tags())
-                knot = self._by_tags.get(tuple(line_tags)) if line_tags else None
-                if knot is not None:
-                    entered.append(knot)
-                for k, v in parse_tags(line_tags).items():
-                    tags.setdefault(k, v)
             except RuntimeError as exc:
                 raise StoryError(self.source, [f"ink runtime error while playing: {exc}"]) from None
+            knot = self._by_tags.get(tuple(line_tags)) if line_tags else None
+            if knot is not None and lines:  # a tagged knot starts a new scene
+                self._carry = (text, line_tags, knot)
+                break
+            lines.append(text)
+            if knot is not None:
+                entered.append(knot)
+            for k, v in parse_tags(line_tags).items():
+                tags.setdefault(k, v)
             guard += 1
             if guard > 100_000:
                 raise StoryError(self.source, ["a scene produced over 100000 lines without a choice (a loop?)"])
@@ -237,6 +251,13 @@ class InkPlayer:
                      str(tags.get("palette", "neutral")), cast_t, (), interruptible, MappingProxyType(clean))
 
     def _make_options(self) -> tuple[Scene, ...]:
+        if self._carry is not None:  # no choice here: the story simply goes on into the next knot
+            own = self._knot_tags(self._carry[2])
+            intensity = own.get("intensity", DEFAULT_INTENSITY)
+            if not isinstance(intensity, float) or not 0.0 <= intensity <= 1.0:
+                intensity = DEFAULT_INTENSITY
+            return (Scene(NEXT, self._carry[2], "", float(intensity), str(own.get("tone", "neutral")), MIN_SCENE_S,
+                          str(own.get("palette", "neutral")), (), (), True, MappingProxyType({"continue": True})),)
         choices = self._ink.get_current_choices()
         out = []
         for i in range(len(choices)):
@@ -258,6 +279,7 @@ class InkPlayer:
     def begin(self) -> Scene:
         """Start (again) from the top; returns the first scene."""
         self._ink.reset_state()
+        self._carry = None
         self._count = 0
         self.current = self._read()
         self._options = self._make_options()
@@ -270,17 +292,33 @@ class InkPlayer:
     def peek(self, option_id: str) -> Scene:
         """The scene an option leads to, without committing to it (the state is restored)."""
         saved = self._ink.save_state()
-        count = self._count
+        count, carry = self._count, self._carry
         try:
-            self._ink.choose_choice_index(self._index(option_id))
+            if option_id != NEXT:
+                self._ink.choose_choice_index(self._index(option_id))
             return self._read()
         finally:
             self._ink.load_state(saved)
-            self._count = count
+            self._count, self._carry = count, carry
+
+    def peek_cut(self, target: str) -> Scene:
+        """The scene a ``cut_to`` jump would play, without taking it."""
+        if target not in self.knots:
+            raise StoryError(self.source, [f"cut_to target {target!r} is not a knot"])
+        saved = self._ink.save_state()
+        count, carry = self._count, self._carry
+        try:
+            self._carry = None
+            self._ink.choose_path_string(target)
+            return self._read()
+        finally:
+            self._ink.load_state(saved)
+            self._count, self._carry = count, carry
 
     def follow(self, option_id: str) -> Scene:
         """Take an option; returns the scene it leads to."""
-        self._ink.choose_choice_index(self._index(option_id))
+        if option_id != NEXT:
+            self._ink.choose_choice_index(self._index(option_id))
         self.current = self._read()
         self._options = self._make_options()
         return self.current
@@ -289,6 +327,7 @@ class InkPlayer:
         """Jump to a knot (a ``cut_to`` tag); :class:`StoryError` if there is no such knot."""
         if target not in self.knots:
             raise StoryError(self.source, [f"cut_to target {target!r} is not a knot"])
+        self._carry = None
         self._ink.choose_path_string(target)
         self.current = self._read()
         self._options = self._make_options()

@@ -615,6 +615,9 @@ class GraphPlayer:
     def peek(self, option_id: str) -> Scene:
         return self.story.scene(option_id)
 
+    def peek_cut(self, target: str) -> Scene:
+        return self.story.scene(target)
+
     def follow(self, option_id: str) -> Scene:
         self.current = self.story.scene(option_id)
         return self.current
