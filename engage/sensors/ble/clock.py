@@ -53,7 +53,8 @@ class DeviceClockMapper:
     convex hull of (device time, arrival - device time) under the window's middle, widened to
     span at least half the window. Drift is estimated once the pairs span ``min_drift_span_s``
     and clipped to ``max_drift`` (a crystal is within a few hundred ppm). The offset is the
-    lowest pair of the last ``anchor_s`` seconds under that slope.
+    lowest pair of the last ``anchor_s`` seconds under that slope; the slope is refitted every
+    ``refit_s`` seconds of device time.
 
     >>> m = DeviceClockMapper()
     >>> for d in range(0, 100):
@@ -63,11 +64,14 @@ class DeviceClockMapper:
     """
 
     def __init__(self, window_s: float = 600.0, min_drift_span_s: float = 60.0,
-                 max_drift: float = 3e-4, anchor_s: float = 60.0, max_pairs: int = 4096) -> None:
+                 max_drift: float = 3e-4, anchor_s: float = 60.0, refit_s: float = 5.0,
+                 max_pairs: int = 4096) -> None:
         self.window_s = float(window_s)
         self.min_drift_span_s = float(min_drift_span_s)
         self.max_drift = float(max_drift)
         self.anchor_s = float(anchor_s)
+        self.refit_s = float(refit_s)
+        self._fitted_at: float | None = None
         self._pairs: deque[tuple[float, float]] = deque(maxlen=max_pairs)
         self.offset = 0.0
         self.drift = 0.0
@@ -82,6 +86,7 @@ class DeviceClockMapper:
         """Forget the pairs (a new device time line); keep the drift estimate unless told not to."""
         self._pairs.clear()
         self._ready = False
+        self._fitted_at = None
         if not keep_drift:
             self.drift = 0.0
 
@@ -96,7 +101,9 @@ class DeviceClockMapper:
         p = np.asarray(self._pairs)
         d, off = p[:, 0], p[:, 1] - p[:, 0]
         drift = self.drift
-        if d[-1] - d[0] >= self.min_drift_span_s and len(d) >= 4:
+        due = self._fitted_at is None or abs(d[-1] - self._fitted_at) >= self.refit_s
+        if due and d[-1] - d[0] >= self.min_drift_span_s and len(d) >= 4:
+            self._fitted_at = float(d[-1])
             hull = _lower_hull(d, off)
             if len(hull) >= 2:
                 # the hull edge under the middle of the window: the line below every pair that is
