@@ -32,8 +32,9 @@ def register(sub) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from engage.core.errors import ConfigError
-    from engage.sensors.lsl import list_streams
+    from engage.sensors.lsl import list_streams, quiet_liblsl
 
+    quiet_liblsl()
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {args.timeout}")
     predicate = args.predicate or (f"type={args.type}" if args.type else None)

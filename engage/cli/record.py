@@ -40,8 +40,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engage.record import RecordingError, XdfRecorder
-    from engage.sensors.lsl import list_streams, parse_predicate
+    from engage.sensors.lsl import list_streams, quiet_liblsl, parse_predicate
 
+    quiet_liblsl()
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
     if args.wait <= 0:

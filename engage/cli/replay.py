@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     extra = []
     event_outlet = None
     if args.to_lsl:
+        from engage.sensors.lsl import quiet_liblsl
+
+        quiet_liblsl()
         import pylsl
 
         from engage.events.lsl_outlets import LslOutletSink

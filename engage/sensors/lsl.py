@@ -22,7 +22,9 @@ and a ``sensor.gap`` event when a stream is lost and again when it comes back.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -41,6 +43,22 @@ log = logging.getLogger(__name__)
 #: Stream properties a predicate may name.
 PREDICATE_KEYS = ("name", "type", "source_id", "hostname", "uid", "channel_count", "nominal_srate", "channel_format")
 _XPATH_HINT = re.compile(r"['\"()\[\]]|\band\b|\bor\b|starts-with|contains")
+
+
+def quiet_liblsl() -> bool:
+    """Keep liblsl's start-up INFO lines off a command's stderr.
+
+    Points ``LSLAPICFG`` at engage's ``lsl_api.cfg`` (log level: warnings) unless the user
+    has a liblsl configuration of their own (``LSLAPICFG``, ``./lsl_api.cfg``,
+    ``~/lsl_api/lsl_api.cfg``, ``/etc/lsl_api/lsl_api.cfg``) or pylsl is already loaded.
+    Returns whether it did.
+    """
+    own = [os.environ.get("LSLAPICFG"), "lsl_api.cfg", os.path.expanduser("~/lsl_api/lsl_api.cfg"),
+           "/etc/lsl_api/lsl_api.cfg"]
+    if "pylsl" in sys.modules or any(p and os.path.exists(p) for p in own) or os.environ.get("LSLAPICFG"):
+        return False
+    os.environ["LSLAPICFG"] = os.path.join(os.path.dirname(__file__), "lsl_api.cfg")
+    return True
 
 
 def parse_predicate(text: str) -> str:
