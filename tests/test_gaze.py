@@ -1,0 +1,119 @@
+"""Gaze and head pose geometry: on/off screen, 9-point calibration with its error in degrees,
+drift tracking, and head pose recovered from projected canonical landmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from engage.signals.gaze import (DriftTracker, GazeCalibration, ScreenGeometry, angular_error_deg,  # noqa: E402
+                                 gaze_angles, iris_offsets)
+from engage.signals.head_pose import CANONICAL, head_pose, rotation_to_angles  # noqa: E402
+
+
+def _project(yaw, pitch, roll, w=640, h=480, dist=2500.0):
+    """Canonical landmarks of a head turned by (yaw, pitch, roll), seen by a pinhole camera."""
+    ry, rx, rz = np.radians([-yaw, pitch, roll])
+    Ry = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
+    Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+    Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+    R = Ry @ Rx @ Rz
+    pts = np.zeros((478, 3))
+    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], float)
+    for i, p in CANONICAL.items():
+        q = R @ np.array(p) + [0, 0, dist]
+        uvw = cam @ q
+        pts[i, :2] = uvw[:2] / uvw[2]
+    return pts, R
+
+
+@pytest.mark.parametrize("pose", [(0, 0, 0), (20, 0, 0), (-25, 10, 0), (0, -15, 8), (15, 12, -10)])
+def test_head_pose_recovered(pose):
+    pts, R = _project(*pose)
+    assert np.allclose(rotation_to_angles(R), pose, atol=1e-6)
+    assert np.allclose(head_pose(pts, 640, 480), pose, atol=1.0)
+
+
+def test_head_pose_signs():
+    pts = _project(20, 0, 0)[0]
+    yaw = head_pose(pts, 640, 480)[0]
+    # turned toward the image's right: that side of the face turns away and shortens
+    assert yaw > 0 and pts[263, 0] - pts[1, 0] < pts[1, 0] - pts[33, 0]
+    assert head_pose(_project(0, 15, 0)[0], 640, 480)[1] > 0
+    assert np.isnan(head_pose(np.full((478, 3), np.nan), 640, 480)[0])
+
+
+def test_iris_offsets_follow_the_iris():
+    pts = np.zeros((478, 3))
+    for c0, c1, up, lo, iris, cx in ((33, 133, 159, 145, 468, 200), (362, 263, 386, 374, 473, 300)):
+        pts[c0, :2], pts[c1, :2] = (cx - 30, 200), (cx + 30, 200)
+        pts[up, :2], pts[lo, :2] = (cx, 190), (cx, 210)
+        pts[iris, :2] = (cx + 15, 200)  # half-way to the image-right corner
+    x, y = iris_offsets(pts)
+    assert x == pytest.approx(0.5) and y == pytest.approx(0.0)
+    assert np.isnan(iris_offsets(np.zeros((468, 3)))[0])  # no refined iris landmarks
+    gx, gy = gaze_angles(10.0, -5.0, x, y)
+    assert gx > 10.0 and gy == -5.0
+
+
+def test_screen_geometry():
+    s = ScreenGeometry(width_cm=53, height_cm=30, distance_cm=60, margin_deg=0)
+    left, right, bottom, top = s.bounds_deg()
+    assert right == pytest.approx(np.degrees(np.arctan(26.5 / 60))) and left == -right
+    assert top == 0 and bottom == pytest.approx(-np.degrees(np.arctan(30 / 60)))
+    assert s.on_screen(0, -10) and not s.on_screen(0, 5) and not s.on_screen(30, -10)
+    assert not s.on_screen(float("nan"), 0)
+    x, y = s.to_norm(0.0, -np.degrees(np.arctan(15 / 60)))
+    assert x == pytest.approx(0.5) and y == pytest.approx(0.5)
+    assert s.to_norm(-np.degrees(np.arctan(26.5 / 60)), -10)[0] == pytest.approx(1.0)  # viewer's right edge
+    with pytest.raises(ValueError):
+        ScreenGeometry(distance_cm=0)
+
+
+def test_nine_point_calibration_error_in_degrees():
+    rng = np.random.default_rng(1)
+    screen = ScreenGeometry()
+    targets = np.array([(x, y) for y in (3, 15, 27) for x in (-22, 0, 22)], float)
+
+    def features(tgt, n):  # a viewer: head turns a little, the eyes do the rest; noisy landmarks
+        deg = screen.to_degrees(tgt)
+        yaw = 0.3 * deg[:, 0] + rng.normal(0, 1.0, len(tgt))
+        pitch = 0.3 * deg[:, 1] + rng.normal(0, 1.0, len(tgt))
+        ix = (deg[:, 0] - yaw) / 40 + rng.normal(0, 0.01, len(tgt))
+        iy = (deg[:, 1] - pitch) / 30 + rng.normal(0, 0.01, len(tgt))
+        return np.column_stack([ix, iy, yaw, pitch])
+
+    fit_t = np.repeat(targets, 10, axis=0)
+    cal = GazeCalibration(screen).fit(features(fit_t, 10), fit_t)
+    test_t = rng.uniform([-25, 0], [25, 30], (50, 2))
+    err = cal.error_deg(features(test_t, 1), test_t)
+    assert np.median(err) < 1.5  # the landmark noise, in degrees
+    # an uncalibrated viewer whose features mean nothing: large error
+    bad = GazeCalibration(screen).fit(rng.normal(size=(90, 4)), fit_t)
+    assert np.median(bad.error_deg(rng.normal(size=(50, 4)), test_t)) > 5
+    with pytest.raises(ValueError, match="at least 5 valid"):
+        GazeCalibration(screen).fit(np.full((9, 4), np.nan), targets)
+    with pytest.raises(RuntimeError):
+        GazeCalibration(screen).predict(np.zeros((1, 4)))
+
+
+def test_drift_tracker_removes_a_slow_offset():
+    screen = ScreenGeometry()
+    rng = np.random.default_rng(2)
+    d = DriftTracker(screen, tau_s=20.0)
+    errs_before, errs_after = [], []
+    for k in range(3000):  # 100 s at 30 Hz, gaze around the film's centre, drifting 4 cm to the right
+        t = k / 30
+        true = np.array([0.0, 15.0]) + rng.normal(0, 5, 2)
+        drift = np.array([4.0 * min(t / 30, 1.0), 0.0])
+        out = d.update(t, true + drift)
+        if t > 80:
+            errs_before.append(abs(drift[0]))
+            errs_after.append(abs(out[0] - true[0]))
+    assert np.mean(errs_after) < 0.4 * np.mean(errs_before)
+    offset = d.offset.copy()
+    assert np.all(np.isnan(d.update(101.0, np.array([np.nan, np.nan]))))  # no face: no update
+    assert np.array_equal(d.offset, offset)
+    assert angular_error_deg(np.array([[0, 0]]), np.array([[0, 0]]), 60)[0] == pytest.approx(0, abs=1e-6)
