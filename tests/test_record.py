@@ -255,6 +255,7 @@ def test_record_cli_bad_input_is_clear(tmp_path):
                         f"source_id={tag}-nothing", "--wait", "1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"no LSL stream matches 'source_id={tag}-nothing' after 1 s" in r.stderr
+    assert "INFO|" not in r.stderr  # liblsl start-up chatter kept off the command line
     assert not (tmp_path / "x.xdf").exists()
     for args, msg in [(["--lsl", "colour=red"], "unknown property 'colour'"),
                       (["--lsl", "type=EEG", "--duration", "0"], "--duration must be positive")]:
@@ -345,3 +346,34 @@ def test_a_stream_back_with_another_layout_is_recorded_as_a_new_stream(tmp_path)
     streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=False, dejitter_timestamps=False)
     shapes = sorted(np.asarray(s["time_series"]).shape for s in streams if s["info"]["name"] == ["dev"])
     assert shapes == [(10, 1), (10, 3)]
+
+
+def test_one_recording_mixes_lsl_inlets_and_in_process_streams(tmp_path):
+    from engage.core import Chunk
+    from engage.record import RecorderSink
+
+    tag = uid()
+    o = outlet("eeg", "EEG", 2, 100, f"{tag}-eeg")
+    path = tmp_path / "mix.xdf"
+    rec = XdfRecorder(path, [f"source_id={tag}-eeg"], resolve_interval=0.1, session=tag)
+    rec.start()
+    sink = RecorderSink(rec, types=None)
+    from engage.core import Context, EventBus
+
+    bus = EventBus()
+    sink.start(Context(VirtualClock(), bus))
+    try:
+        wait_for(lambda: o.have_consumers(), what="consumer")
+        now = pylsl.local_clock()
+        o.push_chunk(np.ones((20, 2), dtype=np.float32), (now + np.arange(20) / 100).tolist())
+        hr = StreamInfo("hr", "HeartRate", ("hr_bpm", "quality"), ("bpm", ""), 0.0, "hr")
+        sink.process(Chunk.from_rows(hr, [[61.0, 1.0], [62.0, 0.9]], [now, now + 1]))
+        bus.publish(Event("boredom.onset", now + 0.5, "viewer-1", 0.8, {"boredom": 0.7}, "rules"))
+        wait_for(lambda: rec.writer.samples_written >= 23, what="all samples")
+    finally:
+        sink.close()
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
+    assert len(s["eeg"]["time_stamps"]) == 20
+    assert s["hr"]["time_series"].tolist() == [[61.0, 1.0], [62.0, 0.9]]
+    assert Event.from_json(s["engage-events"]["time_series"][0][0]).type == "boredom.onset"
+    assert s["engage-events"]["info"]["source_id"] == [f"engage-events-{tag}"]
