@@ -30,7 +30,7 @@ from engage.models.windows import FeatureWindow
 from engage.narrative.controller import Controller
 from engage.narrative.plan import ScenePlan, ScenePlanWriter
 from engage.narrative.story import Story
-from engage.signals.cardiac import EcgHeartRate
+from engage.signals.cardiac import EcgHeartRate, PpgHeartRate, StrapRrHeartRate
 from engage.signals.eda import EdaFeatures
 from engage.signals.face import FaceFeatures
 
@@ -41,6 +41,8 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
     """The sensing part of the pipeline, in routing order: signals → models → events."""
     return [
         EcgHeartRate(),
+        PpgHeartRate(),
+        StrapRrHeartRate(),
         EdaFeatures(),
         FaceFeatures(),
         FeatureWindow(viewer=viewer),

@@ -1,31 +1,37 @@
-"""Heart rate from ECG: a causal, stateful R-peak detector (Pan–Tompkins style).
+"""Heart rate and HRV from three beat sources: ECG (R peaks), PPG (pulse peaks) and a strap's RR.
 
-It band-passes (5–15 Hz), squares the derivative, integrates over 120 ms and finds peaks with an
-adaptive threshold and a 250 ms refractory period; each R peak is placed on the band-passed
-signal's maximum just before the integrator's peak. Filter state and the recent history are kept
-between chunks, so the beats do not depend on how the signal was chunked. Output is an irregular
-``HeartRate`` stream, one row per beat: ``hr_bpm``, ``rr_s``, ``quality``.
+Each processor is causal and stateful (see :mod:`engage.signals.beats` for the detectors and
+:mod:`engage.signals.hrv` for the beat → HR/HRV step) and produces two irregular streams, one
+row per beat, timestamped at the beat on the LSL clock:
 
-This is the walking skeleton's detector; the cardiac issue replaces it with a validated one
-behind the same stream contract.
+- ``HeartRate``: ``hr_bpm``, ``rr_s``, ``quality``, ``hr_smooth_bpm``, ``ectopic``;
+- ``HRV``: ``mean_rr``, ``sdnn``, ``rmssd``, ``pnn50``, ``lf_hf``, ``quality`` (from the first
+  rows with 5 clean beats in the window; ``lf_hf`` is NaN until 2 min of clean beats exist).
+
+Bad input never raises: NaN samples are held and flagged, flat or clipped runs flagged, beats
+after them get a low quality; non-increasing or jumping timestamps, a sampling-rate change
+mid-stream, an RR of 0 or of several seconds and lost skin contact are counted in
+``ctx.counters`` and marked with a ``sensor.gap`` event (evidence ``stream``, ``duration_s``,
+``reason``).
 
 >>> from engage.core import StreamInfo
->>> det = EcgHeartRate()
->>> det.accepts(StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 250.0, "x"))
+>>> EcgHeartRate().accepts(StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 250.0, "x"))
+True
+>>> StrapRrHeartRate().accepts(StreamInfo("rr", "RR", ("rr_s", "contact"), ("s", "bool"), 0.0, "x"))
 True
 """
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
-from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
 
-HR_CHANNELS = ("hr_bpm", "rr_s", "quality")
-HR_UNITS = ("bpm", "s", "ratio")
+from .beats import EcgBeatDetector, PpgBeatDetector
+from .hrv import HRV_CHANNELS, HRV_UNITS, RR_MAX_S, BeatTracker
+
+HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "hr_smooth_bpm", "ectopic")
+HR_UNITS = ("bpm", "s", "ratio", "bpm", "bool")
 
 
 def heart_rate_info(viewer: str, source: str) -> StreamInfo:
@@ -34,107 +40,228 @@ def heart_rate_info(viewer: str, source: str) -> StreamInfo:
                       f"engage-{viewer}-hr-{source}", viewer=viewer)
 
 
-class _StreamState:
-    def __init__(self, fs: float) -> None:
+def hrv_info(viewer: str, source: str) -> StreamInfo:
+    """The ``HRV`` stream: rolling heart-rate variability, one row per beat."""
+    return StreamInfo(f"{viewer}-hrv", "HRV", HRV_CHANNELS, HRV_UNITS, 0.0, f"engage-{viewer}-hrv-{source}",
+                      viewer=viewer)
+
+
+class _BeatOutput:
+    """Beat tracker + output rows of one input stream."""
+
+    def __init__(self, viewer: str, source: str, window_s: float) -> None:
+        self.tracker = BeatTracker(window_s=window_s)
+        self.hr_info = heart_rate_info(viewer, source)
+        self.hrv_info = hrv_info(viewer, source)
+        self.hr_rows: list[list[float]] = []
+        self.hr_t: list[float] = []
+        self.hrv_rows: list[list[float]] = []
+        self.hrv_t: list[float] = []
+
+    def add(self, t: float, **kw) -> dict | None:
+        out = self.tracker.update(t, **kw)
+        if out is None:
+            return None
+        hr, hrv = out
+        self.hr_rows.append([hr[c] for c in HR_CHANNELS])
+        self.hr_t.append(t)
+        if hrv is not None:
+            self.hrv_rows.append([hrv[c] for c in HRV_CHANNELS])
+            self.hrv_t.append(t)
+        return hr
+
+    def flush(self) -> list[Chunk]:
+        out = []
+        if self.hr_rows:
+            out.append(Chunk.from_rows(self.hr_info, self.hr_rows, self.hr_t))
+        if self.hrv_rows:
+            out.append(Chunk.from_rows(self.hrv_info, self.hrv_rows, self.hrv_t))
+        self.hr_rows, self.hr_t, self.hrv_rows, self.hrv_t = [], [], [], []
+        return out
+
+
+class _SampledState:
+    def __init__(self, detector, fs: float, out: _BeatOutput) -> None:
+        self.det = detector
         self.fs = fs
-        self.sos = signal.butter(2, [5.0, min(15.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-        self.zi = np.zeros((self.sos.shape[0], 2))
-        self.n_int = max(1, int(round(0.12 * fs)))
-        self.int_zi = np.zeros(self.n_int - 1)
-        self.prev_bp = 0.0
-        self.last_value = 0.0
-        self.history = deque(maxlen=int(0.5 * fs) + 1)  # recent (t, raw, band-passed) for peak placement
-        b, a = signal.sos2tf(self.sos)
-        # the band-pass delays the QRS by its group delay near 10 Hz; undone when placing the peak
-        self.delay = float(signal.group_delay((b, a), w=[10.0], fs=fs)[1][0]) / fs
-        self.signal_level = None
-        self.noise_level = 0.0
-        self.candidate: tuple[float, float] | None = None  # (integrated value, time)
-        self.candidate_age = 0
-        self.last_beat: float | None = None
-        self.rr: deque[float] = deque(maxlen=8)
-        self.warmup = int(2.0 * fs)
+        self.out = out
+        self.ring = np.zeros(max(16, int(6 * min(fs, 1e5))))  # recent timestamps by absolute sample index
+        self.last_ts: float | None = None
+        self.bad_run_start: float | None = None
 
 
-class EcgHeartRate(Processor):
-    """Streams of type ``ECG`` → ``HeartRate`` (one row per detected beat)."""
+class _SampledHeartRate(Processor):
+    """Shared streaming logic for ECG and PPG: detector → beat times → HeartRate/HRV."""
 
-    name = "ecg-heart-rate"
+    stream_type = ""
+    source_tag = ""
+    channel = ""
 
-    def __init__(self, refractory_s: float = 0.25) -> None:
-        self.refractory_s = refractory_s
-        self._state: dict[StreamInfo, _StreamState] = {}
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._state: dict[tuple[str, str], _SampledState] = {}
+
+    def _detector(self, fs: float):
+        raise NotImplementedError
 
     def accepts(self, info: StreamInfo) -> bool:
-        return info.type == "ECG" and info.nominal_rate > 0
+        return info.type == self.stream_type and info.nominal_rate > 0 and not info.is_string
+
+    def _gap(self, info: StreamInfo, t: float, duration: float, reason: str) -> None:
+        self.ctx.counters[f"{self.name}.gaps"] += 1
+        self.ctx.emit("sensor.gap", t, 0.0, {"stream": info.name, "duration_s": float(duration), "reason": reason},
+                      source=self.name)
 
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
-        st = self._state.get(info)
-        if st is None:
-            st = self._state[info] = _StreamState(info.nominal_rate)
-        x = chunk.data[:, 0].astype(np.float64)
-        bad = ~np.isfinite(x)
-        if bad.any():  # hold the last good value through NaN bursts; the beats there get low quality
-            self.ctx.counters[f"{self.name}.nan_samples"] += int(bad.sum())
-            x = x.copy()
-            for i in np.flatnonzero(bad):
-                x[i] = x[i - 1] if i > 0 else st.last_value
-        st.last_value = float(x[-1])
-        bp, st.zi = signal.sosfilt(st.sos, x, zi=st.zi)
-        d = np.diff(bp, prepend=st.prev_bp)
-        st.prev_bp = float(bp[-1])
-        integ, st.int_zi = signal.lfilter(np.ones(st.n_int) / st.n_int, [1.0], (d * st.fs) ** 2, zi=st.int_zi)
-        beats: list[tuple[float, float, float]] = []
-        ts = chunk.timestamps
-        for i in range(len(x)):
-            st.history.append((ts[i], x[i], bp[i]))
-            self._step(st, float(integ[i]), float(ts[i]), bool(bad[i]), beats)
-        if not beats:
+        key = (info.viewer, info.source_id or info.name)
+        st = self._state.get(key)
+        fs = float(info.nominal_rate)
+        if st is None or st.fs != fs:
+            out = st.out if st is not None else _BeatOutput(info.viewer, self.source_tag, self.window_s)
+            if st is not None:  # a rate change: a new detector, the beat chain restarts
+                self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {st.fs:g} to {fs:g} Hz")
+                out.tracker.reset()
+            try:
+                det = self._detector(fs)
+            except ValueError as exc:  # a rate no detector can use: said once, then ignored
+                self.ctx.counters[f"{self.name}.unusable_streams"] += 1
+                self._gap(info, chunk.first_time, 0.0, str(exc))
+                det = None
+            st = self._state[key] = _SampledState(det, fs, out)
+        if st.det is None:
             return []
-        return [Chunk.from_rows(heart_rate_info(info.viewer, "ecg"), [b[1:] for b in beats], [b[0] for b in beats])]
-
-    def _step(self, st: _StreamState, v: float, t: float, bad: bool, beats: list) -> None:
-        if st.warmup > 0:  # learn the signal level on the first two seconds
-            st.warmup -= 1
-            st.signal_level = max(st.signal_level or 0.0, v) * (1.0 if st.warmup else 0.5)
-            return
-        threshold = st.noise_level + 0.25 * (st.signal_level - st.noise_level)
-        if st.candidate is not None:
-            st.candidate_age += 1
-            if v > st.candidate[0]:
-                st.candidate = (v, t)
-                st.candidate_age = 0
-            elif v < 0.5 * st.candidate[0] or st.candidate_age > 0.2 * st.fs:
-                self._confirm(st, beats)
-            return
-        if v > threshold and (st.last_beat is None or t - st.last_beat > self.refractory_s):
-            st.candidate = (v, t)
-            st.candidate_age = 0
+        col = info.channels.index(self.channel) if self.channel in info.channels else 0
+        x = chunk.data[:, col].astype(np.float64)
+        ts = chunk.timestamps.astype(np.float64)
+        self._check_timestamps(info, st, ts)
+        n0 = st.det.samples_seen
+        idx, bad = st.det.process(x)
+        nonfinite = int(np.count_nonzero(~np.isfinite(x)))
+        if nonfinite:
+            self.ctx.counters[f"{self.name}.nan_samples"] += nonfinite
+        size = st.ring.size
+        for i, b in zip(idx.tolist(), bad.tolist()):
+            t = float(ts[i - n0]) if i >= n0 else float(st.ring[i % size])
+            if b > 0.5:
+                if st.bad_run_start is None:
+                    st.bad_run_start = st.out.tracker.last_time if st.out.tracker.last_time is not None else t
+                st.out.tracker.reset()
+                st.out.tracker.last_time = t
+                continue
+            if st.bad_run_start is not None:
+                self._gap(info, st.bad_run_start, t - st.bad_run_start, "bad signal (NaN, flat line or clipping)")
+                st.bad_run_start = None
+            prev = st.out.tracker.last_time
+            hr = st.out.add(t, bad=b)
+            if hr is not None and hr["rr_s"] > RR_MAX_S and prev is not None:
+                self._gap(info, prev, hr["rr_s"], "no beat detected")
+        m = len(ts)
+        if m >= size:
+            st.ring[(np.arange(n0 + m - size, n0 + m)) % size] = ts[m - size:]
         else:
-            st.noise_level = 0.999 * st.noise_level + 0.001 * v
+            st.ring[(np.arange(n0, n0 + m)) % size] = ts
+        return st.out.flush()
 
-    def _confirm(self, st: _StreamState, beats: list) -> None:
-        peak_value, peak_time = st.candidate
-        st.candidate = None
-        st.signal_level = 0.875 * st.signal_level + 0.125 * peak_value
-        window = [(t, abs(b)) for t, _, b in st.history if peak_time - 0.2 <= t <= peak_time]
-        r_time = max(window, key=lambda p: p[1])[0] - st.delay if window else peak_time
-        # refine on the raw signal: the largest deflection from the local median within ±40 ms
-        raw = [(t, r) for t, r, _ in st.history if abs(t - r_time) <= 0.04]
-        if raw:
-            med = float(np.median([r for _, r, _ in st.history]))
-            r_time = max(raw, key=lambda p: abs(p[1] - med))[0]
-        if st.last_beat is not None and r_time - st.last_beat <= self.refractory_s:
+    def _check_timestamps(self, info: StreamInfo, st: _SampledState, ts: np.ndarray) -> None:
+        prev = st.last_ts
+        st.last_ts = float(ts[-1]) if np.isfinite(ts[-1]) else prev
+        full = ts if prev is None else np.concatenate([[prev], ts])
+        d = np.diff(full)
+        if d.size == 0:
             return
-        if st.last_beat is not None:
-            rr = r_time - st.last_beat
-            quality = 1.0
-            if not 0.3 <= rr <= 2.0:
-                quality = 0.0
-            elif st.rr and abs(rr - float(np.median(st.rr))) > 0.3 * float(np.median(st.rr)):
-                quality = 0.3
-            if quality > 0:
-                st.rr.append(rr)
-            beats.append((r_time, 60.0 / rr, rr, quality))
-        st.last_beat = r_time
+        back = int(np.count_nonzero(~(d > 0)))
+        jump = d > 5.0 / st.fs
+        if back:
+            self.ctx.counters[f"{self.name}.timestamps_out_of_order"] += back
+            self._gap(info, float(ts[0]), 0.0, f"{back} duplicate or out-of-order timestamps")
+            st.out.tracker.reset()
+        if jump.any():
+            k = int(np.argmax(jump))
+            self.ctx.counters[f"{self.name}.timestamp_jumps"] += int(jump.sum())
+            self._gap(info, float(full[k]), float(d[k]), "timestamps jump (samples missing)")
+            st.out.tracker.reset()
+
+
+class EcgHeartRate(_SampledHeartRate):
+    """Streams of type ``ECG`` → ``HeartRate`` and ``HRV`` (one row per detected beat).
+
+    Reads the channel named ``ecg`` (else the first channel).
+    """
+
+    name = "ecg-heart-rate"
+    stream_type = "ECG"
+    source_tag = "ecg"
+    channel = "ecg"
+
+    def _detector(self, fs: float) -> EcgBeatDetector:
+        return EcgBeatDetector(fs)
+
+
+class PpgHeartRate(_SampledHeartRate):
+    """Streams of type ``PPG`` → ``HeartRate`` and ``HRV`` (one row per pulse).
+
+    >>> from engage.core import StreamInfo
+    >>> PpgHeartRate().accepts(StreamInfo("ppg", "PPG", ("ppg",), ("au",), 64.0, "x"))
+    True
+    """
+
+    name = "ppg-heart-rate"
+    stream_type = "PPG"
+    source_tag = "ppg"
+    channel = "ppg"
+
+    def _detector(self, fs: float) -> PpgBeatDetector:
+        return PpgBeatDetector(fs)
+
+
+class StrapRrHeartRate(Processor):
+    """``RR`` streams from heart-rate straps (``rr_s``, ``contact``; timestamp = beat time) → ``HeartRate``/``HRV``.
+
+    The strap's own intervals are used (more precise than differences of reconstructed times).
+    An RR of 0 or below, or non-finite, is dropped and counted; one above 2.5 s, or a lost
+    contact, gives quality 0 and a ``sensor.gap``.
+    """
+
+    name = "strap-rr"
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._out: dict[tuple[str, str], _BeatOutput] = {}
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return info.type == "RR" and "rr_s" in info.channels and not info.is_string
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        info = chunk.info
+        key = (info.viewer, info.source_id or info.name)
+        out = self._out.get(key)
+        if out is None:
+            out = self._out[key] = _BeatOutput(info.viewer, "strap", self.window_s)
+        rr = chunk.channel("rr_s").astype(np.float64)
+        contact = chunk.channel("contact").astype(np.float64) if "contact" in info.channels else np.ones(len(rr))
+        for t, r, c in zip(chunk.timestamps.tolist(), rr.tolist(), contact.tolist()):
+            last = out.tracker.last_time
+            if not np.isfinite(r) or r <= 0 or not np.isfinite(t):
+                self.ctx.counters[f"{self.name}.invalid_rr"] += 1
+                self._gap(info, t if np.isfinite(t) else (last or 0.0), 0.0, f"invalid RR interval {r!r}")
+                continue
+            if last is not None and t <= last:
+                self.ctx.counters[f"{self.name}.timestamps_out_of_order"] += 1
+                self._gap(info, t, 0.0, "duplicate or out-of-order beat time")
+                out.tracker.reset()
+                out.tracker.last_time = t
+                continue
+            contact_ok = bool(np.isfinite(c) and c > 0)
+            out.add(t, rr=r, contact=1.0 if contact_ok else 0.0)
+            if r > RR_MAX_S:
+                self._gap(info, t - r, r, f"implausible RR interval {r:.3f} s")
+            elif not contact_ok:
+                self.ctx.counters[f"{self.name}.no_contact"] += 1
+                self._gap(info, t - r, r, "strap lost skin contact")
+        return out.flush()
+
+    def _gap(self, info: StreamInfo, t: float, duration: float, reason: str) -> None:
+        self.ctx.counters[f"{self.name}.gaps"] += 1
+        self.ctx.emit("sensor.gap", float(t), 0.0, {"stream": info.name, "duration_s": float(duration),
+                                                     "reason": reason}, source=self.name)

@@ -1,0 +1,167 @@
+"""Beats → heart rate and heart-rate variability, streaming, with artifact and ectopic-beat handling.
+
+:class:`BeatTracker` turns beat times (from ECG, PPG or a strap's RR intervals) into one
+``HeartRate`` row per beat and, once enough clean beats exist, one ``HRV`` row per beat:
+
+- an interval outside 0.25–2.5 s is an artifact (missed or extra beats, a lost contact): quality 0;
+- an interval more than 25 % away from the median of the last 9 accepted intervals is ectopic
+  (a premature beat or its compensatory pause): quality 0.3, ``ectopic`` = 1, left out of HRV;
+- ``hr_smooth_bpm`` is an exponential mean of the clean beats (5 s time constant);
+- HRV over the trailing ``window_s`` (30–120 s, default 60): mean RR, SDNN, RMSSD and pNN50 from
+  clean successive intervals only; LF/HF (Welch on the 4 Hz-resampled tachogram of up to the last
+  5 min, refreshed every 5 s) once at least ``lf_hf_min_s`` (2 min) of clean beats exist, NaN before.
+
+``quality`` of an HRV row is the clean fraction of the window times how much of the window
+the beats cover.
+
+>>> tr = BeatTracker(window_s=30)
+>>> rows = [tr.update(0.8 * k) for k in range(60)]
+>>> hr, hrv = rows[-1]
+>>> round(hr["hr_bpm"]), round(hrv["rmssd"], 6), hrv["quality"] > 0.9
+(75, 0.0, True)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+from scipy.integrate import trapezoid
+
+HRV_CHANNELS = ("mean_rr", "sdnn", "rmssd", "pnn50", "lf_hf", "quality")
+HRV_UNITS = ("s", "s", "s", "ratio", "ratio", "ratio")
+
+RR_MIN_S = 0.25
+RR_MAX_S = 2.5
+
+
+def hrv_time(rr_s: np.ndarray) -> dict[str, float]:
+    """Time-domain HRV of consecutive RR intervals (seconds): mean RR, SDNN, RMSSD, pNN50.
+
+    >>> round(hrv_time(np.array([0.8, 0.82, 0.78, 0.8]))["rmssd"], 4)
+    0.0346
+    """
+    rr = np.asarray(rr_s, dtype=np.float64)
+    if rr.size < 2:
+        return {"mean_rr": float(rr.mean()) if rr.size else np.nan, "sdnn": np.nan, "rmssd": np.nan, "pnn50": np.nan}
+    d = np.diff(rr)
+    return {"mean_rr": float(rr.mean()), "sdnn": float(rr.std(ddof=1)), "rmssd": float(np.sqrt(np.mean(d * d))),
+            "pnn50": float(np.mean(np.abs(d) > 0.05))}
+
+
+def lf_hf_ratio(beat_times: np.ndarray, rr_s: np.ndarray, fs_resample: float = 4.0) -> float:
+    """LF (0.04–0.15 Hz) over HF (0.15–0.4 Hz) power of the RR tachogram (linear resampling + Welch)."""
+    t = np.asarray(beat_times, dtype=np.float64)
+    rr = np.asarray(rr_s, dtype=np.float64)
+    if t.size < 10 or t[-1] - t[0] < 60:
+        return np.nan
+    grid = np.arange(t[0], t[-1], 1.0 / fs_resample)
+    y = np.interp(grid, t, rr)
+    y = y - y.mean()
+    f, p = signal.welch(y, fs=fs_resample, nperseg=min(len(y), int(120 * fs_resample)), detrend="linear")
+    lf = trapezoid(p[(f >= 0.04) & (f < 0.15)], f[(f >= 0.04) & (f < 0.15)])
+    hf = trapezoid(p[(f >= 0.15) & (f < 0.4)], f[(f >= 0.15) & (f < 0.4)])
+    return float(lf / hf) if hf > 0 else np.nan
+
+
+@dataclass
+class _Beat:
+    time: float
+    rr: float
+    clean: bool
+    after_clean: bool  # the previous interval was clean and adjacent (for successive differences)
+
+
+class BeatTracker:
+    """Streaming beats → HeartRate and HRV rows (see the module docstring)."""
+
+    def __init__(self, window_s: float = 60.0, lf_hf_min_s: float = 120.0, smooth_tau_s: float = 5.0) -> None:
+        if not 30.0 <= window_s <= 120.0:
+            raise ValueError(f"HRV window must be 30-120 s, got {window_s}")
+        self.window_s = window_s
+        self.lf_hf_min_s = lf_hf_min_s
+        self.smooth_tau_s = smooth_tau_s
+        self.last_time: float | None = None
+        self.accepted: deque[float] = deque(maxlen=9)
+        self.window: deque[_Beat] = deque()
+        self.long: deque[_Beat] = deque()  # up to 5 min, for LF/HF
+        self.smooth: float | None = None
+        self.prev_clean = False
+        self.rejected = 0
+        self._lf_hf = (-np.inf, np.nan)  # (time computed, value): refreshed every 5 s
+
+    def reset(self) -> None:
+        """Forget the previous beat (after a gap, a clock jump, a lost contact): the next beat starts anew."""
+        self.last_time = None
+        self.prev_clean = False
+
+    def update(self, time: float, bad: float = 0.0, rr: float | None = None,
+               contact: float = 1.0) -> tuple[dict, dict | None] | None:
+        """Add one beat at ``time`` (``rr`` given by a strap, else the time since the last beat).
+
+        ``bad`` is the fraction of flagged samples before the beat, ``contact`` the strap's
+        skin-contact flag. Returns ``(heart_rate_row, hrv_row or None)``, or ``None`` when
+        there is no interval yet (first beat, or a non-increasing time that restarted the chain).
+        """
+        last = self.last_time
+        if rr is None:
+            if last is None or not np.isfinite(time) or time <= last:
+                if last is not None:
+                    self.rejected += 1
+                self.last_time = time if np.isfinite(time) else last
+                self.prev_clean = False
+                return None
+            rr = time - last
+        self.last_time = time
+        plausible = RR_MIN_S <= rr <= RR_MAX_S
+        ectopic = False
+        if plausible and len(self.accepted) >= 3:
+            med = float(np.median(self.accepted))
+            ectopic = abs(rr - med) > 0.25 * med
+        quality = float(np.clip(1.0 - bad, 0.0, 1.0)) * (1.0 if contact > 0 else 0.0)
+        if not plausible:
+            quality = 0.0
+        elif ectopic:
+            quality *= 0.3
+        if plausible and quality > 0:
+            self.accepted.append(rr)
+        clean = plausible and not ectopic and quality >= 0.8
+        if clean:
+            a = 1.0 - np.exp(-rr / self.smooth_tau_s)
+            self.smooth = 60.0 / rr if self.smooth is None else (1 - a) * self.smooth + a * 60.0 / rr
+        hr = 60.0 / max(rr, 0.06)  # an implausible interval (quality 0) still gives a finite rate
+        hr_row = {"hr_bpm": hr, "rr_s": rr, "quality": quality,
+                  "hr_smooth_bpm": self.smooth if self.smooth is not None else hr,
+                  "ectopic": float(ectopic)}
+        beat = _Beat(time, rr, clean, self.prev_clean and clean)
+        self.prev_clean = clean
+        self.window.append(beat)
+        self.long.append(beat)
+        while self.window and self.window[0].time < time - self.window_s:
+            self.window.popleft()
+        while self.long and self.long[0].time < time - 300.0:
+            self.long.popleft()
+        return hr_row, self._hrv(time)
+
+    def _hrv(self, now: float) -> dict | None:
+        clean = [b for b in self.window if b.clean]
+        if len(clean) < 5:
+            return None
+        rr = np.array([b.rr for b in clean])
+        pairs = [(self.window[i - 1].rr, self.window[i].rr) for i in range(1, len(self.window)) if self.window[i].after_clean]
+        d = np.array([b - a for a, b in pairs]) if pairs else np.zeros(0)
+        covered = min(1.0, float(sum(b.rr for b in self.window)) / self.window_s)
+        quality = covered * len(clean) / len(self.window)
+        if now - self._lf_hf[0] >= 5.0:
+            long_clean = [b for b in self.long if b.clean]
+            lf_hf = np.nan
+            if sum(b.rr for b in long_clean) >= self.lf_hf_min_s:
+                lf_hf = lf_hf_ratio(np.array([b.time for b in long_clean]), np.array([b.rr for b in long_clean]))
+            self._lf_hf = (now, lf_hf)
+        lf_hf = self._lf_hf[1]
+        return {"mean_rr": float(rr.mean()), "sdnn": float(rr.std(ddof=1)),
+                "rmssd": float(np.sqrt(np.mean(d * d))) if d.size else np.nan,
+                "pnn50": float(np.mean(np.abs(d) > 0.05)) if d.size else np.nan,
+                "lf_hf": lf_hf, "quality": float(quality)}
