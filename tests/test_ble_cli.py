@@ -18,6 +18,18 @@ pylsl = pytest.importorskip("pylsl")
 from support.ble_fixtures import bluez, strap  # noqa: E402,F401 - fixtures
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() points the root logger at the (captured) stderr of the moment; put it back after."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def test_devices_scan_json(bluez, strap, capsys):
     s = strap(polar_ecg=True)
     assert main(["devices", "scan", "--timeout", "0.6", "--json"]) == 0

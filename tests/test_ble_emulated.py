@@ -117,11 +117,13 @@ def test_hundred_forced_disconnects(bluez, strap):
     link = sup.links[0]
     t0 = time.monotonic()
     try:
-        assert wait_for(lambda: subscribed(bluez, s))
+        assert wait_for(lambda: link.state.connected and subscribed(bluez, s))
         for i in range(100):
-            connects = s.connects
+            connects = link.counters["connects"]
             s.force_disconnect(absent_s=0.03)
-            assert wait_for(lambda: s.connects > connects and subscribed(bluez, s), timeout=5.0), f"cycle {i}"
+            # the link is back once it has re-subscribed (not merely once BlueZ says Connected)
+            assert wait_for(lambda: link.counters["connects"] > connects and link.state.connected, timeout=5.0), \
+                f"cycle {i}"
             # reconnection within 5 s of the device reappearing
             assert s.connected_at[-1] - s.reappeared_at[-1] < 5.0
             if i % 10 == 0:  # data flows again after the re-subscription
