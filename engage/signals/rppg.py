@@ -40,44 +40,41 @@ LOW_HZ, HIGH_HZ = 0.7, 3.5
 SNR_FLOOR_DB, SNR_GOOD_DB, SNR_BEATS_DB = -10.0, 3.0, 0.0
 
 
-def _projection(rgb: np.ndarray, method: str) -> np.ndarray:
-    """One window of temporally normalised RGB (n, 3) → pulse (n,) by POS or CHROM."""
-    mean = rgb.mean(axis=0)
-    if np.any(mean <= 0) or not np.all(np.isfinite(mean)):
-        return np.zeros(len(rgb))
-    c = rgb / mean
-    if method == "pos":
-        s1 = c[:, 1] - c[:, 2]
-        s2 = -2.0 * c[:, 0] + c[:, 1] + c[:, 2]
-    elif method == "chrom":
-        s1 = 3.0 * c[:, 0] - 2.0 * c[:, 1]
-        s2 = 1.5 * c[:, 0] + c[:, 1] - 1.5 * c[:, 2]
-    else:
-        raise ValueError(f"unknown rPPG method {method!r} (pos or chrom)")
-    sd2 = s2.std()
-    alpha = s1.std() / sd2 if sd2 > 1e-12 else 0.0
-    h = s1 + alpha * s2 if method == "pos" else s1 - alpha * s2
-    return h - h.mean()
-
-
 def pulse_signal(rgb: np.ndarray, fs: float, method: str = "pos", window_s: float = 1.6) -> np.ndarray:
     """The raw pulse of an (n, 3) RGB series by overlap-adding short POS/CHROM windows.
 
-    Causal: the value at frame i only uses frames <= i. Frames with a NaN (no face) contribute
-    nothing.
+    Causal: the value at frame i only uses frames <= i. Windows with a NaN (no face) or a
+    non-positive mean (a black frame) contribute nothing.
     """
+    if method not in ("pos", "chrom"):
+        raise ValueError(f"unknown rPPG method {method!r} (pos or chrom)")
     rgb = np.asarray(rgb, dtype=np.float64)
     n = len(rgb)
     w = max(int(round(window_s * fs)), 2)
     out = np.zeros(n)
-    for end in range(w, n + 1):
-        seg = rgb[end - w:end]
-        if not np.all(np.isfinite(seg)):
-            continue
-        h = _projection(seg, method)
-        sd = h.std()
-        if sd > 0:
-            out[end - w:end] += h / sd
+    if n < w:
+        return out
+    win = np.lib.stride_tricks.sliding_window_view(rgb, w, axis=0).transpose(0, 2, 1)  # (n-w+1, w, 3)
+    mean = win.mean(axis=1, keepdims=True)
+    ok = np.all(np.isfinite(mean[:, 0]) & (mean[:, 0] > 0), axis=1) & np.all(np.isfinite(win), axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = win / mean
+        if method == "pos":
+            s1 = c[..., 1] - c[..., 2]
+            s2 = -2.0 * c[..., 0] + c[..., 1] + c[..., 2]
+        else:
+            s1 = 3.0 * c[..., 0] - 2.0 * c[..., 1]
+            s2 = 1.5 * c[..., 0] + c[..., 1] - 1.5 * c[..., 2]
+        sd1, sd2 = s1.std(axis=1), s2.std(axis=1)
+        alpha = np.where(sd2 > 1e-12, sd1 / np.where(sd2 > 1e-12, sd2, 1.0), 0.0)[:, None]
+        h = s1 + alpha * s2 if method == "pos" else s1 - alpha * s2
+        h = h - h.mean(axis=1, keepdims=True)
+        sd = h.std(axis=1)
+    good = ok & np.isfinite(sd) & (sd > 0)
+    h = np.where(good[:, None], h / np.where(good, sd, 1.0)[:, None], 0.0)
+    # overlap-add: window k covers frames k .. k+w-1
+    for j in range(w):
+        out[j:j + len(h)] += h[:, j]
     return out
 
 
