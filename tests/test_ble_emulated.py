@@ -214,3 +214,20 @@ def test_mitdb_beats_through_dbus_within_10ms(bluez, strap, shared_data):
     rr_s = np.concatenate([c.channel("rr_s") for c in chunks if c.info.type == "RR"])
     assert np.array_equal(rr_s, rr / 1024)
     assert np.abs(got - lsl[1:]).max() < 0.010
+
+
+def test_connect_by_name_and_unknown_strap_is_a_gap_not_a_crash(bluez, strap):
+    s = strap()
+    sup = BleSupervisor([StrapConfig(s.name, viewer="v1"), StrapConfig("A0:9E:1A:FF:FF:FF", viewer="v2")],
+                        backoff=fast_backoff, scan_timeout=0.3).start()
+    try:
+        assert wait_for(lambda: sup.links[0].state.connected)
+        assert sup.links[0].address == s.address
+        assert wait_for(lambda: sup.links[1].counters["connect_failures"] >= 2)
+    finally:
+        sup.stop()
+    _, gaps = sup.drain()
+    assert sup.links[0].counters["connects"] == 1 and sup.links[1].counters["connects"] == 0
+    # the strap that never came is reported as one gap lasting until shutdown
+    assert [(g[2], g[1]["reconnected"]) for g in gaps] == [("v2", False)]
+    assert gaps[0][1]["reason"].startswith("connect failed") and gaps[0][1]["reason"].endswith("(until shutdown)")
