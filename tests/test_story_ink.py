@@ -1,0 +1,250 @@
+"""Stories in ink (bink), YAML stories, `engage story check` on hostile files, The Intercept."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engage.cli import main
+from engage.narrative.ink import (
+    INK_VERSIONS, NEXT, check_ink, check_ink_json, load_ink, parse_tags, sample_ink_path,
+)
+from engage.narrative.story import StoryError, load_story, open_story
+
+STORIES = Path(__file__).resolve().parents[1] / "engage" / "narrative" / "stories"
+
+
+def _walk_all(player, limit=200_000):
+    """Every ending reachable by some sequence of choices (depth-first over saved states)."""
+    endings, fates, scenes = set(), 0, set()
+    stack = [[]]
+    seen = 0
+    while stack and seen < limit:
+        path = stack.pop()
+        seen += 1
+        player.begin()
+        scene = player.current
+        for option in path:
+            scene = player.follow(option)
+        scenes.add(scene.id)
+        options = player.options()
+        if not options:
+            endings.add(scene.id)
+            continue
+        fates += sum(bool(o.tags.get("fate_point")) for o in options)
+        for o in options:
+            stack.append(path + [o.id])
+    return endings, fates, scenes
+
+
+def test_sample_story_is_authored_in_ink_with_twenty_scenes_endings_and_fate_points():
+    source = (STORIES / "last_broadcast.ink").read_text()
+    assert source.count("\n=== ") >= 20
+    player = load_ink(sample_ink_path())
+    assert len(player.knots) >= 20
+    endings, fates, scenes = _walk_all(player)
+    assert endings == {"dawn", "silence", "last_song"}
+    assert fates >= 2 and len(scenes) >= 20
+    # Compiled JSON is the compiled form of the committed source.
+    doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
+    assert INK_VERSIONS[0] <= doc["inkVersion"] <= INK_VERSIONS[1]
+    assert set(player.knots) == {line.split()[1] for line in source.splitlines() if line.startswith("=== ")}
+
+
+def test_scene_tags_are_read_without_playing_and_choices_carry_their_intensity():
+    p = load_ink(sample_ink_path())
+    first = p.begin()
+    assert (first.id, first.intensity, first.tone, first.palette, first.duration_s) == ("studio", 0.2, "calm", "amber", 40.0)
+    assert first.cast == ("Lena", "Tomas") and first.interruptible and first.tags["cut_to"] == "power_cut"
+    opts = p.options()
+    assert [o.intensity for o in opts] == [0.2, 0.5, 0.8]
+    peeked = p.peek(opts[2].id)
+    assert peeked.id == "red_line" and p.current.id == "studio"  # peeking commits to nothing
+    assert p.follow(opts[2].id) == peeked
+
+
+def test_story_state_lives_in_ink_variables():
+    p = load_ink(sample_ink_path())
+    p.begin()
+    assert p.facts() == {"nadia_alive": True, "tomas_alive": True, "knows_code": False}
+    p.cut_to("intruder")
+    fight = next(o for o in p.options() if o.tags.get("fate_point"))
+    assert p.follow(fight.id).id == "struggle"
+    assert p.facts()["tomas_alive"] is False
+    with pytest.raises(StoryError, match="not a knot"):
+        p.cut_to("nowhere")
+
+
+def test_a_scene_without_a_choice_runs_on_into_the_next_knot():
+    p = load_ink(sample_ink_path())
+    p.begin()
+    p.cut_to("talk_down")
+    (only,) = p.options()
+    assert only.id == NEXT and only.title == "dawn"
+    assert p.follow(NEXT).id == "dawn" and p.options() == ()
+
+
+def test_parse_tags():
+    assert parse_tags(["intensity: 0.8", "fate_point", "cast: A, B", "act: 2", "flag: false", "x: nan"]) == {
+        "intensity": 0.8, "fate_point": True, "cast": "A, B", "act": 2.0, "flag": False, "x": "nan"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=8))
+def test_parse_tags_never_raises(tags):
+    out = parse_tags(tags)
+    assert all(isinstance(k, str) for k in out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                 st.dictionaries(st.text(max_size=10), st.one_of(st.integers(), st.text(max_size=10), st.none()),
+                                 max_size=5).map(lambda d: json.dumps(d).encode())))
+def test_check_ink_json_raises_only_story_errors(raw):
+    try:
+        check_ink_json(raw)
+    except StoryError as exc:
+        assert str(exc).startswith("<ink>: ")
+
+
+# -- hostile story files through `engage story check` ------------------------------------------
+
+def _check(path, capsys):
+    rc = main(["story", "check", str(path)])
+    return rc, capsys.readouterr().out
+
+
+def _toml_scene(i, nxt, text="x"):
+    return (f'[[scene]]\nid = "{i}"\ntitle = "{i}"\ntext = "{text}"\nintensity = 0.5\nduration_s = 30\n'
+            f"next = {json.dumps(nxt)}\n")
+
+
+HEAD = '[story]\nid = "h"\ntitle = "Hostile"\nstart = "a"\n'
+
+
+def test_check_cycle_with_no_exit(tmp_path, capsys):
+    f = tmp_path / "cycle.toml"
+    f.write_text(HEAD + _toml_scene("a", ["b"]) + _toml_scene("b", ["a"]))
+    rc, out = _check(f, capsys)
+    assert rc == 1 and "error: no ending reachable from start 'a'" in out and "a → b → a" in out
+
+
+def test_check_missing_target(tmp_path, capsys):
+    f = tmp_path / "missing.toml"
+    f.write_text(HEAD + _toml_scene("a", ["ghost"]))
+    rc, out = _check(f, capsys)
+    assert rc == 1 and "next target 'ghost' does not exist" in out
+
+
+def test_check_fifty_megabyte_scene(tmp_path, capsys):
+    f = tmp_path / "huge.toml"
+    with open(f, "w") as fh:
+        fh.write(HEAD + '[[scene]]\nid = "a"\ntitle = "a"\ntext = "')
+        block = "x" * (1 << 20)
+        for _ in range(50):
+            fh.write(block)
+        fh.write('"\nintensity = 0.5\nduration_s = 30\nnext = []\n')
+    rc, out = _check(f, capsys)
+    assert rc == 1 and "over the 5 MB limit" in out and "refusing to parse it" in out
+    g = tmp_path / "huge.ink.json"
+    g.write_bytes(b'{"inkVersion": 21, "root": ["' + b"x" * (6 << 20) + b'"]}')
+    rc, out = _check(g, capsys)
+    assert rc == 1 and "limit for a story" in out
+
+
+def test_check_yaml_with_custom_tags_executes_nothing(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    for i, tag in enumerate(["!!python/object/apply:os.system", "!!python/object/new:subprocess.Popen"]):
+        f = tmp_path / f"evil{i}.yaml"
+        f.write_text(f"story: {tag} [[\"touch\", \"{marker}\"]]\nscene: []\n")
+        rc, out = _check(f, capsys)
+        assert rc == 1 and "YAML tag" in out and "is not allowed" in out
+    f = tmp_path / "custom.yml"
+    f.write_text("story: !include secrets.yaml\n")
+    rc, out = _check(f, capsys)
+    assert rc == 1 and "'!include' is not allowed" in out
+    assert not marker.exists()
+
+
+def test_plain_yaml_stories_load_like_toml(tmp_path, capsys):
+    f = tmp_path / "tiny.yaml"
+    f.write_text("story: {id: tiny, title: Tiny, start: a}\nscene:\n"
+                 "  - {id: a, title: A, text: Go, intensity: 0.2, duration_s: 30, next: [b]}\n"
+                 "  - {id: b, title: B, text: End, intensity: 0.7, duration_s: 30, next: []}\n")
+    story = load_story(f)
+    assert [s.id for s in story.endings()] == ["b"]
+    rc, out = _check(f, capsys)
+    assert rc == 0 and "ok" in out
+    f.write_text("story: {id: tiny, title: Tiny, start: a}\nscene: [{id: a, title: A, text: x, intensity: 2, "
+                 "duration_s: 30, next: []}]\n")
+    rc, out = _check(f, capsys)
+    assert rc == 1 and "intensity' must be within [0, 1]" in out
+
+
+@pytest.mark.parametrize("version, words", [(10, "recompile it"), (17, "recompile it"), (22, "upgrade")])
+def test_check_wrong_ink_version(tmp_path, capsys, version, words):
+    doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
+    doc["inkVersion"] = version
+    f = tmp_path / "old.ink.json"
+    f.write_text(json.dumps(doc))
+    rc, out = _check(f, capsys)
+    assert rc == 1 and f"ink version {version} is not supported" in out and words in out
+
+
+def test_check_other_broken_ink(tmp_path, capsys):
+    cases = {"notjson.ink.json": "not compiled ink JSON", "noversion.ink.json": "no integer 'inkVersion'",
+             "noroot.ink.json": "no 'root' container"}
+    (tmp_path / "notjson.ink.json").write_text("{nope")
+    (tmp_path / "noversion.ink.json").write_text('{"root": []}')
+    (tmp_path / "noroot.ink.json").write_text('{"inkVersion": 21}')
+    for name, words in cases.items():
+        rc, out = _check(tmp_path / name, capsys)
+        assert rc == 1 and words in out, out
+    src = tmp_path / "story.ink"
+    src.write_text("Hello\n-> END\n")
+    with pytest.raises(StoryError, match="compile it to JSON first"):
+        open_story(src)
+
+
+def test_check_good_stories(capsys):
+    for f in (sample_ink_path(), STORIES / "night_train.toml"):
+        rc, out = _check(f, capsys)
+        assert rc == 0 and out.strip().endswith("ok (0 warnings)")
+    assert check_ink(sample_ink_path()) == ([], [])
+
+
+# -- The Intercept (inkle), the real ink story of the shared data ------------------------------
+
+@pytest.mark.realdata
+def test_the_intercept_plays_to_an_ending_for_twenty_seeds(shared_data):
+    path = shared_data / "ink_the_intercept" / "TheIntercept.ink.json"
+    player = load_ink(path)
+    endings = set()
+    for seed in range(20):
+        rng = random.Random(seed)
+        scene = player.begin()
+        for _ in range(1000):
+            options = player.options()
+            if not options:
+                break
+            scene = player.follow(rng.choice(options).id)
+        else:
+            pytest.fail(f"seed {seed}: no ending within 1000 scenes")
+        endings.add(scene.text[-60:])
+        assert scene.text
+    assert check_ink(path) == ([], [])
+    assert len(endings) >= 1
+
+
+@pytest.mark.realdata
+def test_engage_story_play_the_intercept_with_a_simulated_viewer(shared_data, capsys):
+    path = shared_data / "ink_the_intercept" / "TheIntercept.ink.json"
+    rc = main(["story", "play", str(path), "--simulate", "--seed", "7"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "1/1 viewers reached an ending" in out
+    assert "options carry no intensity" in out  # an untagged story still plays, choices explored
