@@ -145,3 +145,19 @@ def test_skin_patch_clips_scored_against_the_oximeter(shared_data, capsys):
     t, rgb = skin_rgb(75, seconds=30, fs=15.0)
     clean = float(np.median([e.quality for e in rppg_windows(rgb, 15.0, "pos")]))
     assert max(qualities) < clean
+
+
+def test_accepts_the_webcam_face_stream_but_not_a_face_without_colour():
+    from engage.sensors.simulated import FACE_CHANNELS as SIM_FACE
+    from engage.signals.face_mesh import FACE_CHANNELS, FACE_UNITS
+
+    p = RppgHeartRate()
+    assert p.accepts(StreamInfo("w", "Face", FACE_CHANNELS, FACE_UNITS, 30.0, "x"))
+    assert not p.accepts(StreamInfo("s", "Face", SIM_FACE, ("x",) * len(SIM_FACE), 30.0, "y"))
+    t, rgb = skin_rgb(66, seconds=20)
+    data = np.full((len(t), len(FACE_CHANNELS)), np.nan)
+    data[:, 0] = 1.0
+    data[:, [FACE_CHANNELS.index(c) for c in "rgb"]] = rgb
+    out = p.process(Chunk(StreamInfo("w", "Face", FACE_CHANNELS, FACE_UNITS, 30.0, "x", viewer="v"), data, t))
+    hr = out[0].channel("hr_bpm")
+    assert abs(np.nanmedian(hr) - 66) < 4

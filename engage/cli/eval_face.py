@@ -228,7 +228,7 @@ def _screen(spec: str):
 def run_webcam(args: argparse.Namespace) -> int:
     import time
 
-    from engage.core import Chunk, Context, EventBus, LslClock, VirtualClock
+    from engage.core import Context, EventBus, LslClock, VirtualClock
     from engage.sensors.webcam import VideoFileSource, WebcamSource
     from engage.signals.face import FaceFeatures
     from engage.signals.face_mesh import FaceAnalyzer
@@ -263,10 +263,8 @@ def run_webcam(args: argparse.Namespace) -> int:
                     for t, row in zip(chunk.timestamps, chunk.data):
                         writer.writerow([f"{t:.4f}", *(f"{v:.5g}" for v in row)])
                 ff = features.process(chunk)
-                if chunk.info.type == "Face":
-                    rgb_info = _rgb_info(chunk.info)
-                    rgb = Chunk(rgb_info, chunk.data[:, [chunk.info.index(c) for c in "rgb"]], chunk.timestamps)
-                    for h in rppg.process(rgb):
+                if rppg.accepts(chunk.info):
+                    for h in rppg.process(chunk):
                         finite = h.channel("hr_bpm")[np.isfinite(h.channel("hr_bpm"))]
                         if finite.size:
                             hr = float(np.median(finite))
@@ -291,9 +289,3 @@ def run_webcam(args: argparse.Namespace) -> int:
             out.close()
     return 0
 
-
-def _rgb_info(face_info):
-    from engage.core import StreamInfo
-
-    return StreamInfo(f"{face_info.viewer}-face-rgb", "RGB", ("r", "g", "b"), ("a.u.",) * 3, face_info.nominal_rate,
-                      f"engage-{face_info.viewer}-face-rgb", viewer=face_info.viewer)

@@ -1,6 +1,6 @@
 """Remote photoplethysmography: heart rate from the colour of the skin in video.
 
-Input: an ``RGB`` stream, one row per video frame, the mean red, green and blue of skin regions
+Input: an ``RGB`` stream (or the webcam's ``Face`` stream, which carries them), one row per video frame, the mean red, green and blue of skin regions
 (channels ``r``, ``g``, ``b``; the face pipeline averages the forehead and both cheeks, the
 ``--roi frame`` evaluation the whole frame). The pulse is recovered with **POS** (Wang et al.
 2017, "Algorithmic principles of remote PPG") or **CHROM** (de Haan & Jeanne 2013), both
@@ -160,7 +160,8 @@ class RppgHeartRate(Processor):
         self._last_beat: dict[StreamInfo, float] = {}
 
     def accepts(self, info: StreamInfo) -> bool:
-        return info.type == "RGB" and all(c in info.channels for c in RGB_CHANNELS)
+        # an RGB stream, or the webcam's Face stream, which carries the skin regions' r, g, b
+        return info.type in ("RGB", "Face") and all(c in info.channels for c in RGB_CHANNELS)
 
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
