@@ -84,3 +84,28 @@ def test_help_has_examples():
     for cmd in (["eval", "blinks"], ["eval", "rppg"], ["webcam"]):
         proc = subprocess.run([sys.executable, "-m", "engage", *cmd, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "examples:" in proc.stdout
+
+
+def test_annotation_parser_on_arbitrary_text(tmp_path):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from engage.cli.eval_face import read_blink_annotations
+    from engage.core.errors import InputFileError
+
+    path = tmp_path / "a.csv"
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.text(alphabet=st.sampled_from(list("onset_frameoffvid,0123456789-\n x.")), max_size=200))
+    def check(text):
+        path.write_text(text)
+        try:
+            out = read_blink_annotations(path, "x.mp4", 25.0)
+        except InputFileError as exc:
+            assert "a.csv" in str(exc)
+            return
+        assert all(0 <= a < b for a, b in out)
+
+    check()
+    path.write_text("onset_frame,offset_frame\n9,13\n24,28\n")
+    assert read_blink_annotations(path, "x.mp4", 25.0) == [(9 / 25, 14 / 25), (24 / 25, 29 / 25)]
