@@ -303,3 +303,23 @@ def test_detector_rejects_unusable_rates_and_the_processor_reports_it():
     res, events, counters = run(EcgHeartRate(), _ecg_info(20.0), np.zeros(100), np.arange(100) / 20, 10)
     assert res == {} and counters["ecg-heart-rate.unusable_streams"] == 1
     assert [e.evidence["reason"] for e in events if e.type == "sensor.gap"][0].startswith("ECG sampling rate 20")
+
+
+def test_eval_beats_csv_and_clear_errors(tmp_path, capsys):
+    fs = 250
+    ecg = nk.ecg_simulate(duration=60, sampling_rate=fs, heart_rate=66, random_state=8)
+    pd.DataFrame({"time": np.arange(len(ecg)) / fs, "ECG": ecg}).to_csv(tmp_path / "ecg.csv", index=False)
+    ref = nk.ecg_peaks(ecg, sampling_rate=fs)[1]["ECG_R_Peaks"]
+    np.savetxt(tmp_path / "ref.txt", ref, fmt="%d")
+    args = ["eval", "beats", "--csv", str(tmp_path / "ecg.csv"), "--fs", str(fs), "--column", "ECG",
+            "--reference", str(tmp_path / "ref.txt"), "--chunk", "7"]
+    assert cli_main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["f1"] >= 0.99 and result["n_reference"] == len(ref)
+    assert cli_main(args[:-6] + ["--column", "nope", "--reference", str(tmp_path / "ref.txt")]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
+    assert cli_main(["eval", "beats", "--csv", str(tmp_path / "ecg.csv"), "--column", "ECG"]) == 2
+    assert "--fs" in capsys.readouterr().err
+    (tmp_path / "bad.hea").write_text("this is not a header\n")
+    assert cli_main(["eval", "beats", "--wfdb", str(tmp_path / "bad")]) == 2
+    assert "could not be read" in capsys.readouterr().err

@@ -107,17 +107,22 @@ def _load_csv(path: str, column: str | None, fs: float | None, reference: str | 
         raise EngageError(f"{path} has no column {column!r} (has {', '.join(map(str, df.columns))})")
     x = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     try:
-        ref = pd.read_csv(reference, header=None, comment="#", sep=None, engine="python")
-    except (OSError, ValueError) as exc:
+        lines = Path(reference).read_text(errors="replace").splitlines()
+    except OSError as exc:
         raise EngageError(f"{reference}: cannot read reference beats: {exc}") from None
-    vals = None
-    for c in ref.columns:
-        v = pd.to_numeric(ref[c], errors="coerce").dropna().to_numpy(dtype=np.float64)
-        if v.size:
-            vals = v
+    found = []
+    for line in lines:  # first numeric field of each line; headers and comments skipped
+        for field in line.replace(";", ",").replace("\t", ",").replace(" ", ",").split(","):
+            try:
+                value = float(field)
+            except ValueError:
+                continue
+            if np.isfinite(value):
+                found.append(value)
             break
-    if vals is None:
+    if not found:
         raise EngageError(f"{reference}: no numeric beat positions found")
+    vals = np.array(found)
     return x, float(fs), vals if unit == "s" else vals / float(fs)
 
 
