@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engage.core import Processor
 from engage.core.errors import ConfigError, InputFileError
 
 from .common import FORMATTER
@@ -60,8 +61,9 @@ def register(sub) -> None:
     w = sub.add_parser(
         "webcam", formatter_class=FORMATTER, help="sense a viewer live from a webcam (or a video file)",
         description="Captures a camera (index or URL) or a video file, runs MediaPipe face tracking on\n"
-                    "every frame and prints the face features once a second: attention, blinks, PERCLOS,\n"
-                    "head pose and the rPPG heart rate. Frames are never written unless --save-video is given.",
+                    "every frame and the session pipeline on the result (the same as demo and replay, plus\n"
+                    "the rPPG heart rate); prints the face features once a second and the events.\n"
+                    "Frames are never written unless --save-video is given.",
         epilog="examples:\n  engage webcam                      camera 0 for a minute\n"
                "  engage webcam --device 1 --seconds 300 --features-out face.csv\n"
                "  engage webcam --video clip.mp4 --features-out face.csv\n"
@@ -73,6 +75,8 @@ def register(sub) -> None:
     w.add_argument("--features-out", help="write the per-frame Face stream to this CSV")
     w.add_argument("--save-video", help="also write the raw frames to this video file (off by default)")
     w.add_argument("--screen", default="53x30@60", help="screen WIDTHxHEIGHT@DISTANCE in cm (default: 53x30@60)")
+    w.add_argument("--story", help="also run the narrative controller on this story (TOML)")
+    w.add_argument("--events-out", help="write the events (JSON lines) to this file")
     w.set_defaults(func=run_webcam)
 
 
@@ -225,67 +229,77 @@ def _screen(spec: str):
         raise ConfigError(f"--screen {spec!r}: expected WIDTHxHEIGHT@DISTANCE in cm, e.g. 53x30@60") from None
 
 
-def run_webcam(args: argparse.Namespace) -> int:
-    import time
+class _FaceMonitor(Processor):
+    """Prints the face features once a second and optionally writes the Face stream to CSV."""
 
-    from engage.core import Context, EventBus, LslClock, VirtualClock
+    name = "face-monitor"
+
+    def __init__(self, out, features_out: str | None) -> None:
+        self.out = out
+        self.hr = float("nan")
+        self.last = None
+        self.fh = open(features_out, "w", newline="") if features_out else None
+        self.writer = csv.writer(self.fh) if self.fh else None
+        self._header = False
+
+    def accepts(self, info) -> bool:
+        return info.type in ("Face", "FaceFeatures") or (info.type == "HeartRate" and info.name.endswith("hr-rppg"))
+
+    def process(self, chunk) -> list:
+        kind = chunk.info.type
+        if kind == "Face" and self.writer is not None:
+            if not self._header:
+                self.writer.writerow(["timestamp", *chunk.info.channels])
+                self._header = True
+            for t, row in zip(chunk.timestamps, chunk.data):
+                self.writer.writerow([f"{t:.4f}", *(f"{v:.5g}" for v in row)])
+        elif kind == "HeartRate":
+            finite = chunk.channel("hr_bpm")[np.isfinite(chunk.channel("hr_bpm"))]
+            if finite.size:
+                self.hr = float(np.median(finite))
+        elif kind == "FaceFeatures":
+            t = chunk.last_time
+            if self.last is None or t - self.last >= 1.0:
+                self.last = t
+                row = dict(zip(chunk.info.channels, chunk.data[-1]))
+                print(f"{t:10.2f}  face {int(row['face_present'])}  on-screen {int(row['on_screen'])}  "
+                      f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  HR(rPPG) {self.hr:5.1f}",
+                      file=self.out)
+        return []
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def run_webcam(args: argparse.Namespace) -> int:
+    from engage.core import LslClock, VirtualClock
+    from engage.narrative.story import load_story
     from engage.sensors.webcam import VideoFileSource, WebcamSource
-    from engage.signals.face import FaceFeatures
+    from engage.session import Session
     from engage.signals.face_mesh import FaceAnalyzer
     from engage.signals.rppg import RppgHeartRate
 
+    from .common import print_summary
+
     screen = _screen(args.screen)
+    story = load_story(args.story) if args.story else None
     analyzer = FaceAnalyzer(_tracker(args.task), screen=screen)
     if args.video:
         source = VideoFileSource(args.video, analyzer=analyzer, save_video=args.save_video)
-        clock = VirtualClock(0.0)
+        clock, duration = VirtualClock(0.0), source.frame_count / source.fps + 1.0 if source.frame_count else None
     else:
         device = int(args.device) if args.device.isdigit() else args.device
         source = WebcamSource(device, analyzer=analyzer, save_video=args.save_video)
-        clock = LslClock()
-    bus = EventBus()
-    bus.subscribe(lambda e: print(f"{e.timestamp:10.2f}  {e.type}  {json.dumps(e.evidence)}", file=sys.stderr))
-    ctx = Context(clock, bus)
-    features, rppg = FaceFeatures(), RppgHeartRate()
-    for part in (source, features, rppg):
-        part.start(ctx)
-    out = open(args.features_out, "w", newline="") if args.features_out else None
-    writer = csv.writer(out) if out else None
-    if writer:
-        writer.writerow(["timestamp", *source.streams()[0].channels])
-    start = clock.now() if not args.video else 0.0
-    last_print, hr = -1.0, float("nan")
+        clock, duration = LslClock(), args.seconds
+    monitor = _FaceMonitor(sys.stdout, args.features_out)
+    session = Session([source], clock, story=story, events_out=Path(args.events_out) if args.events_out else None,
+                      timeline=sys.stdout, extra_processors=[RppgHeartRate(), monitor])
     try:
-        while True:
-            now = clock.now() if not args.video else (source.next_time() or 0.0) + 0.5
-            for chunk in source.read(now):
-                if writer:
-                    for t, row in zip(chunk.timestamps, chunk.data):
-                        writer.writerow([f"{t:.4f}", *(f"{v:.5g}" for v in row)])
-                ff = features.process(chunk)
-                if rppg.accepts(chunk.info):
-                    for h in rppg.process(chunk):
-                        finite = h.channel("hr_bpm")[np.isfinite(h.channel("hr_bpm"))]
-                        if finite.size:
-                            hr = float(np.median(finite))
-                for f in ff:
-                    t = f.last_time
-                    if t - last_print >= 1.0:
-                        last_print = t
-                        row = dict(zip(f.info.channels, f.data[-1]))
-                        print(f"{t - start:7.1f} s  face {int(row['face_present'])}  on-screen {int(row['on_screen'])}  "
-                              f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  "
-                              f"HR(rPPG) {hr:5.1f}")
-            if source.exhausted or (not args.video and clock.now() - start >= args.seconds):
-                break
-            if not args.video:
-                time.sleep(0.02)
-    except KeyboardInterrupt:
-        pass
+        result = session.run(duration=duration)
     finally:
         source.stop()
         analyzer.close()
-        if out:
-            out.close()
+        monitor.close()
+    print_summary(result)
     return 0
-
