@@ -233,7 +233,7 @@ class InletSet:
                     xml = full.as_xml()
                     item = Inlet(key, predicate, xml, stream_info_from_xml(xml, self.viewer), inlet, info.uid(),
                                  string=full.channel_format() == self._pylsl.cf_string)
-                    self.inlets[key] = item
+                    self.inlets = {**self.inlets, key: item}  # copy on write: other threads list it
                     new.append(item)
                     log.info("LSL stream %r (%s) found by %r", item.info.name, key, predicate)
                 else:
