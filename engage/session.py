@@ -32,6 +32,7 @@ from engage.narrative.plan import ScenePlan, ScenePlanWriter
 from engage.narrative.story import Story
 from engage.signals.cardiac import EcgHeartRate, PpgHeartRate, StrapRrHeartRate
 from engage.signals.eda import EdaFeatures
+from engage.signals.respiration import RespirationRate
 from engage.signals.face import FaceFeatures
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
         PpgHeartRate(),
         StrapRrHeartRate(),
         EdaFeatures(),
+        RespirationRate(),
         FaceFeatures(),
         FeatureWindow(viewer=viewer),
         BaselineCalibrator(calibration_s=calibration_s),
