@@ -177,3 +177,29 @@ def test_task_model_errors_name_the_file(tmp_path):
         z.writestr("readme.txt", "no models here")
     with pytest.raises(InputFileError, match="empty.task: not a valid FaceLandmarker model"):
         FaceLandmarkerTracker(empty)
+
+
+@pytest.mark.realdata
+def test_blendshape_channels_with_a_landmarker_style_tracker(clip):
+    """No .task file can be downloaded here: a tracker that behaves like FaceLandmarkerTracker
+    (real FaceMesh landmarks plus blendshape scores) stands in for it."""
+    from engage.signals.face_mesh import BLENDSHAPE_CHANNELS
+
+    class WithBlendshapes(FaceMeshTracker):
+        has_blendshapes = True
+
+        def __call__(self, frame, timestamp=None):
+            face = super().__call__(frame, timestamp)
+            if face is not None:
+                face.blendshapes = {"eyeBlinkLeft": 0.9, "jawOpen": 0.2}
+            return face
+
+    analyzer = FaceAnalyzer(WithBlendshapes())
+    assert analyzer.channels[-len(BLENDSHAPE_CHANNELS):] == tuple(BLENDSHAPE_CHANNELS)
+    assert len(analyzer.units) == len(analyzer.channels)
+    row = analyzer(_frames(clip, 1)[0], 0.0)
+    named = dict(zip(analyzer.channels, row))
+    assert named["face_present"] == 1 and named["bs_eye_blink_left"] == 0.9 and named["bs_jaw_open"] == 0.2
+    assert np.isnan(named["bs_eye_blink_right"])  # a score the model did not give
+    assert analyzer(np.zeros((480, 640, 3), np.uint8), 0.04).shape == (len(analyzer.channels),)
+    analyzer.close()

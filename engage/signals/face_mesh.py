@@ -56,6 +56,10 @@ FACE_CHANNELS = ("face_present", "ear_left", "ear_right", "gaze_on_screen", "gaz
                  "head_motion", "r", "g", "b")
 FACE_UNITS = ("bool", "ratio", "ratio", "bool", "norm", "norm", "deg", "deg", "deg", "ratio", "deg", "deg",
               "ratio", "ratio", "face/s", "a.u.", "a.u.", "a.u.")
+#: Extra channels with a FaceLandmarker .task model: blendshape scores 0..1 (channel ← blendshape).
+BLENDSHAPE_CHANNELS = {"bs_eye_blink_left": "eyeBlinkLeft", "bs_eye_blink_right": "eyeBlinkRight",
+                       "bs_jaw_open": "jawOpen", "bs_brow_down_left": "browDownLeft",
+                       "bs_brow_down_right": "browDownRight"}
 
 
 @dataclass
@@ -151,12 +155,15 @@ class FaceLandmarkerTracker:
     """A user-supplied MediaPipe FaceLandmarker ``.task`` model (adds blendshapes).
 
     Raises :class:`InputFileError` naming the file when it is missing or not a valid model.
+    With it, :class:`FaceAnalyzer` adds the :data:`BLENDSHAPE_CHANNELS`.
 
     >>> FaceLandmarkerTracker("missing.task")
     Traceback (most recent call last):
     ...
     engage.core.errors.InputFileError: missing.task: FaceLandmarker model file not found
     """
+
+    has_blendshapes = True
 
     def __init__(self, task_path: str | Path, max_faces: int = 2) -> None:
         path = Path(task_path)
@@ -224,18 +231,19 @@ class FaceAnalyzer:
     ``screen`` the screen geometry that decides on-screen gaze.
     """
 
-    channels = FACE_CHANNELS
-    units = FACE_UNITS
-
     def __init__(self, tracker=None, screen: ScreenGeometry | None = None, rppg_roi: bool = True) -> None:
         self.tracker = tracker if tracker is not None else FaceMeshTracker()
+        self.blendshapes = bool(getattr(self.tracker, "has_blendshapes", False))
+        extra = tuple(BLENDSHAPE_CHANNELS) if self.blendshapes else ()
+        self.channels = FACE_CHANNELS + extra
+        self.units = FACE_UNITS + ("score",) * len(extra)
         self.screen = screen or ScreenGeometry()
         self.rppg_roi = rppg_roi
         self._prev: tuple[float, np.ndarray, float] | None = None
         self.last: FaceLandmarks | None = None
 
     def __call__(self, frame_bgr: np.ndarray, timestamp: float) -> np.ndarray:
-        row = np.full(len(FACE_CHANNELS), np.nan)
+        row = np.full(len(self.channels), np.nan)
         row[0] = 0.0
         if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
             self._prev = None
@@ -258,7 +266,9 @@ class FaceAnalyzer:
             motion = float(np.mean(np.linalg.norm(pts[:, :2] - self._prev[1], axis=1)) / max(self._prev[2], 1.0) / dt)
         self._prev = (timestamp, pts[:, :2].copy(), size)
         rgb = _roi_mean(frame_bgr, pts) if self.rppg_roi else np.full(3, np.nan)
-        row[:] = [1.0, eye_aspect_ratio(pts, LEFT_EYE), eye_aspect_ratio(pts, RIGHT_EYE), float(on), nx, ny,
+        if self.blendshapes:
+            row[len(FACE_CHANNELS):] = [face.blendshapes.get(name, np.nan) for name in BLENDSHAPE_CHANNELS.values()]
+        row[:len(FACE_CHANNELS)] = [1.0, eye_aspect_ratio(pts, LEFT_EYE), eye_aspect_ratio(pts, RIGHT_EYE), float(on), nx, ny,
                   yaw, pitch, roll, mouth_opening(pts), gx, gy, ix, iy, motion, *rgb]
         return row
 
