@@ -171,15 +171,17 @@ def format_table(results: dict[str, list[dict[str, Any]]], adaptive: str) -> str
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     d = paired_difference(results, adaptive)
-    if d["n"] > 0 and d["fixed"] > 0:
-        rel = 100 * (d["fixed"] - d["adaptive"]) / d["fixed"]
+    lines.append("")
+    if d["diff"] == 0:
+        lines.append(f"the adaptive policy ({adaptive}) spent the same share of the viewing time bored as the fixed "
+                     f"authored path ({100 * d['adaptive']:.1f} %, n = {d['n']})")
+    else:
         verdict = "less" if d["diff"] < 0 else "more"
-        lines.append("")
+        rel = f", {abs(100 * d['diff'] / d['fixed']):.0f} % {verdict}" if d["fixed"] > 0 else ""
         lines.append(f"the adaptive policy ({adaptive}) spent {abs(100 * d['diff']):.1f} percentage points {verdict} "
                      f"of the viewing time bored than the fixed authored path ({100 * d['adaptive']:.1f} % vs "
-                     f"{100 * d['fixed']:.1f} %, {abs(rel):.0f} % {'fewer' if rel > 0 else 'more'} bored seconds per "
-                     f"viewing minute; paired 95 % CI {100 * d['ci_low']:+.1f} … {100 * d['ci_high']:+.1f} points, "
-                     f"Wilcoxon p = {d['p']:.2g}, n = {d['n']})")
+                     f"{100 * d['fixed']:.1f} %{rel}; paired 95 % CI {100 * d['ci_low']:+.1f} … "
+                     f"{100 * d['ci_high']:+.1f} points, Wilcoxon p = {d['p']:.2g}, n = {d['n']})")
     return "\n".join(lines)
 
 
