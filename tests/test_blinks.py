@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engage.signals.blinks import BlinkDetector, detect_blinks, match_blinks
@@ -66,6 +66,7 @@ def test_bad_thresholds_rejected():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.just(float("nan"))),
                 min_size=0, max_size=200))
+@example([0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0])  # an open level of zero
 def test_detector_survives_any_series(values):
     d = BlinkDetector()
     for i, v in enumerate(values):

@@ -102,7 +102,7 @@ class BlinkDetector:
             self.reset()
             return None
         blink = None
-        if self._open is not None:
+        if self._open is not None and self._open > 0:  # an eye that is never open cannot blink
             half = self.half_ratio * self._open
             was_above = self._prev is not None and self._prev[1] >= half
             if not self._closing:
