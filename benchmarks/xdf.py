@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path

@@ -4,14 +4,12 @@ and replaying a recording back onto LSL."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,7 +150,7 @@ def test_a_stream_that_dies_mid_recording_is_a_gap_and_the_recording_goes_on(tmp
     gaps = []
     rec = XdfRecorder(path, [f"source_id={tag}-a", f"source_id={tag}-b"], resolve_interval=0.1, on_gap=gaps.append)
     rec.start()
-    wait_for(lambda: a.have_consumers() and b.have_consumers(), what="consumers")
+    wait_for(lambda o=b: a.have_consumers() and o.have_consumers(), what="consumers")
     pusher = Pusher([(a, 200, 1), (b, 200, 1)], lambda i, t, n: [t])
     pusher.start()
     time.sleep(1.0)

@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engage.record import RecordingError, XdfRecorder
+    from engage.record import XdfRecorder
     from engage.sensors.lsl import list_streams, quiet_liblsl, parse_predicate
 
     quiet_liblsl()

@@ -79,7 +79,7 @@ def encode_samples(data: np.ndarray, timestamps: np.ndarray, channel_format: str
     """The body of a Samples chunk after the stream id: count, then per sample a timestamp and values.
 
     >>> len(encode_samples(np.zeros((2, 3)), np.array([1.0, 2.0]), "double64"))
-    56
+    68
     """
     n = int(timestamps.shape[0])
     head = _varlen(n)

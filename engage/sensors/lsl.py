@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
