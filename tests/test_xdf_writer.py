@@ -316,3 +316,13 @@ def test_a_corrupt_chunk_mid_file_names_its_offset_and_the_chunks_before_it_repl
     Runtime(VirtualClock(), [src], [take]).run()
     got = np.concatenate(take.rows)
     assert np.array_equal(got[:, 0], np.repeat(np.arange(6.0), 10))
+
+
+def test_names_and_units_with_xml_characters_survive(tmp_path):
+    info = StreamInfo("a<b & c>", "T&T", ("x<1", "y&z"), ("µV", '"s"'), 2.0, "id&<>", viewer="v&1")
+    path = tmp_path / "esc.xdf"
+    with XdfWriter(path) as w:
+        w.write_samples(w.add_stream(info), np.ones((2, 2)), [0.0, 0.5])
+    back = XdfReplay(path).streams()[0]
+    assert (back.name, back.type, back.channels, back.units, back.source_id) == \
+        (info.name, info.type, info.channels, info.units, info.source_id)
