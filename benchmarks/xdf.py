@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engage.core import Processor, Runtime, StreamInfo, VirtualClock  # noqa: E402
 from engage.record import XdfRecorder, XdfWriter  # noqa: E402
 from engage.sensors.replay import XdfReplay  # noqa: E402
+from engage.sensors.lsl import quiet_liblsl  # noqa: E402
 
 RATE, CHANNELS = 1000.0, 64
 EEG = StreamInfo("eeg64", "EEG", tuple(f"ch{i}" for i in range(CHANNELS)), ("uV",) * CHANNELS, RATE, "bench-eeg")
@@ -113,6 +114,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0, help="recording length in stream seconds (default: 60)")
     args = p.parse_args()
+    quiet_liblsl()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         w = bench_write(tmp / "write.xdf", args.seconds)
