@@ -137,8 +137,12 @@ def run_blinks(args: argparse.Namespace) -> int:
     from engage.signals.blinks import detect_blinks, match_blinks
     from engage.signals.face_mesh import FACE_CHANNELS
 
+    from engage.sensors.webcam import VideoFileSource
+
+    probe = VideoFileSource(args.video)  # a bad video or annotation file fails before the long run
+    reference = read_blink_annotations(args.annotations, args.video, probe.fps)
+    probe.stop()
     ts, rows, fps = face_series(args.video, args.task, rppg_roi=False)
-    reference = read_blink_annotations(args.annotations, args.video, fps)
     ear = (rows[:, FACE_CHANNELS.index("ear_left")] + rows[:, FACE_CHANNELS.index("ear_right")]) / 2
     ear[rows[:, 0] < 0.5] = np.nan
     blinks = detect_blinks(ts, ear)
