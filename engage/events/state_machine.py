@@ -15,7 +15,11 @@ attention  attention.lost    attention.regained   ≤0.40 / ≥0.60
 ========== ================= ==================== ===========
 
 Every event's evidence names the score, the threshold, the dwell and the latest relative
-features, plus a one-line ``reason``.
+features, plus a one-line ``reason`` and a stable ``reason_code``
+(``<dimension>.<on|off>.threshold_held``). Each switch is also kept as a typed
+:class:`Transition` in ``history``; a NaN score (a model that does not estimate that dimension)
+never switches anything. ``suppressed`` counts, per reason code, the switches held back by the
+confidence gate (``gate.low_confidence``) or the refractory period (``gate.refractory``).
 
 >>> sm = EngagementStateMachine()
 >>> [d.name for d in sm.dimensions]
@@ -24,6 +28,8 @@ features, plus a one-line ``reason``.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 
 from engage.core import Chunk, Processor, StreamInfo
@@ -52,6 +58,22 @@ DEFAULT_DIMENSIONS = (
 )
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One switch of one dimension for one viewer: the typed form of an emitted event."""
+
+    viewer: str
+    dimension: str
+    event_type: str
+    timestamp: float
+    active: bool
+    score: float
+    threshold: float
+    dwell_s: float
+    confidence: float
+    reason_code: str
+
+
 class _DimState:
     def __init__(self) -> None:
         self.active = False
@@ -72,6 +94,8 @@ class EngagementStateMachine(Processor):
         self._states: dict[tuple[str, str], _DimState] = {}
         self._features: dict[str, dict[str, float]] = {}
         self.state: dict[str, dict[str, bool]] = {}
+        self.history: list[Transition] = []
+        self.suppressed: Counter = Counter()
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type in ("Engagement", "FeaturesRelative")
@@ -90,9 +114,14 @@ class EngagementStateMachine(Processor):
 
     def _update(self, viewer: str, dim: Dimension, t: float, values: dict[str, float]) -> None:
         st = self._states.setdefault((viewer, dim.name), _DimState())
-        score, conf = values[dim.name], values["confidence"]
+        score, conf = values.get(dim.name, math.nan), values.get("confidence", math.nan)
+        if not math.isfinite(score):
+            st.pending_since, st.pending_conf = None, []
+            return
         wants_switch = dim.beyond_off(score) if st.active else dim.beyond_on(score)
-        if not wants_switch or conf < self.min_confidence:
+        if wants_switch and not conf >= self.min_confidence:
+            self.suppressed["gate.low_confidence"] += 1
+        if not wants_switch or not conf >= self.min_confidence:
             st.pending_since, st.pending_conf = None, []
             return
         if st.pending_since is None:
@@ -101,6 +130,7 @@ class EngagementStateMachine(Processor):
         if t - st.pending_since < self.min_dwell_s:
             return
         if st.last_event is not None and t - st.last_event < self.refractory_s:
+            self.suppressed["gate.refractory"] += 1
             return
         st.active = not st.active
         st.last_event = t
@@ -109,11 +139,15 @@ class EngagementStateMachine(Processor):
         dwell = t - st.pending_since
         confidence = sum(st.pending_conf) / len(st.pending_conf)
         sign = ("≤" if dim.inverted else "≥") if st.active else ("≥" if dim.inverted else "≤")
+        code = f"{dim.name}.{'on' if st.active else 'off'}.threshold_held"
         evidence = {
             "reason": f"{dim.name} {score:.2f} {sign} {threshold:.2f} for {dwell:.1f} s",
+            "reason_code": code,
             dim.name: score, "threshold": threshold, "dwell_s": dwell,
             "features": self._features.get(viewer, {}),
         }
         st.pending_since, st.pending_conf = None, []
         self.state.setdefault(viewer, {})[dim.name] = st.active
+        self.history.append(Transition(viewer, dim.name, event_type, t, st.active, score, threshold, dwell,
+                                       confidence, code))
         self.ctx.emit(event_type, t, confidence, evidence, source=self.name, viewer=viewer)

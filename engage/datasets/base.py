@@ -1,0 +1,157 @@
+"""What every dataset loader yields: a subject's :class:`Recording` (streams + labels).
+
+A loader is a class with ``name``, ``subjects()`` (pseudonymous ids found under its root) and
+``load(subject)`` returning a :class:`Recording`. A recording holds each stream as arrays
+(:class:`Track`: a :class:`~engage.core.StreamInfo`, samples × channels and LSL-clock-like
+timestamps in seconds) and its labels as a step function of time. ``recording.source()`` turns it
+into a replay :class:`~engage.core.Source`, so datasets run through exactly the live pipeline.
+
+Problems with the files raise :class:`DatasetError`, whose message names the file at fault.
+
+>>> import numpy as np
+>>> from engage.core import StreamInfo
+>>> info = StreamInfo("s1-eda", "EDA", ("eda",), ("uS",), 4.0, "s1-eda")
+>>> rec = Recording("s1", [Track(info, np.ones((8, 1)), np.arange(8) / 4.0)],
+...                 Labels(np.array([0.0, 1.0]), np.array([0, 1])))
+>>> rec.label_at(np.array([0.5, 1.5, 9.0])).tolist()
+[0.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from engage.core import InputFileError, StreamInfo
+from engage.sensors.replay import _RecordingSource
+
+
+class DatasetError(InputFileError):
+    """A dataset folder or file that is missing, partial or malformed (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One stream of a recording, held in memory."""
+
+    info: StreamInfo
+    data: np.ndarray
+    timestamps: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 2 or self.data.shape != (self.timestamps.size, self.info.channel_count):
+            raise ValueError(f"track {self.info.name!r}: data {self.data.shape} does not match "
+                             f"{self.timestamps.size} timestamps × {self.info.channel_count} channels")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A label as a step function: ``values[i]`` holds from ``timestamps[i]`` until the next one.
+
+    ``end`` is when the last label stops holding (None: until the end of the recording).
+    Values are floats; NaN means "no label here" (e.g. a transition or an unannotated stretch).
+    """
+
+    timestamps: np.ndarray
+    values: np.ndarray
+    name: str = "label"
+    classes: tuple[str, ...] = ()
+    end: float | None = None
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        out = np.full(t.shape, np.nan)
+        if self.timestamps.size == 0:
+            return out
+        i = np.searchsorted(self.timestamps, t, side="right") - 1
+        ok = i >= 0
+        if self.end is not None:
+            ok &= t <= self.end
+        out[ok] = np.asarray(self.values, dtype=float)[i[ok]]
+        return out
+
+
+@dataclass
+class Recording:
+    """One subject's session: streams and labels on one clock."""
+
+    subject: str
+    tracks: list[Track]
+    labels: Labels | None = None
+    meta: dict = field(default_factory=dict)
+
+    def track(self, stream_type: str) -> Track | None:
+        """The first track of a stream type (``EDA``, ``BVP``, ``ACC`` …), or None."""
+        return next((t for t in self.tracks if t.info.type == stream_type), None)
+
+    @property
+    def start(self) -> float:
+        return min(float(t.timestamps[0]) for t in self.tracks if t.timestamps.size)
+
+    @property
+    def end(self) -> float:
+        return max(float(t.timestamps[-1]) for t in self.tracks if t.timestamps.size)
+
+    def label_at(self, t: np.ndarray) -> np.ndarray:
+        """Label values at times ``t`` (NaN where unlabelled)."""
+        if self.labels is None:
+            return np.full(np.shape(t), np.nan)
+        return self.labels.at(t)
+
+    def source(self) -> "RecordingReplay":
+        """A replay source of this recording for :class:`~engage.core.Runtime`."""
+        return RecordingReplay(self)
+
+
+class RecordingReplay(_RecordingSource):
+    """Replays a :class:`Recording` on the runtime's clock (gaps found and reported as usual)."""
+
+    name = "dataset-replay"
+
+    def __init__(self, recording: Recording) -> None:
+        super().__init__(recording.subject)
+        self.recording = recording
+        for t in recording.tracks:
+            order = np.argsort(t.timestamps, kind="stable")
+            self._add_track(t.info, t.data[order], t.timestamps[order])
+
+
+class Dataset(Protocol):
+    """What a loader offers (see the module docstring)."""
+
+    name: str
+    root: Path
+
+    def subjects(self) -> list[str]: ...
+
+    def load(self, subject: str) -> Recording: ...
+
+
+def iter_recordings(dataset: Dataset, subjects: list[str] | None = None) -> Iterator[Recording]:
+    """Each subject's recording in turn."""
+    for s in subjects or dataset.subjects():
+        yield dataset.load(s)
+
+
+def require_dir(root: str | os.PathLike, what: str) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: {what} root folder not found")
+    return root
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing {what}")
+    return path
+
+
+def stream(subject: str, name: str, stream_type: str, channels: tuple[str, ...], units: tuple[str, ...],
+           rate: float, dataset: str) -> StreamInfo:
+    """A :class:`StreamInfo` for a dataset stream with a stable source id."""
+    return StreamInfo(f"{subject}-{name}", stream_type, channels, units, rate, f"{dataset}-{subject}-{name}",
+                      viewer=subject, metadata=(("dataset", dataset),))

@@ -1,0 +1,156 @@
+"""Empatica E4 exports and the Stress-Predict dataset.
+
+An E4 export folder holds one CSV per signal: row 1 the UNIX start time (one value per column),
+row 2 the sample rate, then the samples (``BVP`` 64 Hz, ``EDA`` 4 Hz µS, ``TEMP`` 4 Hz °C,
+``ACC`` 32 Hz in 1/64 g, ``HR`` 1 Hz device heart rate); ``IBI.csv`` has ``<t0>, IBI`` then rows of (seconds since
+t0, inter-beat interval in s); ``tags*.csv`` one UNIX time per button press.
+
+Stress-Predict (Iqbal et al. 2022) lays out ``Raw_data/SXX/`` E4 folders and
+``Processed_data/Improved_All_Combined_hr_rsp_binary.csv`` with a 1 Hz ``Label`` per participant
+(1 = stress task, 0 = baseline/rest). Timestamps are UNIX seconds, used as the recording's clock.
+
+>>> StressPredict.name
+'stress-predict'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base import DatasetError, Labels, Recording, Track, require_dir, require_file, stream
+
+#: file → (stream type, channels, units, scale)
+E4_SIGNALS = {
+    "BVP": ("BVP", ("bvp",), ("nW",), 1.0),
+    "EDA": ("EDA", ("eda",), ("uS",), 1.0),
+    "TEMP": ("TEMP", ("temp",), ("degC",), 1.0),
+    "ACC": ("ACC", ("acc_x", "acc_y", "acc_z"), ("g", "g", "g"), 1.0 / 64.0),
+    "HR": ("DeviceHR", ("hr_bpm",), ("bpm",), 1.0),
+}
+
+
+def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """One E4 signal CSV → (samples × channels, UNIX timestamps, rate). Raises :class:`DatasetError`.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "EDA.csv"
+    >>> _ = p.write_text("100.0\\n4.0\\n0.5\\n0.6\\n")
+    >>> x, t, fs = read_e4_signal(p, 1)
+    >>> t.tolist(), fs
+    ([100.0, 100.25], 4.0)
+    """
+    path = Path(path)
+    require_file(path, "E4 signal file")
+    try:
+        raw = pd.read_csv(path, header=None, skipinitialspace=True, dtype=float)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DatasetError(f"{path}: not an E4 signal file ({str(exc).splitlines()[0]})") from None
+    if raw.shape[0] < 2:
+        raise DatasetError(f"{path}: E4 signal file needs a start-time row and a sample-rate row")
+    if raw.shape[1] != n_channels:
+        raise DatasetError(f"{path}: expected {n_channels} column(s), found {raw.shape[1]}")
+    t0, fs = float(raw.iat[0, 0]), float(raw.iat[1, 0])
+    if not np.isfinite(t0) or not np.isfinite(fs) or fs <= 0:
+        raise DatasetError(f"{path}: bad start time {t0!r} or sample rate {fs!r} in the first two rows")
+    x = raw.iloc[2:].to_numpy(dtype=float)
+    return x, t0 + np.arange(len(x)) / fs, fs
+
+
+def read_e4_ibi(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``IBI.csv`` → (beat times as UNIX seconds, inter-beat intervals in s)."""
+    path = Path(path)
+    require_file(path, "E4 IBI file")
+    lines = path.read_text().splitlines()
+    if not lines or "ibi" not in lines[0].lower():
+        raise DatasetError(f"{path}: first row must be '<start time>, IBI'")
+    try:
+        t0 = float(lines[0].split(",")[0])
+        rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:] if ln.strip()]).reshape(-1, 2)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: malformed IBI row ({exc})") from None
+    return t0 + rows[:, 0], rows[:, 1]
+
+
+def read_e4_tags(path: str | os.PathLike) -> np.ndarray:
+    """A tags CSV → sorted unique UNIX times of the button presses."""
+    path = Path(path)
+    text = path.read_text().split()
+    try:
+        return np.unique(np.array([float(v) for v in text]))
+    except ValueError as exc:
+        raise DatasetError(f"{path}: malformed tag ({exc})") from None
+
+
+def load_e4_folder(folder: str | os.PathLike, subject: str, dataset: str = "e4",
+                   signals: tuple[str, ...] = ("BVP", "EDA", "TEMP", "ACC", "HR")) -> list[Track]:
+    """The tracks of one E4 export folder. ``HR.csv`` (the device's own 1 Hz heart rate) becomes a
+    ``DeviceHR`` stream; ``IBI.csv`` (when present) an ``IBI`` stream (irregular; timestamp = beat
+    time; channel ``rr_s``). Both are the watch's estimates, kept apart from the ``HeartRate``
+    contract that engage's own beat detectors produce."""
+    folder = Path(folder)
+    tracks = []
+    for name in signals:
+        kind, channels, units, scale = E4_SIGNALS[name]
+        x, t, fs = read_e4_signal(folder / f"{name}.csv", len(channels))
+        tracks.append(Track(stream(subject, name.lower(), kind, channels, units, fs, dataset), x * scale, t))
+    if (folder / "IBI.csv").is_file():
+        bt, ibi = read_e4_ibi(folder / "IBI.csv")
+        tracks.append(Track(stream(subject, "ibi", "IBI", ("rr_s",), ("s",), 0.0, dataset), ibi[:, None], bt))
+    return tracks
+
+
+class StressPredict:
+    """The Stress-Predict dataset (Empatica E4, participants ``S01``…; stress-task labels).
+
+    ``subjects()`` lists the participants with both a raw folder and labels.
+
+    >>> # ds = StressPredict("../shared/data/stress_predict_e4"); rec = ds.load("S02")
+    """
+
+    name = "stress-predict"
+    LABELS = Path("Processed_data") / "Improved_All_Combined_hr_rsp_binary.csv"
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = require_dir(root, "Stress-Predict")
+        self.raw = self.root / "Raw_data"
+        if not self.raw.is_dir():
+            raise DatasetError(f"{self.raw}: missing the Raw_data folder of Stress-Predict")
+        self._labels: pd.DataFrame | None = None
+
+    def labels_table(self) -> pd.DataFrame:
+        if self._labels is None:
+            path = require_file(self.root / self.LABELS, "Stress-Predict label file")
+            try:
+                df = pd.read_csv(path)
+            except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise DatasetError(f"{path}: unreadable label file ({exc})") from None
+            need = {"Participant", "Time(sec)", "Label"}
+            if not need <= set(df.columns):
+                raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(need - set(df.columns)))}")
+            self._labels = df
+        return self._labels
+
+    def subjects(self) -> list[str]:
+        folders = sorted(p.name for p in self.raw.iterdir() if p.is_dir() and re.fullmatch(r"S\d+", p.name))
+        labelled = {f"S{int(p):02d}" for p in self.labels_table()["Participant"].unique()}
+        return [s for s in folders if s in labelled]
+
+    def load(self, subject: str) -> Recording:
+        folder = self.raw / subject
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: no such participant folder")
+        tracks = load_e4_folder(folder, subject, self.name)
+        df = self.labels_table()
+        rows = df[df["Participant"] == int(subject.lstrip("S"))].sort_values("Time(sec)")
+        labels = None
+        if len(rows):
+            t = rows["Time(sec)"].to_numpy(dtype=float)
+            labels = Labels(t, rows["Label"].to_numpy(dtype=float), "stress", ("rest", "stress"), end=t[-1] + 1.0)
+        tags = sorted(folder.glob("tags*.csv"))
+        meta = {"tags": read_e4_tags(tags[0]).tolist() if tags else []}
+        return Recording(subject, tracks, labels, meta)

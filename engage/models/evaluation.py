@@ -1,0 +1,95 @@
+"""Evaluating a wrist model on a dataset: with a shipped model, or leave-one-subject-out; plots.
+
+>>> shipped_model_path().name
+'arousal-wrist.skops'
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .persistence import LoadedModel, load_model
+from .training import WindowConfig, extract_windows, loso, predict, report
+from .wrist import WRIST_FEATURES, WRIST_QUALITIES, WindowSet
+
+
+def shipped_model_path(name: str = "arousal-wrist") -> Path:
+    """Where the installed package keeps a shipped model (``engage/models/data/NAME.skops``)."""
+    return Path(str(resources.files("engage.models") / "data" / f"{name}.skops"))
+
+
+def load_shipped(name: str = "arousal-wrist") -> LoadedModel:
+    """The shipped model, checked like any other model file."""
+    return load_model(shipped_model_path(name))
+
+
+def config_of(model: LoadedModel) -> WindowConfig:
+    """The window configuration a model was trained with (defaults when the file does not say)."""
+    return WindowConfig(**{k: float(v) for k, v in dict(model.info.get("windows", {})).items()
+                           if k in WindowConfig.__dataclass_fields__})
+
+
+def _align(sets: Sequence[WindowSet], features: Sequence[str]) -> list[WindowSet]:
+    """Reorder each window set's columns to the model's feature list (NaN for what is missing)."""
+    out = []
+    for s in sets:
+        cols = [s.features.index(f) if f in s.features else -1 for f in features]
+        X = np.column_stack([s.X[:, c] if c >= 0 else np.full(len(s.X), np.nan) for c in cols]) if len(s.X) \
+            else np.zeros((0, len(features)))
+        out.append(WindowSet(s.subject, tuple(features), X, s.t, s.y))
+    return out
+
+
+def evaluate(model: LoadedModel, dataset, subjects: Sequence[str] | None = None, cv: str | None = None,
+             n_jobs: int = 1) -> tuple[dict, list[WindowSet], list[np.ndarray]]:
+    """Metrics of ``model`` on ``dataset``: ``cv=None`` scores the given model on every subject;
+    ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings."""
+    sets = extract_windows(dataset, subjects, config_of(model), n_jobs=n_jobs)
+    sets = [s for s in sets if np.isfinite(s.y).any()]
+    sets = _align(sets, model.features)
+    if cv == "loso":
+        probs = loso(sets, kind=str(model.info.get("kind", "logistic")), n_jobs=n_jobs)
+    elif cv is None:
+        probs = predict(model.model, sets)
+    else:
+        raise ValueError(f"unknown cross-validation {cv!r} (use 'loso')")
+    return report(sets, probs), sets, probs
+
+
+def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
+    """A confusion matrix and a per-subject balanced-accuracy bar chart in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2.2]})
+    cm = np.array(result["confusion"])
+    a.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        a.text(j, i, str(v), ha="center", va="center", color="black")
+    a.set_xticks([0, 1], ["rest", "stress"]), a.set_yticks([0, 1], ["rest", "stress"])
+    a.set_xlabel("predicted"), a.set_ylabel("true"), a.set_title("confusion (windows)")
+    subs = sorted(result["per_subject"])
+    vals = [result["per_subject"][s]["balanced_accuracy"] for s in subs]
+    b.bar(subs, vals, color="tab:blue")
+    b.axhline(result["balanced_accuracy"], color="k", ls="--", label=f"pooled {result['balanced_accuracy']:.2f}")
+    b.axhline(0.5, color="grey", ls=":", label="chance")
+    b.set_ylim(0, 1), b.set_ylabel("balanced accuracy"), b.legend(loc="lower right")
+    b.tick_params(axis="x", rotation=60)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+MODEL_FEATURES = tuple(f"z_{n}" if n in ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate",
+                                          "acc_sd", "acc_energy", "temp_mean", "bvp_amp", "bvp_amp_sd") else n
+                       for n in WRIST_FEATURES) + WRIST_QUALITIES
