@@ -29,6 +29,7 @@ from engage.models.rules import RuleEngagementModel
 from engage.models.windows import FeatureWindow
 from engage.narrative.controller import Controller
 from engage.narrative.plan import ScenePlan, ScenePlanWriter
+from engage.narrative.policy import DirectorPolicy
 from engage.narrative.story import Story
 from engage.signals.cardiac import EcgHeartRate, PpgHeartRate, StrapRrHeartRate
 from engage.signals.eda import EdaFeatures
@@ -135,7 +136,7 @@ class Session:
         processors = build_processors(viewer, calibration_s)
         self.controller: Controller | None = None
         if story is not None:
-            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks)
+            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks, policy=DirectorPolicy())
             processors.append(self.controller)
         processors.append(self.log)
         self.timeline = None

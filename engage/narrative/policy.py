@@ -158,7 +158,10 @@ class DirectorPolicy:
                 evidence["fate_point"] = True
         self._pending = (d.phase, _band(chosen.intensity))
         head = f"director {d.phase} (target {target:.2f}, estimate {d.estimate:.2f})"
-        if bored is not None:
+        if trigger is not None and not may_change:  # seen, logged in the evidence, not acted on
+            head = (f"viewer {'bored' if bored is not None else 'overloaded'} since {state.clock(trigger.timestamp)} "
+                    f"(confidence {trigger.confidence:.2f}); " + head)
+        elif bored is not None:
             head = (f"viewer bored (boredom.onset at {state.clock(bored.timestamp)}, confidence "
                     f"{bored.confidence:.2f}); " + head)
         elif overloaded is not None:
