@@ -174,7 +174,9 @@ def test_polar_ecg_over_pmd(bluez, strap):
         assert wait_for(lambda: sup.links[0].counters["ecg_samples"] == n)
     finally:
         sup.stop()
-    assert bluez.call(lambda: s.ecg_streaming) is False or s.disconnects >= 1  # stopped or disconnected
+    # started with 130 Hz / 14 bit through the control point, stopped there at shutdown
+    from engage.sensors.ble.polar import ECG_STOP_COMMAND, ecg_start_command
+    assert s.pmd_requests == [ecg_start_command(130, 14), ECG_STOP_COMMAND]
     chunks, _ = sup.drain()
     e = [c for c in chunks if c.info.type == "ECG"]
     assert e[0].info.units == ("uV",) and e[0].info.nominal_rate == 130.0 and e[0].info.channels == ("ecg",)

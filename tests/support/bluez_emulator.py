@@ -279,7 +279,7 @@ class EmulatedStrap:
         self.pmd_cp: Optional[GattCharacteristic1] = None
         self.pmd_data: Optional[GattCharacteristic1] = None
         self.ecg_streaming = False
-        self.ecg_source: Optional[Callable[[int], np.ndarray]] = None
+        self.pmd_requests: list[bytes] = []
         self.connected_event = threading.Event()
         self.connected_at: list[float] = []
         self.reappeared_at: list[float] = []
@@ -349,6 +349,7 @@ class EmulatedStrap:
     def _pmd_write(self, value: bytes) -> None:
         op = value[0] if value else 0xFF
         meas = value[1] if len(value) > 1 else 0xFF
+        self.pmd_requests.append(bytes(value))
         cp = self.pmd_cp
         if meas != polar.MEAS_ECG:
             status = 2
