@@ -256,3 +256,33 @@ def test_the_intercept_is_played_by_the_director_to_an_ending_for_twenty_seeds(s
         assert any("options carry no intensity" in p.reason for p in c.decisions)
         paths.add(tuple(p.scene for p in c.decisions))
     assert len(paths) > 1  # untagged choices are explored, not always the first
+
+
+LOOP_TEXT = ('{"inkVersion":21,"root":[["^Start","\\n",{"->":"a"},["done",{"#n":"g-0"}],null],"done",'
+             '{"a":["^Loop","\\n",{"->":"a"},null]}],"listDefs":{}}')
+LOOP_SILENT = ('{"inkVersion":21,"root":[[{"->":"a"},["done",{"#n":"g-0"}],null],"done",'
+               '{"a":[{"->":"b"},null],"b":[{"->":"a"},null]}],"listDefs":{}}')
+
+
+@pytest.mark.timeout(60)
+def test_check_ink_loops_with_no_exit_end_with_an_error_not_a_hang(tmp_path, capsys):
+    # Compiled with inkjs from "Start / -> a / === a === / Loop / -> a" and "-> a / === a === / -> b / === b === / -> a".
+    (tmp_path / "loop.ink.json").write_text(LOOP_TEXT)
+    (tmp_path / "silent.ink.json").write_text(LOOP_SILENT)
+    rc, out = _check(tmp_path / "loop.ink.json", capsys)
+    assert rc == 1 and "lines without a choice (a loop?)" in out
+    t = __import__("time").monotonic()
+    rc, out = _check(tmp_path / "silent.ink.json", capsys)
+    assert rc == 1 and "endless loop of diverts" in out
+    assert __import__("time").monotonic() - t < 30
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_yaml_loader_raises_only_story_errors(text):
+    from engage.narrative.story import load_story_yaml_text
+
+    try:
+        load_story_yaml_text(text)
+    except StoryError:
+        pass

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -42,6 +43,9 @@ INK_VERSIONS = (18, 21)
 DEFAULT_INTENSITY = 0.5
 WORDS_PER_SECOND = 2.5
 MIN_SCENE_S, MAX_SCENE_S = 8.0, 90.0
+#: Longest time the runtime may take to produce one line.
+MAX_LINE_S = 2.0
+_SLICE_MS = 50.0
 #: A playthrough longer than this many scenes is reported as not ending (a loop in the story).
 MAX_SCENES = 5000
 
@@ -185,6 +189,16 @@ class InkPlayer:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _continue_line(self) -> str:
+        """One line, in slices of the runtime's time budget: a story that diverts in a circle
+        without output would otherwise hang the runtime forever."""
+        start = time.monotonic()
+        while not self._ink.continue_async(_SLICE_MS):
+            if time.monotonic() - start > MAX_LINE_S:
+                raise StoryError(self.source, [f"the story produced no line within {MAX_LINE_S:g} s: an endless "
+                                               "loop of diverts with no text or choice"])
+        return self._ink.get_current_text()
+
     def _knot_tags(self, knot: str) -> dict[str, Any]:
         try:
             return parse_tags(list(self._ink.get_tags_for_content_at_path(knot)))
@@ -205,7 +219,7 @@ class InkPlayer:
             tags.update(parse_tags(line_tags))
         while self._ink.can_continue():
             try:
-                text = self._ink.cont()
+                text = self._continue_line()
                 line_tags = list(self._ink.get_current_tags())
             except RuntimeError as exc:
                 raise StoryError(self.source, [f"ink runtime error while playing: {exc}"]) from None
@@ -219,8 +233,8 @@ class InkPlayer:
             for k, v in parse_tags(line_tags).items():
                 tags.setdefault(k, v)
             guard += 1
-            if guard > 100_000:
-                raise StoryError(self.source, ["a scene produced over 100000 lines without a choice (a loop?)"])
+            if guard > 20_000:
+                raise StoryError(self.source, ["a scene produced over 20000 lines without a choice (a loop?)"])
         if self._errors:
             errors, self._errors = self._errors, []
             raise StoryError(self.source, [f"ink runtime error: {e}" for e in errors])
