@@ -40,7 +40,7 @@ _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"), ("numpy", "float64"), ("numpy", "int64"),
-    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"),
+    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("_codecs", "encode"),
 }
 
 

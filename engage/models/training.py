@@ -18,12 +18,14 @@ or Ray (``from ray.util.joblib import register_ray; register_ray()`` then
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from .classifier import make_classifier
@@ -67,11 +69,16 @@ def _xy(sets: Sequence[WindowSet]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit(sets: Sequence[WindowSet], kind: str = "logistic"):
-    """A classifier fitted on the labelled windows of ``sets``."""
+    """A classifier fitted on the labelled windows of ``sets``.
+
+    Classes are weighted to balance (in the estimator and in the probability calibration), so
+    P = 0.5 is the decision point whatever the share of stress windows in the training data."""
     X, y = _xy(sets)
     if len(np.unique(y)) < 2:
         raise ValueError("training needs windows of both classes")
-    return make_classifier(kind).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the pipeline takes no sample_weight: calibration uses it
+        return make_classifier(kind).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
 
 
 def _fold(sets: Sequence[WindowSet], i: int, kind: str) -> np.ndarray:

@@ -93,7 +93,9 @@ class WristFeatureWindow(Processor):
             self._viewer = chunk.info.viewer
         if self._first is None or chunk.first_time < self._first:
             self._first = chunk.first_time if self._first is None else self._first
-        self._buffers[kind].add(chunk, chunk.last_time - self.window_s)
+        # keep what the next window to summarise still needs (a big chunk may span several windows)
+        pending = self._next if self._next is not None else self._first + self.window_s
+        self._buffers[kind].add(chunk, min(chunk.last_time, pending) - self.window_s)
         return []
 
     def tick(self, now: float) -> list[Chunk]:

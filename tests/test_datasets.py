@@ -1,0 +1,284 @@
+"""Dataset loaders: real Stress-Predict files in place; WESAD, CASE, DEAP and XDF sessions on files
+generated here in their documented layouts; malformed and partial folders named in the error."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engage.core import EventBus, Runtime, StreamInfo, VirtualClock
+from engage.datasets import (Case, DatasetError, Deap, StressPredict, Wesad, XdfSessions, open_dataset,
+                             read_e4_signal)
+from engage.datasets.xdf import parse_label_marker
+from engage.models.wrist import Collector
+
+
+# ---------------------------------------------------------------- Empatica E4 / Stress-Predict
+
+
+def write_e4(folder: Path, t0: float = 1000.0, seconds: int = 120, rng=None) -> None:
+    rng = rng or np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def sig(name, fs, cols, values):
+        head = ", ".join([f"{t0:.6f}"] * cols) + "\n" + ", ".join([f"{fs:.6f}"] * cols) + "\n"
+        body = "\n".join(",".join(f"{v:.3f}" for v in np.atleast_1d(row)) for row in values)
+        (folder / f"{name}.csv").write_text(head + body + "\n")
+
+    sig("BVP", 64, 1, rng.normal(0, 30, seconds * 64))
+    sig("EDA", 4, 1, 2 + 0.01 * np.arange(seconds * 4))
+    sig("TEMP", 4, 1, np.full(seconds * 4, 32.0))
+    sig("ACC", 32, 3, rng.integers(-64, 64, (seconds * 32, 3)))
+    sig("HR", 1, 1, np.full(seconds, 70.0))
+    beats = np.cumsum(np.full(seconds, 0.85))
+    (folder / "IBI.csv").write_text(f"{t0:.6f}, IBI\n" + "\n".join(f"{b:.6f},0.850000" for b in beats) + "\n")
+    (folder / f"tags_{folder.name}.csv").write_text(f"{t0 + 30:.0f}\n{t0 + 60:.0f}\n")
+
+
+def make_stress_predict(root: Path, subjects=("S01", "S02")) -> Path:
+    rows = ["Participant,HR,respr,Time(sec),Label"]
+    for k, s in enumerate(subjects):
+        t0 = 1000.0 + 10000 * k
+        write_e4(root / "Raw_data" / s, t0)
+        rows += [f"{int(s[1:])},70,12,{int(t0 + i)},{int(30 <= i < 60)}" for i in range(120)]
+    (root / "Processed_data").mkdir(parents=True)
+    (root / "Processed_data" / "Improved_All_Combined_hr_rsp_binary.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_stress_predict_generated_layout(tmp_path):
+    ds = open_dataset("stress-predict", make_stress_predict(tmp_path))
+    assert ds.subjects() == ["S01", "S02"]
+    rec = ds.load("S02")
+    kinds = {t.info.type: t for t in rec.tracks}
+    assert set(kinds) == {"BVP", "EDA", "TEMP", "ACC", "DeviceHR", "IBI"}
+    assert kinds["BVP"].info.nominal_rate == 64 and kinds["BVP"].timestamps[0] == 11000.0
+    assert np.abs(kinds["ACC"].data).max() <= 1.0  # 1/64 g → g
+    assert rec.label_at(np.array([11010.0, 11040.0, 11070.0, 11500.0])).tolist()[:3] == [0.0, 1.0, 0.0]
+    assert np.isnan(rec.label_at(np.array([11500.0]))[0])
+    assert rec.meta["tags"] == [11030.0, 11060.0]
+
+
+def test_recording_replays_through_the_runtime(tmp_path):
+    rec = StressPredict(make_stress_predict(tmp_path)).load("S01")
+    col = Collector("EDA")
+    Runtime(VirtualClock(), [rec.source()], [col], bus=EventBus(), step=1.0).run()
+    t, x = col.arrays()
+    assert len(t) == 480 and np.allclose(x[:, 0], rec.track("EDA").data[:, 0])
+
+
+def test_stress_predict_partial_folders_name_the_file(tmp_path):
+    root = make_stress_predict(tmp_path)
+    (root / "Raw_data" / "S01" / "EDA.csv").unlink()
+    with pytest.raises(DatasetError, match=r"S01/EDA\.csv: missing"):
+        StressPredict(root).load("S01")
+    (root / "Processed_data" / "Improved_All_Combined_hr_rsp_binary.csv").unlink()
+    with pytest.raises(DatasetError, match="Improved_All_Combined_hr_rsp_binary.csv: missing"):
+        StressPredict(root).subjects()
+    with pytest.raises(DatasetError, match="Raw_data"):
+        StressPredict(tmp_path / "Raw_data" / "S02")
+    with pytest.raises(DatasetError, match="no such participant"):
+        StressPredict(root).load("S99")
+
+
+def test_e4_malformed_files(tmp_path):
+    p = tmp_path / "ACC.csv"
+    p.write_text("1.0, 1.0\n32, 32\n1,2\n")
+    with pytest.raises(DatasetError, match="ACC.csv: expected 3 column"):
+        read_e4_signal(p, 3)
+    p.write_text("1.0\n-4\n1\n")
+    with pytest.raises(DatasetError, match="bad start time .* or sample rate"):
+        read_e4_signal(p, 1)
+    p.write_text("1.0\n4\nabc\n")
+    with pytest.raises(DatasetError, match="not an E4 signal file"):
+        read_e4_signal(p, 1)
+    p.write_text("")
+    with pytest.raises(DatasetError, match="ACC.csv"):
+        read_e4_signal(p, 1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="0123456789.,-e \nabc", max_size=80))
+def test_e4_parser_fuzz_typed_error_or_arrays(tmp_path, text):
+    p = tmp_path / "EDA.csv"
+    p.write_text(text)
+    try:
+        x, t, fs = read_e4_signal(p, 1)
+    except DatasetError as exc:
+        assert "EDA.csv" in str(exc)
+    else:
+        assert x.shape == (len(t), 1) and fs > 0
+
+
+@pytest.mark.realdata
+def test_stress_predict_real(shared_data):
+    ds = StressPredict(shared_data / "stress_predict_e4")
+    subjects = ds.subjects()
+    assert subjects[0] == "S02" and len(subjects) == 19  # S01 has no labels in the processed file
+    rec = ds.load("S02")
+    eda = rec.track("EDA")
+    assert eda.info.nominal_rate == 4.0 and eda.timestamps[0] == 1644227574.0
+    assert rec.track("BVP").info.nominal_rate == 64.0
+    # the labels' stress blocks start and end at the participant's tag presses
+    t = rec.labels.timestamps
+    changes = t[1:][np.diff(rec.labels.values) != 0]
+    tags = np.array(rec.meta["tags"])
+    assert all(np.min(np.abs(tags - c)) <= 1.0 for c in changes)
+    assert 0.25 < np.nanmean(rec.labels.values) < 0.4
+
+
+# ---------------------------------------------------------------- WESAD
+
+
+def write_wesad(root: Path, subject: str = "S2", seconds: int = 20) -> Path:
+    rng = np.random.default_rng(1)
+    label = np.repeat([0, 1, 2, 3], seconds * 700 // 4)
+    doc = {"subject": subject, "label": label,
+           "signal": {"chest": {"ECG": rng.normal(size=(seconds * 700, 1)), "EDA": rng.normal(size=(seconds * 700, 1)),
+                                "Resp": rng.normal(size=(seconds * 700, 1)), "ACC": rng.normal(size=(seconds * 700, 3))},
+                      "wrist": {"BVP": rng.normal(size=(seconds * 64, 1)), "EDA": rng.random((seconds * 4, 1)) + 1,
+                                "TEMP": np.full((seconds * 4, 1), 33.0),
+                                "ACC": rng.integers(-64, 64, (seconds * 32, 3)).astype(float)}}}
+    (root / subject).mkdir(parents=True, exist_ok=True)
+    with open(root / subject / f"{subject}.pkl", "wb") as f:
+        pickle.dump(doc, f, protocol=2)
+    return root
+
+
+def test_wesad_generated(tmp_path):
+    ds = Wesad(write_wesad(tmp_path))
+    assert ds.subjects() == ["S2"]
+    rec = ds.load("S2")
+    rates = {t.info.type: t.info.nominal_rate for t in rec.tracks}
+    assert rates == {"BVP": 64.0, "EDA": 4.0, "TEMP": 4.0, "ACC": 32.0, "ECG": 700.0, "RESP": 700.0}
+    # 20 s split in four: transient (NaN), baseline (0), stress (1), amusement (NaN)
+    assert np.array_equal(rec.label_at(np.array([1.0, 6.0, 11.0, 16.0])), [np.nan, 0, 1, np.nan], equal_nan=True)
+
+
+def test_wesad_malformed(tmp_path):
+    root = write_wesad(tmp_path)
+    doc = pickle.loads((root / "S2" / "S2.pkl").read_bytes(), encoding="latin1")
+    del doc["signal"]["wrist"]["BVP"]
+    (root / "S2" / "S2.pkl").write_bytes(pickle.dumps(doc))
+    with pytest.raises(DatasetError, match=r"S2\.pkl: missing signal/wrist/BVP"):
+        Wesad(root).load("S2")
+    (root / "S2" / "S2.pkl").write_bytes(b"\x80\x04not a pickle")
+    with pytest.raises(DatasetError, match=r"S2\.pkl: unreadable pickle"):
+        Wesad(root).load("S2")
+    (root / "S2" / "S2.pkl").unlink()
+    with pytest.raises(DatasetError, match=r"S2\.pkl: missing"):
+        Wesad(root).load("S2")
+    with pytest.raises(DatasetError, match="no WESAD subject folders"):
+        Wesad(tmp_path / "S2").subjects()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (Path("/tmp/engage-evil-pickle-ran"),))
+
+
+def test_pickles_asking_for_code_are_refused(tmp_path):
+    (tmp_path / "s01.dat").write_bytes(pickle.dumps({"data": _Evil()}))
+    with pytest.raises(DatasetError, match="refused to load"):
+        Deap(tmp_path).load("s01")
+    assert not Path("/tmp/engage-evil-pickle-ran").exists()
+
+
+# ---------------------------------------------------------------- CASE
+
+
+def write_case(root: Path, n: int = 1, seconds: int = 10) -> Path:
+    (root / "physiological").mkdir(parents=True)
+    (root / "annotations").mkdir(parents=True)
+    t = np.arange(seconds * 1000)
+    phys = "daqtime,ecg,bvp,gsr,rsp,skt,emg_zygo,emg_coru,emg_trap,video\n" + "\n".join(
+        f"{i},{0.1:.2f},{35 + np.sin(i / 100):.3f},{5 + i / 1e4:.4f},{30:.1f},{31.5},{0},{0},{0},{1}" for i in t)
+    (root / "physiological" / f"sub_{n}.csv").write_text(phys)
+    ta = np.arange(seconds * 20) * 50
+    ann = "jstime,valence,arousal,video\n" + "\n".join(f"{j},5,{3.0 if j < 5000 else 7.5},1" for j in ta)
+    (root / "annotations" / f"sub_{n}.csv").write_text(ann)
+    return root
+
+
+def test_case_generated(tmp_path):
+    ds = Case(write_case(tmp_path))
+    assert ds.subjects() == ["sub_1"]
+    rec = ds.load("sub_1")
+    eda = rec.track("EDA")
+    assert eda.info.nominal_rate == 1000.0 and len(eda.timestamps) == 10000
+    assert rec.label_at(np.array([1.0, 7.0])).tolist() == [0.0, 1.0]
+    assert {t.info.type for t in rec.tracks} == {"BVP", "EDA", "TEMP", "ECG", "RESP"}
+
+
+def test_case_partial_and_malformed(tmp_path):
+    root = write_case(tmp_path)
+    (root / "annotations" / "sub_1.csv").unlink()
+    with pytest.raises(DatasetError, match=r"annotations/sub_1\.csv: missing"):
+        Case(root).load("sub_1")
+    (root / "annotations" / "sub_1.csv").write_text("jstime,valence\n0,5\n")
+    with pytest.raises(DatasetError, match="missing column.*arousal"):
+        Case(root).load("sub_1")
+    with pytest.raises(DatasetError, match="physiological: missing the physiological folder of CASE"):
+        Case(root / "physiological")
+
+
+# ---------------------------------------------------------------- DEAP
+
+
+def test_deap_generated_and_malformed(tmp_path):
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(3, 40, 128 * 4)).astype(np.float32)
+    labels = np.array([[5, 2, 5, 5], [5, 8, 5, 5], [5, 6, 5, 5]], dtype=float)
+    with open(tmp_path / "s01.dat", "wb") as f:
+        pickle.dump({"data": data, "labels": labels}, f)
+    ds = Deap(tmp_path)
+    assert ds.subjects() == ["s01"]
+    rec = ds.load("s01")
+    assert {t.info.type for t in rec.tracks} == {"EDA", "RESP", "BVP", "TEMP"}
+    assert len(rec.track("EDA").timestamps) == 3 * 512
+    period = 4 + Deap.PAUSE_S
+    got = rec.label_at(np.array([1.0, 5.0, period + 1, 2 * period + 1]))
+    assert np.array_equal(got, [0, np.nan, 1, 1], equal_nan=True)
+    with open(tmp_path / "s02.dat", "wb") as f:
+        pickle.dump({"data": data[:, :10], "labels": labels}, f)
+    with pytest.raises(DatasetError, match=r"s02\.dat: 'data' must be trials × 40 channels"):
+        ds.load("s02")
+    with pytest.raises(DatasetError, match="no DEAP files"):
+        Deap(tmp_path / "nothing-here" if (tmp_path / "nothing-here").mkdir() is None else tmp_path).subjects()
+
+
+# ---------------------------------------------------------------- XDF sessions with label markers
+
+
+def test_xdf_sessions_labels_from_markers(tmp_path):
+    from engage.record.xdf import XdfWriter
+
+    w = XdfWriter(tmp_path / "p01.xdf")
+    eda = w.add_stream(StreamInfo("eda", "EDA", ("eda",), ("uS",), 4.0, "eda-1"))
+    mk = w.add_stream(StreamInfo("markers", "Markers", ("marker",), ("",), 0.0, "mk-1", channel_format="string"))
+    t = 100 + np.arange(400) / 4.0
+    w.write_samples(eda, np.full((400, 1), 2.0), t)
+    w.write_samples(mk, np.array([["label=0"], ["scene.start"], ["label=1"], ["label="]], dtype=object),
+                    np.array([100.0, 110.0, 150.0, 180.0]))
+    w.close()
+    ds = XdfSessions(tmp_path)
+    assert ds.subjects() == ["p01"]
+    rec = ds.load("p01")
+    assert [tr.info.type for tr in rec.tracks] == ["EDA"]
+    assert np.array_equal(rec.label_at(np.array([105.0, 160.0, 190.0])), [0, 1, np.nan], equal_nan=True)
+
+
+def test_xdf_label_marker_parsing_and_errors(tmp_path):
+    assert parse_label_marker(" label=2 ") == 2.0 and np.isnan(parse_label_marker("label=nan"))
+    with pytest.raises(DatasetError, match="not a number"):
+        parse_label_marker("label=high")
+    with pytest.raises(DatasetError, match="no .xdf files"):
+        XdfSessions(tmp_path).subjects()
+    (tmp_path / "bad.xdf").write_bytes(b"not an xdf file at all")
+    with pytest.raises(Exception, match="bad.xdf"):
+        XdfSessions(tmp_path).load("bad")

@@ -1,0 +1,190 @@
+"""Wrist feature windows on the live path, baseline, classifiers, skops persistence, training CLI."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from engage.core import Chunk, EventBus, Runtime, StreamInfo, VirtualClock
+from engage.datasets import Labels, Recording, StressPredict, Track
+from engage.models.classifier import ClassifierModel, make_classifier
+from engage.models.evaluation import MODEL_FEATURES, _align, load_shipped, shipped_model_path
+from engage.models.persistence import ModelFileError, load_model, save_model
+from engage.models.training import WindowConfig, extract_windows, fit, loso, metrics, report
+from engage.models.wrist import WRIST_FEATURES, BaselineNormaliser, Collector, WristFeatureWindow, wrist_features
+
+
+def synthetic_recording(subject="v1", minutes=12, seed=0, effect=1.0) -> Recording:
+    """EDA, HR, ACC and TEMP with 'stress' blocks (minutes 6-8 and 10-12) raising HR and EDA."""
+    rng = np.random.default_rng(seed)
+    stress = lambda t: ((t >= 360) & (t < 480)) | (t >= 600)  # noqa: E731
+    t4 = np.arange(minutes * 60 * 4) / 4.0
+    eda = 2.0 + 0.8 * effect * stress(t4) + 0.02 * rng.normal(size=t4.size)
+    t1 = np.arange(minutes * 60, dtype=float)
+    hr = 70 + 12 * effect * stress(t1) + rng.normal(0, 2, t1.size)
+    t32 = np.arange(minutes * 60 * 32) / 32.0
+    acc = rng.normal(0, 0.02, (t32.size, 3)) + [0, 0, 1]
+
+    def info(name, kind, ch, rate):
+        return StreamInfo(f"{subject}-{name}", kind, ch, ("u",) * len(ch), rate, f"{subject}-{name}", viewer=subject)
+
+    tracks = [Track(info("eda", "EDA", ("eda",), 4.0), eda[:, None], t4),
+              Track(info("hr", "DeviceHR", ("hr_bpm",), 1.0), hr[:, None], t1),
+              Track(info("acc", "ACC", ("acc_x", "acc_y", "acc_z"), 32.0), acc, t32),
+              Track(info("temp", "TEMP", ("temp",), 4.0), np.full((t4.size, 1), 32.0), t4)]
+    return Recording(subject, tracks, Labels(t1, stress(t1).astype(float)))
+
+
+def test_wrist_windows_do_not_depend_on_chunking():
+    rec = synthetic_recording()
+    a = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120, step=1.0)
+    b = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120, step=0.37)
+    assert a.features == b.features and a.X.shape == b.X.shape and len(a.X) > 100
+    np.testing.assert_allclose(a.X, b.X, equal_nan=True)
+    np.testing.assert_array_equal(a.t, b.t)
+
+
+def test_wrist_window_values_and_missing_modalities():
+    rec = synthetic_recording()
+    rec.tracks = [t for t in rec.tracks if t.info.type in ("DeviceHR",)]  # HR only
+    col = Collector("WristFeatures")
+    Runtime(VirtualClock(), [rec.source()], [WristFeatureWindow(60, 10), col], bus=EventBus(), step=1.0).run()
+    t, X = col.arrays()
+    names = col.channels
+    row = X[np.searchsorted(t, 300.0)]
+    assert 64 < row[names.index("hr_mean")] < 76 and row[names.index("hr_quality")] > 0.9
+    assert np.isnan(row[names.index("eda_tonic")]) and row[names.index("eda_quality")] == 0.0
+    assert row[names.index("acc_quality")] == 0.0 and names[: len(WRIST_FEATURES)] == WRIST_FEATURES
+
+
+def test_baseline_normaliser_z_scores_and_adapts():
+    info = StreamInfo("f", "WristFeatures", ("hr_mean", "other"), ("bpm", "x"), 1.0, "f")
+    norm = BaselineNormaliser(calibration_s=60, adapt_tau_s=100.0, levels=("hr_mean",))
+    vals = np.concatenate([70 + np.tile([-2.0, 0, 2.0], 21)[:61], np.full(300, 80.0)])
+    out = norm.process(Chunk.from_rows(info, np.column_stack([vals, np.ones(vals.size)]), np.arange(vals.size)))
+    (c,) = out
+    assert c.info.type == "WristFeaturesRelative" and c.info.channels == ("z_hr_mean", "other")
+    z = c.channel("z_hr_mean")
+    assert z[0] == pytest.approx(10 / (4 / 1.35), rel=0.02)  # 10 bpm over the IQR-based spread
+    assert z[-1] < 0.2 * z[0]  # the slow adaptation has followed the new level after 3 time constants
+    assert np.all(c.channel("other") == 1.0)
+
+
+def test_classifier_learns_across_subjects_and_runs_live():
+    sets = [wrist_features(synthetic_recording(f"v{i}", seed=i), window_s=30, hop_s=5, calibration_s=120)
+            for i in range(4)]
+    probs = loso(sets, "logistic")
+    result = report(sets, probs)
+    assert result["balanced_accuracy"] > 0.85 and set(result["per_subject"]) == {"v0", "v1", "v2", "v3"}
+    # the same model as a live processor on a new viewer
+    model = fit(sets, "logistic")
+    loaded = type("M", (), {"model": model, "features": sets[0].features})()
+    col = Collector("Engagement")
+    rec = synthetic_recording("v9", seed=9)
+    from engage.models.wrist import wrist_processors
+
+    Runtime(VirtualClock(), [rec.source()], wrist_processors(30, 5, 120) + [ClassifierModel(loaded), col],
+            bus=EventBus(), step=1.0, viewer="v9").run()
+    t, X = col.arrays()
+    y = rec.label_at(t)
+    assert metrics(y.astype(int), X[:, 0])["balanced_accuracy"] > 0.85
+    assert np.all((X[:, 3] >= 0) & (X[:, 3] <= 1)) and np.isnan(X[:, 1]).all()
+
+
+def test_metrics_values():
+    m = metrics(np.array([0, 0, 0, 1]), np.array([0.1, 0.2, 0.7, 0.9]))
+    assert m["confusion"] == [[2, 1], [0, 1]] and m["balanced_accuracy"] == pytest.approx(5 / 6)
+    assert m["roc_auc"] == 1.0 and m["f1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="unknown classifier kind"):
+        make_classifier("svm")
+
+
+# ---------------------------------------------------------------- persistence
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    p = tmp_path_factory.mktemp("m") / "m.skops"
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    save_model(make_classifier("logistic").fit(X, y), p, ("a", "b"), "arousal", {"kind": "logistic"})
+    return p
+
+
+def test_roundtrip_and_feature_check(saved):
+    m = load_model(saved, expected_features=("a", "b"))
+    assert m.features == ("a", "b") and m.target == "arousal" and "sklearn" in m.versions
+    assert m.model.predict_proba([[3.0, 0.0]])[0, 1] > 0.5
+    with pytest.raises(ModelFileError, match="feature names differ.*'c'"):
+        load_model(saved, expected_features=("a", "c"))
+
+
+def test_tampered_file_refused(saved, tmp_path):
+    raw = bytearray(saved.read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 40] = b"\x00" * 40
+    bad = tmp_path / "tampered.skops"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="tampered.skops: (damaged or tampered|not a skops)"):
+        load_model(bad)
+    text = tmp_path / "text.skops"
+    text.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a skops model file"):
+        load_model(text)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "none.skops")
+
+
+def test_schema_edited_to_an_untrusted_type_is_refused(saved, tmp_path):
+    with zipfile.ZipFile(saved) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    schema = json.loads(files["schema.json"])
+    schema["content"]["model"]["__module__"] = "os"
+    schema["content"]["model"]["__class__"] = "system"
+    files["schema.json"] = json.dumps(schema).encode()
+    bad = tmp_path / "evil.skops"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, b in files.items():
+            z.writestr(n, b)
+    with pytest.raises(ModelFileError, match="evil.skops: (refused - the file contains untrusted type.*os.system"
+                                              "|damaged or tampered)"):
+        load_model(bad)
+
+
+class Foreign:
+    """A class outside scikit-learn/NumPy/engage models."""
+
+
+def test_foreign_skops_files_refused(tmp_path):
+    import skops.io as sio
+
+    p = tmp_path / "foreign.skops"
+    sio.dump({"format": "engage-model", "model": Foreign()}, p)
+    with pytest.raises(ModelFileError, match=r"untrusted type\(s\) .*Foreign"):
+        load_model(p)
+    q = tmp_path / "plain.skops"
+    sio.dump({"weights": [1, 2, 3]}, q)
+    with pytest.raises(ModelFileError, match="not an engage model"):
+        load_model(q)
+
+
+def test_shipped_model_is_found_and_valid():
+    assert shipped_model_path().is_file()
+    m = load_shipped()
+    assert m.features == MODEL_FEATURES and m.info["dataset"] == "stress-predict"
+    assert "loso" in m.info and len(m.info["subjects"]) >= 10
+
+
+@pytest.mark.realdata
+def test_real_stress_predict_few_participants(shared_data):
+    ds = StressPredict(shared_data / "stress_predict_e4")
+    sets = _align(extract_windows(ds, ["S05", "S11", "S16"], WindowConfig(), n_jobs=1), MODEL_FEATURES)
+    assert all(s.features == MODEL_FEATURES and np.isfinite(s.y).mean() > 0.9 for s in sets)
+    model = fit(sets[:2], "logistic")
+    held = sets[2]
+    ok = np.isfinite(held.y)
+    m = metrics(held.y[ok].astype(int), model.predict_proba(held.X[ok])[:, 1])
+    assert m["roc_auc"] > 0.6  # better than chance on a participant the model never saw
