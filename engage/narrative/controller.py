@@ -229,6 +229,15 @@ class RulePolicy:
 class Controller(Processor):
     """Plays a story for one viewer, choosing each next scene from their engagement.
 
+    ``story`` is a :class:`Story` graph or a story player (an
+    :class:`~engage.narrative.ink.InkPlayer`). ``policy`` defaults to :class:`RulePolicy`; the
+    sessions use :class:`~engage.narrative.policy.DirectorPolicy`, whose ``observe`` is fed
+    every tick and whose ``interrupt`` may cut an interruptible scene short. ``rewriter`` (a
+    :class:`~engage.narrative.rewriter.RewriteService`) prepares rewrites of the scenes that may
+    follow while a scene plays; the plan of the next scene uses one only if it is ready.
+    ``stop_at_end`` ends the story at its first ending (``finished``, then ``on_end()``)
+    instead of starting again. ``plot_changes`` counts departures from the authored path.
+
     ``on_plan`` callbacks (for example a :class:`~engage.narrative.plan.ScenePlanWriter` or a
     player) receive every :class:`ScenePlan`; one that raises is logged and counted, never
     allowed to stop the story. ``decisions`` holds every plan so far, ``current`` the scene
