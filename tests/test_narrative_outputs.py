@@ -132,6 +132,11 @@ def test_story_cli_play_and_errors(capsys, tmp_path, tiny):
     assert "plot changes" in out and json.loads(out.splitlines()[-1])["viewers"] == 1
     lines = out_file.read_text().splitlines()
     assert lines and all(json.loads(x)["viewer"] == "viewer-1" for x in lines)
+    assert main(["story", "play", str(tiny), "--simulate", "--rewrite", "template", "--scenes-out", str(out_file)]) == 0
+    rewritten = [json.loads(x) for x in out_file.read_text().splitlines()]
+    assert rewritten[-1]["rewritten_by"] == "template" and rewritten[-1]["text"].startswith("[pacing ")
+    assert not any(p["ai_generated"] for p in rewritten)
+    capsys.readouterr()
     assert main(["story", "play"]) == 2
     assert "needs --simulate" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"

@@ -41,13 +41,16 @@ def register(sub) -> None:
                                     "every decision is printed with its reason and probability.",
                         epilog="examples:\n  engage story play --simulate\n"
                                "  engage story play TheIntercept.ink.json --simulate --seed 4 --viewers 20\n"
-                               "  engage story play --simulate --policy thompson --scenes-out out/scenes.jsonl")
+                               "  engage story play --simulate --policy thompson --scenes-out out/scenes.jsonl\n"
+                               "  engage story play --simulate --rewrite template")
     p.add_argument("file", nargs="?", help="the story file (default: the sample ink story)")
     p.add_argument("--simulate", action="store_true", help="watch with simulated viewers (the only mode without sensors)")
     p.add_argument("--seed", type=int, default=0, help="first viewer's seed (default: 0)")
     p.add_argument("--viewers", type=int, default=1, help="how many simulated viewers, seeds seed..seed+N-1 (default: 1)")
     p.add_argument("--policy", default="director", choices=["director", "thompson", "fixed"],
                    help="director (pacing director, greedy), thompson (with Thompson sampling) or fixed (authored path)")
+    p.add_argument("--rewrite", choices=["none", "template"], default="none",
+                   help="rewrite each scene's text and directives to the director's target (default: none)")
     p.add_argument("--scenes-out", help="also write every scene plan (the decision log) as JSON lines here")
     p.add_argument("--quiet", action="store_true", help="one summary line per viewer, no decisions")
     p.set_defaults(func=run_play)
@@ -100,7 +103,8 @@ def run_play(args: argparse.Namespace) -> int:
     try:
         for seed in range(args.seed, args.seed + args.viewers):
             try:
-                r = run_viewer(args.file, args.policy, seed)
+                r = run_viewer(args.file, args.policy, seed,
+                               rewriter="template" if args.rewrite == "template" else None)
             except StoryError as exc:
                 print(f"viewer {seed}: error: {exc}")
                 failed += 1

@@ -79,7 +79,12 @@ def make_policy(name: str, seed: int = 0):
 
 def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s: float = MAX_HORIZON_S,
                rewriter: Any | None = None) -> RunResult:
-    """Play ``story_path`` (default: the sample ink story) to its end for simulated viewer ``seed``."""
+    """Play ``story_path`` (default: the sample ink story) to its end for simulated viewer ``seed``.
+    ``rewriter`` is a :class:`~engage.narrative.rewriter.RewriteService` or ``"template"``."""
+    if rewriter == "template":
+        from .rewriter import RewriteService, TemplateRewriter
+
+        rewriter = RewriteService(TemplateRewriter())
     from engage.core import VirtualClock
     from engage.sensors.simulated import SimulatedViewer
     from engage.session import Session
