@@ -9,7 +9,7 @@
 - ``hr_smooth_bpm`` is an exponential mean of the clean beats (5 s time constant);
 - HRV over the trailing ``window_s`` (30–120 s, default 60): mean RR, SDNN, RMSSD and pNN50 from
   clean successive intervals only; LF/HF (Welch on the 4 Hz-resampled tachogram of up to the last
-  5 min, refreshed every 5 s) once at least ``lf_hf_min_s`` (2 min) of clean beats exist, NaN before.
+  5 min, refreshed every 30 s) once at least ``lf_hf_min_s`` (2 min) of clean beats exist, NaN before.
 
 ``quality`` of an HRV row is the clean fraction of the window times how much of the window
 the beats cover.
@@ -118,7 +118,9 @@ class BeatTracker:
         plausible = RR_MIN_S <= rr <= RR_MAX_S
         ectopic = False
         if plausible and len(self.accepted) >= 3:
-            med = float(np.median(self.accepted))
+            ordered = sorted(self.accepted)
+            mid = len(ordered) // 2
+            med = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
             ectopic = abs(rr - med) > 0.25 * med
         quality = float(np.clip(1.0 - bad, 0.0, 1.0)) * (1.0 if contact > 0 else 0.0)
         if not plausible:
@@ -146,15 +148,17 @@ class BeatTracker:
         return hr_row, self._hrv(time)
 
     def _hrv(self, now: float) -> dict | None:
-        clean = [b for b in self.window if b.clean]
-        if len(clean) < 5:
+        w = np.array([(b.rr, b.clean, b.after_clean) for b in self.window], dtype=np.float64)
+        clean = w[:, 1] > 0
+        n_clean = int(clean.sum())
+        if n_clean < 5:
             return None
-        rr = np.array([b.rr for b in clean])
-        pairs = [(self.window[i - 1].rr, self.window[i].rr) for i in range(1, len(self.window)) if self.window[i].after_clean]
-        d = np.array([b - a for a, b in pairs]) if pairs else np.zeros(0)
-        covered = min(1.0, float(sum(b.rr for b in self.window)) / self.window_s)
-        quality = covered * len(clean) / len(self.window)
-        if now - self._lf_hf[0] >= 5.0:
+        rr = w[clean, 0]
+        pair = np.flatnonzero(w[1:, 2] > 0) + 1
+        d = w[pair, 0] - w[pair - 1, 0]
+        covered = min(1.0, float(w[:, 0].sum()) / self.window_s)
+        quality = covered * n_clean / len(w)
+        if now - self._lf_hf[0] >= 30.0:
             long_clean = [b for b in self.long if b.clean]
             lf_hf = np.nan
             if sum(b.rr for b in long_clean) >= self.lf_hf_min_s:
