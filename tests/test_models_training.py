@@ -188,3 +188,24 @@ def test_real_stress_predict_few_participants(shared_data):
     ok = np.isfinite(held.y)
     m = metrics(held.y[ok].astype(int), model.predict_proba(held.X[ok])[:, 1])
     assert m["roc_auc"] > 0.6  # better than chance on a participant the model never saw
+
+
+def test_feature_window_does_not_depend_on_chunking():
+    from engage.models.windows import FeatureWindow
+
+    rng = np.random.default_rng(3)
+    info = StreamInfo("e", "EDAFeatures", ("tonic_us", "phasic_us", "scr_amplitude", "quality"), ("uS",) * 4, 4.0,
+                      "e", viewer="viewer-1")
+    t = np.arange(4 * 200) / 4.0
+    x = np.column_stack([2 + 0.01 * t, rng.normal(0, 0.01, t.size), (rng.random(t.size) > 0.97) * 0.1,
+                         np.ones(t.size)])
+    outs = []
+    for size in (1, 7, 40):  # chunks shorter than the window (longer ones count as a silence, by design)
+        w = FeatureWindow(window_s=30, hop_s=1)
+        rows = []
+        for i in range(0, t.size, size):
+            w.process(Chunk(info, x[i:i + size], t[i:i + size]))
+            rows += [c.data for c in w.tick(float(t[min(i + size, t.size) - 1]))]
+        outs.append(np.vstack(rows))
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], equal_nan=True)

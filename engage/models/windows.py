@@ -74,7 +74,9 @@ class FeatureWindow(Processor):
             self._channels[kind] = chunk.info.channels
         if self._first is None:
             self._first = chunk.first_time
-        self._buffers[kind].add(chunk, chunk.last_time - max(self.window_s, self.attention_window_s))
+        # keep what the next window to summarise still needs (a big chunk may span several windows)
+        pending = self._next if self._next is not None else self._first + self.hop_s
+        self._buffers[kind].add(chunk, min(chunk.last_time, pending) - max(self.window_s, self.attention_window_s))
         return []
 
     def _col(self, kind: str, x: np.ndarray, name: str) -> np.ndarray:
