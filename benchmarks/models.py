@@ -37,7 +37,7 @@ def main() -> None:
     extract_s = time.perf_counter() - t0
     recorded_s = sum(float(s.t[-1] - s.t[0]) for s in sets if len(s.t))
     result = report(sets, loso(sets, "logistic", n_jobs=args.n_jobs))
-    hr = [s.features.index("z_hr_mean")]
+    hr = [sets[0].features.index("z_hr_mean")]
     hr_sets = [type(s)(s.subject, ("z_hr_mean",), s.X[:, hr], s.t, s.y) for s in sets]
     hr_only = report(hr_sets, loso(hr_sets, "logistic", n_jobs=args.n_jobs))
     for subject, m in sorted(result["per_subject"].items()):
