@@ -63,8 +63,7 @@ class SessionLog(Processor):
     kinds = ("Engagement", "HeartRate", "EDAFeatures")
 
     def __init__(self) -> None:
-        self.series: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in self.kinds}
-        self.channels: dict[str, tuple[str, ...]] = {}
+        self.series: dict[StreamInfo, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.events: list[Event] = []
         self.plans: list[ScenePlan] = []
 
@@ -72,8 +71,7 @@ class SessionLog(Processor):
         return info.type in self.kinds
 
     def process(self, chunk: Chunk) -> list[Chunk]:
-        self.channels[chunk.info.type] = chunk.info.channels
-        self.series[chunk.info.type].append((chunk.timestamps, chunk.data))
+        self.series.setdefault(chunk.info, []).append((chunk.timestamps, chunk.data))
         return []
 
     def on_event(self, event: Event) -> None:
@@ -83,13 +81,20 @@ class SessionLog(Processor):
         self.plans.append(plan)
 
     def array(self, kind: str, channel: str) -> tuple[np.ndarray, np.ndarray]:
-        """Timestamps and values of one channel of one logged stream type."""
-        parts = self.series.get(kind, [])
-        if not parts:
+        """Timestamps and values of one channel across every logged stream of type ``kind`` that has
+        it (e.g. heart rate from ECG and from rPPG), in time order."""
+        ts, xs = [], []
+        for info, parts in self.series.items():
+            if info.type != kind or channel not in info.channels:
+                continue
+            col = info.index(channel)
+            ts += [p[0] for p in parts]
+            xs += [p[1][:, col] for p in parts]
+        if not ts:
             return np.zeros(0), np.zeros(0)
-        t = np.concatenate([p[0] for p in parts])
-        x = np.concatenate([p[1] for p in parts])
-        return t, x[:, self.channels[kind].index(channel)]
+        t, x = np.concatenate(ts), np.concatenate(xs).astype(np.float64)
+        order = np.argsort(t, kind="stable")
+        return t[order], x[order]
 
 
 @dataclass

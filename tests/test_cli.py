@@ -120,3 +120,21 @@ def test_every_command_has_help_with_an_example():
 def test_bad_arguments_are_clear(tmp_path):
     r = run_cli("demo", "--minutes", "-1", "--out", str(tmp_path))
     assert r.returncode == 2 and "--minutes must be positive" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_session_log_merges_streams_of_one_kind_with_different_layouts():
+    import numpy as np
+
+    from engage.core import Chunk, StreamInfo
+    from engage.session import SessionLog
+
+    log = SessionLog()
+    ecg_hr = StreamInfo("hr-ecg", "HeartRate", ("hr_bpm", "rr_s", "quality", "ectopic"), ("", "", "", ""), 0.0, "a")
+    cam_hr = StreamInfo("hr-cam", "HeartRate", ("hr_bpm", "rr_s", "quality"), ("", "", ""), 0.0, "b")
+    log.process(Chunk.from_rows(ecg_hr, [[60, 1, 1, 0], [62, 0.97, 1, 0]], [1.0, 3.0]))
+    log.process(Chunk.from_rows(cam_hr, [[70, 0.86, 0.5]], [2.0]))
+    t, hr = log.array("HeartRate", "hr_bpm")
+    assert t.tolist() == [1.0, 2.0, 3.0] and hr.tolist() == [60, 70, 62]
+    assert log.array("HeartRate", "ectopic")[1].tolist() == [0, 0]
+    assert len(log.array("EDAFeatures", "tonic_us")[0]) == 0
+    assert np.isfinite(hr).all()
