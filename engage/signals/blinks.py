@@ -75,6 +75,7 @@ class BlinkDetector:
         self._prev: tuple[float, float] | None = None
         self._blinks: deque[float] = deque()
         self._closed_time: deque[tuple[float, float]] = deque()
+        self._closed_count = 0  # running count of closed frames in _closed_time (PERCLOS in O(1))
         self.closures = 0
 
     @property
@@ -135,6 +136,7 @@ class BlinkDetector:
                     self._closing, self._onset, self._min, self._half_down = False, None, np.inf, None
             closed = openness < P80_RATIO * self._open
             self._closed_time.append((t, 1.0 if closed else 0.0))
+            self._closed_count += int(closed)
         # the open level: running median of the recent openness (frozen during a blink)
         self._hist.append((t, openness))
         while self._hist and self._hist[0][0] < t - self.history_s:
@@ -145,7 +147,7 @@ class BlinkDetector:
         while self._blinks and self._blinks[0] < t - self.perclos_window_s:
             self._blinks.popleft()
         while self._closed_time and self._closed_time[0][0] < t - self.perclos_window_s:
-            self._closed_time.popleft()
+            self._closed_count -= int(self._closed_time.popleft()[1])
         return blink
 
     def blink_rate(self, t: float) -> float:
@@ -159,7 +161,7 @@ class BlinkDetector:
         """Fraction of the last window with the eye ≥ 80 % closed (NaN before the open level is known)."""
         if not self._closed_time:
             return float("nan")
-        return float(np.mean([c for _, c in self._closed_time]))
+        return self._closed_count / len(self._closed_time)
 
 
 def detect_blinks(times: np.ndarray, openness: np.ndarray, **kwargs) -> list[Blink]:
