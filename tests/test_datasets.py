@@ -56,8 +56,8 @@ def test_stress_predict_generated_layout(tmp_path):
     assert ds.subjects() == ["S01", "S02"]
     rec = ds.load("S02")
     kinds = {t.info.type: t for t in rec.tracks}
-    assert set(kinds) == {"BVP", "EDA", "TEMP", "ACC", "DeviceHR", "IBI"}
-    assert kinds["BVP"].info.nominal_rate == 64 and kinds["BVP"].timestamps[0] == 11000.0
+    assert set(kinds) == {"PPG", "EDA", "TEMP", "ACC", "DeviceHR", "IBI"}
+    assert kinds["PPG"].info.nominal_rate == 64 and kinds["PPG"].timestamps[0] == 11000.0
     assert np.abs(kinds["ACC"].data).max() <= 1.0  # 1/64 g → g
     assert rec.label_at(np.array([11010.0, 11040.0, 11070.0, 11500.0])).tolist()[:3] == [0.0, 1.0, 0.0]
     assert np.isnan(rec.label_at(np.array([11500.0]))[0])
@@ -123,7 +123,7 @@ def test_stress_predict_real(shared_data):
     rec = ds.load("S02")
     eda = rec.track("EDA")
     assert eda.info.nominal_rate == 4.0 and eda.timestamps[0] == 1644227574.0
-    assert rec.track("BVP").info.nominal_rate == 64.0
+    assert rec.track("PPG").info.nominal_rate == 64.0
     # the labels' stress blocks start and end at the participant's tag presses
     t = rec.labels.timestamps
     changes = t[1:][np.diff(rec.labels.values) != 0]
@@ -155,7 +155,7 @@ def test_wesad_generated(tmp_path):
     assert ds.subjects() == ["S2"]
     rec = ds.load("S2")
     rates = {t.info.type: t.info.nominal_rate for t in rec.tracks}
-    assert rates == {"BVP": 64.0, "EDA": 4.0, "TEMP": 4.0, "ACC": 32.0, "ECG": 700.0, "RESP": 700.0}
+    assert rates == {"PPG": 64.0, "EDA": 4.0, "TEMP": 4.0, "ACC": 32.0, "ECG": 700.0, "RESP": 700.0}
     # 20 s split in four: transient (NaN), baseline (0), stress (1), amusement (NaN)
     assert np.array_equal(rec.label_at(np.array([1.0, 6.0, 11.0, 16.0])), [np.nan, 0, 1, np.nan], equal_nan=True)
 
@@ -212,7 +212,7 @@ def test_case_generated(tmp_path):
     eda = rec.track("EDA")
     assert eda.info.nominal_rate == 1000.0 and len(eda.timestamps) == 10000
     assert rec.label_at(np.array([1.0, 7.0])).tolist() == [0.0, 1.0]
-    assert {t.info.type for t in rec.tracks} == {"BVP", "EDA", "TEMP", "ECG", "RESP"}
+    assert {t.info.type for t in rec.tracks} == {"PPG", "EDA", "TEMP", "ECG", "RESP"}
 
 
 def test_case_partial_and_malformed(tmp_path):
@@ -239,7 +239,7 @@ def test_deap_generated_and_malformed(tmp_path):
     ds = Deap(tmp_path)
     assert ds.subjects() == ["s01"]
     rec = ds.load("s01")
-    assert {t.info.type for t in rec.tracks} == {"EDA", "RESP", "BVP", "TEMP"}
+    assert {t.info.type for t in rec.tracks} == {"EDA", "RESP", "PPG", "TEMP"}
     assert len(rec.track("EDA").timestamps) == 3 * 512
     period = 4 + Deap.PAUSE_S
     got = rec.label_at(np.array([1.0, 5.0, period + 1, 2 * period + 1]))

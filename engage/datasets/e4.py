@@ -1,7 +1,7 @@
 """Empatica E4 exports and the Stress-Predict dataset.
 
 An E4 export folder holds one CSV per signal: row 1 the UNIX start time (one value per column),
-row 2 the sample rate, then the samples (``BVP`` 64 Hz, ``EDA`` 4 Hz µS, ``TEMP`` 4 Hz °C,
+row 2 the sample rate, then the samples (``BVP`` 64 Hz → a ``PPG`` stream, ``EDA`` 4 Hz µS, ``TEMP`` 4 Hz °C,
 ``ACC`` 32 Hz in 1/64 g, ``HR`` 1 Hz device heart rate); ``IBI.csv`` has ``<t0>, IBI`` then rows of (seconds since
 t0, inter-beat interval in s); ``tags*.csv`` one UNIX time per button press.
 
@@ -26,7 +26,7 @@ from .base import DatasetError, Labels, Recording, Track, require_dir, require_f
 
 #: file → (stream type, channels, units, scale)
 E4_SIGNALS = {
-    "BVP": ("BVP", ("bvp",), ("nW",), 1.0),
+    "BVP": ("PPG", ("ppg",), ("nW",), 1.0),
     "EDA": ("EDA", ("eda",), ("uS",), 1.0),
     "TEMP": ("TEMP", ("temp",), ("degC",), 1.0),
     "ACC": ("ACC", ("acc_x", "acc_y", "acc_z"), ("g", "g", "g"), 1.0 / 64.0),

@@ -1,7 +1,7 @@
 """Loaders for public affective-computing datasets: WESAD, CASE and DEAP.
 
 Each yields :class:`~engage.datasets.base.Recording` objects whose streams use engage's stream
-types (``EDA``, ``BVP``, ``ACC``, ``TEMP``, ``ECG``, ``RESP``) and whose labels are binary
+types (``EDA``, ``PPG`` for blood-volume pulse, ``ACC``, ``TEMP``, ``ECG``, ``RESP``) and whose labels are binary
 arousal (1 = high arousal / stress, 0 = low / baseline, NaN = not used), with the dataset's
 original label kept in ``meta["raw_labels"]``. Time starts at 0 s for each subject.
 
@@ -85,7 +85,7 @@ class Wesad:
     """WESAD: ``ROOT/SX/SX.pkl`` per subject (see the module docstring)."""
 
     name = "wesad"
-    WRIST = {"BVP": ("BVP", ("bvp",), ("au",), 64.0), "EDA": ("EDA", ("eda",), ("uS",), 4.0),
+    WRIST = {"BVP": ("PPG", ("ppg",), ("au",), 64.0), "EDA": ("EDA", ("eda",), ("uS",), 4.0),
              "TEMP": ("TEMP", ("temp",), ("degC",), 4.0), "ACC": ("ACC", ("acc_x", "acc_y", "acc_z"), ("g",) * 3, 32.0)}
     CHEST = {"ECG": ("ECG", ("ecg",), ("mV",)), "Resp": ("RESP", ("resp",), ("%",))}
     LABEL_RATE = 700.0
@@ -130,7 +130,7 @@ class Case:
     """CASE: ``ROOT/physiological/sub_N.csv`` and ``ROOT/annotations/sub_N.csv``."""
 
     name = "case"
-    SIGNALS = {"bvp": ("BVP", ("bvp",), ("%",)), "gsr": ("EDA", ("eda",), ("uS",)),
+    SIGNALS = {"bvp": ("PPG", ("ppg",), ("%",)), "gsr": ("EDA", ("eda",), ("uS",)),
                "skt": ("TEMP", ("temp",), ("degC",)), "ecg": ("ECG", ("ecg",), ("mV",)),
                "rsp": ("RESP", ("resp",), ("%",))}
 
@@ -184,7 +184,7 @@ class Deap:
     FS = 128.0
     PAUSE_S = 10.0
     PERIPHERAL = {36: ("EDA", ("eda",), ("au",)), 37: ("RESP", ("resp",), ("au",)),
-                  38: ("BVP", ("bvp",), ("au",)), 39: ("TEMP", ("temp",), ("degC",))}
+                  38: ("PPG", ("ppg",), ("au",)), 39: ("TEMP", ("temp",), ("degC",))}
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = require_dir(root, "DEAP")

@@ -7,14 +7,14 @@
 =============== ============================================ ===================================
 input type      features                                     from
 =============== ============================================ ===================================
-``HeartRate``   ``hr_mean``, ``hr_std``, ``hrv_rmssd``       engage's beat detectors (contract)
-``DeviceHR``    same (used when no ``HeartRate`` arrived)     a watch's own 1 Hz HR (E4 HR.csv)
-``IBI``         ``hrv_rmssd`` when no ``HeartRate``           a watch's own beats (E4 IBI.csv)
+``HeartRate``   ``hr_mean``, ``hr_std``, ``hrv_rmssd``       engage's beat detectors (PPG pulses)
+``DeviceHR``    same, in windows without clean beats          a watch's own 1 Hz HR (E4 HR.csv)
+``IBI``         ``hrv_rmssd`` in windows without clean beats   a watch's own beats (E4 IBI.csv)
 ``EDAFeatures`` ``eda_tonic``, ``eda_phasic_sd``, ``scr_rate``, :class:`engage.signals.eda.EdaFeatures`
                 ``eda_slope``
 ``ACC``         ``acc_sd`` (magnitude), ``acc_energy``         raw accelerometer (g)
 ``TEMP``        ``temp_mean``, ``temp_slope``                  skin temperature (°C)
-``BVP``         ``bvp_amp``, ``bvp_amp_sd`` (log pulse amplitude)  the raw pulse wave
+``PPG``         ``bvp_amp``, ``bvp_amp_sd`` (log pulse amplitude)  the raw pulse wave (BVP)
 =============== ============================================ ===================================
 
 :class:`BaselineNormaliser` then expresses each level feature relative to the viewer's own
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engage.core import Chunk, EventBus, Processor, Runtime, StreamInfo, VirtualClock
+from engage.signals.cardiac import PpgHeartRate
 from engage.signals.eda import EdaFeatures
 
 from .windows import _Buffer
@@ -63,7 +64,7 @@ class WristFeatureWindow(Processor):
     """
 
     name = "wrist-window"
-    inputs = ("HeartRate", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "BVP")
+    inputs = ("HeartRate", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG")
 
     def __init__(self, window_s: float = 60.0, hop_s: float = 5.0, viewer: str | None = None) -> None:
         if window_s <= 0 or hop_s <= 0:
@@ -132,7 +133,7 @@ class WristFeatureWindow(Processor):
                 f["hr_mean"], f["hr_std"] = float(np.mean(bpm)), float(np.std(bpm))
                 f["hrv_rmssd"] = float(np.sqrt(np.mean(np.diff(rr) ** 2)))
                 q["hr_quality"] = float(min(1.0, np.sum(rr) / self.window_s))
-        else:
+        if q["hr_quality"] == 0.0:  # no clean beats of our own in this window: the device's estimate, if any
             dev = self._get("DeviceHR", now)
             if dev is not None:
                 t, x, ch = dev
@@ -163,7 +164,7 @@ class WristFeatureWindow(Processor):
             f["acc_sd"] = float(np.std(mag))
             f["acc_energy"] = float(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
             q["acc_quality"] = self._coverage(t)
-        bvp = self._get("BVP", now)
+        bvp = self._get("PPG", now)
         if bvp is not None and len(bvp[0]) > 8:
             t, x, _ = bvp
             # pulse amplitude: the spread of the pulse wave in 5 s pieces (vasoconstriction narrows it)
@@ -299,8 +300,8 @@ class WindowSet:
 
 def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                      adapt_tau_s: float = 1800.0) -> list[Processor]:
-    """The wrist sensing chain in routing order: EDA features → windows → baseline."""
-    return [EdaFeatures(), WristFeatureWindow(window_s, hop_s), BaselineNormaliser(calibration_s, adapt_tau_s)]
+    """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline."""
+    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s), BaselineNormaliser(calibration_s, adapt_tau_s)]
 
 
 def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
