@@ -21,6 +21,7 @@ from typing import Callable, Sequence, TextIO
 import numpy as np
 
 from engage.core import Chunk, Clock, Event, EventBus, Processor, Runtime, RunStats, Source, StreamInfo
+from engage.events.lsl_outlets import LslOutletSink
 from engage.events.markers import MarkerEvents
 from engage.events.publishers import JsonlEventWriter, LslEventOutlet
 from engage.events.state_machine import EngagementStateMachine
@@ -110,7 +111,7 @@ class Session:
     """Sources + the standard pipeline + outputs, on one clock.
 
     ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
-    (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events on LSL.
+    (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
     """
 
     def __init__(
@@ -157,10 +158,11 @@ class Session:
             self.bus.subscribe(jsonl)
             self._closers.append(jsonl.close)
             self.outputs["events"] = Path(events_out)
-        if lsl:
+        if lsl:  # events on a marker outlet, every derived stream on its own outlet
             outlet = LslEventOutlet(session_id)
             self.bus.subscribe(outlet)
             self._closers.append(outlet.close)
+            processors.append(LslOutletSink(session_id))
         self.runtime = Runtime(clock, sources, processors, bus=self.bus, step=step, viewer=viewer)
         if self.timeline is not None:
             self.bus.subscribe(self.timeline.on_event)
