@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engage.core import Chunk, StreamInfo
-from engage.signals.rppg import RppgHeartRate, estimate_hr, pulse_signal
+from engage.signals.rppg import (RppgHeartRate, bandpass, estimate_hr, pulse_signal, reject_spikes,
+                                  spectrum_hr)
 
 SKIN = np.array([0.62, 0.42, 0.33]) * 200  # mean r, g, b of lit skin
 PULSE_DIR = np.array([0.33, 0.77, 0.53])   # the blood-volume pulse's colour signature (relative)
@@ -42,6 +43,30 @@ def test_noise_alone_has_low_quality():
     rgb = SKIN * (1 + 0.004 * rng.standard_normal((300, 3)))
     est = estimate_hr(rgb, 30.0)
     assert est.quality < 0.5 and est.rr_s.size == 0
+
+
+@pytest.mark.parametrize("method", ["pos", "chrom"])
+def test_brightness_flashes_are_rejected_not_taken_for_a_pulse(method):
+    # exposure flashes on a dim patch (as in the skin-patch clips): one frame in ~8 turns
+    # bright and washed-out grey at irregular times; without rejection they swamp the pulse
+    t, rgb = skin_rgb(72, seconds=20, fs=15.0)
+    rgb = rgb / 8  # dim
+    rng = np.random.default_rng(5)
+    flashes = rng.choice(len(t), size=len(t) // 8, replace=False)
+    spiky = rgb.copy()
+    spiky[flashes] = rng.uniform(60.0, 180.0, size=(flashes.size, 1)) * np.array([1.0, 0.95, 0.9])
+    fixed, bad = reject_spikes(spiky, 15.0)
+    assert bad[flashes].mean() > 0.95 and bad.sum() <= flashes.size + 2
+    assert not reject_spikes(rgb, 15.0)[1].any()  # a clean pulse loses no frame
+    est = estimate_hr(spiky, 15.0, method)
+    assert abs(est.hr_bpm - 72) < 4, est.hr_bpm
+    _, snr_raw = spectrum_hr(bandpass(pulse_signal(spiky, 15.0, method), 15.0), 15.0)
+    assert est.snr_db > snr_raw + 0.5, (est.snr_db, snr_raw)
+    # NaN frames (no face) are left for the caller; all-NaN or too short input comes back unchanged
+    spiky[3] = np.nan
+    out, bad = reject_spikes(spiky, 15.0)
+    assert np.isnan(out[3]).all() and not bad[3]
+    assert not reject_spikes(np.full((5, 3), np.nan), 15.0)[1].any()
 
 
 def test_bad_shapes_and_short_input():

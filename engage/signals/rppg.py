@@ -5,7 +5,9 @@ Input: an ``RGB`` stream (or the webcam's ``Face`` stream, which carries them), 
 ``--roi frame`` evaluation the whole frame). The pulse is recovered with **POS** (Wang et al.
 2017, "Algorithmic principles of remote PPG") or **CHROM** (de Haan & Jeanne 2013), both
 computed causally over short overlapping windows (1.6 s) and overlap-added, then detrended and
-band-passed to 0.7–3.5 Hz (42–210 bpm). Heart rate comes from a sliding window (default 10 s,
+band-passed to 0.7–3.5 Hz; the heart rate is searched for in 0.7–3.0 Hz (42–180 bpm). Before that, frames whose brightness jumps away from a
+0.6 s running median by more than 3 robust standard deviations (exposure flashes, flicker,
+momentary occlusion) are replaced by interpolation from their neighbours (:func:`reject_spikes`). Heart rate comes from a sliding window (default 10 s,
 re-estimated every second) as the peak of the spectrum; its quality is the SNR of de Haan &
 Jeanne (power within ±0.1 Hz of the fundamental and the first harmonic against the rest of
 the band), mapped to 0..1. When the SNR is high enough, beat intervals are taken from the
@@ -36,6 +38,12 @@ from engage.core import Chunk, Processor, StreamInfo
 RGB_CHANNELS = ("r", "g", "b")
 HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "snr_db")
 LOW_HZ, HIGH_HZ = 0.7, 3.5
+#: the heart rate is searched for in 0.7–3.0 Hz (42–180 bpm), a resting viewer's range.
+HR_MAX_HZ = 3.0
+#: a frame is a brightness spike when it is this many robust SDs from the 0.6 s running median.
+SPIKE_K, SPIKE_MEDIAN_S = 3.0, 0.6
+#: ... and its robust SD is taken as at least this fraction of the median brightness.
+SPIKE_FLOOR = 0.01
 #: SNR (dB) at which the quality is 0 and 1, and above which beat intervals are published.
 SNR_FLOOR_DB, SNR_GOOD_DB, SNR_BEATS_DB = -10.0, 3.0, 0.0
 
@@ -78,6 +86,47 @@ def pulse_signal(rgb: np.ndarray, fs: float, method: str = "pos", window_s: floa
     return out
 
 
+def reject_spikes(rgb: np.ndarray, fs: float, k: float = SPIKE_K,
+                  median_s: float = SPIKE_MEDIAN_S) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB with brightness-spike frames interpolated over, boolean mask of those frames).
+
+    A frame is a spike when its mean brightness differs from the running median over
+    ``median_s`` seconds by more than ``k`` robust standard deviations (1.4826 x the median
+    absolute deviation of those differences, at least ``SPIKE_FLOOR`` of the median brightness). The pulse changes brightness by well under a
+    percent and never trips this; exposure flashes and flicker do. Non-finite frames are left
+    alone (the callers treat them as missing). If half the frames or more would be flagged, the
+    series is returned unchanged: then there is no stable baseline to call anything a spike.
+
+    >>> rgb = np.full((40, 3), 100.0); rgb[20] = 250.0
+    >>> fixed, bad = reject_spikes(rgb, 15.0)
+    >>> bool(bad[20]), float(fixed[20, 0])
+    (True, 100.0)
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    bad = np.zeros(len(rgb), dtype=bool)
+    finite = np.isfinite(rgb).all(axis=1)
+    idx = np.flatnonzero(finite)
+    kernel = max(3, int(round(median_s * fs)) | 1)
+    if len(idx) < kernel:
+        return rgb, bad
+    lum = rgb[idx].mean(axis=1)
+    dev = lum - signal.medfilt(lum, kernel)
+    # a robust SD, but never below 1 % of the brightness: the pulse (well under 1 %) and slow
+    # motion must never count as spikes, even in a clean, noise-free series
+    scale = max(1.4826 * np.median(np.abs(dev)), SPIKE_FLOOR * float(np.median(np.abs(lum))))
+    if not np.isfinite(scale) or scale <= 0:
+        return rgb, bad
+    spike = np.abs(dev) > k * scale
+    if spike.mean() >= 0.5 or not spike.any():
+        return rgb, bad
+    out = rgb.copy()
+    keep, drop = idx[~spike], idx[spike]
+    for c in range(3):
+        out[drop, c] = np.interp(drop, keep, rgb[keep, c])
+    bad[drop] = True
+    return out, bad
+
+
 def bandpass(x: np.ndarray, fs: float, low: float = LOW_HZ, high: float = HIGH_HZ) -> np.ndarray:
     """Detrend and band-pass a pulse (zero-phase; for a whole window, not the live edge)."""
     x = signal.detrend(np.asarray(x, dtype=np.float64))
@@ -113,7 +162,8 @@ def spectrum_hr(pulse: np.ndarray, fs: float) -> tuple[float, float]:
     band = (freqs >= LOW_HZ) & (freqs <= min(HIGH_HZ, 0.45 * fs))
     if not band.any() or power[band].sum() <= 0:
         return float("nan"), float("-inf")
-    f0 = float(freqs[band][np.argmax(power[band])])
+    search = band & (freqs <= HR_MAX_HZ)
+    f0 = float(freqs[search][np.argmax(power[search])])
     signal_mask = (np.abs(freqs - f0) <= 0.1) | (np.abs(freqs - 2 * f0) <= 0.2)
     sig = power[band & signal_mask].sum()
     noise = power[band & ~signal_mask].sum()
@@ -128,6 +178,7 @@ def estimate_hr(rgb: np.ndarray, fs: float, method: str = "pos") -> HrEstimate:
         raise ValueError(f"rPPG needs an (n, 3) RGB array, got shape {rgb.shape}")
     if len(rgb) < max(8, int(2 * fs)):
         raise ValueError(f"rPPG needs at least 2 s of frames, got {len(rgb)} at {fs} fps")
+    rgb, _ = reject_spikes(rgb, fs)
     pulse = bandpass(pulse_signal(rgb, fs, method), fs)
     hr, snr = spectrum_hr(pulse, fs)
     rr = np.empty(0)
