@@ -41,7 +41,7 @@ def register_eval(sub) -> None:
     r = sub.add_parser(
         "rppg", formatter_class=FORMATTER, help="heart rate from the skin colour of a video (POS/CHROM)",
         description="Estimates heart rate by remote photoplethysmography over sliding 10 s windows\n"
-                    "and prints the median heart rate (hr_bpm) and the median SNR (snr_db); with\n"
+                    "and prints the SNR-weighted median heart rate (hr_bpm) and the median SNR (snr_db); with\n"
                     "--reference-bpm also the absolute error.",
         epilog="examples:\n  engage eval rppg --video face.mp4\n"
                "  engage eval rppg --video forehead.avi --roi frame --reference-bpm 85.4\n"
@@ -211,7 +211,9 @@ def run_rppg(args: argparse.Namespace) -> int:
     if not estimates:
         result = {"hr_bpm": None, "snr_db": None, "windows": 0, "reason": "face found in fewer than half the frames"}
     else:
-        hr = float(np.median([e.hr_bpm for e in estimates]))
+        from engage.signals.rppg import combine_estimates
+
+        hr = combine_estimates(estimates)  # SNR-weighted median over the sliding windows
         snr = float(np.median([e.snr_db for e in estimates]))
         result = {"hr_bpm": round(hr, 2), "snr_db": round(snr, 2), "windows": len(estimates),
                   "quality": round(float(np.median([e.quality for e in estimates])), 3)}

@@ -193,6 +193,31 @@ def estimate_hr(rgb: np.ndarray, fs: float, method: str = "pos") -> HrEstimate:
     return HrEstimate(hr, snr, snr_quality(snr), rr, beats)
 
 
+def combine_estimates(estimates: list[HrEstimate]) -> float:
+    """One heart rate from several windows' estimates: their median weighted by SNR.
+
+    Each window counts in proportion to its SNR as a power ratio (10^(dB/10)), so the windows
+    where the pulse stands out decide, and noisy windows whose spectral peak is wherever the
+    noise put it count little. Falls back to the plain median if no window has a finite SNR.
+
+    >>> e = [HrEstimate(h, s, 0.0, np.empty(0), np.empty(0)) for h, s in [(70, 3), (72, 2), (140, -8), (150, -9)]]
+    >>> combine_estimates(e)
+    70.0
+    """
+    hr = np.array([e.hr_bpm for e in estimates], dtype=np.float64)
+    snr = np.array([e.snr_db for e in estimates], dtype=np.float64)
+    ok = np.isfinite(hr)
+    if not ok.any():
+        return float("nan")
+    hr, snr = hr[ok], snr[ok]
+    w = np.where(np.isnan(snr), 0.0, 10.0 ** (np.clip(snr, -60.0, 60.0) / 10.0))
+    if w.sum() <= 0:
+        return float(np.median(hr))
+    order = np.argsort(hr, kind="stable")
+    hr, cw = hr[order], np.cumsum(w[order])
+    return float(hr[np.searchsorted(cw, 0.5 * cw[-1])])
+
+
 class RppgHeartRate(Processor):
     """Streaming rPPG: ``RGB`` frames in, a ``HeartRate``-contract stream out (module docstring).
 
