@@ -11,16 +11,7 @@ from hypothesis import strategies as st
 
 from engage.core import Chunk, Context, EventBus, StreamInfo, VirtualClock
 from engage.signals.eda import EDA_CHANNELS, EdaFeatures
-
-
-def _run(processor, info, x, t, chunk_size):
-    processor.start(Context(VirtualClock(), EventBus()))
-    out = []
-    for i in range(0, len(x), chunk_size):
-        out += processor.process(Chunk.from_rows(info, x[i:i + chunk_size], t[i:i + chunk_size]))
-    if not out:
-        return np.zeros(0), np.zeros((0, 1))
-    return np.concatenate([o.timestamps for o in out]), np.vstack([o.data for o in out])
+from support.processing import run_processor as _run
 
 
 def test_eda_counts_responses_and_marks_bad_samples():

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engage.core import Chunk, Context, EventBus, StreamInfo, VirtualClock
+from engage.core import StreamInfo
 from engage.signals.face import FaceFeatures
-
-
-def _run(processor, info, x, t, chunk_size):
-    processor.start(Context(VirtualClock(), EventBus()))
-    out = []
-    for i in range(0, len(x), chunk_size):
-        out += processor.process(Chunk.from_rows(info, x[i:i + chunk_size], t[i:i + chunk_size]))
-    if not out:
-        return np.zeros(0), np.zeros((0, 1))
-    return np.concatenate([o.timestamps for o in out]), np.vstack([o.data for o in out])
+from support.processing import run_processor as _run
 
 
 def test_face_blinks_and_attention():
