@@ -255,14 +255,7 @@ def load_story_yaml_text(text: str, source: str = "<string>") -> Story:
         raise StoryError(source, ["not valid YAML: nested too deeply"]) from None
     if not isinstance(doc, dict):
         raise StoryError(source, [f"a YAML story must be a mapping with 'story' and 'scene', got {_type_name(doc)}"])
-    problems: list[str] = []
-    story = _build(doc, problems)
-    if problems or story is None:
-        raise StoryError(source, problems)
-    errors, _warnings = _graph_problems(story)
-    if errors:
-        raise StoryError(source, errors)
-    return story
+    return _story_from_doc(doc, source)
 
 
 def open_story(path: str | Path) -> Any:
@@ -302,6 +295,11 @@ def load_story_text(text: str, source: str = "<string>") -> Story:
         raise StoryError(source, [f"not valid TOML: {exc}"]) from None
     except (ValueError, RecursionError) as exc:  # e.g. lone surrogates, absurd nesting
         raise StoryError(source, [f"not valid TOML: {exc}"]) from None
+    return _story_from_doc(doc, source)
+
+
+def _story_from_doc(doc: dict, source: str) -> Story:
+    """A validated story from a parsed TOML/YAML document, or a :class:`StoryError` listing every problem."""
     problems: list[str] = []
     story = _build(doc, problems)
     if problems or story is None:
