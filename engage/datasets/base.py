@@ -26,26 +26,17 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from engage.core import InputFileError, StreamInfo
-from engage.sensors.replay import _RecordingSource
+from engage.core import Chunk, InputFileError, StreamInfo
+from engage.sensors.replay import RecordingSource
 
 
 class DatasetError(InputFileError):
     """A dataset folder or file that is missing, partial or malformed (the message names it)."""
 
 
-@dataclass(frozen=True)
-class Track:
-    """One stream of a recording, held in memory."""
-
-    info: StreamInfo
-    data: np.ndarray
-    timestamps: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.data.ndim != 2 or self.data.shape != (self.timestamps.size, self.info.channel_count):
-            raise ValueError(f"track {self.info.name!r}: data {self.data.shape} does not match "
-                             f"{self.timestamps.size} timestamps × {self.info.channel_count} channels")
+#: One stream of a recording, held in memory: a whole-recording :class:`~engage.core.Chunk`
+#: (stream info, samples × channels, timestamps), validated the same way.
+Track = Chunk
 
 
 @dataclass(frozen=True)
@@ -107,7 +98,7 @@ class Recording:
         return RecordingReplay(self)
 
 
-class RecordingReplay(_RecordingSource):
+class RecordingReplay(RecordingSource):
     """Replays a :class:`Recording` on the runtime's clock (gaps found and reported as usual)."""
 
     name = "dataset-replay"
@@ -117,7 +108,7 @@ class RecordingReplay(_RecordingSource):
         self.recording = recording
         for t in recording.tracks:
             order = np.argsort(t.timestamps, kind="stable")
-            self._add_track(t.info, t.data[order], t.timestamps[order])
+            self.add_track(t.info, t.data[order], t.timestamps[order])
 
 
 class Dataset(Protocol):

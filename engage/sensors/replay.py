@@ -364,8 +364,13 @@ class _Track:
         return self.pos >= len(self.timestamps)
 
 
-class _RecordingSource(Source):
-    """A source that slices in-memory recordings by time and reports their gaps."""
+class RecordingSource(Source):
+    """A source that slices in-memory recordings by time and reports their gaps.
+
+    The base of every recording replay (XDF, CSV, dataset files, RR exports): a subclass loads
+    its streams and hands each to :meth:`add_track`; reading by time, gap events, ``next_time``
+    and ``exhausted`` come from here.
+    """
 
     name = "recording"
 
@@ -379,8 +384,11 @@ class _RecordingSource(Source):
         #: Samples left out because their timestamp was NaN or infinite.
         self.dropped_samples = 0
 
-    def _add_track(self, info: StreamInfo, data: np.ndarray, timestamps: np.ndarray,
-                   clock_breaks: Sequence[int] = ()) -> None:
+    def add_track(self, info: StreamInfo, data: np.ndarray, timestamps: np.ndarray,
+                  clock_breaks: Sequence[int] = (), gaps: list[Gap] | None = None) -> None:
+        """Add one stream. Its gaps are found with :func:`find_gaps` unless the caller knows them
+        better (``gaps``, e.g. beats missing from an RR series); samples without a finite timestamp
+        are dropped and counted."""
         finite = np.isfinite(timestamps)
         if not finite.all():
             # a sample without a usable time cannot be placed on the clock (and would stall replay)
@@ -392,7 +400,8 @@ class _RecordingSource(Source):
             data, timestamps = data[kept], timestamps[kept]
             if timestamps.size == 0:
                 return
-        gaps = find_gaps(info.name, timestamps, info.nominal_rate, clock_breaks)
+        if gaps is None:
+            gaps = find_gaps(info.name, timestamps, info.nominal_rate, clock_breaks)
         self.found_gaps.extend(gaps)
         self._tracks.append(_Track(info, data, timestamps, gaps))
 
@@ -606,7 +615,7 @@ def _load_xdf_quietly(source: str | io.BytesIO) -> tuple[list[dict], list[str], 
     return streams, messages, drop.dropped
 
 
-class XdfReplay(_RecordingSource):
+class XdfReplay(RecordingSource):
     """Replays an XDF recording (LabRecorder format) on the runtime's clock.
 
     ``streams`` selects streams by name or type (default: all). Streams without samples are
@@ -695,7 +704,7 @@ class XdfReplay(_RecordingSource):
             stream_info = xdf_stream_info(info, data.shape[1], self.viewer)
             segments = [(int(a), int(b)) for a, b in info.get("clock_segments") or []]
             self.clock_segments[stream_info.name] = segments
-            self._add_track(stream_info, data, timestamps, clock_breaks=[a for a, _ in segments[1:]])
+            self.add_track(stream_info, data, timestamps, clock_breaks=[a for a, _ in segments[1:]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -741,7 +750,7 @@ def _parse_float(text: str) -> float:
     return float(text)
 
 
-class CsvReplay(_RecordingSource):
+class CsvReplay(RecordingSource):
     """Replays one stream stored as CSV: a header row, a time column in seconds on the LSL
     clock and one numeric column per channel (empty cells are NaN).
 
@@ -778,7 +787,7 @@ class CsvReplay(_RecordingSource):
             viewer=viewer,
             metadata=(("csv_file", self.path.name),),  # the name only: paths often hold a person's name
         )
-        self._add_track(info, data, timestamps)
+        self.add_track(info, data, timestamps)
 
     @staticmethod
     def _estimate_rate(timestamps: np.ndarray) -> float:

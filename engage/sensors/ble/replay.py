@@ -25,7 +25,7 @@ import numpy as np
 
 from engage.core.errors import InputFileError
 from engage.core.stream import IRREGULAR_RATE, StreamInfo
-from engage.sensors.replay import Gap, _RecordingSource, _Track
+from engage.sensors.replay import Gap, RecordingSource
 
 from .clock import BeatTimer
 
@@ -70,7 +70,7 @@ def _parse_time(cell: str, path: Path, line: int) -> float:
     return dt.timestamp()
 
 
-class RrReplay(_RecordingSource):
+class RrReplay(RecordingSource):
     """Beat times and RR intervals as a replayed ``RR`` stream (see the module docstring)."""
 
     name = "rr-replay"
@@ -93,8 +93,7 @@ class RrReplay(_RecordingSource):
             # a live system notices missing beats once no beat came for the gap threshold
             notice = float(t[i]) + (gap_s + float(np.median(rr)) if d > 0 else 0.0)
             gaps.append(Gap(name, int(i) + 1, float(t[i]), abs(d), reason, min(notice, float(t[i + 1]))))
-        self.found_gaps.extend(gaps)
-        self._tracks.append(_Track(info, np.column_stack([rr, c]), t, gaps))
+        self.add_track(info, np.column_stack([rr, c]), t, gaps=gaps)
 
     @property
     def beat_times(self) -> np.ndarray:
