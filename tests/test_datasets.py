@@ -282,3 +282,14 @@ def test_xdf_label_marker_parsing_and_errors(tmp_path):
     (tmp_path / "bad.xdf").write_bytes(b"not an xdf file at all")
     with pytest.raises(Exception, match="bad.xdf"):
         XdfSessions(tmp_path).load("bad")
+
+
+def test_a_huge_exponent_is_a_typed_error_not_a_crash(tmp_path):
+    """pandas' default float parser segfaults on such exponents (found by the fuzz test above)."""
+    p = tmp_path / "EDA.csv"
+    p.write_text(".20,229.b5195b06\n.1e603560054328 5")
+    with pytest.raises(DatasetError, match="EDA.csv"):
+        read_e4_signal(p, 2)
+    p.write_text("1.0\n4\n1e603560054328\n")
+    with pytest.raises(DatasetError, match="EDA.csv"):
+        read_e4_signal(p, 1)

@@ -93,12 +93,14 @@ def _load_csv(path: str, column: str | None, fs: float | None, reference: str | 
               unit: str) -> tuple[np.ndarray, float, np.ndarray]:
     import pandas as pd
 
+    from engage.datasets.base import SAFE_FLOATS
+
     if fs is None or not fs > 0:
         raise EngageError("--csv needs --fs HZ (the sampling rate)")
     if reference is None:
         raise EngageError("--csv needs --reference FILE (one reference beat per line)")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, float_precision=SAFE_FLOATS)
     except (OSError, ValueError) as exc:
         raise EngageError(f"{path}: cannot read CSV: {exc}") from None
     if column is None:

@@ -30,6 +30,13 @@ from engage.core import Chunk, InputFileError, StreamInfo
 from engage.sensors.replay import RecordingSource
 
 
+#: ``float_precision`` for every ``pandas.read_csv`` of a file we did not write. pandas' default C
+#: float parser crashes the whole process (SIGSEGV, pandas 2.3) on an exponent with many digits
+#: such as ``1e603560054328``; the round-trip parser leaves such a value as text, which the
+#: readers then refuse with a typed error.
+SAFE_FLOATS = "round_trip"
+
+
 class DatasetError(InputFileError):
     """A dataset folder or file that is missing, partial or malformed (the message names it)."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import DatasetError, Labels, Recording, Track, require_dir, require_file, stream
+from .base import SAFE_FLOATS, DatasetError, Labels, Recording, Track, require_dir, require_file, stream
 
 #: file → (stream type, channels, units, scale)
 E4_SIGNALS = {
@@ -47,7 +47,7 @@ def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray
     path = Path(path)
     require_file(path, "E4 signal file")
     try:
-        raw = pd.read_csv(path, header=None, skipinitialspace=True, dtype=float)
+        raw = pd.read_csv(path, header=None, skipinitialspace=True, dtype=float, float_precision=SAFE_FLOATS)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DatasetError(f"{path}: not an E4 signal file ({str(exc).splitlines()[0]})") from None
     if raw.shape[0] < 2:
@@ -126,7 +126,7 @@ class StressPredict:
         if self._labels is None:
             path = require_file(self.root / self.LABELS, "Stress-Predict label file")
             try:
-                df = pd.read_csv(path)
+                df = pd.read_csv(path, float_precision=SAFE_FLOATS)
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise DatasetError(f"{path}: unreadable label file ({exc})") from None
             need = {"Participant", "Time(sec)", "Label"}

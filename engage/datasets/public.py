@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import DatasetError, Labels, Recording, Track, require_dir, require_file, stream
+from .base import SAFE_FLOATS, DatasetError, Labels, Recording, Track, require_dir, require_file, stream
 
 _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
@@ -151,7 +151,7 @@ class Case:
     def _csv(path: Path, need: set[str]) -> pd.DataFrame:
         require_file(path, "CASE file")
         try:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, float_precision=SAFE_FLOATS)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DatasetError(f"{path}: unreadable CSV ({exc})") from None
         missing = need - set(df.columns)
