@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Callable, Protocol, Sequence, TextIO, runtime_checkable
 
 import numpy as np
 
@@ -55,6 +55,26 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
         EngagementStateMachine(),
         MarkerEvents(),
     ]
+
+
+@runtime_checkable
+class SessionObserver(Protocol):
+    """What a :class:`Session` observer is: a :class:`~engage.core.runtime.Processor` (it gets every
+    chunk it ``accepts``, derived streams included) that also hears every event and every scene plan.
+
+    :class:`SessionLog` is one; the dashboard's feed is another.
+
+    >>> isinstance(SessionLog(), SessionObserver)
+    True
+    """
+
+    def accepts(self, info: StreamInfo) -> bool: ...
+
+    def process(self, chunk: Chunk) -> list[Chunk]: ...
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_plan(self, plan: ScenePlan) -> None: ...
 
 
 class SessionLog(Processor):
@@ -112,6 +132,8 @@ class Session:
 
     ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
     (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
+    Each of ``observers`` (a :class:`SessionObserver`, e.g. the dashboard's) runs after the pipeline
+    as a processor, hears every event on the bus and every scene plan.
     """
 
     def __init__(
@@ -128,12 +150,14 @@ class Session:
         step: float = 0.1,
         calibration_s: float = 60.0,
         extra_processors: Sequence[Processor] = (),
+        observers: Sequence[SessionObserver] = (),
     ) -> None:
         self.bus = EventBus()
         self.log = SessionLog()
         self.outputs: dict[str, Path] = {}
         self._closers: list[Callable[[], None]] = []
         plan_sinks: list[Callable[[ScenePlan], None]] = [self.log.on_plan]
+        plan_sinks.extend(o.on_plan for o in observers)
         if scenes_out is not None:
             writer = ScenePlanWriter(scenes_out, append=False)
             plan_sinks.append(writer)
@@ -152,7 +176,10 @@ class Session:
             self.timeline = TimelinePrinter(timeline)
             processors.append(self.timeline)
         processors.extend(extra_processors)
+        processors.extend(observers)  # type: ignore[arg-type]  # each is a Processor too
         self.bus.subscribe(self.log.on_event)
+        for observer in observers:
+            self.bus.subscribe(observer.on_event)
         if events_out is not None:
             jsonl = JsonlEventWriter(events_out)
             self.bus.subscribe(jsonl)
