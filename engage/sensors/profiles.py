@@ -1,0 +1,532 @@
+"""Device profiles: a TOML file that says which sensors a session uses and how to reach them.
+
+A profile has an optional ``[profile]`` table and one ``[sensor.NAME]`` table per sensor; the
+sensor's ``kind`` says what it is and which keys it takes (every key is documented in
+``sensors/README.md``; :data:`KINDS` lists them in code)::
+
+    [profile]
+    description = "Polar H10 chest strap"
+    viewer = "viewer-1"                 # default viewer of every sensor
+    include = ["webcam"]                # other profiles (built-in names or paths) merged in
+
+    [sensor.chest]
+    kind = "ble-hrm"
+    address = "A0:9E:1A:12:34:56"       # or device_name = "Polar H10 12345678"
+    polar_ecg = true
+
+Loading validates everything before any device is touched: an unknown kind or key, a value of
+the wrong type or out of range, a missing required key, a sensor name used twice (also across
+included profiles) or an include cycle raises :class:`~engage.core.errors.ConfigError` naming
+the file, the sensor table and the key, with the allowed keys or kinds. What comes back is typed
+dataclasses (:class:`Profile` holding :class:`WebcamSensor`, :class:`BleHrmSensor`,
+:class:`LslSensor`, :class:`SimulatedSensor`); turning them into running sources is the job of
+``engage live`` (sensors never import the signal layer that the webcam's face analyzer lives in).
+
+Built-in profiles ship inside the package (``engage/sensors/data/*.toml``; the top-level
+``sensors/`` folder of a checkout holds symlinks to them), so ``--profile polar-h10`` works from
+a pip-installed engage too.
+
+>>> p = load_profile("simulated")
+>>> [(s.name, s.kind) for s in p.sensors]
+[('viewer', 'simulated')]
+>>> profile_from_text('[sensor.cam]\\nkind = "webcam"\\nfsp = 30\\n', "rig.toml")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+engage.core.errors.ConfigError: rig.toml: [sensor.cam]: unknown key 'fsp' (allowed: ...)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Union
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from engage.core.errors import ConfigError
+
+__all__ = [
+    "KINDS", "LSL_STREAM_TYPES", "BleHrmSensor", "LslSensor", "Profile", "SensorSpec", "SimulatedSensor",
+    "WebcamSensor", "builtin_profile_path", "builtin_profiles", "load_profile", "profile_from_text",
+]
+
+#: A profile larger than this is refused before parsing.
+MAX_PROFILE_BYTES = 256 * 1024
+#: How deep ``include`` may nest.
+MAX_INCLUDE_DEPTH = 8
+#: Engage stream types an LSL stream may be mapped to (``maps_to``), with the channel name the
+#: consumers of that type look up (``channel`` renames the device's channel to it).
+LSL_STREAM_TYPES: dict[str, str | None] = {
+    "ECG": "ecg", "EDA": "eda", "PPG": "ppg", "EEG": None, "EMG": None, "Respiration": "rsp",
+    "Markers": None, "RR": "rr_s", "HeartRate": "hr_bpm", "Face": None, "Gaze": None,
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed result
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """What every sensor has: its name (the ``[sensor.NAME]`` table), kind, viewer, whether the
+    session may start without it, and the profile file it came from."""
+
+    name: str
+    kind: str
+    viewer: str = "viewer-1"
+    required: bool = False
+    origin: str = ""
+
+    def describe(self) -> str:
+        """One line: what this sensor is and where it is."""
+        return self.kind
+
+
+@dataclass(frozen=True)
+class WebcamSensor(SensorSpec):
+    """A camera (``device`` index or ``url``) or a video ``file`` played as one, through the face pipeline."""
+
+    device: int | None = None
+    url: str | None = None
+    file: str | None = None
+    fps: float = 30.0
+    width: int = 640
+    height: int = 480
+    screen_width_cm: float = 53.0
+    screen_height_cm: float = 30.0
+    viewing_distance_cm: float = 60.0
+    camera_above_cm: float = 0.0
+    gaze_margin_deg: float = 12.0
+    task: str | None = None
+
+    def describe(self) -> str:
+        if self.file is not None:
+            return f"webcam, video file {self.file}"
+        return f"webcam, camera {self.device}" if self.url is None else f"webcam, {self.url}"
+
+
+@dataclass(frozen=True)
+class BleHrmSensor(SensorSpec):
+    """A Bluetooth heart-rate strap by MAC ``address``, by advertised ``device_name`` (the strongest
+    strap whose name starts with it), or, with neither, the strongest strap advertising Heart Rate."""
+
+    address: str | None = None
+    device_name: str | None = None
+    polar_ecg: bool = False
+    wait_s: float = 15.0
+    connect_timeout_s: float = 10.0
+
+    @property
+    def target(self) -> str:
+        return self.address or self.device_name or ""
+
+    def describe(self) -> str:
+        return f"ble-hrm, {self.target or 'any heart-rate strap'}" + (", Polar ECG" if self.polar_ecg else "")
+
+
+@dataclass(frozen=True)
+class LslSensor(SensorSpec):
+    """Any LSL stream, selected by ``predicate`` (``type=EDA,hostname=lab-pc``) and mapped to an
+    engage stream type (``maps_to``); ``channel`` names the device channel to use as that type's channel."""
+
+    predicate: str = ""
+    maps_to: str = ""
+    expected_rate: float | None = None
+    channel: str | None = None
+    wait_s: float = 5.0
+
+    def describe(self) -> str:
+        return f"lsl, {self.predicate} as {self.maps_to}"
+
+
+@dataclass(frozen=True)
+class SimulatedSensor(SensorSpec):
+    """The simulated viewer (:class:`~engage.sensors.simulated.SimulatedViewer`): a seed and
+    optional trait overrides (the others drawn from the seed)."""
+
+    seed: int = 0
+    traits: tuple[tuple[str, float], ...] = ()
+    ecg_rate: float = 250.0
+    eda_rate: float = 16.0
+    face_rate: float = 30.0
+
+    def describe(self) -> str:
+        return f"simulated viewer, seed {self.seed}"
+
+
+Sensor = Union[WebcamSensor, BleHrmSensor, LslSensor, SimulatedSensor]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: its name, description, file and sensors (includes merged, in order)."""
+
+    name: str
+    description: str
+    path: str
+    sensors: tuple[Sensor, ...] = field(default_factory=tuple)
+    viewer: str = "viewer-1"
+
+    @property
+    def simulated_only(self) -> bool:
+        return bool(self.sensors) and all(isinstance(s, SimulatedSensor) for s in self.sensors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Key checkers: each returns the value or raises ValueError with a short phrase
+# ---------------------------------------------------------------------------------------------
+
+
+def _string(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"must be a string, got {_kind_of(v)}")
+    if not v.strip():
+        raise ValueError("must not be empty")
+    if any(ord(c) < 32 for c in v):
+        raise ValueError("must not contain control characters")
+    if len(v) > 1024:
+        raise ValueError("is longer than 1024 characters")
+    return v
+
+
+def _name(v: Any) -> str:
+    v = _string(v)
+    if not _NAME.match(v):
+        raise ValueError("must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false, got {_kind_of(v)}")
+    return v
+
+
+def _number(lo: float, hi: float, integer: bool = False, lo_open: bool = False) -> Callable[[Any], float]:
+    def check(v: Any):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            raise ValueError(f"must be {'an integer' if integer else 'a number'}, got {_kind_of(v)}")
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
+        if v < lo or v > hi or (lo_open and v == lo):
+            raise ValueError(f"must be {'>' if lo_open else '>='} {lo:g} and <= {hi:g}, got {v!r}")
+        return int(v) if integer else float(v)
+    return check
+
+
+def _address(v: Any) -> str:
+    v = _string(v)
+    if not _MAC.match(v):
+        raise ValueError(f"must be a Bluetooth MAC address like A0:9E:1A:12:34:56, got {v!r}")
+    return v.upper()
+
+
+def _maps_to(v: Any) -> str:
+    v = _string(v)
+    if v not in LSL_STREAM_TYPES:
+        raise ValueError(f"unknown stream type {v!r} (use one of {', '.join(LSL_STREAM_TYPES)})")
+    return v
+
+
+def _predicate(v: Any) -> str:
+    from .lsl import parse_predicate
+
+    v = _string(v)
+    try:
+        parse_predicate(v)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
+def _kind_of(v: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+             dict: "a table"}
+    return f"{names.get(type(v), type(v).__name__)} ({v!r})" if not isinstance(v, (list, dict)) \
+        else names[type(v)]
+
+
+_COMMON: dict[str, Callable[[Any], Any]] = {"kind": _string, "viewer": _name, "required": _bool}
+
+#: Every sensor kind with its keys (beyond ``kind``, ``viewer``, ``required``) and their checkers.
+KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "webcam": {
+        "device": _number(0, 255, integer=True), "url": _string, "file": _string,
+        "fps": _number(1, 240), "width": _number(16, 8192, integer=True), "height": _number(16, 8192, integer=True),
+        "screen_width_cm": _number(1, 1000), "screen_height_cm": _number(1, 1000),
+        "viewing_distance_cm": _number(5, 2000), "camera_above_cm": _number(-500, 500),
+        "gaze_margin_deg": _number(0, 45), "task": _string,
+    },
+    "ble-hrm": {
+        "address": _address, "device_name": _string, "polar_ecg": _bool,
+        "wait_s": _number(0, 600), "connect_timeout_s": _number(0.1, 120),
+    },
+    "lsl": {
+        "predicate": _predicate, "type": _string, "stream_name": _string, "source_id": _string, "hostname": _string,
+        "maps_to": _maps_to, "expected_rate": _number(0, 1e6), "channel": _string, "wait_s": _number(0, 600),
+    },
+    "simulated": {
+        "seed": _number(0, 2**32 - 1, integer=True), "traits": lambda v: v,
+        "ecg_rate": _number(50, 2000), "eda_rate": _number(1, 1000, lo_open=False), "face_rate": _number(1, 240),
+    },
+}
+_CLASSES = {"webcam": WebcamSensor, "ble-hrm": BleHrmSensor, "lsl": LslSensor, "simulated": SimulatedSensor}
+_PROFILE_KEYS: dict[str, Callable[[Any], Any]] = {"name": _name, "description": _string, "viewer": _name,
+                                                   "include": lambda v: v}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _data_dir() -> Path:
+    return Path(str(resources.files("engage.sensors").joinpath("data")))
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with engage.
+
+    >>> "polar-h10" in builtin_profiles()
+    True
+    """
+    return sorted(p.stem for p in _data_dir().glob("*.toml"))
+
+
+def builtin_profile_path(name: str) -> Path:
+    """The file of a built-in profile; :class:`ConfigError` listing them when there is none."""
+    path = _data_dir() / f"{name}.toml"
+    if not _NAME.match(name) or not path.is_file():
+        raise ConfigError(f"no profile {name!r}: not a file, and not a built-in profile "
+                          f"(built-in: {', '.join(builtin_profiles())})")
+    return path
+
+
+def _resolve(spec: str | Path, relative_to: Path | None = None) -> Path:
+    spec_s = str(spec)
+    candidates = []
+    if relative_to is not None:
+        candidates.append(relative_to / spec_s)
+        if not spec_s.endswith(".toml"):
+            candidates.append(relative_to / f"{spec_s}.toml")
+    candidates.append(Path(spec_s))
+    for c in candidates:
+        if c.is_file():
+            return c
+    if spec_s.endswith(".toml") or "/" in spec_s or "\\" in spec_s:
+        raise ConfigError(f"{spec_s}: profile file not found")
+    return builtin_profile_path(spec_s)
+
+
+def load_profile(spec: str | Path) -> Profile:
+    """Load and validate a profile: a path to a TOML file, or a built-in name (``polar-h10``).
+
+    >>> load_profile("lab-rig").name
+    'lab-rig'
+    """
+    return _load(_resolve(spec), chain=())
+
+
+def _read(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is over the {MAX_PROFILE_BYTES // 1024} KB limit for a profile")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read profile: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
+    key = path.resolve()
+    if key in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, key))
+        raise ConfigError(f"{path}: include cycle: {cycle}")
+    if len(chain) >= MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
+    return profile_from_text(_read(path), str(path), base=path.parent, chain=(*chain, key), default_name=path.stem)
+
+
+def profile_from_text(text: str, source: str = "<string>", base: Path | None = None,
+                      chain: tuple[Path, ...] = (), default_name: str | None = None) -> Profile:
+    """Parse and validate a profile from TOML text; ``source`` names it in every error.
+    ``include`` entries are resolved against ``base`` (then as built-in names).
+
+    >>> profile_from_text('[sensor.s]\\nkind = "simulated"\\nseed = 4\\n').sensors[0].seed
+    4
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"{source}: profile text must be a str, got {type(text).__name__}")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PROFILE_BYTES:
+        raise ConfigError(f"{source}: over the {MAX_PROFILE_BYTES // 1024} KB limit for a profile")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
+    unknown = [k for k in doc if k not in ("profile", "sensor")]
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: [profile], [sensor.NAME])")
+    head = doc.get("profile", {})
+    if not isinstance(head, dict):
+        raise ConfigError(f"{source}: 'profile' must be a table ([profile]), got {_kind_of(head)}")
+    meta = {}
+    for k, v in head.items():
+        check = _PROFILE_KEYS.get(k)
+        if check is None:
+            raise ConfigError(f"{source}: [profile]: unknown key {k!r} (allowed: {', '.join(_PROFILE_KEYS)})")
+        try:
+            meta[k] = check(v)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [profile]: {k} {exc}") from None
+    viewer = meta.get("viewer", "viewer-1")
+    sensors: list[Sensor] = []
+    origins: dict[str, str] = {}
+
+    def add(s: Sensor) -> None:
+        if s.name in origins:
+            raise ConfigError(f"{source}: sensor name {s.name!r} is used twice ([sensor.{s.name}] in "
+                              f"{origins[s.name]} and in {s.origin}); give each sensor its own name")
+        origins[s.name] = s.origin
+        sensors.append(s)
+
+    includes = meta.get("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i.strip() for i in includes):
+        raise ConfigError(f"{source}: [profile]: include must be a list of profile names or paths, "
+                          f"got {_kind_of(includes)}")
+    for inc in includes:
+        try:
+            path = _resolve(inc, base)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: [profile]: include {inc!r}: {exc}") from None
+        for s in _load(path, chain).sensors:
+            add(s)
+    table = doc.get("sensor", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: 'sensor' must be tables [sensor.NAME], got {_kind_of(table)}")
+    for name, body in table.items():
+        add(_sensor(source, name, body, viewer))
+    if not sensors:
+        raise ConfigError(f"{source}: no sensors (add a [sensor.NAME] table with a kind: {', '.join(KINDS)})")
+    pname = meta.get("name") or default_name or "profile"
+    return Profile(name=pname, description=meta.get("description", ""), path=source, sensors=tuple(sensors),
+                   viewer=viewer)
+
+
+def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
+    where = f"{source}: [sensor.{name}]"
+    try:
+        _name(name)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: the sensor name {exc}") from None
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: must be a table of keys, got {_kind_of(body)}")
+    if "kind" not in body:
+        raise ConfigError(f"{where}: missing required key 'kind' (one of {', '.join(KINDS)})")
+    kind = body["kind"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"{where}: unknown sensor kind {kind!r} (known kinds: {', '.join(KINDS)})")
+    allowed = {**_COMMON, **KINDS[kind]}
+    values: dict[str, Any] = {}
+    for k, v in body.items():
+        check = allowed.get(k)
+        if check is None:
+            raise ConfigError(f"{where}: unknown key {k!r} (allowed: {', '.join(allowed)})")
+        try:
+            values[k] = check(v)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {k} {exc}") from None
+    values.pop("kind")
+    values.setdefault("viewer", viewer)
+    finish = {"webcam": _finish_webcam, "ble-hrm": _finish_ble, "lsl": _finish_lsl, "simulated": _finish_simulated}
+    values = finish[kind](where, values)
+    return _CLASSES[kind](name=name, kind=kind, origin=source, **values)
+
+
+def _one_of(where: str, values: dict, keys: tuple[str, ...], default: tuple[str, Any] | None = None) -> None:
+    given = [k for k in keys if k in values]
+    if len(given) > 1:
+        raise ConfigError(f"{where}: give only one of {', '.join(keys)} (got {', '.join(given)})")
+    if not given:
+        if default is None:
+            raise ConfigError(f"{where}: missing required key: one of {', '.join(keys)}")
+        values[default[0]] = default[1]
+
+
+def _finish_webcam(where: str, values: dict) -> dict:
+    _one_of(where, values, ("device", "url", "file"), default=("device", 0))
+    return values
+
+
+def _finish_ble(where: str, values: dict) -> dict:
+    given = [k for k in ("address", "device_name") if k in values]
+    if len(given) > 1:
+        raise ConfigError(f"{where}: give only one of address, device_name (got both); neither means the "
+                          "strongest heart-rate strap found by a scan")
+    return values
+
+
+def _finish_lsl(where: str, values: dict) -> dict:
+    parts = [(k, values.pop(k)) for k in ("type", "stream_name", "source_id", "hostname") if k in values]
+    if "predicate" in values and parts:
+        raise ConfigError(f"{where}: give either predicate or type/stream_name/source_id/hostname, not both")
+    if "predicate" not in values:
+        if not parts:
+            raise ConfigError(f"{where}: missing required key: predicate, or one of type, stream_name, source_id, "
+                              "hostname")
+        for k, v in parts:
+            if "," in v or "=" in v or "'" in v:
+                raise ConfigError(f"{where}: {k} must not contain ',', '=' or quotes (use predicate for XPath)")
+        try:
+            values["predicate"] = _predicate(",".join(f"{'name' if k == 'stream_name' else k}={v}" for k, v in parts))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if "maps_to" not in values:
+        lsl_type = dict(parts).get("type")
+        if lsl_type in LSL_STREAM_TYPES:
+            values["maps_to"] = lsl_type
+        else:
+            raise ConfigError(f"{where}: missing required key 'maps_to' (the engage stream type: "
+                              f"{', '.join(LSL_STREAM_TYPES)})")
+    return values
+
+
+def _finish_simulated(where: str, values: dict) -> dict:
+    from .simulated import ViewerTraits
+
+    traits = values.pop("traits", None)
+    if traits is None:
+        return values
+    allowed = [f.name for f in fields(ViewerTraits)]
+    if not isinstance(traits, dict):
+        raise ConfigError(f"{where}: traits must be a table of numbers ({', '.join(allowed)}), got {_kind_of(traits)}")
+    out = []
+    for k, v in traits.items():
+        if k not in allowed:
+            raise ConfigError(f"{where}: traits: unknown key {k!r} (allowed: {', '.join(allowed)})")
+        try:
+            x = _number(0, 1e4)(v)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: traits.{k} {exc}") from None
+        if x <= 0 and k != "noise":
+            raise ConfigError(f"{where}: traits.{k} must be > 0, got {v!r}")
+        out.append((k, x))
+    values["traits"] = tuple(out)
+    return values
