@@ -1,0 +1,480 @@
+"""The dashboard's feed: a session observer that turns chunks, events and plans into small JSON messages.
+
+:class:`DashboardFeed` is a :class:`~engage.session.SessionObserver`: the session routes every chunk
+to it (raw and derived streams), and it hears every event and every scene plan. It keeps what a
+page needs to draw the present (the last minutes of heart rate, EDA, gaze and blinks, engagement,
+the events, the decisions, each stream's status) and fans JSON messages out to subscribers.
+
+The pipeline thread must never wait for a browser. So:
+
+* traces are **downsampled** on the data clock (bins of ``1 / points_per_s`` seconds, the mean of
+  each bin) and each series is **sent at most** ``max_rate`` times per wall-clock second, however
+  fast a replay runs;
+* every subscriber has a **bounded queue**; when a slow or stalled client lets it fill, the queued
+  messages are dropped and counted, and the client is sent a fresh snapshot once it reads again,
+  so its view is whole again rather than silently missing a stretch.
+
+Message kinds (each a JSON object with ``kind``): ``snapshot`` (everything, sent first),
+``series`` (new points of one series), ``event``, ``plan`` (with the upcoming options when the
+story is known), ``status`` (per-stream rate, last-sample age and gaps), ``pong``.
+
+>>> from engage.core import Event
+>>> feed = DashboardFeed()
+>>> sub = feed.subscribe()
+>>> feed.on_event(Event("boredom.onset", 12.0, "viewer-1", 0.8, {"boredom": 0.7}))
+>>> [json.loads(m)["kind"] for m in sub.drain()]
+['event']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from engage.core import Chunk, Event, Processor, StreamInfo
+from engage.narrative.plan import ScenePlan
+
+log = logging.getLogger(__name__)
+
+#: Message kinds a subscriber may ask for.
+KINDS = ("snapshot", "series", "event", "plan", "status", "pong")
+
+#: Stream types the pipeline derives; every other stream is shown as a sensor.
+DERIVED_TYPES = frozenset({"HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative",
+                           "Engagement", "RespirationRate", "WristFeatures"})
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """Which channels of which stream type make one dashboard series."""
+
+    key: str
+    type: str
+    channels: tuple[str, ...]
+
+
+#: The series the dashboard draws. Streams of the same type (heart rate from ECG and from a strap)
+#: share one series; a channel a stream lacks is sent as null.
+SERIES: tuple[SeriesSpec, ...] = (
+    SeriesSpec("hr", "HeartRate", ("hr_bpm", "quality")),
+    SeriesSpec("eda", "EDAFeatures", ("tonic_us", "phasic_us", "quality")),
+    SeriesSpec("face", "FaceFeatures", ("on_screen", "face_present", "blink_rate", "perclos", "quality")),
+    SeriesSpec("gaze", "Face", ("gaze_x", "gaze_y", "gaze_on_screen")),
+    SeriesSpec("engagement", "Engagement", ("arousal", "boredom", "attention", "confidence", "quality")),
+)
+_BY_TYPE = {s.type: s for s in SERIES}
+
+
+def _num(x: float) -> float | None:
+    return round(float(x), 4) if math.isfinite(x) else None
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class Subscriber:
+    """One client's bounded queue of encoded messages (filled by the pipeline, drained by the server).
+
+    ``notify`` is called (from the pipeline's thread) when the queue goes from empty to non-empty;
+    the server uses it to wake its sender. When the queue is full, everything queued is dropped and
+    counted in :attr:`dropped`, and :attr:`resync` asks the sender for a fresh snapshot.
+    """
+
+    def __init__(self, topics: Iterable[str] = KINDS, maxlen: int = 256,
+                 notify: Callable[[], None] | None = None) -> None:
+        if maxlen < 1:
+            raise ValueError(f"a subscriber queue needs room for at least one message, got {maxlen}")
+        self.topics = frozenset(topics)
+        self.maxlen = int(maxlen)
+        self.notify = notify
+        self.dropped = 0
+        self.resync = False
+        self.sent = 0
+        self._items: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._signalled = False
+
+    def put(self, message: str) -> None:
+        with self._lock:
+            if len(self._items) >= self.maxlen:
+                self.dropped += len(self._items)
+                self._items.clear()
+                self.resync = True
+            self._items.append(message)
+            wake = not self._signalled
+            self._signalled = True
+        if wake and self.notify is not None:
+            try:
+                self.notify()
+            except Exception:  # noqa: BLE001 - a closed event loop: the server is going away
+                log.debug("dashboard subscriber: notify failed", exc_info=True)
+
+    def drain(self) -> list[str]:
+        """Every queued message, oldest first; the queue is left empty."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._signalled = False
+        self.sent += len(items)
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _Downsampler:
+    """Causal bin means on the data clock: ``add`` returns the bins that a later sample closed."""
+
+    def __init__(self, width: float, n: int) -> None:
+        self.width = width
+        self.bin: int | None = None
+        self.sum = np.zeros(n)
+        self.count = np.zeros(n)
+        self.t = 0.0
+
+    def add(self, t: np.ndarray, x: np.ndarray) -> tuple[list[float], list[list[float | None]]]:
+        out_t: list[float] = []
+        out_v: list[list[float | None]] = []
+        bins = np.floor(t / self.width).astype(np.int64)
+        finite = np.isfinite(x)
+        xs = np.where(finite, x, 0.0)
+        starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+        ends = np.r_[starts[1:], len(bins)]
+        for a, b in zip(starts, ends):
+            if self.bin is not None and bins[a] != self.bin:
+                self._emit(out_t, out_v)
+            self.bin = int(bins[a])
+            self.sum += xs[a:b].sum(axis=0)
+            self.count += finite[a:b].sum(axis=0)
+            self.t = float(t[b - 1])
+        return out_t, out_v
+
+    def _emit(self, out_t: list[float], out_v: list[list[float | None]]) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sum / self.count
+        out_t.append(round(self.t, 3))
+        out_v.append([_num(v) for v in mean])
+        self.sum[:] = 0.0
+        self.count[:] = 0.0
+
+
+class _StreamStatus:
+    def __init__(self, info: StreamInfo, window_s: float) -> None:
+        self.info = info
+        self.window_s = window_s
+        self.samples = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.recent: deque[tuple[float, int]] = deque()
+        self.gaps = 0
+        self.gap_s = 0.0
+
+    def add(self, chunk: Chunk) -> None:
+        n = len(chunk)
+        if n == 0:
+            return
+        first, last = float(chunk.timestamps[0]), float(chunk.timestamps[-1])
+        self.samples += n
+        self.first = first if self.first is None else self.first
+        self.last = last if self.last is None else max(self.last, last)
+        self.recent.append((last, n))
+        while self.recent and self.recent[0][0] < self.last - self.window_s:
+            self.recent.popleft()
+
+    def rate(self, now: float) -> float | None:
+        if self.first is None or self.last is None:
+            return None
+        span = min(self.window_s, max(now, self.last) - self.first)
+        if span <= 0:
+            return None
+        n = sum(k for t, k in self.recent if t >= now - self.window_s)
+        return n / span
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        rate = self.rate(now)
+        return {
+            "name": self.info.name, "type": self.info.type, "sensor": self.info.type not in DERIVED_TYPES,
+            "nominal_rate": _num(self.info.nominal_rate), "rate": None if rate is None else _num(rate),
+            "age_s": None if self.last is None else _num(max(0.0, now - self.last)),
+            "samples": self.samples, "gaps": self.gaps, "gap_s": _num(self.gap_s),
+        }
+
+
+class DashboardFeed(Processor):
+    """The session observer behind the dashboard (see the module docstring).
+
+    ``story`` (optional) lets plan messages list the scenes that may come next. ``points_per_s``
+    is the trace resolution on the data clock, ``max_rate`` the most messages per series per wall
+    second, ``history_s`` how much of each trace a new page gets, ``queue_size`` each client's bound.
+    """
+
+    name = "dashboard"
+
+    def __init__(self, story: Any = None, points_per_s: float = 10.0, max_rate: float = 10.0,
+                 history_s: float = 180.0, max_events: int = 200, max_plans: int = 50,
+                 queue_size: int = 256, status_interval: float = 0.5,
+                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+        for label, value in (("points_per_s", points_per_s), ("max_rate", max_rate), ("history_s", history_s),
+                             ("status_interval", status_interval)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"dashboard feed: {label} must be a positive number, got {value!r}")
+        self.story = story
+        self.points_per_s = float(points_per_s)
+        self.min_interval = 1.0 / float(max_rate)
+        self.status_interval = float(status_interval)
+        self.queue_size = int(queue_size)
+        self._wall = wall_clock
+        self._lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+        n_hist = int(history_s * points_per_s) + 1
+        self._history: dict[str, deque[tuple[float, list[float | None]]]] = {
+            s.key: deque(maxlen=n_hist) for s in SERIES}
+        self._pending: dict[str, list[tuple[float, list[float | None]]]] = {s.key: [] for s in SERIES}
+        self._last_sent: dict[str, float] = {}
+        self._samplers: dict[StreamInfo, _Downsampler] = {}
+        self._blinks: deque[tuple[float, float]] = deque(maxlen=500)
+        self._pending_blinks: list[tuple[float, float]] = []
+        self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
+        self._plans: deque[dict[str, Any]] = deque(maxlen=max_plans)
+        self._streams: dict[StreamInfo, _StreamStatus] = {}
+        self._gap_unmatched = 0
+        self.origin: float | None = None
+        self.now: float | None = None
+        self._last_status = -math.inf
+        #: Counters: messages published (per subscriber delivery), dropped, malformed client messages.
+        self.published = 0
+        self.malformed = 0
+        self._dropped_gone = 0
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] = KINDS, notify: Callable[[], None] | None = None,
+                  maxlen: int | None = None) -> Subscriber:
+        """A new client queue; its first message is a snapshot (call :meth:`snapshot_message` to resend)."""
+        sub = Subscriber(topics, maxlen or self.queue_size, notify)
+        with self._lock:
+            self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+                self._dropped_gone += sub.dropped
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped for clients that did not keep up (current and departed clients)."""
+        with self._lock:
+            return self._dropped_gone + sum(s.dropped for s in self._subscribers)
+
+    def _publish(self, kind: str, payload: Mapping[str, Any]) -> None:
+        with self._lock:
+            targets = [s for s in self._subscribers if kind in s.topics]
+            if not targets:
+                return
+            text = _dumps({"kind": kind, **payload})
+            for sub in targets:
+                sub.put(text)
+                self.published += 1
+
+    # -- the observer --------------------------------------------------------------------------
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return not info.is_string
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        if len(chunk) == 0:
+            return []
+        info = chunk.info
+        with self._lock:
+            if self.origin is None:
+                self.origin = float(chunk.timestamps[0])
+            status = self._streams.get(info)
+            if status is None:
+                status = self._streams[info] = _StreamStatus(info, window_s=10.0)
+            status.add(chunk)
+            spec = _BY_TYPE.get(info.type)
+            if spec is not None:
+                self._add_series(spec, chunk)
+        return []
+
+    def _add_series(self, spec: SeriesSpec, chunk: Chunk) -> None:
+        info = chunk.info
+        cols = [info.channels.index(c) if c in info.channels else -1 for c in spec.channels]
+        data = np.asarray(chunk.data, dtype=np.float64)
+        x = np.column_stack([data[:, c] if c >= 0 else np.full(len(chunk), np.nan) for c in cols])
+        t = np.asarray(chunk.timestamps, dtype=np.float64)
+        if spec.key == "face" and "blink_duration" in info.channels:
+            d = data[:, info.channels.index("blink_duration")]
+            for i in np.flatnonzero(np.nan_to_num(d) > 0):
+                blink = (round(float(t[i]), 3), round(float(d[i]), 3))
+                self._blinks.append(blink)
+                self._pending_blinks.append(blink)
+        if spec.key == "engagement" or info.nominal_rate == 0:  # slow or per-beat: every row
+            points = [(round(float(ti), 3), [_num(v) for v in row]) for ti, row in zip(t, x)]
+        else:
+            sampler = self._samplers.get(info)
+            if sampler is None:
+                sampler = self._samplers[info] = _Downsampler(1.0 / self.points_per_s, len(spec.channels))
+            ts, vs = sampler.add(t, x)
+            points = list(zip(ts, vs))
+        self._history[spec.key].extend(points)
+        self._pending[spec.key].extend(points)
+        self._maybe_send(spec.key)
+
+    def _maybe_send(self, key: str, force: bool = False) -> None:
+        pending = self._pending[key]
+        blinks = self._pending_blinks if key == "face" else []
+        if not pending and not blinks:
+            return
+        wall = self._wall()
+        if not force and wall - self._last_sent.get(key, -math.inf) < self.min_interval:
+            return
+        self._last_sent[key] = wall
+        spec = next(s for s in SERIES if s.key == key)
+        payload: dict[str, Any] = {"series": key, "channels": list(spec.channels),
+                                   "t": [p[0] for p in pending], "v": [p[1] for p in pending]}
+        if key == "face":
+            payload["blinks"] = [list(b) for b in blinks]
+            self._pending_blinks = []
+        self._pending[key] = []
+        self._publish("series", payload)
+
+    def tick(self, now: float) -> list[Chunk]:
+        with self._lock:
+            self.now = float(now)
+            if self.origin is None:
+                self.origin = self.now
+            for spec in SERIES:
+                self._maybe_send(spec.key)
+            wall = self._wall()
+            if wall - self._last_status >= self.status_interval:
+                self._last_status = wall
+                self._publish("status", self._status())
+        return []
+
+    def close(self) -> None:
+        with self._lock:
+            for spec in SERIES:
+                self._maybe_send(spec.key, force=True)
+            if self.now is not None:
+                self._publish("status", {**self._status(), "ended": True})
+
+    def _status(self) -> dict[str, Any]:
+        now = self.now if self.now is not None else 0.0
+        streams = sorted(self._streams.values(), key=lambda s: (not (s.info.type not in DERIVED_TYPES), s.info.name))
+        return {"now": _num(now), "origin": self.origin, "streams": [s.to_dict(now) for s in streams],
+                "unmatched_gaps": self._gap_unmatched}
+
+    def on_event(self, event: Event) -> None:
+        d = event.to_dict()
+        with self._lock:
+            if event.type == "sensor.gap":
+                self._count_gap(event)
+            self._events.append(d)
+            self._publish("event", {"event": d})
+
+    def _count_gap(self, event: Event) -> None:
+        stream = str(event.evidence.get("stream", ""))
+        duration = event.evidence.get("duration_s")
+        matched = [s for s in self._streams.values() if s.info.name == stream or s.info.source_id == stream]
+        if not matched:
+            self._gap_unmatched += 1
+            return
+        for s in matched:
+            s.gaps += 1
+            if isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0:
+                s.gap_s += float(duration)
+
+    def on_plan(self, plan: ScenePlan) -> None:
+        d = self._plan_dict(plan)
+        with self._lock:
+            self._plans.append(d)
+            self._publish("plan", {"plan": d})
+
+    def _plan_dict(self, plan: ScenePlan) -> dict[str, Any]:
+        d = plan.to_dict()
+        d["decision_at"] = _num(plan.timestamp + plan.duration_s)
+        upcoming: list[dict[str, Any]] = []
+        if self.story is not None:
+            try:
+                for s in self.story.choices(plan.scene):
+                    upcoming.append({"scene": s.id, "title": s.title, "intensity": _num(s.intensity),
+                                     "tone": s.tone, "duration_s": _num(s.duration_s)})
+            except Exception:  # noqa: BLE001 - a rewritten or cut-to scene the story graph does not list
+                log.debug("dashboard: no options for scene %r", plan.scene, exc_info=True)
+        d["upcoming"] = upcoming
+        d["ending"] = self.story is not None and not upcoming
+        return d
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a page needs to draw the present (a JSON-safe dict)."""
+        with self._lock:
+            return {
+                "kind": "snapshot",
+                "origin": self.origin, "now": self.now,
+                "series": {s.key: {"channels": list(s.channels), "t": [p[0] for p in self._history[s.key]],
+                                   "v": [p[1] for p in self._history[s.key]]} for s in SERIES},
+                "blinks": [list(b) for b in self._blinks],
+                "events": list(self._events), "plans": list(self._plans),
+                "status": self._status(),
+            }
+
+    def snapshot_message(self, sub: Subscriber) -> str:
+        """A snapshot for ``sub``, taken with its queue cleared so that nothing it receives next is older."""
+        with self._lock:
+            sub.drain()
+            sub.resync = False
+            return _dumps(self.snapshot())
+
+    def client_message(self, sub: Subscriber, text: str | bytes | None) -> None:
+        """Handle a message from a page: ``{"op": "ping"}`` → ``pong``; ``{"op": "snapshot"}`` → a fresh
+        snapshot. Anything else is ignored and counted in :attr:`malformed`."""
+        op = None
+        if isinstance(text, str) and len(text) <= 4096:
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                msg = None
+            if isinstance(msg, dict):
+                op = msg.get("op")
+        if op == "ping":
+            sub.put(_dumps({"kind": "pong", "now": self.now}))
+        elif op == "snapshot":
+            sub.resync = True
+            sub.put(_dumps({"kind": "pong", "now": self.now}))  # wakes the sender
+        else:
+            with self._lock:
+                self.malformed += 1
+
+    def stats(self) -> dict[str, int]:
+        return {"published": self.published, "dropped": self.dropped, "malformed": self.malformed,
+                "subscribers": self.subscribers}
+
+
+def parse_topics(text: str | None) -> Sequence[str]:
+    """``"plan,event"`` → the kinds a client wants (unknown names ignored; none given → all).
+
+    >>> parse_topics("plan,event,nonsense")
+    ('snapshot', 'event', 'plan', 'pong')
+    """
+    if not text:
+        return KINDS
+    wanted = {t.strip() for t in text.split(",")}
+    return tuple(k for k in KINDS if k in wanted or k in ("snapshot", "pong"))
