@@ -117,8 +117,8 @@ class WebcamSensor(SensorSpec):
 
 @dataclass(frozen=True)
 class BleHrmSensor(SensorSpec):
-    """A Bluetooth heart-rate strap by MAC ``address``, by advertised ``device_name`` (the strongest
-    strap whose name starts with it), or, with neither, the strongest strap advertising Heart Rate."""
+    """A Bluetooth heart-rate strap by MAC ``address``, by advertised ``device_name`` (the first
+    strap found whose name starts with it), or, with neither, the first strap found advertising Heart Rate."""
 
     address: str | None = None
     device_name: str | None = None
@@ -479,7 +479,7 @@ def _finish_ble(where: str, values: dict) -> dict:
     given = [k for k in ("address", "device_name") if k in values]
     if len(given) > 1:
         raise ConfigError(f"{where}: give only one of address, device_name (got both); neither means the "
-                          "strongest heart-rate strap found by a scan")
+                          "first heart-rate strap a scan finds")
     return values
 
 

@@ -1,0 +1,531 @@
+"""``engage live``: a live session from a device profile: sensors, pipeline, events, controller, recorder.
+
+Every sensor of the profile is opened first (a camera, a strap that must connect, an LSL stream
+that must be visible within its ``wait_s``); one that is missing or fails is reported on one line
+naming it and why, and the session goes on with the rest. Then the one pipeline
+(:class:`~engage.session.Session`) runs on the LSL clock until the story ends, ``--duration``
+passes, or Ctrl-C / SIGTERM, which stop it after the current step: the recording is closed
+(readable by pyxdf) and the summary printed.
+
+A profile with only simulated sensors may run faster than real time: ``--speed N`` paces a
+virtual clock (started at the current LSL time) at N times the wall clock, ``--speed 0`` runs
+as fast as the processing allows; the output then depends only on the seed and the story.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engage.core.errors import ConfigError, EngageError
+
+from .common import FORMATTER, print_summary
+
+ORDER = 15
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  engage live --profile simulated --speed 20 --record out/sim.xdf   # no hardware, 20x real time
+  engage live --profile polar-h10 --duration 600
+  engage live --profile lab-rig --record session.xdf --story film.ink.json
+  engage live --profile sensors/my-rig.toml --dashboard --port 8800
+  engage live --list-profiles
+
+Built-in profiles live in the top-level sensors/ folder (every key documented in
+sensors/README.md); --profile takes one of their names or the path of your own TOML file.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "live", formatter_class=FORMATTER,
+        help="a live session: a profile's sensors, the pipeline, the controller and the recorder",
+        description="Starts every sensor of a device profile (webcam, Bluetooth straps, LSL streams,\n"
+                    "simulated viewers), runs the pipeline, the events and the narrative controller on the\n"
+                    "LSL clock, and records raw and derived streams and events to XDF with --record. A\n"
+                    "sensor that is missing or fails is reported and the session goes on with the rest.\n"
+                    "Ends at the story's end, after --duration, or on Ctrl-C (recording closed cleanly).",
+        epilog=EXAMPLES)
+    p.add_argument("--profile", help="a built-in profile name (simulated, webcam, polar-h10, hr-strap, lsl-eda, "
+                                     "lsl-eeg, lab-rig) or a TOML file")
+    p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
+    p.add_argument("--story", help="a story file (TOML, YAML or compiled ink JSON; default: the built-in story)")
+    p.add_argument("--no-story", action="store_true", help="sensing, events and recording only; no controller")
+    p.add_argument("--record", metavar="FILE.xdf", help="record every raw and derived stream and every event to XDF")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of session time")
+    p.add_argument("--out", default="out/live", help="folder for events.jsonl, scenes.jsonl, session.png "
+                                                     "(default: out/live)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated-only profiles: N times real time on a paced virtual clock; 0 = as fast "
+                        "as possible (default: 1, the LSL clock)")
+    p.add_argument("--lsl", action="store_true", help="also publish events and derived streams as LSL outlets")
+    p.add_argument("--quiet", action="store_true", help="no timeline, only the sensor lines and the summary")
+    d = p.add_argument_group("dashboard")
+    d.add_argument("--dashboard", action="store_true", help="serve the live dashboard and player in the browser")
+    d.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; any other "
+                                                       "address needs --token)")
+    d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765)")
+    d.add_argument("--token", help="access token the dashboard asks for")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensors → sources
+# ---------------------------------------------------------------------------------------------
+
+
+class SensorUnavailable(EngageError):
+    """A sensor that cannot be started now (absent, off, not found); the session goes on without it."""
+
+
+@dataclass
+class OpenedSensor:
+    spec: Any
+    source: Any
+    note: str = ""
+    processors: tuple = ()
+    close: Callable[[], None] | None = None
+
+
+def _mapped_lsl_source_class():
+    from engage.core.stream import Chunk
+    from engage.sensors.lsl import LslSource
+
+    class MappedLslSource(LslSource):
+        """An :class:`LslSource` whose streams are retyped to the engage type the profile maps them to
+        (``maps_to``), the chosen ``channel`` renamed to the name that type's consumers look up."""
+
+        def __init__(self, predicate: str, maps_to: str, channel: str | None, name: str, viewer: str) -> None:
+            super().__init__([predicate], viewer=viewer)
+            self.name = name
+            self.maps_to, self.channel = maps_to, channel
+            self._infos: dict = {}
+
+        def _map(self, info):
+            out = self._infos.get(info)
+            if out is None:
+                from engage.sensors.profiles import LSL_STREAM_TYPES
+
+                channels = list(info.channels)
+                wanted = LSL_STREAM_TYPES.get(self.maps_to)
+                if self.channel is not None and wanted and wanted not in channels and self.channel in channels:
+                    channels[channels.index(self.channel)] = wanted
+                elif self.channel is not None and self.channel not in channels:
+                    log.warning("%s: stream %r has no channel %r (channels: %s); using the first", self.name,
+                                info.name, self.channel, ", ".join(info.channels))
+                meta = tuple(info.metadata) + (("lsl_type", info.type), ("profile_sensor", self.name))
+                out = self._infos[info] = dataclasses.replace(info, type=self.maps_to, channels=tuple(channels),
+                                                              metadata=meta)
+            return out
+
+        def streams(self):
+            return [self._map(i) for i in super().streams()]
+
+        def read(self, until: float):
+            return [Chunk(self._map(c.info), c.data, c.timestamps) for c in super().read(until)]
+
+    return MappedLslSource
+
+
+def _open_simulated(spec, now: float) -> OpenedSensor:
+    from engage.sensors.simulated import SimulatedViewer
+
+    kw = dict(seed=spec.seed, viewer=spec.viewer, ecg_rate=spec.ecg_rate, eda_rate=spec.eda_rate,
+              face_rate=spec.face_rate)
+    viewer = SimulatedViewer(**kw)
+    if spec.traits:
+        viewer = SimulatedViewer(traits=dataclasses.replace(viewer.traits, **dict(spec.traits)), **kw)
+    viewer.name = spec.name
+    return OpenedSensor(spec, viewer)
+
+
+def _open_webcam(spec, now: float) -> OpenedSensor:
+    try:
+        from engage.signals.face_mesh import FaceAnalyzer, FaceLandmarkerTracker, FaceMeshTracker
+        from engage.signals.gaze import ScreenGeometry
+        from engage.signals.rppg import RppgHeartRate
+
+        tracker = FaceLandmarkerTracker(spec.task) if spec.task else FaceMeshTracker()
+    except ImportError as exc:
+        raise SensorUnavailable(f"the face pipeline is not installed ({exc}); pip install -e \".[face]\"") from None
+    except EngageError as exc:
+        raise SensorUnavailable(str(exc)) from None
+    from engage.sensors.webcam import VideoFileSource, WebcamSource
+
+    screen = ScreenGeometry(width_cm=spec.screen_width_cm, height_cm=spec.screen_height_cm,
+                            distance_cm=spec.viewing_distance_cm, camera_above_cm=spec.camera_above_cm,
+                            margin_deg=spec.gaze_margin_deg)
+    analyzer = FaceAnalyzer(tracker, screen=screen)
+    try:
+        if spec.file is not None:
+            source = VideoFileSource(spec.file, analyzer=analyzer, viewer=spec.viewer, start=now)
+        else:
+            source = WebcamSource(spec.device if spec.url is None else spec.url, analyzer=analyzer,
+                                  viewer=spec.viewer, width=spec.width, height=spec.height, fps=spec.fps)
+    except EngageError as exc:
+        analyzer.close()
+        raise SensorUnavailable(str(exc)) from None
+    return OpenedSensor(spec, source, processors=(RppgHeartRate(),), close=analyzer.close)
+
+
+def _find_strap(spec, taken: set[str]) -> str:
+    """Scan for the strap a profile names by ``device_name`` (or any heart-rate strap): the address of
+    the first one found that no other sensor of the profile has taken."""
+    import asyncio
+
+    from bleak import BleakScanner
+    from bleak.exc import BleakError
+
+    from engage.sensors.ble.hrm import HEART_RATE_SERVICE
+
+    want = spec.device_name
+
+    def match(device, adv) -> bool:
+        name = device.name or adv.local_name or ""
+        if device.address in taken:
+            return False
+        if want is not None:
+            return name == want or name.startswith(want)
+        return HEART_RATE_SERVICE in [u.lower() for u in adv.service_uuids]
+
+    timeout = max(0.5, min(spec.wait_s, 10.0))
+    try:
+        found = asyncio.run(BleakScanner.find_device_by_filter(match, timeout=timeout))
+    except (BleakError, OSError, asyncio.TimeoutError) as exc:
+        raise SensorUnavailable(f"Bluetooth scan failed: {exc} (is there an adapter, and is it on?)") from None
+    if found is None:
+        what = f"no strap named {want!r}…" if want else "no heart-rate strap"
+        raise SensorUnavailable(f"{what} found in a {timeout:g} s scan; is it on, worn and in range?")
+    return found.address
+
+
+def _open_ble(spec, now: float, taken: set[str]) -> OpenedSensor:
+    from engage.sensors.ble.supervisor import BleSupervisor, StrapConfig, StrapSource
+
+    address = spec.address or _find_strap(spec, taken)
+    taken.add(address)
+    sup = BleSupervisor([StrapConfig(address, viewer=spec.viewer, label=spec.name, ecg=spec.polar_ecg)],
+                        connect_timeout=spec.connect_timeout_s, scan_timeout=max(0.5, min(spec.wait_s, 10.0)))
+    sup.start()
+    link = sup.links[0]
+    deadline = time.monotonic() + spec.wait_s
+    while time.monotonic() < deadline and not link.state.connected:
+        time.sleep(0.02)
+    if not link.state.connected:
+        sup.stop()
+        attempts = link.counters["connect_failures"] + link.counters["errors"]
+        raise SensorUnavailable(f"{address}: not connected within {spec.wait_s:g} s ({attempts} failed attempts); "
+                                "is it on, worn and in range?")
+
+    class ConnectedStrapSource(StrapSource):
+        def __init__(self) -> None:
+            self.supervisor = sup
+            self.name = spec.name
+
+        def start(self, ctx) -> None:  # already running: keep what it got while the others were opened
+            self.ctx = ctx
+
+    ecg = " with ECG" if link.state.ecg else ""
+    return OpenedSensor(spec, ConnectedStrapSource(), note=f"connected to {link.state.name or address}{ecg}")
+
+
+def _open_lsl(spec, now: float) -> OpenedSensor:
+    from engage.sensors.lsl import parse_predicate, quiet_liblsl
+
+    quiet_liblsl()
+    import pylsl
+
+    found = pylsl.resolve_bypred(parse_predicate(spec.predicate), 1, spec.wait_s)
+    if not found:
+        visible = sorted({f"{i.name()} ({i.type()})" for i in pylsl.resolve_streams(0.5)})
+        raise SensorUnavailable(f"no LSL stream matches {spec.predicate!r} within {spec.wait_s:g} s "
+                                f"(visible: {', '.join(visible[:6]) or 'none'})")
+    info = found[0]
+    note = f"found {info.name()!r} ({info.type()}, {info.channel_count()} ch, {info.nominal_srate():g} Hz)"
+    if spec.expected_rate is not None and abs(info.nominal_srate() - spec.expected_rate) > 0.01 * spec.expected_rate:
+        note += f"; warning: expected {spec.expected_rate:g} Hz"
+    source = _mapped_lsl_source_class()(spec.predicate, spec.maps_to, spec.channel, spec.name, spec.viewer)
+    return OpenedSensor(spec, source, note=note)
+
+
+def open_sensors(profile, now: float) -> tuple[list[OpenedSensor], list[tuple[Any, str]]]:
+    """Open every sensor of ``profile``: (opened, [(spec, why it failed)])."""
+    opened, failed = [], []
+    taken: set[str] = set()
+    for spec in profile.sensors:
+        try:
+            if spec.kind == "simulated":
+                opened.append(_open_simulated(spec, now))
+            elif spec.kind == "webcam":
+                opened.append(_open_webcam(spec, now))
+            elif spec.kind == "ble-hrm":
+                opened.append(_open_ble(spec, now, taken))
+            elif spec.kind == "lsl":
+                opened.append(_open_lsl(spec, now))
+            else:  # pragma: no cover - profiles.py refuses unknown kinds
+                raise SensorUnavailable(f"unknown kind {spec.kind!r}")
+        except SensorUnavailable as exc:
+            failed.append((spec, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one broken driver never stops the others
+            log.debug("opening %s failed", spec.name, exc_info=True)
+            failed.append((spec, f"{type(exc).__name__}: {exc}"))
+    return opened, failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Small processors of the live session
+# ---------------------------------------------------------------------------------------------
+
+
+def _stream_counter():
+    from engage.core.runtime import Processor
+
+    class StreamCounter(Processor):
+        """Counts samples per stream, for the closing summary."""
+
+        name = "live-counter"
+
+        def __init__(self) -> None:
+            self.samples: dict[tuple[str, str], int] = {}
+
+        def accepts(self, info) -> bool:
+            return True
+
+        def process(self, chunk):
+            key = (chunk.info.name, chunk.info.type)
+            self.samples[key] = self.samples.get(key, 0) + len(chunk)
+            return []
+
+    return StreamCounter()
+
+
+def pacer(speed: float) -> Callable[[float], None]:
+    """An ``on_step`` callback that holds a virtual clock to ``speed`` times the wall clock (0: no pacing).
+
+    >>> step = pacer(0.0); step(5.0)   # no pacing: returns at once
+    """
+    state: dict[str, float] = {}
+
+    def on_step(now: float) -> None:
+        if speed <= 0:
+            return
+        if "t0" not in state:
+            state["t0"], state["wall0"] = now, time.monotonic()
+            return
+        delay = state["wall0"] + (now - state["t0"]) / speed - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    return on_step
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def _list_profiles() -> int:
+    from engage.sensors.profiles import builtin_profile_path, builtin_profiles, load_profile
+
+    for name in builtin_profiles():
+        p = load_profile(name)
+        print(f"{name:<11} {p.description}")
+        for s in p.sensors:
+            print(f"  {s.name:<9} {s.describe()}")
+    print(f"\n(files: {builtin_profile_path(builtin_profiles()[0]).parent})")
+    return 0
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration must be positive, got {args.duration:g}")
+    if not (args.speed >= 0 and args.speed < float("inf")):
+        raise ConfigError(f"--speed must be >= 0 (0: as fast as possible), got {args.speed:g}")
+    if args.record and not str(args.record).lower().endswith(".xdf"):
+        raise ConfigError(f"--record {args.record}: the recording is XDF; give a file name ending in .xdf")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be within 0..65535, got {args.port}")
+
+
+def _start_dashboard(args: argparse.Namespace):
+    try:
+        from engage.dashboard import DashboardServer
+    except ImportError as exc:
+        print(f"engage live: dashboard: not available ({exc}); going on without it", file=sys.stderr)
+        return None
+    server = DashboardServer(host=args.host, port=args.port, token=args.token)  # bad host/token: ConfigError, exit 2
+    try:
+        server.start()
+    except ConfigError as exc:
+        print(f"engage live: dashboard: {exc}; going on without it", file=sys.stderr)
+        return None
+    print(f"engage live: dashboard at {server.url}  (player: {server.player_url})", file=sys.stderr)
+    return server
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_profiles:
+        return _list_profiles()
+    if not args.profile:
+        raise ConfigError("engage live needs --profile (a built-in name such as simulated or polar-h10, or a TOML "
+                          "file); see engage live --list-profiles")
+    _check_args(args)
+    from engage.sensors.lsl import quiet_liblsl
+    from engage.sensors.profiles import load_profile
+
+    profile = load_profile(args.profile)
+    if args.speed != 1 and not profile.simulated_only:
+        raise ConfigError(f"--speed {args.speed:g} needs a profile with only simulated sensors; {profile.path} has "
+                          + ", ".join(f"{s.name} ({s.kind})" for s in profile.sensors if s.kind != "simulated"))
+    story = None
+    if not args.no_story:
+        from engage.narrative.story import StoryError, default_story_path, open_story
+
+        try:
+            story = open_story(args.story or default_story_path())
+        except StoryError as exc:
+            raise ConfigError(str(exc)) from None
+    quiet_liblsl()
+    import pylsl
+
+    from engage.core import LslClock, VirtualClock
+
+    virtual = args.speed != 1
+    clock = VirtualClock(pylsl.local_clock()) if virtual else LslClock()
+    print(f"engage live: profile {profile.name!r} ({profile.path}): {len(profile.sensors)} sensor(s)", file=sys.stderr)
+    opened, failed = open_sensors(profile, clock.now())
+    for spec, why in failed:
+        print(f"engage live: sensor {spec.name!r} ({spec.describe()}) not started: {why}", file=sys.stderr)
+    required = [spec.name for spec, _ in failed if spec.required]
+    closers = [o.close for o in opened if o.close is not None]
+    session = server = None
+    try:
+        if required or not opened:
+            what = (f"required sensor(s) {', '.join(map(repr, required))} could not be started" if required
+                    else "no sensor could be started")
+            raise ConfigError(f"{profile.path}: {what}; see the lines above")
+        for o in opened:
+            print(f"engage live: sensor {o.spec.name!r} ({o.spec.describe()}) started"
+                  + (f": {o.note}" if o.note else ""), file=sys.stderr)
+        server = _start_dashboard(args) if args.dashboard else None
+        session, counter, recorder = _build_session(args, profile, story, clock, opened,
+                                                    observers=[server.observer] if server is not None else ())
+        return _run_session(args, profile, session, counter, recorder, virtual, opened, failed)
+    finally:
+        if session is None:  # never ran: the runtime did not stop the opened sources
+            for o in opened:
+                try:
+                    o.source.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping %s failed", o.spec.name)
+        if server is not None:
+            server.stop()
+        for close in closers:
+            try:
+                close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing failed")
+
+
+def _build_session(args, profile, story, clock, opened, observers=()):
+    from engage.session import Session
+
+    out = Path(args.out)
+    extra = [p for o in opened for p in o.processors]
+    counter = _stream_counter()
+    extra.append(counter)
+    recorder = None
+    session_id = f"live-{profile.name}"
+    if args.record:
+        from engage.record.recorder import RecorderSink, XdfRecorder
+
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+        recorder = XdfRecorder(args.record, session=session_id)
+        extra.append(RecorderSink(recorder))
+    kw = dict(story=story, viewer=profile.viewer, events_out=out / "events.jsonl",
+              scenes_out=out / "scenes.jsonl" if story is not None else None, lsl=args.lsl, session_id=session_id,
+              timeline=None if args.quiet else sys.stdout, extra_processors=extra)
+    if observers:
+        kw["observers"] = observers
+    return Session([o.source for o in opened], clock, **kw), counter, recorder
+
+
+def _run_session(args, profile, session, counter, recorder, virtual, opened, failed) -> int:
+    from engage.plots import plot_session
+
+    controller = session.controller
+    if controller is not None:
+        controller.stop_at_end = True
+        controller.on_end = session.runtime.stop
+    state = {"signals": 0}
+
+    def on_signal(signum, _frame) -> None:
+        state["signals"] += 1
+        if state["signals"] > 1:
+            raise KeyboardInterrupt
+        print(f"\nengage live: {signal.Signals(signum).name}: stopping after this step "
+              "(again to abort)", file=sys.stderr)
+        session.runtime.stop()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    until = "the story's end" if controller is not None else "Ctrl-C"
+    if args.duration is not None:
+        until += f" or {args.duration:g} s"
+    pace = ("" if not virtual else
+            f", {'as fast as possible' if args.speed == 0 else f'{args.speed:g}x real time'} on a virtual clock")
+    print(f"engage live: running until {until}{pace}"
+          + (f"; recording to {args.record}" if args.record else ""), file=sys.stderr)
+    pace_step = pacer(args.speed) if virtual else None
+
+    def on_step(now: float) -> None:
+        if not state.get("ready"):  # after the first step (which compiles the JIT kernels)
+            state["ready"] = 1
+            print("engage live: ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if pace_step is not None:
+            pace_step(now)
+
+    wall = time.perf_counter()
+    try:
+        result = session.run(duration=args.duration, on_step=on_step)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    wall = time.perf_counter() - wall
+    out = Path(args.out)
+    try:
+        result.outputs["plot"] = plot_session(result.log, out / "session.png", origin=result.start,
+                                              title=f"engage live - {profile.name}")
+    except Exception as exc:  # noqa: BLE001 - a plot never costs the session's files
+        log.warning("session plot failed: %s", exc)
+    if recorder is not None:
+        result.outputs["xdf"] = Path(args.record)
+    print_summary(result)
+    why = ("stopped by signal" if state["signals"] else "interrupted" if result.stats.interrupted else
+           "story ended" if session.controller is not None and session.controller.finished else
+           "duration reached" if args.duration is not None else "sources ended")
+    print(f"  {why} after {result.stats.duration:.1f} s of session ({wall:.1f} s wall)")
+    for (name, kind), n in sorted(counter.samples.items()):
+        print(f"  {name:<28} {kind:<12} {n} samples")
+    for spec, reason in failed:
+        print(f"  not started: {spec.name} ({reason})")
+    gaps = sum(1 for e in result.log.events if e.type == "sensor.gap")
+    if gaps:
+        print(f"  sensor gaps: {gaps}")
+    if recorder is not None:
+        if recorder.error is not None:
+            print(f"engage: error: {recorder.error}", file=sys.stderr)
+            return 1
+        print(f"  recorded {recorder.writer.samples_written} samples to {args.record}")
+    return 0
