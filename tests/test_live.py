@@ -358,3 +358,25 @@ def test_a_strap_that_is_off_is_named_and_the_one_that_is_on_is_recorded(tmp_pat
     assert rr["info"]["type"][0] == "RR" and len(rr["time_stamps"]) >= 5
     assert np.allclose(rr["time_series"][:, 0], 880 / 1024)
     assert "not started: spare" in out
+
+
+# --------------------------------------------------------------------------------- live → report (issue 9C's command)
+
+
+def test_a_live_recording_becomes_a_report_with_plots(simulated_session, tmp_path, capsys):
+    pytest.importorskip("engage.report", reason="engage report (issue 9C) not installed")
+    rc, out, err, xdf, files = simulated_session
+    assert rc == 0
+    scenes = [json.loads(line)["title"] for line in (files / "scenes.jsonl").read_text().splitlines()]
+    html = tmp_path / "report" / "report.html"
+    assert main(["report", str(xdf), "-o", str(html)]) == 0
+    printed = capsys.readouterr().out
+    assert "recorded by engage, read directly" in printed and f"{len(scenes)} scenes" in printed
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") >= 3
+    pngs = sorted(html.parent.glob("*.png"))
+    assert len(pngs) >= 3 and all(p.stat().st_size > 10_000 for p in pngs)
+    assert "sim-viewer-1-ecg" in text
+    import html as html_lib
+
+    assert html_lib.escape(scenes[1])[:30] in text or scenes[1][:30] in text  # the decisions are listed
