@@ -136,8 +136,13 @@ def test_events_plans_status_and_gaps():
     assert [u["scene"] for u in p["upcoming"]] == ["lever", "runaway"] and p["ending"] is False
     (status,) = [s for s in got[3]["streams"] if s["name"] == "strap-ecg"]
     assert status["sensor"] and status["gaps"] == 1 and status["gap_s"] == 2.5
-    assert status["age_s"] == pytest.approx(4.0 - 129 / 130.0, abs=1e-3) and status["rate"] > 0
+    assert status["age_s"] == pytest.approx(4.0 - 129 / 130.0, abs=1e-3)
+    assert status["rate"] == pytest.approx(130.0, abs=0.01) and status["nominal_rate"] == 130.0
     assert got[3]["unmatched_gaps"] == 1
+    wall.t += 1.0
+    feed.tick(30.0)  # the strap went quiet: no rate any more, and the age grows
+    (stalled,) = [s for s in messages(sub)[-1]["streams"] if s["name"] == "strap-ecg"]
+    assert stalled["rate"] == 0.0 and stalled["age_s"] == pytest.approx(30.0 - 129 / 130.0, abs=1e-3)
     snap = feed.snapshot()
     assert len(snap["events"]) == 2 and snap["plans"][0]["scene"] == "telegraph"
 

@@ -22,7 +22,9 @@ def register(sub) -> None:
                     "and then reported (exit 1).",
         epilog="examples:\n  engage replay session.xdf\n  engage replay session.xdf --events-out events.jsonl\n"
                "  engage replay ecg.csv --type ECG\n"
-               "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace")
+               "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace\n"
+               "  engage replay session.xdf --realtime --dashboard # watch it in the browser (prints the URLs)\n"
+               "  engage replay session.xdf --realtime --dashboard --host 0.0.0.0 --token SECRET --keep-open")
     r.add_argument("file", help="recording: .xdf, or .csv with a 'timestamp' column")
     r.add_argument("--events-out", help="where to write the events (default: OUT/events.jsonl)")
     r.add_argument("--out", help="output folder (default: out/replay-<file name>)")
@@ -34,6 +36,14 @@ def register(sub) -> None:
     r.add_argument("--to-lsl", action="store_true",
                    help="publish the recording's streams, the derived streams and the events as LSL outlets, "
                         "timestamps moved onto the current LSL clock (use with --realtime for other tools)")
+    d = r.add_argument_group("dashboard")
+    d.add_argument("--dashboard", action="store_true",
+                   help="serve the live dashboard and the player page while replaying (use with --realtime)")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address the dashboard listens on (default: 127.0.0.1; any other needs --token)")
+    d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765; 0 picks a free one)")
+    d.add_argument("--token", help="a secret the pages, API and WebSocket require (needed off 127.0.0.1)")
+    d.add_argument("--keep-open", action="store_true", help="keep the dashboard up after the replay until Ctrl-C")
     r.set_defaults(func=run)
 
 
@@ -75,9 +85,19 @@ def run(args: argparse.Namespace) -> int:
         session_id = f"replay-{path.stem}"
         extra.append(LslOutletSink(session=session_id, types=None, time_offset=offset))
         event_outlet = LslEventOutlet(session_id, time_offset=offset)
+    dashboard = None
+    if getattr(args, "dashboard", False):
+        from engage.dashboard import DashboardServer
+
+        dashboard = DashboardServer(host=args.host, port=args.port, token=args.token, story=story).start()
+        print(f"engage replay: dashboard {dashboard.url}\n               player    {dashboard.player_url}", flush=True)
+        if not args.realtime:
+            print("engage: note: without --realtime the replay runs as fast as it can; add --realtime to watch it",
+                  file=sys.stderr)
     session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
-                      timeline=None if args.quiet else sys.stdout, extra_processors=extra)
+                      timeline=None if args.quiet else sys.stdout, extra_processors=extra,
+                      observers=[dashboard.observer] if dashboard is not None else ())
     if event_outlet is not None:
         session.bus.subscribe(event_outlet)
     if not args.quiet:
@@ -86,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
     bar, on_step = progress(getattr(source, "duration", 0.0) or 0.0, "replay")
     try:
         result = session.run(on_step=on_step)
+        if dashboard is not None and args.keep_open:
+            _wait_for_ctrl_c(dashboard)
     finally:
         bar.close()
         if event_outlet is not None:
             event_outlet.close()
+        if dashboard is not None:
+            dashboard.stop()
     result.outputs["plot"] = plot_session(result.log, out / "session.png", origin=result.start,
                                           title=f"engage replay - {path.name}")
     print_summary(result)
@@ -97,3 +121,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"engage: error: {path}: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _wait_for_ctrl_c(dashboard) -> None:
+    import time
+
+    print(f"engage replay: finished; the dashboard stays up at {dashboard.url} - Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass

@@ -174,7 +174,7 @@ class _StreamStatus:
         self.samples = 0
         self.first: float | None = None
         self.last: float | None = None
-        self.recent: deque[tuple[float, int]] = deque()
+        self.recent: deque[tuple[float, float, int]] = deque()
         self.gaps = 0
         self.gap_s = 0.0
 
@@ -186,18 +186,18 @@ class _StreamStatus:
         self.samples += n
         self.first = first if self.first is None else self.first
         self.last = last if self.last is None else max(self.last, last)
-        self.recent.append((last, n))
-        while self.recent and self.recent[0][0] < self.last - self.window_s:
+        self.recent.append((first, last, n))
+        while self.recent and self.recent[0][1] < self.last - self.window_s:
             self.recent.popleft()
 
     def rate(self, now: float) -> float | None:
-        if self.first is None or self.last is None:
-            return None
-        span = min(self.window_s, max(now, self.last) - self.first)
-        if span <= 0:
-            return None
-        n = sum(k for t, k in self.recent if t >= now - self.window_s)
-        return n / span
+        """Samples per second over the last ``window_s`` of data (intervals between samples / their span)."""
+        recent = [r for r in self.recent if r[1] >= now - self.window_s]
+        if not recent:
+            return 0.0 if self.last is not None else None
+        n = sum(r[2] for r in recent)
+        span = recent[-1][1] - recent[0][0]
+        return (n - 1) / span if n > 1 and span > 0 else None
 
     def to_dict(self, now: float) -> dict[str, Any]:
         rate = self.rate(now)
