@@ -142,29 +142,40 @@ class _Downsampler:
         self.t = 0.0
 
     def add(self, t: np.ndarray, x: np.ndarray) -> tuple[list[float], list[list[float | None]]]:
-        out_t: list[float] = []
-        out_v: list[list[float | None]] = []
+        if len(t) == 0:
+            return [], []
         bins = np.floor(t / self.width).astype(np.int64)
         finite = np.isfinite(x)
-        xs = np.where(finite, x, 0.0)
         starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-        ends = np.r_[starts[1:], len(bins)]
-        for a, b in zip(starts, ends):
-            if self.bin is not None and bins[a] != self.bin:
-                self._emit(out_t, out_v)
-            self.bin = int(bins[a])
-            self.sum += xs[a:b].sum(axis=0)
-            self.count += finite[a:b].sum(axis=0)
-            self.t = float(t[b - 1])
-        return out_t, out_v
-
-    def _emit(self, out_t: list[float], out_v: list[list[float | None]]) -> None:
+        sums = np.add.reduceat(np.where(finite, x, 0.0), starts, axis=0)
+        counts = np.add.reduceat(finite.astype(np.float64), starts, axis=0)
+        last_t = t[np.r_[starts[1:], len(t)] - 1]
+        seg_bins = bins[starts]
+        closed_sums, closed_counts, closed_t = [], [], []
+        first = 0
+        if self.bin is not None and seg_bins[0] == self.bin:  # the open bin goes on
+            self.sum += sums[0]
+            self.count += counts[0]
+            self.t = float(last_t[0])
+            first = 1
+        if first < len(starts):  # a new bin began: the open one is complete, and so is every segment but the last
+            if self.bin is not None:
+                closed_sums.append(self.sum[None, :])
+                closed_counts.append(self.count[None, :])
+                closed_t.append(np.array([self.t]))
+            closed_sums.append(sums[first:-1])
+            closed_counts.append(counts[first:-1])
+            closed_t.append(last_t[first:-1])
+            self.bin = int(seg_bins[-1])
+            self.sum = sums[-1].astype(np.float64).copy()
+            self.count = counts[-1].astype(np.float64).copy()
+            self.t = float(last_t[-1])
+        if not closed_t:
+            return [], []
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self.sum / self.count
-        out_t.append(round(self.t, 3))
-        out_v.append([_num(v) for v in mean])
-        self.sum[:] = 0.0
-        self.count[:] = 0.0
+            means = np.concatenate(closed_sums) / np.concatenate(closed_counts)
+        values = [[None if v != v else v for v in row] for row in np.round(means, 4).tolist()]
+        return np.round(np.concatenate(closed_t), 3).tolist(), values
 
 
 class _StreamStatus:
