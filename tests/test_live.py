@@ -134,7 +134,8 @@ def test_ctrl_c_mid_session_closes_the_recording(tmp_path):
 class EdaOutlet:
     """A real LSL outlet on loopback: a skin-conductance device whose channel is called GSR."""
 
-    def __init__(self, source_id: str) -> None:
+    def __init__(self, source_id: str, die_after_s: float | None = None) -> None:
+        self.die_after_s = die_after_s
         info = pylsl.StreamInfo(f"test-gsr-{source_id[-6:]}", "GSR", 1, 16.0, pylsl.cf_float32, source_id)
         ch = info.desc().append_child("channels").append_child("channel")
         ch.append_child_value("label", "GSR")
@@ -147,7 +148,13 @@ class EdaOutlet:
         rng = np.random.default_rng(0)
         n = 0
         t0 = pylsl.local_clock()
+        consumed = None
         while not self._stop.is_set():
+            if self.die_after_s is not None and consumed is None and self.outlet.have_consumers():
+                consumed = time.monotonic()
+            if consumed is not None and time.monotonic() - consumed > self.die_after_s:
+                self.outlet = None  # the device is switched off: its outlet goes away
+                return
             due = int((pylsl.local_clock() - t0) * 16.0)
             if due > n:
                 x = 5.0 + 0.3 * np.sin(np.arange(n, due) / 16.0) + 0.01 * rng.standard_normal(due - n)
@@ -162,7 +169,7 @@ class EdaOutlet:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self.thread.join(2)
-        del self.outlet
+        self.outlet = None
 
 
 def run_live(*args: str, capsys) -> tuple[int, str, str]:
@@ -217,6 +224,46 @@ wait_s = 0.5
     assert 2.0 * 16 < len(raw[0]["time_stamps"]) < 6 * 16
     assert np.allclose(raw[0]["time_series"][:, 0], 5.0, atol=0.5)
     assert "EDAFeatures" in types_of(streams)  # the pipeline ran on what works
+
+
+@pytest.mark.realdata
+def test_webcam_sensor_through_real_mediapipe_on_a_real_video(shared_data, tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    clip = shared_data / "talking_head_blinks" / "WDA_AlexandriaOcasioCortez_000.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found")
+    profile = tmp_path / "cam.toml"
+    profile.write_text(f'[sensor.camera]\nkind = "webcam"\nfile = "{clip}"\nscreen_width_cm = 34\n')
+    xdf = tmp_path / "cam.xdf"
+    rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "3", "--record", str(xdf),
+                            "--out", str(tmp_path / "files"), "--quiet", capsys=capsys)
+    assert rc == 0, err
+    assert f"sensor 'camera' (webcam, video file {clip}) started" in err
+    streams = load_xdf(xdf)
+    face = streams["video-viewer-1-face"]
+    assert face["info"]["type"][0] == "Face" and 60 <= len(face["time_stamps"]) <= 100  # 3 s of a 25-30 fps clip
+    labels = [c["label"][0] for c in face["info"]["desc"][0]["channels"][0]["channel"]]
+    present = face["time_series"][:, labels.index("face_present")]
+    assert present.mean() > 0.9  # a talking head: the face is found in (nearly) every frame
+    assert "FaceFeatures" in types_of(streams)
+
+
+def test_an_lsl_stream_that_dies_mid_session_is_a_recorded_gap(tmp_path, capsys):
+    sid = f"engage-test-gsr-{uuid.uuid4().hex}"
+    profile = tmp_path / "eda.toml"
+    profile.write_text(f'[sensor.gsr]\nkind = "lsl"\nsource_id = "{sid}"\nmaps_to = "EDA"\nwait_s = 10\n')
+    xdf = tmp_path / "eda.xdf"
+    with EdaOutlet(sid, die_after_s=1.5):
+        rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "5", "--record", str(xdf),
+                                "--out", str(tmp_path / "files"), "--quiet", capsys=capsys)
+    assert rc == 0, err
+    streams = load_xdf(xdf)
+    gaps = [e for e in events_of(streams) if e["type"] == "sensor.gap" and e["evidence"].get("reason") == "stream lost"]
+    assert len(gaps) == 1 and gaps[0]["evidence"]["stream"].startswith("test-gsr-")
+    raw = next(s for name, s in streams.items() if name.startswith("test-gsr-"))
+    assert 0.5 * 16 < len(raw["time_stamps"]) < 4 * 16  # about 1.5 s of samples, then nothing
+    assert gaps[0]["timestamp"] == pytest.approx(raw["time_stamps"][-1], abs=0.2)
+    assert "sensor gaps: " in out
 
 
 def test_nothing_that_works_is_a_clear_error(tmp_path, capsys):
@@ -297,6 +344,45 @@ def test_busy_dashboard_port_is_reported_and_the_session_goes_on(tmp_path, capsy
 
 
 @pytest.mark.skipif(not _dashboard_available(), reason="engage.dashboard (issue 9B) not installed")
+def test_dashboard_shows_the_live_session(tmp_path):
+    """A simulated session at 5x real time with --dashboard: the page is served and its state fills
+    with heart rate, engagement and the controller's scene plans while the session runs."""
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "engage", "live", "--profile", "simulated", "--speed", "5",
+                             "--dashboard", "--port", "0", "--duration", "600", "--out", str(tmp_path), "--quiet"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and url is None:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "dashboard at " in line:
+                url = line.split("dashboard at ", 1)[1].split()[0]
+        assert url and url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and "<html" in r.read().decode().lower()
+        base = url.split("?")[0].rstrip("/")
+        state = {}
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(base + "/api/state", timeout=10) as r:
+                state = json.loads(r.read())
+            if state["plans"] and state["series"]["hr"]["t"] and state["series"]["eda"]["t"]:
+                break
+            time.sleep(0.5)
+        assert state["plans"] and state["plans"][0]["reason"].startswith("story start")
+        assert state["series"]["hr"]["t"] and state["series"]["eda"]["t"]  # heart rate from the simulated ECG, EDA
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+@pytest.mark.skipif(not _dashboard_available(), reason="engage.dashboard (issue 9B) not installed")
 def test_dashboard_on_another_address_needs_a_token(tmp_path, capsys):
     rc, out, err = run_live("--profile", "simulated", "--dashboard", "--host", "0.0.0.0", "--duration", "1",
                             "--out", str(tmp_path), capsys=capsys)
@@ -323,14 +409,17 @@ def test_a_strap_that_is_off_is_named_and_the_one_that_is_on_is_recorded(tmp_pat
         try:
             with EmulatedBlueZ(bus.address) as emu:
                 on = emu.add_strap("A0:9E:1A:00:77:01", "Polar H10 7701")
+                other = emu.add_strap("C4:00:00:00:77:02", "HRM-Pro 7702")
                 profile = tmp_path / "straps.toml"
                 profile.write_text('[sensor.chest]\nkind = "ble-hrm"\ndevice_name = "Polar H10 77"\nwait_s = 10\n'
-                                   '[sensor.spare]\nkind = "ble-hrm"\naddress = "A0:9E:1A:00:77:FF"\nwait_s = 1\n')
+                                   '[sensor.spare]\nkind = "ble-hrm"\naddress = "A0:9E:1A:00:77:FF"\nwait_s = 1\n'
+                                   '[sensor.any]\nkind = "ble-hrm"\nwait_s = 10\nviewer = "viewer-2"\n')
                 stop = threading.Event()
 
-                def beats() -> None:  # the worn strap: one notification with an RR interval every 0.3 s
+                def beats() -> None:  # the worn straps: one notification with an RR interval every 0.3 s
                     while not stop.is_set():
                         on.send_hrm(encode_hrm(HeartRateMeasurement(70, True, None, (880,))))
+                        other.send_hrm(encode_hrm(HeartRateMeasurement(60, True, None, (1024,))))
                         stop.wait(0.3)
 
                 sender = threading.Thread(target=beats, daemon=True)
@@ -358,6 +447,11 @@ def test_a_strap_that_is_off_is_named_and_the_one_that_is_on_is_recorded(tmp_pat
     assert rr["info"]["type"][0] == "RR" and len(rr["time_stamps"]) >= 5
     assert np.allclose(rr["time_series"][:, 0], 880 / 1024)
     assert "not started: spare" in out
+    # a profile sensor with neither address nor name takes the first strap that no other sensor took
+    anyone = [x for x in err.splitlines() if "sensor 'any'" in x]
+    assert len(anyone) == 1 and "(ble-hrm, any heart-rate strap) started: connected to HRM-Pro 7702" in anyone[0]
+    rr2 = streams["any-rr"]
+    assert len(rr2["time_stamps"]) >= 5 and np.allclose(rr2["time_series"][:, 0], 1.0)
 
 
 # --------------------------------------------------------------------------------- live → report (issue 9C's command)

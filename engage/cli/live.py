@@ -167,7 +167,15 @@ def _open_webcam(spec, now: float) -> OpenedSensor:
     analyzer = FaceAnalyzer(tracker, screen=screen)
     try:
         if spec.file is not None:
-            source = VideoFileSource(spec.file, analyzer=analyzer, viewer=spec.viewer, start=now)
+            class LiveVideoFileSource(VideoFileSource):
+                """A video file played as a camera: its first frame at the session's start."""
+
+                def start(self, ctx) -> None:
+                    super().start(ctx)
+                    if self._index == 0:
+                        self.t0 = ctx.clock.now()
+
+            source = LiveVideoFileSource(spec.file, analyzer=analyzer, viewer=spec.viewer, start=now)
         else:
             source = WebcamSource(spec.device if spec.url is None else spec.url, analyzer=analyzer,
                                   viewer=spec.viewer, width=spec.width, height=spec.height, fps=spec.fps)
