@@ -83,12 +83,14 @@ def test_dashboard_and_player_follow_a_realtime_replay(recording, tmp_path):
             dash.goto(server.url)
             player.goto(server.player_url)
             for page in (dash, player):
-                page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+                page.wait_for_function("() => document.getElementById('conn').textContent === 'live'",
+                                       timeout=15_000)
             assert dash.inner_text("#hr-value") == "–" and player.get_attribute("#stage", "data-scene") == ""
 
             replay.start()
             # the first scene and the first heart rate values arrive
-            dash.wait_for_function("() => document.getElementById('scene-title').dataset.scene === 'dusk'", timeout=15_000)
+            dash.wait_for_function("() => document.getElementById('scene-title').dataset.scene === 'dusk'",
+                                   timeout=15_000)
             player.wait_for_function("() => document.getElementById('stage').dataset.scene === 'dusk'", timeout=15_000)
             dash.wait_for_function("() => /^[0-9]+$/.test(document.getElementById('hr-value').textContent)",
                                    timeout=20_000)
@@ -141,3 +143,27 @@ def test_dashboard_and_player_follow_a_realtime_replay(recording, tmp_path):
         server.stop()
     assert not replay.is_alive()
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_pages_with_a_token_connect_and_pages_without_it_are_refused(tmp_path):
+    server = DashboardServer(port=0, token="browser-s3cret").start()
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page()
+            refused = page.goto(server.url.split("?")[0])
+            assert refused.status == 403 and "a valid token is required" in page.inner_text("body")
+            page.goto(server.url)
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            link = page.get_attribute("#player-link", "href")
+            assert link == "/player?token=browser-s3cret"
+            with page.context.expect_page(timeout=15_000) as opened:
+                page.click("#player-link")  # opens the player in a new tab, token carried over
+            player = opened.value
+            player.wait_for_function("() => document.getElementById('conn').textContent === 'live'",
+                                     timeout=15_000)
+            assert "waiting for the story" in player.text_content("#kicker")
+            shoot(player, tmp_path, "player-0-waiting.png")
+            browser.close()
+    finally:
+        server.stop()

@@ -368,3 +368,20 @@ def test_stop_twice_and_restart_on_the_same_port():
         assert httpx.get(f"http://127.0.0.1:{port}/api/stats").status_code == 200
     finally:
         again.stop()
+
+
+def test_request_lines_in_logs_have_the_token_blanked():
+    from engage.dashboard.server import _RedactToken
+
+    f = _RedactToken("s3cret/token+x")
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+                               ("127.0.0.1:5555", "/ws?token=s3cret%2Ftoken%2Bx&topics=plan"), None)
+    assert f.filter(record)
+    assert record.getMessage() == '127.0.0.1:5555 - "WebSocket /ws?token=***&topics=plan" [accepted]'
+    other = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Bearer %s refused", ("s3cret/token+x",),
+                              None)
+    f.filter(other)
+    assert "s3cret" not in other.getMessage()
+    plain = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "started %d", (3,), None)
+    f.filter(plain)
+    assert plain.getMessage() == "started 3" and plain.args == (3,)

@@ -23,6 +23,7 @@ import errno
 import hmac
 import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
@@ -79,6 +80,31 @@ class _Guard:
         if not given:
             return False
         return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token)
+
+
+#: Loggers that may print a request line (uvicorn's, and the websockets library's at debug level).
+_REQUEST_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "websockets", "websockets.server")
+_TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+
+class _RedactToken(logging.Filter):
+    """Blanks ``token=…`` (and the token itself) in every record of the request loggers, at any log level."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self.secrets = [t for t in {token, quote(token or "", safe="")} if t]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's business
+            return True
+        clean = _TOKEN_IN_TEXT.sub(r"\1***", text)
+        for secret in self.secrets:
+            clean = clean.replace(secret, "***")
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
 
 
 def _static(name: str) -> bytes:
@@ -198,10 +224,10 @@ class DashboardServer:
     ``host`` defaults to 127.0.0.1; any other address needs ``token`` (else :class:`ConfigError`).
     ``port=0`` picks a free port. ``story`` (optional) lets the page show the scenes that may come next.
 
-    >>> DashboardServer(host="0.0.0.0")
+    >>> DashboardServer(host="0.0.0.0")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    engage.core.errors.ConfigError: dashboard on 0.0.0.0: an address other than 127.0.0.1 needs a token (--token SECRET), so that only people you give it to can watch
+    engage.core.errors.ConfigError: dashboard on 0.0.0.0: an address other than 127.0.0.1 needs a token (--token ...
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, token: str | None = None, story: Any = None,
@@ -222,6 +248,7 @@ class DashboardServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self._redact = _RedactToken(token)
 
     @property
     def observer(self) -> DashboardFeed:
@@ -278,7 +305,9 @@ class DashboardServer:
             return self
         sock = self._bind()
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+        for name in _REQUEST_LOGGERS:
+            logging.getLogger(name).addFilter(self._redact)
+        config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False, lifespan="off",
                                 ws_max_size=65536, ws_ping_interval=20.0, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         self._server, self._socket = server, sock
@@ -303,6 +332,8 @@ class DashboardServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+        for name in _REQUEST_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redact)
 
     def __enter__(self) -> "DashboardServer":
         return self.start()
