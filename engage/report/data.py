@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: Stream types the pipeline derives; a recording holding one of the first three was made by engage.
 DERIVED_TYPES = ("Engagement", "HeartRate", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative", "HRV",
-                 "Respiration")
+                 "RespirationRate", "WristFeatures", "WristFeaturesRelative")
 _ENGAGE_MADE = ("Engagement", "HeartRate", "EDAFeatures")
 #: The report's plots and tables keep at most this many samples per channel (decimated evenly).
 MAX_POINTS = 20000
@@ -375,9 +375,9 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
             series[key] = (info, t, data.astype(np.float64))
     if mode == "replayed":
         kinds = Counter(s.type for s in streams)
-        usable = [k for k in kinds if k in ("ECG", "PPG", "EDA", "Face", "RR", "StrapHR", "BVP", "RESP", "Respiration")]
+        usable = [k for k in kinds if k in ("ECG", "PPG", "EDA", "Face", "RR", "StrapHR", "RSP", "Respiration")]
         if not usable:
-            notes.append("no stream the pipeline reads (ECG, PPG, RR, EDA, Face, respiration) is in this recording, "
+            notes.append("no stream the pipeline reads (types ECG, PPG, RR, EDA, Face, RSP) is in this recording, "
                          f"so no heart rate, EDA or engagement could be derived (found: {', '.join(sorted(kinds))})")
     if source.dropped_samples:
         notes.append(f"{source.dropped_samples} samples without a finite timestamp were left out")
