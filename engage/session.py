@@ -36,6 +36,7 @@ from engage.signals.cardiac import EcgHeartRate, PpgHeartRate, StrapRrHeartRate
 from engage.signals.eda import EdaFeatures
 from engage.signals.respiration import RespirationRate
 from engage.signals.face import FaceFeatures
+from engage.signals.rppg import RppgHeartRate
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
         EdaFeatures(),
         RespirationRate(),
         FaceFeatures(),
+        RppgHeartRate(),  # heart rate from the face's colour, when no ECG/PPG/strap beats
         FeatureWindow(viewer=viewer),
         BaselineCalibrator(calibration_s=calibration_s),
         RuleEngagementModel(),

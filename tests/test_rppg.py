@@ -99,37 +99,101 @@ def _rgb_info():
     return StreamInfo("v-face-rgb", "RGB", ("r", "g", "b"), ("a.u.",) * 3, 30.0, "x", viewer="v")
 
 
-def _run(proc, rgb, t, size):
+def _run(proc, rgb, t, size, others=()):
+    """Feed ``rgb`` in chunks of ``size`` (and the chunks ``others`` at their time); the outputs by stream type."""
     info = _rgb_info()
     outs = []
+    pending = sorted(others, key=lambda c: c.first_time)
     for i in range(0, len(t), size):
+        while pending and pending[0].first_time <= t[min(i + size, len(t)) - 1]:
+            outs += proc.process(pending.pop(0))
         outs += proc.process(Chunk(info, rgb[i:i + size], t[i:i + size]))
-    return np.vstack([o.data for o in outs]), np.concatenate([o.timestamps for o in outs]), outs[0].info
+    by_type = {}
+    for o in outs:
+        by_type.setdefault(o.info.type, []).append(o)
+    return {k: (np.vstack([o.data for o in v]), np.concatenate([o.timestamps for o in v]), v[0].info)
+            for k, v in by_type.items()}
 
 
 def test_streaming_publishes_beats_on_the_heart_rate_contract():
+    from engage.signals.cardiac import HR_CHANNELS
+
     t, rgb = skin_rgb(75, seconds=40)
     t = t + 1000.0
-    data, ts, info = _run(RppgHeartRate(), rgb, t, 17)
-    assert info.type == "HeartRate" and info.source_id == "engage-v-hr-rppg"
-    assert info.channels[:3] == ("hr_bpm", "rr_s", "quality")
-    beats = np.isfinite(data[:, 1])
-    assert beats.sum() > 20  # ~30 s of beats after the first window
-    assert abs(np.median(data[beats, 0]) - 75) < 4
-    assert np.all(np.diff(ts[beats]) > 0)  # each beat once, in order
+    out = _run(RppgHeartRate(), rgb, t, 17)
+    data, ts, info = out["HeartRate"]
+    # the cardiac contract, so feature windows treat it like a strap
+    assert info.type == "HeartRate" and info.source_id == "engage-v-hr-rppg" and info.channels == HR_CHANNELS
+    assert np.all(np.isfinite(data[:, 1]))  # one row per beat, each with its interval
+    assert len(ts) > 25  # ~33 s of beats after the first 6 s window
+    assert abs(np.median(data[:, 0]) - 75) < 4 and abs(np.median(data[:, 3]) - 75) < 3
+    assert np.all(np.diff(ts) > 0) and ts[0] < 1008  # each beat once, in order, from the first window on
     assert np.median(data[:, 2]) > 0.5
+    est, est_t, est_info = out["RPPG"]
+    assert est_info.type == "RPPG" and est_info.channels == ("hr_bpm", "snr_db", "quality", "beats", "active")
+    assert abs(est_t[0] - 1006.0) < 0.05 and np.allclose(np.diff(est_t), 1.0, atol=0.05)  # from 6 s, every 1 s
+    assert np.all(est[:, 4] == 1) and est[:, 3].sum() == len(ts)
     # chunking does not change the output
-    data2, ts2, _ = _run(RppgHeartRate(), rgb, t, 64)
-    assert np.allclose(data, data2, equal_nan=True) and np.allclose(ts, ts2)
+    for size in (1, 64, len(t)):
+        again = _run(RppgHeartRate(), rgb, t, size)
+        for kind in ("HeartRate", "RPPG"):
+            assert np.allclose(out[kind][0], again[kind][0], equal_nan=True)
+            assert np.allclose(out[kind][1], again[kind][1])
 
 
 def test_streaming_face_loss_gives_zero_quality_not_a_crash():
     t, rgb = skin_rgb(70, seconds=30)
     rgb[300:700] = np.nan  # the face is gone for 13 s
-    data, ts, _ = _run(RppgHeartRate(), rgb, t, 30)
+    out = _run(RppgHeartRate(), rgb, t, 30)
+    est, ts, _ = out["RPPG"]
     lost = (ts > 20) & (ts < 23)
-    assert lost.any() and np.all(data[lost, 2] == 0.0)
-    assert np.all(np.isfinite(data[:, 2]))
+    assert lost.any() and np.all(est[lost, 2] == 0.0) and np.all(np.isnan(est[lost, 0]))
+    assert np.all(np.isfinite(est[:, 2]))
+    beats = out["HeartRate"][1]
+    assert not np.any((beats > 12) & (beats < 22))  # no beat invented while the face was gone
+
+
+def _beats_chunk(t0, t1, bpm=62.0, quality=1.0, viewer="v"):
+    from engage.signals.cardiac import heart_rate_info
+
+    bt = np.arange(t0, t1, 60.0 / bpm)
+    rows = np.column_stack([np.full(bt.size, bpm), np.full(bt.size, 60.0 / bpm), np.full(bt.size, quality),
+                            np.full(bt.size, bpm), np.zeros(bt.size)])
+    return Chunk(heart_rate_info(viewer, "ecg"), rows, bt)
+
+
+def test_a_better_beat_source_wins_while_it_is_live():
+    t, rgb = skin_rgb(80, seconds=60)
+    ecg = [_beats_chunk(t0, t0 + 1.0) for t0 in np.arange(20.0, 40.0, 1.0)]  # ECG beats 20-40 s
+    proc = RppgHeartRate()
+    assert proc.accepts(ecg[0].info) and not proc.accepts(heart_rate_info_rppg())
+    out = _run(proc, rgb, t, 15, others=ecg)
+    _, beats, _ = out["HeartRate"]
+    est, est_t, _ = out["RPPG"]
+    assert np.any(beats < 19) and np.any(beats > 46)  # rPPG before the ECG and once it is gone
+    assert not np.any((beats > 21) & (beats < 39))  # silent while the ECG beats
+    assert np.all(est[(est_t > 21) & (est_t < 44), 4] == 0) and np.all(est[est_t > 46, 4] == 1)
+    assert proc.deferred_beats > 10
+    assert np.all(np.isfinite(est[est_t > 21, 0]))  # the estimates themselves go on
+    # low-quality beats of another source do not silence the face
+    weak = [_beats_chunk(t0, t0 + 1.0, quality=0.2) for t0 in np.arange(20.0, 40.0, 1.0)]
+    out = _run(RppgHeartRate(), rgb, t, 15, others=weak)
+    assert np.any((out["HeartRate"][1] > 21) & (out["HeartRate"][1] < 39))
+
+
+def heart_rate_info_rppg():
+    from engage.signals.cardiac import heart_rate_info
+
+    return heart_rate_info("v", "rppg")
+
+
+def test_quality_is_zero_at_the_level_of_noise_alone():
+    """The SNR-to-quality map is calibrated on noise: windows without a pulse rarely reach 0.5."""
+    rng = np.random.default_rng(11)
+    for fs in (15.0, 30.0):
+        q = [estimate_hr(SKIN * (1 + 0.01 * rng.standard_normal((int(10 * fs), 3))), fs).quality for _ in range(200)]
+        assert np.mean(np.array(q) >= 0.5) <= 0.08, np.mean(np.array(q) >= 0.5)
+        assert np.median(q) < 0.15
 
 
 @settings(max_examples=25, deadline=None)
@@ -141,6 +205,7 @@ def test_streaming_survives_any_values(values):
     out = RppgHeartRate(window_s=4.0).process(Chunk(_rgb_info(), rgb, t))
     for c in out:
         assert np.all((c.channel("quality") >= 0) & (c.channel("quality") <= 1))
+        assert c.info.type == "RPPG" or np.all(np.isfinite(c.channel("rr_s")))
 
 
 def _frame_rgb(path):
@@ -179,10 +244,11 @@ def test_skin_patch_clips_scored_against_the_oximeter(shared_data, capsys):
     with capsys.disabled():
         print(f"\nrPPG skin-patch clips: MAE {np.mean(errors):.1f} bpm over {len(errors)} clips")
     assert len(errors) == 9
-    # these dim, 15 fps patches are far from a clean pulse: the quality must not claim one
+    # these dim, 15 fps patches are far from a clean pulse (their SNR is that of noise alone):
+    # the quality must not claim one, so a live session would not feed them to the cardiac path
     t, rgb = skin_rgb(75, seconds=30, fs=15.0)
     clean = float(np.median([e.quality for e in rppg_windows(rgb, 15.0, "pos")]))
-    assert max(qualities) < clean
+    assert max(qualities) < 0.5 < clean
 
 
 def test_accepts_the_webcam_face_stream_but_not_a_face_without_colour():
@@ -197,5 +263,5 @@ def test_accepts_the_webcam_face_stream_but_not_a_face_without_colour():
     data[:, 0] = 1.0
     data[:, [FACE_CHANNELS.index(c) for c in "rgb"]] = rgb
     out = p.process(Chunk(StreamInfo("w", "Face", FACE_CHANNELS, FACE_UNITS, 30.0, "x", viewer="v"), data, t))
-    hr = out[0].channel("hr_bpm")
-    assert abs(np.nanmedian(hr) - 66) < 4
+    hr = [c for c in out if c.info.type == "HeartRate"][0].channel("hr_bpm")
+    assert abs(np.median(hr) - 66) < 4

@@ -41,8 +41,9 @@ def register_eval(sub) -> None:
     r = sub.add_parser(
         "rppg", formatter_class=FORMATTER, help="heart rate from the skin colour of a video (POS/CHROM)",
         description="Estimates heart rate by remote photoplethysmography over sliding 10 s windows\n"
-                    "and prints the SNR-weighted median heart rate (hr_bpm) and the median SNR (snr_db); with\n"
-                    "--reference-bpm also the absolute error.",
+                    "and prints the SNR-weighted median heart rate (hr_bpm), the median SNR (snr_db) and\n"
+                    "quality, and the share of windows whose SNR is above what noise alone reaches\n"
+                    "(confident_windows; quality >= 0.5); with --reference-bpm also the absolute error.",
         epilog="examples:\n  engage eval rppg --video face.mp4\n"
                "  engage eval rppg --video forehead.avi --roi frame --reference-bpm 85.4\n"
                "  engage eval rppg --video face.mp4 --method chrom")
@@ -215,8 +216,11 @@ def run_rppg(args: argparse.Namespace) -> int:
 
         hr = combine_estimates(estimates)  # SNR-weighted median over the sliding windows
         snr = float(np.median([e.snr_db for e in estimates]))
+        quality = np.array([e.quality for e in estimates])
         result = {"hr_bpm": round(hr, 2), "snr_db": round(snr, 2), "windows": len(estimates),
-                  "quality": round(float(np.median([e.quality for e in estimates])), 3)}
+                  "quality": round(float(np.median(quality)), 3),
+                  # windows whose SNR is above what noise alone reaches 95 % of the time
+                  "confident_windows": round(float(np.mean(quality >= 0.5)), 3)}
         if args.reference_bpm is not None:
             result["abs_error_bpm"] = round(abs(hr - args.reference_bpm), 2)
     result.update({"method": args.method, "roi": args.roi, "frames": int(len(ts)), "fps": round(fps, 3)})
@@ -242,14 +246,14 @@ class _FaceMonitor(Processor):
 
     def __init__(self, out, features_out: str | None) -> None:
         self.out = out
-        self.hr = float("nan")
+        self.hr = self.hr_q = float("nan")
         self.last = None
         self.fh = open(features_out, "w", newline="") if features_out else None
         self.writer = csv.writer(self.fh) if self.fh else None
         self._header = False
 
     def accepts(self, info) -> bool:
-        return info.type in ("Face", "FaceFeatures") or (info.type == "HeartRate" and info.name.endswith("hr-rppg"))
+        return info.type in ("Face", "FaceFeatures", "RPPG")
 
     def process(self, chunk) -> list:
         kind = chunk.info.type
@@ -259,17 +263,16 @@ class _FaceMonitor(Processor):
                 self._header = True
             for t, row in zip(chunk.timestamps, chunk.data):
                 self.writer.writerow([f"{t:.4f}", *(f"{v:.5g}" for v in row)])
-        elif kind == "HeartRate":
-            finite = chunk.channel("hr_bpm")[np.isfinite(chunk.channel("hr_bpm"))]
-            if finite.size:
-                self.hr = float(np.median(finite))
+        elif kind == "RPPG":  # the latest window estimate and whether it is trusted
+            self.hr, self.hr_q = float(chunk.data[-1, 0]), float(chunk.channel("quality")[-1])
         elif kind == "FaceFeatures":
             t = chunk.last_time
             if self.last is None or t - self.last >= 1.0:
                 self.last = t
                 row = dict(zip(chunk.info.channels, chunk.data[-1]))
                 print(f"{t:10.2f}  face {int(row['face_present'])}  on-screen {int(row['on_screen'])}  "
-                      f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  HR(rPPG) {self.hr:5.1f}",
+                      f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  "
+                      f"HR(rPPG) {self.hr:5.1f} (quality {self.hr_q:.2f})",
                       file=self.out)
         return []
 
@@ -284,7 +287,6 @@ def run_webcam(args: argparse.Namespace) -> int:
     from engage.sensors.webcam import VideoFileSource, WebcamSource
     from engage.session import Session
     from engage.signals.face_mesh import FaceAnalyzer
-    from engage.signals.rppg import RppgHeartRate
 
     from .common import print_summary
 
@@ -300,7 +302,7 @@ def run_webcam(args: argparse.Namespace) -> int:
         clock, duration = LslClock(), args.seconds
     monitor = _FaceMonitor(sys.stdout, args.features_out)
     session = Session([source], clock, story=story, events_out=Path(args.events_out) if args.events_out else None,
-                      timeline=sys.stdout, extra_processors=[RppgHeartRate(), monitor])
+                      timeline=sys.stdout, extra_processors=[monitor])  # rPPG is a standard step
     try:
         result = session.run(duration=duration)
     finally:

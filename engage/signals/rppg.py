@@ -1,21 +1,23 @@
 """Remote photoplethysmography: heart rate from the colour of the skin in video.
 
-Input: an ``RGB`` stream (or the webcam's ``Face`` stream, which carries them), one row per video frame, the mean red, green and blue of skin regions
-(channels ``r``, ``g``, ``b``; the face pipeline averages the forehead and both cheeks, the
-``--roi frame`` evaluation the whole frame). The pulse is recovered with **POS** (Wang et al.
-2017, "Algorithmic principles of remote PPG") or **CHROM** (de Haan & Jeanne 2013), both
-computed causally over short overlapping windows (1.6 s) and overlap-added, then detrended and
-band-passed to 0.7–3.5 Hz; the heart rate is searched for in 0.7–3.0 Hz (42–180 bpm). Before that, frames whose brightness jumps away from a
-0.6 s running median by more than 3 robust standard deviations (exposure flashes, flicker,
-momentary occlusion) are replaced by interpolation from their neighbours (:func:`reject_spikes`). Heart rate comes from a sliding window (default 10 s,
-re-estimated every second) as the peak of the spectrum; its quality is the SNR of de Haan &
-Jeanne (power within ±0.1 Hz of the fundamental and the first harmonic against the rest of
-the band), mapped to 0..1. When the SNR is high enough, beat intervals are taken from the
-filtered pulse's peaks.
+Input: an ``RGB`` stream (or the webcam's ``Face`` stream, which carries them), one row per
+video frame, the mean red, green and blue of skin regions (channels ``r``, ``g``, ``b``; the
+face pipeline averages the forehead and both cheeks, the ``--roi frame`` evaluation the whole
+frame). The pulse is recovered with **POS** (Wang et al. 2017, "Algorithmic principles of remote
+PPG") or **CHROM** (de Haan & Jeanne 2013), both computed causally over short overlapping
+windows (1.6 s) and overlap-added, then detrended and band-passed to 0.7–3.5 Hz; the heart rate
+is searched for in 0.7–3.0 Hz (42–180 bpm). Before that, frames whose brightness jumps away
+from a 0.6 s running median by more than 3 robust standard deviations (exposure flashes,
+flicker, momentary occlusion) are replaced by interpolation from their neighbours
+(:func:`reject_spikes`). Heart rate comes from a sliding window (default 10 s, re-estimated
+every second) as the peak of the spectrum; its quality is the SNR of de Haan & Jeanne (power
+within ±0.1 Hz of the fundamental and the first harmonic against the rest of the band), mapped
+to 0..1 against the SNR that noise alone reaches (:data:`SNR_FLOOR_DB`). When the SNR is high
+enough, beat intervals are taken from the filtered pulse's peaks.
 
-Output (a ``HeartRate``-contract stream of its own, source id ``engage-<viewer>-hr-rppg``): one
-row per accepted beat, or when the SNR is too low for beats, one row per estimate with
-``rr_s = NaN``; channels ``hr_bpm``, ``rr_s``, ``quality``, ``snr_db``.
+Output of the streaming :class:`RppgHeartRate`: the window estimates as an ``RPPG`` stream, and
+the beats on the cardiac ``HeartRate`` contract (source id ``engage-<viewer>-hr-rppg``), which
+the session's feature windows use when no better beat source (ECG, PPG, strap) is live.
 
 >>> import numpy as np
 >>> fs, t = 30.0, np.arange(0, 20, 1 / 30.0)
@@ -28,6 +30,8 @@ row per accepted beat, or when the SNR is too low for beats, one row per estimat
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +39,14 @@ from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
 
+from .cardiac import heart_rate_info
+
+log = logging.getLogger(__name__)
+
 RGB_CHANNELS = ("r", "g", "b")
-HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "snr_db")
+#: channels of the ``RPPG`` stream of window estimates (the beats go out on the cardiac ``HeartRate`` contract)
+RPPG_CHANNELS = ("hr_bpm", "snr_db", "quality", "beats", "active")
+RPPG_UNITS = ("bpm", "dB", "ratio", "count", "bool")
 LOW_HZ, HIGH_HZ = 0.7, 3.5
 #: the heart rate is searched for in 0.7–3.0 Hz (42–180 bpm), a resting viewer's range.
 HR_MAX_HZ = 3.0
@@ -45,7 +55,15 @@ SPIKE_K, SPIKE_MEDIAN_S = 3.0, 0.6
 #: ... and its robust SD is taken as at least this fraction of the median brightness.
 SPIKE_FLOOR = 0.01
 #: SNR (dB) at which the quality is 0 and 1, and above which beat intervals are published.
-SNR_FLOOR_DB, SNR_GOOD_DB, SNR_BEATS_DB = -10.0, 3.0, 0.0
+#: Calibrated against noise, not against any clip: band-passed white noise with no pulse, in 8-10 s
+#: windows at 15-30 fps, gets a median SNR of -4.5 dB and a 95th percentile of -1 dB from
+#: :func:`spectrum_hr` (peak picking always finds *some* peak). So the quality is 0 at the level
+#: of noise alone, 0.5 at the noise's 95th percentile (-1 dB: the first SNR that says "a pulse,
+#: not noise" with 95 % confidence) and 1 where the pulse carries twice the power of everything
+#: else in the band; beats only above 0 dB.
+SNR_FLOOR_DB, SNR_GOOD_DB, SNR_BEATS_DB = -5.0, 3.0, 0.0
+#: the streaming processor's first estimate needs this much video (then the window grows to ``window_s``)
+MIN_WINDOW_S = 6.0
 
 
 def pulse_signal(rgb: np.ndarray, fs: float, method: str = "pos", window_s: float = 1.6) -> np.ndarray:
@@ -92,8 +110,8 @@ def reject_spikes(rgb: np.ndarray, fs: float, k: float = SPIKE_K,
 
     A frame is a spike when its mean brightness differs from the running median over
     ``median_s`` seconds by more than ``k`` robust standard deviations (1.4826 x the median
-    absolute deviation of those differences, at least ``SPIKE_FLOOR`` of the median brightness). The pulse changes brightness by well under a
-    percent and never trips this; exposure flashes and flicker do. Non-finite frames are left
+    absolute deviation of those differences, at least ``SPIKE_FLOOR`` of the median brightness).
+    The pulse changes brightness by well under a percent and never trips this; exposure flashes and flicker do. Non-finite frames are left
     alone (the callers treat them as missing). If half the frames or more would be flagged, the
     series is returned unchanged: then there is no stable baseline to call anything a spike.
 
@@ -219,72 +237,137 @@ def combine_estimates(estimates: list[HrEstimate]) -> float:
 
 
 class RppgHeartRate(Processor):
-    """Streaming rPPG: ``RGB`` frames in, a ``HeartRate``-contract stream out (module docstring).
+    """Streaming rPPG: ``RGB`` frames (or the webcam's ``Face`` stream) in, two streams out.
 
-    Every ``step_s`` seconds of frames it estimates the heart rate over the last ``window_s``.
-    Beats are published once (those newer than the previous estimate's end).
+    - ``RPPG`` (source id ``engage-<viewer>-rppg``): one row per estimate, every ``step_s``
+      seconds over the last ``window_s`` seconds (the first once ``min_window_s`` of frames
+      exist): ``hr_bpm``, ``snr_db``, ``quality``, ``beats`` (how many beats it published) and
+      ``active`` (1 when it fed the cardiac path, 0 when a better beat source did).
+    - ``HeartRate`` on the cardiac contract (:func:`engage.signals.cardiac.heart_rate_info`,
+      source id ``engage-<viewer>-hr-rppg``): one row per beat, stamped at the beat, only when
+      the window's SNR allows beats; ``hr_smooth_bpm`` is the window's spectral heart rate,
+      ``quality`` its SNR quality. So feature windows, baselines and models get heart rate from
+      the face exactly as from a strap, gated on the same quality.
+
+    **A better beat source wins.** The processor also listens to the other ``HeartRate``
+    streams of the viewer (ECG, PPG, a strap's RR): while one of them delivered a beat of
+    quality >= 0.5 in the last ``defer_s`` seconds, rPPG beats are not published (counted as
+    ``rppg.deferred_beats``) and the ``RPPG`` estimates say ``active = 0``. Each beat is
+    published once, at least 1 s after it happened (the filter's edge is unreliable).
+
+    >>> p = RppgHeartRate()
+    >>> p.accepts(StreamInfo("w", "RGB", ("r", "g", "b"), ("a.u.",) * 3, 30.0, "x"))
+    True
     """
 
     name = "rppg"
 
-    def __init__(self, method: str = "pos", window_s: float = 10.0, step_s: float = 1.0) -> None:
+    def __init__(self, method: str = "pos", window_s: float = 10.0, step_s: float = 1.0,
+                 min_window_s: float | None = None, defer_s: float = 5.0) -> None:
+        if min_window_s is None:
+            min_window_s = min(MIN_WINDOW_S, window_s)
         if method not in ("pos", "chrom"):
             raise ValueError(f"unknown rPPG method {method!r} (pos or chrom)")
+        if not 2.0 <= min_window_s <= window_s:
+            raise ValueError(f"rPPG needs 2 s <= min_window_s ({min_window_s}) <= window_s ({window_s})")
         self.method, self.window_s, self.step_s = method, window_s, step_s
-        self._buf: dict[StreamInfo, tuple[list, list]] = {}
+        self.min_window_s, self.defer_s = min_window_s, defer_s
+        self._buf: dict[StreamInfo, tuple[deque, deque]] = {}
         self._next: dict[StreamInfo, float] = {}
         self._last_beat: dict[StreamInfo, float] = {}
+        self._better: dict[str, float] = {}  # viewer -> time of the last good beat of another source
+        self.deferred_beats = 0
 
     def accepts(self, info: StreamInfo) -> bool:
-        # an RGB stream, or the webcam's Face stream, which carries the skin regions' r, g, b
+        # an RGB stream, or the webcam's Face stream, which carries the skin regions' r, g, b;
+        # and every other beat source's HeartRate, to step aside while a better one is live
+        if info.type == "HeartRate":
+            return not info.source_id.endswith("-hr-rppg") and all(c in info.channels for c in ("hr_bpm", "quality"))
         return info.type in ("RGB", "Face") and all(c in info.channels for c in RGB_CHANNELS)
+
+    def start(self, ctx) -> None:
+        # one rPPG per pipeline: the session's standard steps include one, so a second instance
+        # (e.g. added again as an extra processor) stands aside instead of publishing every beat twice
+        super().start(ctx)
+        ctx.counters["rppg.instances"] += 1
+        self._inert = ctx.counters["rppg.instances"] > 1
+        if self._inert:
+            log.warning("a second rPPG processor in one pipeline does nothing (the session already runs one)")
+
+    def _note_other_beats(self, chunk: Chunk) -> None:
+        q, hr = chunk.channel("quality"), chunk.channel("hr_bpm")
+        good = np.flatnonzero((q >= 0.5) & np.isfinite(hr))
+        if good.size:
+            viewer = chunk.info.viewer
+            self._better[viewer] = max(self._better.get(viewer, -np.inf), float(chunk.timestamps[good[-1]]))
 
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
-        rows, times = self._buf.setdefault(info, ([], []))
+        if getattr(self, "_inert", False):
+            return []
+        if info.type == "HeartRate":
+            self._note_other_beats(chunk)
+            return []
+        rows, times = self._buf.setdefault(info, (deque(), deque()))
         rgb = np.column_stack([chunk.channel(c) for c in RGB_CHANNELS])
-        out_rows, out_ts = [], []
+        est_rows, est_ts, hr_rows, hr_ts = [], [], [], []
         for i in range(len(chunk)):
             t = float(chunk.timestamps[i])
             rows.append(rgb[i])
             times.append(t)
             while times and times[0] < t - self.window_s:
-                times.pop(0)
-                rows.pop(0)
-            nxt = self._next.setdefault(info, times[0] + self.window_s)
+                times.popleft()
+                rows.popleft()
+            nxt = self._next.setdefault(info, times[0] + self.min_window_s)
             if t < nxt:
                 continue
             self._next[info] = t + self.step_s
-            ts = np.asarray(times)
-            fs = (len(ts) - 1) / (ts[-1] - ts[0]) if ts[-1] > ts[0] else 0.0
-            arr = np.asarray(rows)
-            valid = np.isfinite(arr).all(axis=1)
-            if fs <= 0 or valid.mean() < 0.8:
-                out_rows.append([np.nan, np.nan, 0.0, np.nan])
-                out_ts.append(t)
-                continue
-            if not valid.all():  # short face dropouts: hold the last value
-                arr = arr.copy()
-                for k in np.flatnonzero(~valid):
-                    arr[k] = arr[k - 1] if k > 0 else arr[np.flatnonzero(valid)[0]]
-            est = estimate_hr(arr, fs, self.method)
-            last = self._last_beat.get(info, -np.inf)
-            beat_ts = ts[0] + est.beat_times
-            new = [(bt, rr) for bt, rr in zip(beat_ts[1:], np.diff(beat_ts)) if bt > last
-                   and 0.6 * 60 / est.hr_bpm < rr < 1.5 * 60 / est.hr_bpm] if est.rr_s.size else []
-            # beats from the filter's edge are unreliable: keep those at least 1 s before the end
-            new = [(bt, rr) for bt, rr in new if bt <= t - 1.0]
-            if new:
-                for bt, rr in new:
-                    out_rows.append([60.0 / rr, rr, est.quality, est.snr_db])
-                    out_ts.append(bt)
-                self._last_beat[info] = new[-1][0]
-            else:
-                out_rows.append([est.hr_bpm, np.nan, est.quality, est.snr_db])
-                out_ts.append(t)
-        if not out_rows:
-            return []
-        order = np.argsort(out_ts, kind="stable")
-        out_info = StreamInfo(f"{info.viewer}-hr-rppg", "HeartRate", HR_CHANNELS, ("bpm", "s", "ratio", "dB"),
-                              0.0, f"engage-{info.viewer}-hr-rppg", viewer=info.viewer)
-        return [Chunk(out_info, np.asarray(out_rows, dtype=np.float64)[order], np.asarray(out_ts)[order])]
+            est, beats = self._estimate(info, np.asarray(rows), np.asarray(times), t)
+            active = self._better.get(info.viewer, -np.inf) < t - self.defer_s
+            if beats and active:
+                for bt, rr in beats:
+                    hr_rows.append([60.0 / rr, rr, est.quality, est.hr_bpm, 0.0])
+                    hr_ts.append(bt)
+            elif beats:
+                self.deferred_beats += len(beats)
+                if hasattr(self, "ctx"):
+                    self.ctx.counters["rppg.deferred_beats"] += len(beats)
+            est_rows.append([est.hr_bpm, est.snr_db, est.quality, float(len(beats) if active else 0), float(active)])
+            est_ts.append(t)
+        out = []
+        if est_rows:
+            out.append(Chunk(rppg_info(info.viewer), np.asarray(est_rows, dtype=np.float64), np.asarray(est_ts)))
+        if hr_rows:
+            out.append(Chunk(heart_rate_info(info.viewer, "rppg"), np.asarray(hr_rows, dtype=np.float64),
+                             np.asarray(hr_ts)))
+        return out
+
+    def _estimate(self, info: StreamInfo, arr: np.ndarray, ts: np.ndarray,
+                  t: float) -> tuple[HrEstimate, list[tuple[float, float]]]:
+        """The window's estimate and its new beats (time, interval) not published before."""
+        fs = (len(ts) - 1) / (ts[-1] - ts[0]) if ts[-1] > ts[0] else 0.0
+        valid = np.isfinite(arr).all(axis=1)
+        if fs <= 0 or valid.mean() < 0.8:
+            return HrEstimate(float("nan"), float("nan"), 0.0, np.empty(0), np.empty(0)), []
+        if not valid.all():  # short face dropouts: hold the last value
+            arr = arr.copy()
+            for k in np.flatnonzero(~valid):
+                arr[k] = arr[k - 1] if k > 0 else arr[np.flatnonzero(valid)[0]]
+        est = estimate_hr(arr, fs, self.method)
+        if not est.rr_s.size:
+            return est, []
+        last = self._last_beat.get(info, -np.inf)
+        period = 60.0 / est.hr_bpm
+        beat_ts = ts[0] + est.beat_times
+        # beats from the filter's edge are unreliable: keep those at least 1 s before the end
+        new = [(float(bt), float(rr)) for bt, rr in zip(beat_ts[1:], np.diff(beat_ts))
+               if last < bt <= t - 1.0 and 0.6 * period < rr < 1.5 * period]
+        if new:
+            self._last_beat[info] = new[-1][0]
+        return est, new
+
+
+def rppg_info(viewer: str) -> StreamInfo:
+    """The ``RPPG`` stream of window estimates (see :class:`RppgHeartRate`)."""
+    return StreamInfo(f"{viewer}-rppg", "RPPG", RPPG_CHANNELS, RPPG_UNITS, 0.0, f"engage-{viewer}-rppg",
+                      viewer=viewer)
