@@ -203,3 +203,35 @@ def test_blendshape_channels_with_a_landmarker_style_tracker(clip):
     assert np.isnan(named["bs_eye_blink_right"])  # a score the model did not give
     assert analyzer(np.zeros((480, 640, 3), np.uint8), 0.04).shape == (len(analyzer.channels),)
     analyzer.close()
+
+
+def test_landmarks_read_from_the_wire_equal_the_protobuf_fields():
+    from mediapipe.framework.formats import landmark_pb2
+
+    from engage.signals.face_mesh import landmarks_array, to_rgb
+
+    rng = np.random.default_rng(2)
+    lm = landmark_pb2.NormalizedLandmarkList()
+    xyz = rng.uniform(-1, 1, (478, 3)).astype(np.float32)
+    for x, y, z in xyz:
+        lm.landmark.add(x=x, y=y, z=z)
+    assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
+    # another layout (visibility set on one landmark; an empty list): the field-by-field path
+    lm.landmark[5].visibility = 0.5
+    assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
+    assert landmarks_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
+    frame = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    assert np.array_equal(to_rgb(frame), frame[:, :, ::-1]) and to_rgb(frame).flags.c_contiguous
+    assert np.array_equal(to_rgb(frame.astype(np.float32)), frame[:, :, ::-1])
+
+
+@pytest.mark.realdata
+def test_profiled_analyzer_times_each_step_and_gives_the_same_rows(clip, clip_rows):
+    frames = _frames(clip, limit=12)
+    plain = clip_rows[1][:12]
+    analyzer = FaceAnalyzer(profile=True)
+    rows = np.array([analyzer(f, i / 25.0) for i, f in enumerate(frames)])
+    analyzer.close()
+    assert np.allclose(rows, plain, equal_nan=True)
+    assert set(analyzer.step_ms) == set(FaceAnalyzer.STEPS)
+    assert all(len(v) == 12 and min(v) >= 0 for v in analyzer.step_ms.values())
