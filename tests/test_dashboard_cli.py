@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,9 +37,10 @@ def recording(tmp_path_factory) -> Path:
     return path
 
 
-def test_replay_with_dashboard_prints_urls_and_serves_while_it_plays(recording, tmp_path):
+def test_replay_with_dashboard_prints_urls_serves_and_keeps_open_until_ctrl_c(recording, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "engage", "replay", str(recording), "--realtime", "--dashboard",
-                             "--port", "0", "--quiet", "--story", str(STORY), "--out", str(tmp_path / "out")],
+                             "--port", "0", "--keep-open", "--quiet", "--story", str(STORY),
+                             "--out", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [proc.stdout.readline() for _ in range(2)]
@@ -48,16 +49,16 @@ def test_replay_with_dashboard_prints_urls_and_serves_while_it_plays(recording, 
         assert dash and player, lines
         assert "engage - dashboard" in httpx.get(dash.group(1)).text
         assert "engage - player" in httpx.get(player.group(1)).text
-        state: dict = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            state = httpx.get(dash.group(1) + "api/state").json()
-            if state["series"]["hr"]["t"] and state["plans"]:
+        # the whole recording reaches the dashboard, and it stays up after the replay
+        for line in proc.stdout:
+            if "the dashboard stays up" in line:
                 break
-            time.sleep(0.3)
+        state = httpx.get(dash.group(1) + "api/state").json()
         assert state["series"]["hr"]["t"], "no heart rate reached the dashboard"
         assert state["plans"][0]["scene"] == "dusk" and state["plans"][0]["upcoming"][0]["scene"] == "telegraph"
         assert {s["name"] for s in state["status"]["streams"]} >= {"sim-viewer-1-ecg", "sim-viewer-1-face"}
+        assert state["now"] == pytest.approx(8.0, abs=0.5)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -66,7 +67,7 @@ def test_replay_with_dashboard_prints_urls_and_serves_while_it_plays(recording, 
     assert proc.returncode == 0, err
     events = [json.loads(x) for x in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert any(e["type"] == "scene.start" for e in events)
-    with pytest.raises(httpx.ConnectError):  # the server stopped with the replay
+    with pytest.raises(httpx.ConnectError):  # stopped with the command
         httpx.get(dash.group(1), timeout=2)
 
 

@@ -67,6 +67,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / f"replay-{path.stem}"
     events_out = Path(args.events_out) if args.events_out else out / "events.jsonl"
     story = None if args.no_story else load_story(args.story or default_story_path())
+    dashboard = None  # started before the paced clock, so the replay's first seconds are not skipped
+    if getattr(args, "dashboard", False):
+        from engage.dashboard import DashboardServer
+
+        dashboard = DashboardServer(host=args.host, port=args.port, token=args.token, story=story).start()
+        print(f"engage replay: dashboard {dashboard.url}\n               player    {dashboard.player_url}", flush=True)
+        if not args.realtime:
+            print("engage: note: without --realtime the replay runs as fast as it can; add --realtime to watch it",
+                  file=sys.stderr)
     start = source.start_time()
     start = start if start is not None else 0.0
     clock = PacedClock(start) if args.realtime else VirtualClock(start)
@@ -85,15 +94,6 @@ def run(args: argparse.Namespace) -> int:
         session_id = f"replay-{path.stem}"
         extra.append(LslOutletSink(session=session_id, types=None, time_offset=offset))
         event_outlet = LslEventOutlet(session_id, time_offset=offset)
-    dashboard = None
-    if getattr(args, "dashboard", False):
-        from engage.dashboard import DashboardServer
-
-        dashboard = DashboardServer(host=args.host, port=args.port, token=args.token, story=story).start()
-        print(f"engage replay: dashboard {dashboard.url}\n               player    {dashboard.player_url}", flush=True)
-        if not args.realtime:
-            print("engage: note: without --realtime the replay runs as fast as it can; add --realtime to watch it",
-                  file=sys.stderr)
     session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
                       timeline=None if args.quiet else sys.stdout, extra_processors=extra,

@@ -246,12 +246,13 @@
     const pts = lines.map((ln) => {
       const s = state.series[ln.key], i = col(ln.key, ln.channel), out = [];
       if (!s || i < 0) return out;
+      const qi = ln.quality ? col(ln.key, ln.quality) : -1;
       for (let k = 0; k < s.t.length; k++) {
         if (s.t[k] < t0) continue;
         const y = s.v[k][i];
         if (y === null || y === undefined) { out.push(null); continue; }
-        const yy = y * (ln.scale || 1);
-        out.push([s.t[k], yy]);
+        const yy = y * (ln.scale || 1), q = qi >= 0 ? s.v[k][qi] : 1;
+        out.push([s.t[k], yy, q === null || q === undefined ? 0 : q]);
         if (!ln.noRange) { lo = Math.min(lo, yy); hi = Math.max(hi, yy); }
       }
       return out;
@@ -276,15 +277,18 @@
       ctx.strokeStyle = COLORS.blink; ctx.lineWidth = 1.5;
       for (const [t] of marks) if (t >= t0) { ctx.beginPath(); ctx.moveTo(X(t), pad.t); ctx.lineTo(X(t), pad.t + 10); ctx.stroke(); }
     }
+    // a line is drawn in its colour where the signal's quality is at least 0.5, in grey where it is not
     lines.forEach((ln, j) => {
-      ctx.strokeStyle = ln.color; ctx.lineWidth = 1.6; ctx.beginPath();
-      let pen = false;
+      ctx.lineWidth = 1.6;
+      let prev = null;
       for (const p of pts[j]) {
-        if (p === null) { pen = false; continue; }
-        if (pen) ctx.lineTo(X(p[0]), Y(p[1])); else ctx.moveTo(X(p[0]), Y(p[1]));
-        pen = true;
+        if (p === null) { prev = null; continue; }
+        if (prev !== null) {
+          ctx.strokeStyle = Math.min(prev[2], p[2]) >= 0.5 ? ln.color : "#5c6370";
+          ctx.beginPath(); ctx.moveTo(X(prev[0]), Y(prev[1])); ctx.lineTo(X(p[0]), Y(p[1])); ctx.stroke();
+        }
+        prev = p;
       }
-      ctx.stroke();
     });
   }
   function draw() {
@@ -292,11 +296,11 @@
       state.dirty = false;
       const t1 = nowT();
       if (t1 !== null) {
-        chart($("chart-hr"), [{ key: "hr", channel: "hr_bpm", color: COLORS.hr }], null, t1);
-        chart($("chart-eda"), [{ key: "eda", channel: "tonic_us", color: COLORS.tonic },
-          { key: "eda", channel: "phasic_us", color: COLORS.phasic, scale: 5, noRange: true }], null, t1);
+        chart($("chart-hr"), [{ key: "hr", channel: "hr_bpm", color: COLORS.hr, quality: "quality" }], null, t1);
+        chart($("chart-eda"), [{ key: "eda", channel: "tonic_us", color: COLORS.tonic, quality: "quality" },
+          { key: "eda", channel: "phasic_us", color: COLORS.phasic, scale: 5, noRange: true, quality: "quality" }], null, t1);
         chart($("chart-face"), [{ key: "face", channel: "on_screen", color: COLORS.onscreen }], [0, 1.05], t1, state.blinks);
-        chart($("chart-engagement"), ["arousal", "boredom", "attention", "confidence"].map((k) => ({ key: "engagement", channel: k, color: COLORS[k] })), [0, 1], t1);
+        chart($("chart-engagement"), ["arousal", "boredom", "attention", "confidence"].map((k) => ({ key: "engagement", channel: k, color: COLORS[k], quality: k === "confidence" ? null : "quality" })), [0, 1], t1);
       }
     }
     requestAnimationFrame(draw);
