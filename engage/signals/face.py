@@ -37,6 +37,7 @@ class _FaceState:
     def __init__(self, **blink_kwargs) -> None:
         self.blinks = BlinkDetector(**blink_kwargs)
         self.yawn_start: float | None = None
+        self.out_info: StreamInfo | None = None
 
 
 class FaceFeatures(Processor):
@@ -91,7 +92,9 @@ class FaceFeatures(Processor):
                 st.yawn_start = None
         turned = np.clip(1.0 - (np.nan_to_num(turn) - 30.0) / 30.0, 0.2, 1.0)
         quality = np.where(present, np.where(np.isfinite(ear), turned, 0.5 * turned), 0.0)
-        out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
-                              info.nominal_rate, f"engage-{info.viewer}-face-features", viewer=info.viewer)
+        if st.out_info is None:
+            st.out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
+                                     info.nominal_rate, f"engage-{info.viewer}-face-features", viewer=info.viewer)
+        out_info = st.out_info
         data = np.column_stack([present, on_screen, blink, quality, rate, perclos, yawn, motion, ear])
         return [Chunk(out_info, data.astype(np.float64), ts)]
