@@ -240,8 +240,13 @@ def test_mitdb_100_cli_f1_and_parity_with_neurokit(shared_data, capsys):
     ref = nk.ecg_peaks(nk.ecg_clean(x, sampling_rate=360), sampling_rate=360)[1]["ECG_R_Peaks"]
     ours = detect_ecg_beats(x, 360, chunk=256)
     assert _within(ref, ours, 360, 0.010).mean() >= 0.99
-    rmssd_nk, rmssd_ours = hrv_time(np.diff(ref) / 360)["rmssd"], hrv_time(np.diff(ours) / 360)["rmssd"]
-    assert abs(rmssd_ours / rmssd_nk - 1) <= 0.05
+    # RMSSD against the cardiologists' beats: NeuroKit2 misses 3 of the 2273 beats here (measured), which
+    # lifts its RMSSD to 5.2 % above the annotations' (each missed beat doubles one interval); ours is 1.1 % off.
+    ann = wfdb.rdann(str(record), "atr")
+    truth = np.array([s for s, c in zip(ann.sample, ann.symbol) if c in "NLRBAaJSVrFejnE/fQ?"])
+    rmssd_truth, rmssd_ours = hrv_time(np.diff(truth) / 360)["rmssd"], hrv_time(np.diff(ours) / 360)["rmssd"]
+    assert abs(rmssd_ours / rmssd_truth - 1) <= 0.05
+    assert abs(rmssd_ours / rmssd_truth - 1) < abs(hrv_time(np.diff(ref) / 360)["rmssd"] / rmssd_truth - 1)
 
 
 @pytest.mark.realdata
@@ -279,15 +284,21 @@ def test_neurokit_samples_parity(shared_data, name, column, fs):
 
 @pytest.mark.realdata
 def test_noisy_5min_recording_ecg_and_ppg(shared_data):
-    """bio_resting_5min has a noisy stretch (~220-235 s) where NeuroKit2 and we disagree (measured: 97.4 % of
-    NeuroKit2's beats within 10 ms, 97.9 % within 50 ms; the first beat, at 0.49 s, is missed). Below the
-    issue's 99 % target: a known shortfall, kept as a regression floor."""
+    """bio_resting_5min has motion artifacts (~93 s, ~127 s, 215-236 s, 257-262 s, ~295 s) where NeuroKit2 and we
+    pick different peaks among artifact waves (NeuroKit2: its first sufficiently long gradient region, then 0.3 s
+    dead time; we: the strongest QRS-energy region). Measured: 98.4 % of NeuroKit2's beats within 10 ms, 98.6 %
+    within 50 ms, the same count (431); 99.2 % within 10 ms outside those stretches. Below the issue's 99 %
+    target on this one record: a known shortfall, kept as a regression floor. The first beat (0.49 s, inside the
+    2 s learning period: its region used to merge with the noise before it and be dropped as a burst) and the last
+    (299.93 s, 70 ms before the end: confirmed by ``finish()``) are found."""
     df = pd.read_csv(shared_data / "neurokit2_samples" / "bio_resting_5min_100hz.csv")
     ecg, ppg = df["ECG"].to_numpy(dtype=float), df["PPG"].to_numpy(dtype=float)
     ref = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=100), sampling_rate=100)[1]["ECG_R_Peaks"]
     ours = detect_ecg_beats(ecg, 100, chunk=256)
-    assert _within(ref, ours, 100, 0.010).mean() >= 0.97
-    assert _within(ref, ours, 100, 0.05).mean() >= 0.975
+    assert _within(ref, ours, 100, 0.010).mean() >= 0.98
+    assert _within(ref, ours, 100, 0.05).mean() >= 0.985
+    assert _within(ref[[0, -1]], ours, 100, 0.010).all()
+    assert abs(len(ours) - len(ref)) <= 2
     ppg_ref = nk.ppg_peaks(nk.ppg_clean(ppg, sampling_rate=100), sampling_rate=100)[1]["PPG_Peaks"]
     ppg_ours = detect_ppg_beats(ppg, 100, chunk=7)
     assert _within(ppg_ref, ppg_ours, 100, 0.05).mean() >= 0.98
@@ -323,3 +334,29 @@ def test_eval_beats_csv_and_clear_errors(tmp_path, capsys):
     (tmp_path / "bad.hea").write_text("this is not a header\n")
     assert cli_main(["eval", "beats", "--wfdb", str(tmp_path / "bad")]) == 2
     assert "could not be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", ["flat", "nan", "zeros"])
+def test_detector_learns_its_levels_on_good_signal_only(prefix):
+    """A stream that starts flat, NaN or at zero (lead not yet on) still finds every beat once the signal comes."""
+    fs = 250
+    ecg = nk.ecg_simulate(duration=30, sampling_rate=fs, heart_rate=70, noise=0.05, random_state=11)
+    lead = {"flat": np.full(3 * fs, 0.7), "nan": np.full(3 * fs, np.nan), "zeros": np.zeros(3 * fs)}[prefix]
+    beats = detect_ecg_beats(np.concatenate([lead, ecg]), fs, chunk=7) - len(lead)
+    ref = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=fs), sampling_rate=fs)[1]["ECG_R_Peaks"]
+    assert _within(ref, beats, fs, 0.010).mean() >= 0.99
+    assert np.all(beats > -0.25 * fs)  # nothing invented on the lead-in
+
+
+def test_finish_confirms_the_open_last_beat_once():
+    fs = 360
+    ecg = nk.ecg_simulate(duration=20, sampling_rate=fs, heart_rate=60, random_state=3)
+    ref = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=fs), sampling_rate=fs)[1]["ECG_R_Peaks"]
+    cut = ref[-1] + int(0.04 * fs)  # the stream ends 40 ms after the last R peak: its region is still open
+    det = EcgBeatDetector(fs)
+    streamed = np.concatenate([det.process(ecg[i:i + 7])[0] for i in range(0, cut, 7)])
+    assert not np.any(np.abs(streamed - ref[-1]) <= 4)
+    last = det.finish()[0]
+    assert last.size == 1 and abs(int(last[0]) - ref[-1]) <= 4
+    assert det.finish()[0].size == 0  # said once
+    assert np.array_equal(np.concatenate([streamed, last]), detect_ecg_beats(ecg[:cut], fs, chunk=256))

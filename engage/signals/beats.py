@@ -9,11 +9,18 @@ band-passed at 5–15 Hz (QRS energy); the QRS feature is the absolute slope of 
 signal averaged over 100 ms. Candidate QRS regions are where the feature exceeds half of an
 adaptive threshold (Pan–Tompkins signal and noise levels); a region whose peak passes the full
 threshold is a beat, one that does not is kept as a search-back candidate when no beat follows
-for 1.66 mean RR intervals. A 200 ms refractory period, a T-wave test (a slope under half the
-previous QRS's within 360 ms) and a cap on how much one region may raise the signal level (noise
-bursts, wide ventricular beats) make it robust; after 3 s without a beat the signal level decays
-so a weaker signal is found again. The R peak is placed on the high-passed signal: its largest
-deflection (upright or, when the negative one dominates, inverted) around the region.
+for 1.66 mean RR intervals. A region whose feature stays above the full threshold for longer than
+0.5 s is a noise burst, not a QRS (a region that merely starts early on noise is still a beat). A
+200 ms refractory period, a T-wave test (a slope under half the previous QRS's within 360 ms) and a
+cap on how much one region may raise the signal level (noise bursts, wide ventricular beats) make it
+robust; after 3 s without a beat the signal level decays so a weaker signal is found again. The
+levels are learnt on the first 2 s of good signal (NaN and flat stretches start the learning anew).
+
+The R peak is placed as NeuroKit2 places it: the most prominent local maximum (or minimum, when the
+stream's QRS complexes are mostly inverted) of the high-passed signal smoothed over one 50 Hz period,
+within the stretch where the QRS energy is above half its maximum, mapped back by the feature's delay
+(half the 100 ms box plus the band-pass's group delay). ``finish()`` decides on a QRS complex still
+open when the stream ends.
 
 PPG (:class:`PpgBeatDetector`): Elgendi's two-moving-averages method made causal: band-pass
 0.5–8 Hz, clip negative, square, and mark blocks where the 111 ms average exceeds the 667 ms
@@ -46,71 +53,136 @@ _F_SPK, _F_NPK, _F_LASTFP, _F_RRAVG, _F_GSUM, _F_PREVB, _F_RPEAK, _F_CANDFP, _F_
 _NF = 13
 # ---- state layout (ints) ----
 _I_N, _I_INREG, _I_RSTART, _I_LASTBEAT, _I_CANDIDX, _I_WARM, _I_RUN, _I_BADCNT, _I_NBEATS, _I_HAVEPREV, \
-    _I_CANDBAD, _I_PEAKIDX = range(12)
-_NI = 12
+    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE = range(13)
+_NI = 13
 
 
 @njit(cache=True, nogil=True)
-def _place_r(ring_c, size, lo, hi, sf):  # pragma: no cover - compiled
-    """Index (absolute) of the R peak in [lo, hi]: the high-passed signal's maximum, or its minimum when
-    the stream's QRS complexes are mostly inverted (a running vote over the beats)."""
+def _smoothed(ring_c, size, k, half):  # pragma: no cover - compiled
+    """The high-passed signal at ``k`` smoothed by a centred triangular kernel of ``2 half - 1`` samples (the
+    zero-phase moving average over one 50 Hz period that NeuroKit2's ``ecg_clean`` applies)."""
+    acc = 0.0
+    for i in range(-(half - 1), half):
+        acc += (half - abs(i)) * ring_c[(k + i) % size]
+    return acc / (half * half)
+
+
+@njit(cache=True, nogil=True)
+def _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
+    """Index (absolute) of the R peak in [lo, hi]: the most prominent local maximum of the (smoothed)
+    high-passed signal, or its most prominent minimum when the stream's QRS complexes are mostly inverted
+    (a running vote over the beats); the window's extreme when it holds no local extreme. Prominences are
+    measured over the wider [lo2, hi2] so a peak near the window's edge is not judged on half its base."""
+    m = hi2 - lo2 + 1
     mean = 0.0
-    for k in range(lo, hi + 1):
-        mean += ring_c[k % size]
-    mean /= max(1, hi - lo + 1)
-    imax = lo
-    imin = lo
     vmax = -1e300
     vmin = 1e300
-    for k in range(lo, hi + 1):
-        v = ring_c[k % size]
-        if v > vmax:
-            vmax = v
-            imax = k
-        if v < vmin:
-            vmin = v
-            imin = k
+    imax = lo
+    imin = lo
+    for k in range(lo2, hi2 + 1):
+        v = _smoothed(ring_c, size, k, half)
+        work[k - lo2] = v
+        if lo <= k <= hi:
+            mean += v
+            if v > vmax:
+                vmax = v
+                imax = k
+            if v < vmin:
+                vmin = v
+                imin = k
+    mean /= max(1, hi - lo + 1)
     vote = -1.0 if (mean - vmin) > 1.4 * (vmax - mean) else 1.0
     sf[_F_POL] = 0.9 * sf[_F_POL] + 0.1 * vote
+    sign = 1.0
+    best = imax
     if sf[_F_POL] < 0.0:
-        return imin
-    return imax
+        sign = -1.0
+        best = imin
+    best_prom = -1.0
+    i = max(1, lo - lo2)
+    last = min(m - 2, hi - lo2)
+    while i <= last:
+        v = sign * work[i]
+        if sign * work[i - 1] < v:
+            j = i  # a plateau: its middle is the peak (as scipy.signal.find_peaks)
+            while j + 1 < m - 1 and sign * work[j + 1] == v:
+                j += 1
+            if sign * work[j + 1] < v:
+                left = v
+                a = i - 1
+                while a >= 0 and sign * work[a] <= v:
+                    if sign * work[a] < left:
+                        left = sign * work[a]
+                    a -= 1
+                right = v
+                b = j + 1
+                while b < m and sign * work[b] <= v:
+                    if sign * work[b] < right:
+                        right = sign * work[b]
+                    b += 1
+                prom = v - max(left, right)
+                if prom > best_prom and lo2 + (i + j) // 2 <= hi:
+                    best_prom = prom
+                    best = lo2 + (i + j) // 2
+            i = j + 1
+        else:
+            i += 1
+    return best
 
 
 @njit(cache=True, nogil=True)
-def _decide(n, f, fs, sf, si, ring_c, out_idx, out_bad, nout):  # pragma: no cover - compiled
-    """One sample's threshold, region, beat and search-back decisions (feature ``f`` at sample ``n``)."""
+def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work):  # pragma: no cover - compiled
+    """One sample's threshold, region, beat and search-back decisions (feature ``f`` at sample ``n``).
+
+    ``delay`` is how far the feature lags the signal (half the 100 ms box plus the band-pass's group delay):
+    a QRS region of the feature between samples ``a`` and ``b`` holds its R peak in ``[a - delay, b - delay]``.
+    ``n = -1`` closes an open region at the end of the stream."""
     size = ring_c.shape[0]
     refr = max(int(round(0.2 * fs)), int(0.4 * sf[_F_RRAVG]))
     twave = max(int(round(0.36 * fs)), int(0.5 * sf[_F_RRAVG]))
     max_region = int(round(0.5 * fs))
-    back = int(round(0.15 * fs))
-    fwd = 0
+    ext = int(round(0.1 * fs))
+    closing = n < 0
+    if closing:
+        n = si[_I_N] - 1
     decay = np.exp(-1.0 / (2.0 * fs))
     since = n - si[_I_LASTBEAT]
-    if since > 3.0 * fs:  # lost the beat: let the signal level fall towards the noise level
+    if since > 3.0 * fs and not closing:  # lost the beat: let the signal level fall towards the noise level
         sf[_F_SPK] = sf[_F_NPK] + (sf[_F_SPK] - sf[_F_NPK]) * decay
     thr = sf[_F_NPK] + 0.25 * (sf[_F_SPK] - sf[_F_NPK])
     low = 0.5 * thr
     if si[_I_INREG] == 0:
-        if f > low:
+        if f > low and not closing:
             si[_I_INREG] = 1
             si[_I_RSTART] = n
             si[_I_PEAKIDX] = n
+            si[_I_ABOVE] = 0
             sf[_F_RPEAK] = f
     else:
-        if f > sf[_F_RPEAK]:
-            sf[_F_RPEAK] = f
-            si[_I_PEAKIDX] = n
-        if f <= low or n - si[_I_RSTART] > max_region:
+        if not closing:
+            if f > sf[_F_RPEAK]:
+                sf[_F_RPEAK] = f
+                si[_I_PEAKIDX] = n
+            if f > thr:
+                si[_I_ABOVE] += 1
+        if closing or f <= low or n - si[_I_RSTART] > 2 * max_region:
             si[_I_INREG] = 0
             fp = sf[_F_RPEAK]
-            lo = max(si[_I_PEAKIDX] - back, n - size + 1, 0)
-            hi = si[_I_PEAKIDX] - fwd
-            if n - si[_I_RSTART] > max_region:  # a burst, not a QRS
+            # the R peak lies where the QRS energy is: around the feature's maximum, while it stays above half of it
+            a = si[_I_PEAKIDX]
+            while a > si[_I_RSTART] and ring_f[(a - 1) % size] > 0.5 * fp:
+                a -= 1
+            b = si[_I_PEAKIDX]
+            while b < n and ring_f[(b + 1) % size] > 0.5 * fp:
+                b += 1
+            lo = max(a - delay, n - size + half, si[_I_LASTBEAT] + int(round(0.2 * fs)), half - 1)
+            hi = n - half + 1 if closing else min(b - delay, n - half + 1)
+            if si[_I_ABOVE] > max_region:  # energy above threshold for longer than any QRS: a burst
                 sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
             elif hi >= lo:
-                r = _place_r(ring_c, size, lo, hi, sf)
+                lo2 = max(lo - ext, n - size + half, half - 1)
+                hi2 = max(hi, min(hi + ext, n - half + 1))
+                r = _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work)
                 rr = r - si[_I_LASTBEAT]
                 is_beat = fp > thr and rr >= refr
                 if is_beat and rr < twave and fp < 0.5 * sf[_F_LASTFP]:
@@ -133,7 +205,7 @@ def _decide(n, f, fs, sf, si, ring_c, out_idx, out_bad, nout):  # pragma: no cov
                         sf[_F_CANDFP] = fp
                         si[_I_CANDIDX] = r
     # search back: no beat for 1.66 mean RR, take the best sub-threshold region since the last beat
-    if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0:
+    if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0 and not closing:
         r = si[_I_CANDIDX]
         rr = r - si[_I_LASTBEAT]
         out_idx[nout] = r
@@ -150,7 +222,8 @@ def _decide(n, f, fs, sf, si, ring_c, out_idx, out_bad, nout):  # pragma: no cov
 
 
 @njit(cache=True, nogil=True)
-def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, out_bad):  # pragma: no cover - compiled
+def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, out_bad, delay, half,
+                work):  # pragma: no cover - compiled
     size = ring_c.shape[0]
     gsize = ring_g.shape[0]
     nbox = max(1, int(round(0.1 * fs)))
@@ -187,20 +260,37 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
         ring_f[n % size] = f
         si[_I_N] = n + 1
         if si[_I_WARM] < warm_len:
+            if b:  # the levels are learnt on 2 s of good signal: a NaN or flat stretch starts the learning anew
+                si[_I_WARM] = 0
+                sf[_F_WMAX] = 0.0
+                sf[_F_WSUM] = 0.0
+                continue
             si[_I_WARM] += 1
             if f > sf[_F_WMAX]:
                 sf[_F_WMAX] = f
             sf[_F_WSUM] += f
-            if si[_I_WARM] == warm_len:  # levels learnt: go back over the learning period
+            if si[_I_WARM] == warm_len and not sf[_F_WMAX] > 0.0:  # no activity at all: learn again
+                si[_I_WARM] = 0
+                sf[_F_WSUM] = 0.0
+            elif si[_I_WARM] == warm_len:  # levels learnt: go back over the learning period
                 sf[_F_SPK] = 0.5 * sf[_F_WMAX]
                 sf[_F_NPK] = 0.5 * sf[_F_WSUM] / warm_len
                 sf[_F_RRAVG] = 0.8 * fs
                 si[_I_LASTBEAT] = n - warm_len - int(round(0.2 * fs))
                 for k in range(n - warm_len + 1, n + 1):
-                    nout = _decide(k, ring_f[k % size], fs, sf, si, ring_c, out_idx, out_bad, nout)
+                    nout = _decide(k, ring_f[k % size], fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half,
+                                   work)
             continue
-        nout = _decide(n, f, fs, sf, si, ring_c, out_idx, out_bad, nout)
+        nout = _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work)
     return nout
+
+
+@njit(cache=True, nogil=True)
+def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work):  # pragma: no cover - compiled
+    """End of stream: decide on a QRS region still open (the last beat of a recording)."""
+    if si[_I_INREG] == 0 or si[_I_WARM] < int(round(2.0 * fs)):
+        return 0
+    return _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work)
 
 
 @njit(cache=True, nogil=True)
@@ -327,12 +417,29 @@ class EcgBeatDetector(_Detector):
         self._ring_c = np.zeros(int(4 * fs))
         self._ring_f = np.zeros(int(4 * fs))
         self._ring_g = np.zeros(max(1, int(round(0.1 * fs))))
+        self._work = np.zeros(self._ring_c.size)
+        # the feature lags the signal by half its 100 ms box plus the band-pass's group delay (at 10 Hz)
+        _, gd = signal.group_delay(signal.sos2tf(self.sos_bp), w=[10.0], fs=fs)
+        self._delay = int(round(0.1 * fs)) // 2 + int(round(float(gd[0])))
+        # R peaks are placed on the high-passed signal smoothed over one 50 Hz period (as NeuroKit2's ecg_clean)
+        self._half = max(2, int(fs / 50.0)) if fs >= 100 else 2
         self._started = False
         self._last = 0.0
 
     @property
     def samples_seen(self) -> int:
         return int(self._si[_I_N])
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """End of the stream: the beat whose QRS complex was still open (confirmed early), if any.
+
+        >>> EcgBeatDetector(250.0).finish()[0].size
+        0
+        """
+        out_idx, out_bad = np.empty(2, dtype=np.int64), np.empty(2)
+        n = _ecg_close(self.fs, self._sf, self._si, self._ring_c, self._ring_f, out_idx, out_bad, self._delay, self._half,
+                       self._work) if self._started else 0
+        return out_idx[:n].copy(), out_bad[:n].copy()
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -350,7 +457,8 @@ class EcgBeatDetector(_Detector):
         bp = sosfilt_stateful(self.sos_bp, xh, self._zi_bp)
         out_idx = np.empty(x.size // max(1, int(0.2 * self.fs)) + 16, dtype=np.int64)
         out_bad = np.empty(out_idx.size)
-        n = _ecg_kernel(x, xh, bp, bad, self.fs, self._sf, self._si, self._ring_c, self._ring_f, self._ring_g, out_idx, out_bad)
+        n = _ecg_kernel(x, xh, bp, bad, self.fs, self._sf, self._si, self._ring_c, self._ring_f, self._ring_g, out_idx,
+                        out_bad, self._delay, self._half, self._work)
         return out_idx[:n].copy(), out_bad[:n].copy()
 
 
@@ -411,7 +519,7 @@ def detect_ecg_beats(x: np.ndarray, fs: float, chunk: int | None = None) -> np.n
     x = np.asarray(x, dtype=np.float64)
     step = chunk or max(1, len(x))
     return np.concatenate([np.zeros(0, dtype=np.int64)] + [det.process(x[i:i + step])[0]
-                                                           for i in range(0, len(x), step)])
+                                                           for i in range(0, len(x), step)] + [det.finish()[0]])
 
 
 def detect_ppg_beats(x: np.ndarray, fs: float, chunk: int | None = None) -> np.ndarray:
