@@ -193,33 +193,62 @@ def _is_event_stream(info: StreamInfo, rows: np.ndarray) -> bool:
 
 
 class _Collector(Processor):
-    """Keeps every chunk of every stream (raw and derived) the runtime routes, decimated for plotting."""
+    """Keeps every stream (raw and derived) the runtime routes: derived and string streams whole, raw
+    numeric streams decimated to about ``MAX_POINTS`` samples (``expected`` samples per stream name known
+    beforehand), with every chunk's first and last time so the stream's coverage stays exact."""
 
     name = "report-collector"
 
-    def __init__(self) -> None:
+    def __init__(self, expected: dict[str, float] | None = None) -> None:
         self.chunks: dict[StreamInfo, list[Chunk]] = {}
+        self.spans: dict[StreamInfo, list[tuple[float, float]]] = {}
+        self.counts: Counter = Counter()
+        self.expected = expected or {}
 
     def accepts(self, info: StreamInfo) -> bool:
         return True
 
+    def stride(self, info: StreamInfo) -> int:
+        if info.is_string or info.type in DERIVED_TYPES:
+            return 1
+        return max(1, int(math.ceil(self.expected.get(info.name, 0.0) / MAX_POINTS)))
+
     def process(self, chunk: Chunk) -> list[Chunk]:
-        self.chunks.setdefault(chunk.info, []).append(chunk)
+        info = chunk.info
+        stride = self.stride(info)
+        seen = self.counts[info]
+        self.counts[info] += len(chunk)
+        self.spans.setdefault(info, []).append((chunk.first_time, chunk.last_time))
+        if stride > 1:  # the samples whose index in the whole stream is a multiple of the stride
+            chunk = chunk.slice((-seen) % stride, len(chunk))
+            chunk = Chunk(info, chunk.data[::stride], chunk.timestamps[::stride])
+        self.chunks.setdefault(info, []).append(chunk)
         return []
 
 
-def _summaries(chunks: dict[StreamInfo, list[Chunk]], gap_threshold: Callable[[float], float],
+def _summaries(collector: _Collector, gap_threshold: Callable[[float], float],
                segments_of: dict[str, list[tuple[int, int]]]) -> tuple[list[StreamSummary], dict]:
     """Per-stream summaries and the (info, timestamps, data) series of every stream."""
     out, series = [], {}
-    for info, parts in chunks.items():
+    for info, parts in collector.chunks.items():
         t = np.concatenate([c.timestamps for c in parts])
         data = np.concatenate([c.data for c in parts]) if parts else np.zeros((0, info.channel_count))
+        spans = collector.spans[info]
         s = StreamSummary(info.name, info.type, info.channels, info.units, info.nominal_rate, info.is_string,
-                          samples=int(len(t)), clock_segments=max(1, len(segments_of.get(info.name, [])) or 1))
-        if len(t):
-            s.first, s.last = float(np.min(t)), float(np.max(t))
-            s.segments = _covered(t, info.nominal_rate, gap_threshold)
+                          samples=int(collector.counts[info]),
+                          clock_segments=max(1, len(segments_of.get(info.name, [])) or 1))
+        if spans:
+            s.first, s.last = min(a for a, _ in spans), max(b for _, b in spans)
+            if collector.stride(info) == 1:
+                s.segments = _covered(t, info.nominal_rate, gap_threshold)
+            else:  # a recording's chunks never straddle a gap: join the chunks' spans that follow closely
+                merged = [list(spans[0])]
+                for a, b in spans[1:]:
+                    if 0 <= a - merged[-1][1] <= gap_threshold(info.nominal_rate):
+                        merged[-1][1] = max(merged[-1][1], b)
+                    else:
+                        merged.append([a, b])
+                s.segments = [(float(a), float(b)) for a, b in merged]
         out.append(s)
         series[info.name if info.name not in series else f"{info.name}#{info.source_id}"] = (info, t, data)
     return out, series
@@ -316,7 +345,7 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
     found = list(source.found_gaps)
     counters: dict[str, int] = {}
     notes: list[str] = []
-    collector = _Collector()
+    collector = _Collector({i.name: i.nominal_rate * source.duration for i in infos})
     if made_by_engage:
         mode = "recorded"
         for chunk in source.read(math.inf):
@@ -333,7 +362,7 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
         result = session.run(on_step=on_step)
         pipeline_events = list(result.log.events)
         counters = {k: int(v) for k, v in result.counters.items()}
-    summaries, series = _summaries(collector.chunks, gap_threshold, source.clock_segments)
+    summaries, series = _summaries(collector, gap_threshold, source.clock_segments)
     raw_names = {i.name for i in infos}
     streams = [s for s in summaries if s.name in raw_names]
     derived = [s for s in summaries if s.name not in raw_names]
@@ -364,14 +393,8 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
     origin = min(firsts) if firsts else 0.0
     end = max(lasts) if lasts else origin
     gaps = _gaps(events, found, end)
-    # keep the plots light: numeric series are decimated evenly, string streams are not plotted
-    for key, (info, t, data) in list(series.items()):
-        if info.is_string:
-            continue
-        if len(t) > MAX_POINTS and info.type not in DERIVED_TYPES:
-            step = int(math.ceil(len(t) / MAX_POINTS))
-            series[key] = (info, t[::step], data[::step].astype(np.float64))
-        else:
+    for key, (info, t, data) in list(series.items()):  # string streams are not plotted
+        if not info.is_string:
             series[key] = (info, t, data.astype(np.float64))
     if mode == "replayed":
         kinds = Counter(s.type for s in streams)

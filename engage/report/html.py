@@ -129,7 +129,7 @@ def render_html(data: ReportData, images: dict[str, tuple[str, bytes]]) -> str:
         parts.append("<p class=note>No sensor gaps.</p>")
 
     parts.append("<h2 id=streams>Streams found in the file</h2>")
-    rows = [[s.name, s.type, s.channel_count if hasattr(s, "channel_count") else len(s.channels),
+    rows = [[s.name, s.type, len(s.channels),
              ", ".join(s.channels[:8]) + (" …" if len(s.channels) > 8 else ""),
              "irregular" if s.nominal_rate == 0 else f"{s.nominal_rate:g}", _rate(s.measured_rate), s.samples,
              "" if s.first is None else rel(s.first), "" if s.last is None else rel(s.last), s.clock_segments]
