@@ -22,6 +22,7 @@ same window. Frames without a face are gaps: a blink cannot span them.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ class BlinkDetector:
         self.perclos_window_s = perclos_window_s
         self.min_history = min_history
         self._hist: deque[tuple[float, float]] = deque()
+        self._sorted: list[float] = []  # the openness values of _hist, sorted (running median in O(log n) + memmove)
         self._open: float | None = None
         self._closing = False
         self._onset: float | None = None
@@ -139,10 +141,13 @@ class BlinkDetector:
             self._closed_count += int(closed)
         # the open level: running median of the recent openness (frozen during a blink)
         self._hist.append((t, openness))
+        insort(self._sorted, openness)
         while self._hist and self._hist[0][0] < t - self.history_s:
-            self._hist.popleft()
-        if len(self._hist) >= self.min_history and not self._closing:
-            self._open = float(np.median([x for _, x in self._hist]))
+            del self._sorted[bisect_left(self._sorted, self._hist.popleft()[1])]
+        n = len(self._sorted)
+        if n >= self.min_history and not self._closing:
+            s = self._sorted
+            self._open = float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
         self._prev = (t, openness)
         while self._blinks and self._blinks[0] < t - self.perclos_window_s:
             self._blinks.popleft()

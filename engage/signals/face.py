@@ -61,10 +61,10 @@ class FaceFeatures(Processor):
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
         st = self._state.setdefault(info, _FaceState(**self.blink_kwargs))
-        present = np.nan_to_num(chunk.channel("face_present").astype(np.float64)) > 0.5
+        present = chunk.channel("face_present").astype(np.float64) > 0.5  # NaN compares False
         ear = (self._col(chunk, "ear_left") + self._col(chunk, "ear_right")) / 2
         on = self._col(chunk, "gaze_on_screen", default=1.0)
-        on_screen = present & (np.nan_to_num(on) > 0.5)
+        on_screen = present & (on > 0.5)
         mouth = self._col(chunk, "mouth_open")
         turn = np.fmax(np.abs(self._col(chunk, "head_yaw", 0.0)), np.abs(self._col(chunk, "head_pitch", 0.0)))
         motion = self._col(chunk, "head_motion")
@@ -90,7 +90,7 @@ class FaceFeatures(Processor):
                 if t - st.yawn_start >= MIN_YAWN_S:
                     yawn[i] = t - st.yawn_start
                 st.yawn_start = None
-        turned = np.clip(1.0 - (np.nan_to_num(turn) - 30.0) / 30.0, 0.2, 1.0)
+        turned = np.clip(1.0 - (np.where(np.isnan(turn), 0.0, turn) - 30.0) / 30.0, 0.2, 1.0)
         quality = np.where(present, np.where(np.isfinite(ear), turned, 0.5 * turned), 0.0)
         if st.out_info is None:
             st.out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
