@@ -291,6 +291,7 @@ def test_a_required_sensor_that_fails_stops_the_start(tmp_path, capsys):
     (["--profile", "simulated", "--duration", "-3"], "--duration must be positive"),
     (["--profile", "simulated", "--record", "out.csv"], "the recording is XDF"),
     ([], "engage live needs --profile"),
+    (["--profile", "simulated", "--record", "/proc/no/such/dir/s.xdf"], "--record /proc/no/such/dir: cannot create"),
 ])
 def test_bad_options_are_one_line_errors(args, phrase, capsys, tmp_path):
     rc, out, err = run_live(*args, "--out", str(tmp_path), capsys=capsys)

@@ -362,6 +362,13 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--record {args.record}: the recording is XDF; give a file name ending in .xdf")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be within 0..65535, got {args.port}")
+    for option, folder in (("--out", Path(args.out)), ("--record", Path(args.record).parent if args.record else None)):
+        if folder is None:
+            continue
+        try:  # before any device is opened: a typo here must not cost a strap's connection
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{option} {folder}: cannot create the folder: {exc.strerror or exc}") from None
 
 
 def _start_dashboard(args: argparse.Namespace):
@@ -456,7 +463,6 @@ def _build_session(args, profile, story, clock, opened, observers=()):
     if args.record:
         from engage.record.recorder import RecorderSink, XdfRecorder
 
-        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
         recorder = XdfRecorder(args.record, session=session_id)
         extra.append(RecorderSink(recorder))
     kw = dict(story=story, viewer=profile.viewer, events_out=out / "events.jsonl",
