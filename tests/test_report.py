@@ -239,8 +239,11 @@ def test_recorder_gap_pairs_and_html_escaping(tmp_path):
     rec = XdfRecorder(tmp_path / "g.xdf")
     info = StreamInfo("viewer-1-engagement", "Engagement", ("arousal", "boredom", "attention", "confidence", "quality"),
                       ("",) * 5, 1.0, "eng")
-    t = np.arange(0.0, 60.0, 1.0)
+    t = np.concatenate([np.arange(0.0, 30.0, 1.0), np.arange(41.0, 60.0, 1.0)])  # no scores from 29 s to 41 s
     rec.write_chunk(Chunk(info, np.full((len(t), 5), 0.5), t))
+    # the same hole as the live pipeline reported it: one gap, not two
+    rec.write_event(Event("sensor.gap", 30.0, "viewer-1", 1.0, {"stream": "viewer-1-engagement", "duration_s": 10.0,
+                                                               "reason": "no features"}, "rules"))
     rec.write_event(Event("sensor.gap", 20.0, "", 1.0, {"stream": "polar", "duration_s": None,
                                                         "reason": "stream lost"}, "engage-record"), RECORD_LOG_STREAM)
     rec.write_event(Event("sensor.gap", 20.0, "", 1.0, {"stream": "polar", "duration_s": 12.5,
@@ -251,9 +254,13 @@ def test_recorder_gap_pairs_and_html_escaping(tmp_path):
                                                                 "reason": "a & b", "intensity": 0.4}))
     rec.close()
     r = build_report(tmp_path / "g.xdf", tmp_path / "g.html")
-    gaps = [(g.stream, g.start, g.duration_s) for g in r.data.gaps]
-    assert gaps == [("polar", 20.0, 12.5), ("cam", 40.0, None)]
+    gaps = [(g.stream, round(g.start, 6), None if g.duration_s is None else round(g.duration_s, 6), g.reason)
+            for g in r.data.gaps]
+    assert gaps == [("polar", 20.0, 12.5, "stream lost; stream recovered"),
+                    ("viewer-1-engagement", 29.0, 12.0, "no samples; no features"),
+                    ("cam", 40.0, None, "stream lost")]
     html = r.html.read_text()
+    assert str(tmp_path) not in html  # the file's name only: paths often hold a person's name
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "a &amp; b" in html and "(never came back)" in html
     assert r.data.decisions[0].title == "<script>alert(1)</script>"

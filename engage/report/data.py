@@ -287,11 +287,19 @@ def _decisions(events: list[Event]) -> list[Decision]:
     return sorted(out, key=lambda d: d.timestamp)
 
 
-def _gaps(events: list[Event], found, end: float) -> list[GapRow]:
-    """Gaps from ``sensor.gap`` events and from the recording's own holes, each once."""
-    rows: dict[tuple[str, float], GapRow] = {}
-    closed: set[tuple[str, float]] = set()
-    for e in sorted(events, key=lambda e: e.timestamp):
+#: Two reports of a hole in the same stream this close together (s) are one gap.
+GAP_MERGE_S = 1.0
+
+
+def _gaps(events: list[Event], found) -> list[GapRow]:
+    """Gaps from ``sensor.gap`` events and from the recording's own holes, each hole once.
+
+    The same hole is often reported more than once (the live source, the recorder's "stream lost" and
+    "stream recovered", the recording's own missing samples): reports of one stream that overlap are
+    merged. ``end`` None means the stream never came back.
+    """
+    raw: list[GapRow] = []
+    for e in events:
         if e.type != "sensor.gap":
             continue
         ev = e.evidence
@@ -300,23 +308,30 @@ def _gaps(events: list[Event], found, end: float) -> list[GapRow]:
             duration = float(ev.get("duration_s"))
         except (TypeError, ValueError):
             duration = math.nan
-        key = (stream, round(e.timestamp, 3))
-        gap_end = e.timestamp + duration if math.isfinite(duration) else None
-        if gap_end is not None:
-            closed.add(key)
-        if key not in rows or (rows[key].end is None and gap_end is not None):
-            rows[key] = GapRow(stream, e.timestamp, gap_end, str(ev.get("reason", "") or ""), e.source or "event")
-    for g in found:
-        key = (g.stream, round(g.start, 3))
-        if key not in rows:
-            rows[key] = GapRow(g.stream, g.start, g.start + g.duration_s, g.reason, "recording")
-    out = []
-    for key, row in rows.items():
-        if row.end is None and key in closed:
-            continue
-        if row.end is None:  # lost and never back: the hole lasts to the end of the recording
-            row = GapRow(row.stream, row.start, None, row.reason, row.source)
-        out.append(row)
+        end = e.timestamp + max(0.0, duration) if math.isfinite(duration) else None
+        raw.append(GapRow(stream, float(e.timestamp), end, str(ev.get("reason", "") or ""), e.source or "event"))
+    raw += [GapRow(g.stream, g.start, g.start + g.duration_s, g.reason, "recording") for g in found]
+    out: list[GapRow] = []
+    by_stream: dict[str, list[GapRow]] = {}
+    for row in sorted(raw, key=lambda g: (g.stream, g.start, g.end is not None)):
+        by_stream.setdefault(row.stream, []).append(row)
+    for stream, rows in by_stream.items():
+        groups: list[list[GapRow]] = []
+        for row in rows:
+            if groups:
+                ends = [g.end for g in groups[-1]]
+                known = [x for x in ends if x is not None]
+                reach = max(known) if known else groups[-1][0].start
+                if row.start <= reach + GAP_MERGE_S:
+                    groups[-1].append(row)
+                    continue
+            groups.append([row])
+        for group in groups:
+            known = [g.end for g in group if g.end is not None]
+            reasons = list(dict.fromkeys(g.reason for g in group if g.reason))
+            sources = list(dict.fromkeys(g.source for g in group))
+            out.append(GapRow(stream, min(g.start for g in group), max(known) if known else None,
+                              "; ".join(reasons), ", ".join(sources)))
     return sorted(out, key=lambda g: (g.start, g.stream))
 
 
@@ -392,7 +407,8 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
     lasts = [s.last for s in summaries if s.last is not None] + [e.timestamp for e in events]
     origin = min(firsts) if firsts else 0.0
     end = max(lasts) if lasts else origin
-    gaps = _gaps(events, found, end)
+    # an event stream is stamped with each event's time (a gap event with the gap's start), not in order
+    gaps = _gaps(events, [g for g in found if g.stream not in event_streams])
     for key, (info, t, data) in list(series.items()):  # string streams are not plotted
         if not info.is_string:
             series[key] = (info, t, data.astype(np.float64))

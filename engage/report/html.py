@@ -96,7 +96,7 @@ def render_html(data: ReportData, images: dict[str, tuple[str, bytes]]) -> str:
         parts.append(f"<div class=warn>{escape(note)}</div>")
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = [
-        ["file", str(data.path)], ["size", f"{data.file_size} bytes"],
+        ["file", data.path.name], ["size", f"{data.file_size} bytes"],
         ["duration", f"{clock(data.end - data.origin)} (LSL clock {data.origin:.3f} to {data.end:.3f} s)"],
         ["streams", f"{len(data.streams)} recorded, {len(data.derived)} derived"],
         ["events", str(len(data.events))], ["scenes", str(len(data.decisions))], ["sensor gaps", str(len(data.gaps))],
