@@ -34,6 +34,7 @@ from engage.narrative.policy import DirectorPolicy
 from engage.narrative.story import Story
 from engage.signals.cardiac import EcgHeartRate, PpgHeartRate, StrapRrHeartRate
 from engage.signals.eda import EdaFeatures
+from engage.signals.quality import SignalQualityIndex
 from engage.signals.respiration import RespirationRate
 from engage.signals.face import FaceFeatures
 from engage.signals.rppg import RppgHeartRate
@@ -49,6 +50,7 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
         StrapRrHeartRate(),
         EdaFeatures(),
         RespirationRate(),
+        SignalQualityIndex(),  # a SignalQuality stream per raw ECG/PPG/EDA/RSP and per HeartRate stream
         FaceFeatures(),
         RppgHeartRate(),  # heart rate from the face's colour, when no ECG/PPG/strap beats
         FeatureWindow(viewer=viewer),

@@ -9,7 +9,9 @@ row per beat, timestamped at the beat on the LSL clock:
   rows with 5 clean beats in the window; ``lf_hf`` is NaN until 2 min of clean beats exist).
 
 Bad input never raises: NaN samples are held and flagged, flat or clipped runs flagged, beats
-after them get a low quality; non-increasing or jumping timestamps, a sampling-rate change
+after them get a low quality; each beat's quality is also multiplied by the signal quality index
+of the last complete 2 s window before it (:mod:`engage.signals.quality`: NaN, flat, saturated,
+lead off, motion); non-increasing or jumping timestamps, a sampling-rate change
 mid-stream, an RR of 0 or of several seconds and lost skin contact are counted in
 ``ctx.counters`` and marked with a ``sensor.gap`` event (evidence ``stream``, ``duration_s``,
 ``reason``).
@@ -29,6 +31,7 @@ from engage.core import Chunk, Processor, StreamInfo
 
 from .beats import EcgBeatDetector, PpgBeatDetector
 from .hrv import HRV_CHANNELS, HRV_UNITS, RR_MAX_S, BeatTracker
+from .quality import WindowQuality
 
 HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "hr_smooth_bpm", "ectopic")
 HR_UNITS = ("bpm", "s", "ratio", "bpm", "bool")
@@ -81,9 +84,10 @@ class _BeatOutput:
 
 
 class _SampledState:
-    def __init__(self, detector, fs: float, out: _BeatOutput) -> None:
+    def __init__(self, detector, fs: float, out: _BeatOutput, kind: str) -> None:
         self.det = detector
         self.fs = fs
+        self.sqi = WindowQuality(kind, fs) if detector is not None else None
         self.out = out
         self.ring = np.zeros(max(16, int(6 * min(fs, 1e5))))  # recent timestamps by absolute sample index
         self.last_ts: float | None = None
@@ -128,7 +132,7 @@ class _SampledHeartRate(Processor):
                 self.ctx.counters[f"{self.name}.unusable_streams"] += 1
                 self._gap(info, chunk.first_time, 0.0, str(exc))
                 det = None
-            st = self._state[key] = _SampledState(det, fs, out)
+            st = self._state[key] = _SampledState(det, fs, out, self.stream_type)
         if st.det is None:
             return []
         col = info.channels.index(self.channel) if self.channel in info.channels else 0
@@ -136,6 +140,7 @@ class _SampledHeartRate(Processor):
         ts = chunk.timestamps.astype(np.float64)
         self._check_timestamps(info, st, ts)
         n0 = st.det.samples_seen
+        st.sqi.update(x)  # before the beats: the window before each beat is then complete
         idx, bad = st.det.process(x)
         nonfinite = int(np.count_nonzero(~np.isfinite(x)))
         if nonfinite:
@@ -153,7 +158,8 @@ class _SampledHeartRate(Processor):
                 self._gap(info, st.bad_run_start, t - st.bad_run_start, "bad signal (NaN, flat line or clipping)")
                 st.bad_run_start = None
             prev = st.out.tracker.last_time
-            hr = st.out.add(t, bad=b)
+            # the beat's quality: its own flagged samples and the signal quality of the window before it
+            hr = st.out.add(t, bad=1.0 - (1.0 - b) * st.sqi.quality_before(i))
             if hr is not None and hr["rr_s"] > RR_MAX_S and prev is not None:
                 self._gap(info, prev, hr["rr_s"], "no beat detected")
         m = len(ts)

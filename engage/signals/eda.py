@@ -16,7 +16,11 @@ peak, on the peak sample), ``scr_rate_per_min`` (SCRs in the last 60 s).
 Bad input never raises: non-finite or out-of-range samples (outside ``valid_range`` µS) are
 held at the last good value with quality 0; runs of identical values longer than 10 s (a flat
 line, a saturated amplifier) get quality 0 too; runs of bad samples longer than 1 s and
-non-increasing timestamps are counted and marked with ``sensor.gap`` events.
+non-increasing timestamps are counted and marked with ``sensor.gap`` events. A change of sampling
+rate mid-stream restarts the filters, is marked with a ``sensor.gap`` and gives quality 0 for 2 s
+while they settle. ``quality`` is also multiplied by the signal quality index of the last complete
+2 s window before the sample (:mod:`engage.signals.quality`: flat, saturated, open electrode, steps
+faster than 10 µS/s).
 
 >>> from engage.core import StreamInfo
 >>> EdaFeatures().accepts(StreamInfo("eda", "EDA", ("eda",), ("uS",), 16.0, "x"))
@@ -32,6 +36,8 @@ from numba import njit
 from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
+
+from .quality import WindowQuality
 
 EDA_CHANNELS = ("tonic_us", "phasic_us", "scr_amplitude", "quality", "scr_rise_s", "scr_rate_per_min")
 EDA_UNITS = ("uS", "uS", "uS", "ratio", "s", "1/min")
@@ -90,6 +96,8 @@ class _EdaState:
         self.scr_times: deque[float] = deque()
         self.bad_start: float | None = None
         self.bad_run = 0
+        self.sqi = WindowQuality("EDA", fs)
+        self.settle = 0  # samples still given quality 0 (the filters settling after a rate change)
 
 
 class EdaFeatures(Processor):
@@ -103,7 +111,8 @@ class EdaFeatures(Processor):
         self.max_rise_s = max_rise_s
         self.relative_min = relative_min
         self.valid_range = valid_range
-        self._state: dict[tuple[str, str, float], _EdaState] = {}
+        self._state: dict[tuple[str, str], _EdaState] = {}
+        self._seen: set[tuple[str, str]] = set()
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == "EDA" and info.nominal_rate > 0 and not info.is_string
@@ -120,13 +129,21 @@ class EdaFeatures(Processor):
         x = chunk.data[:, col].astype(np.float64)
         lo, hi = self.valid_range
         valid = np.isfinite(x) & (x >= lo) & (x <= hi)
-        key = (info.viewer, info.source_id or info.name, fs)
+        key = (info.viewer, info.source_id or info.name)
         st = self._state.get(key)
+        if st is not None and st.fs != fs:  # the device changed its rate: new filters, a gap, quality 0 meanwhile
+            self.ctx.counters[f"{self.name}.rate_changes"] += 1
+            self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {st.fs:g} to {fs:g} Hz")
+            del self._state[key]
+            st = None
         if st is None:
-            if not valid.any():
+            if not np.isfinite(fs) or fs <= 0 or not valid.any():
                 self.ctx.counters[f"{self.name}.invalid_samples"] += len(x)
                 return []
+            settle = 0 if key not in self._seen else int(round(2.0 * fs))
             st = self._state[key] = _EdaState(fs, float(x[valid][0]))
+            st.settle = settle
+            self._seen.add(key)
         if not valid.all():
             self.ctx.counters[f"{self.name}.invalid_samples"] += int(np.count_nonzero(~valid))
             idx = np.where(valid, np.arange(1, len(x) + 1), 0)
@@ -138,8 +155,15 @@ class EdaFeatures(Processor):
         phasic = self._phasic(st, clean)
         n = len(x)
         amp, rise, quality = np.zeros(n), np.zeros(n), np.zeros(n)
+        n0 = int(st.si[0])
         _scr_kernel(x, valid, phasic, fs, self.relative_min, self.min_amplitude, self.max_rise_s, int(10 * fs), st.sf, st.si,
                     amp, rise, quality)
+        st.sqi.update(chunk.data[:, col].astype(np.float64))
+        quality *= st.sqi.quality_before_samples(n0, n)  # the signal quality of the window before each sample
+        if st.settle > 0:
+            k = min(st.settle, n)
+            quality[:k] = 0.0
+            st.settle -= k
         ts = chunk.timestamps.astype(np.float64)
         self._check_time(info, st, ts)
         rate = np.zeros(n)
