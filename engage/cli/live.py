@@ -265,9 +265,12 @@ def _open_lsl(spec, now: float) -> OpenedSensor:
     return OpenedSensor(spec, source, note=note)
 
 
-def open_sensors(profile, now: float) -> tuple[list[OpenedSensor], list[tuple[Any, str]]]:
-    """Open every sensor of ``profile``: (opened, [(spec, why it failed)])."""
-    opened, failed = [], []
+def open_sensors(profile, now: float, opened: list[OpenedSensor] | None = None,
+                 failed: list[tuple[Any, str]] | None = None) -> tuple[list[OpenedSensor], list[tuple[Any, str]]]:
+    """Open every sensor of ``profile``: (opened, [(spec, why it failed)]), appended to ``opened`` and
+    ``failed`` as they go (so a Ctrl-C while a strap is being waited for still stops the ones opened)."""
+    opened = [] if opened is None else opened
+    failed = [] if failed is None else failed
     taken: set[str] = set()
     for spec in profile.sensors:
         try:
@@ -417,13 +420,14 @@ def run(args: argparse.Namespace) -> int:
     virtual = args.speed != 1
     clock = VirtualClock(pylsl.local_clock()) if virtual else LslClock()
     print(f"engage live: profile {profile.name!r} ({profile.path}): {len(profile.sensors)} sensor(s)", file=sys.stderr)
-    opened, failed = open_sensors(profile, clock.now())
-    for spec, why in failed:
-        print(f"engage live: sensor {spec.name!r} ({spec.describe()}) not started: {why}", file=sys.stderr)
-    required = [spec.name for spec, _ in failed if spec.required]
-    closers = [o.close for o in opened if o.close is not None]
+    opened: list[OpenedSensor] = []
+    failed: list[tuple[Any, str]] = []
     session = server = None
     try:
+        open_sensors(profile, clock.now(), opened, failed)
+        for spec, why in failed:
+            print(f"engage live: sensor {spec.name!r} ({spec.describe()}) not started: {why}", file=sys.stderr)
+        required = [spec.name for spec, _ in failed if spec.required]
         if required or not opened:
             what = (f"required sensor(s) {', '.join(map(repr, required))} could not be started" if required
                     else "no sensor could be started")
@@ -444,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
                     log.exception("stopping %s failed", o.spec.name)
         if server is not None:
             server.stop()
-        for close in closers:
+        for close in (o.close for o in opened if o.close is not None):
             try:
                 close()
             except Exception:  # noqa: BLE001
