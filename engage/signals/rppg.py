@@ -326,7 +326,9 @@ class RppgHeartRate(Processor):
             active = self._better.get(info.viewer, -np.inf) < t - self.defer_s
             if beats and active:
                 for bt, rr in beats:
-                    hr_rows.append([60.0 / rr, rr, est.quality, est.hr_bpm, 0.0])
+                    beat = {"hr_bpm": 60.0 / rr, "rr_s": rr, "quality": est.quality, "hr_smooth_bpm": est.hr_bpm,
+                            "ectopic": 0.0}
+                    hr_rows.append([beat.get(c, np.nan) for c in self._hr_info(info.viewer).channels])
                     hr_ts.append(bt)
             elif beats:
                 self.deferred_beats += len(beats)
@@ -338,9 +340,13 @@ class RppgHeartRate(Processor):
         if est_rows:
             out.append(Chunk(rppg_info(info.viewer), np.asarray(est_rows, dtype=np.float64), np.asarray(est_ts)))
         if hr_rows:
-            out.append(Chunk(heart_rate_info(info.viewer, "rppg"), np.asarray(hr_rows, dtype=np.float64),
-                             np.asarray(hr_ts)))
+            out.append(Chunk(self._hr_info(info.viewer), np.asarray(hr_rows, dtype=np.float64), np.asarray(hr_ts)))
         return out
+
+    @staticmethod
+    def _hr_info(viewer: str) -> StreamInfo:
+        # the cardiac contract; its channels are filled by name (any the rPPG cannot know are NaN)
+        return heart_rate_info(viewer, "rppg")
 
     def _estimate(self, info: StreamInfo, arr: np.ndarray, ts: np.ndarray,
                   t: float) -> tuple[HrEstimate, list[tuple[float, float]]]:
