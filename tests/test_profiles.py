@@ -267,3 +267,35 @@ def test_arbitrary_bytes_on_disk_load_or_give_a_config_error(tmp_path_factory, d
         load_profile(path)
     except ConfigError as exc:
         assert str(exc).startswith(str(path))
+
+
+def test_an_installed_package_finds_the_builtin_profiles_by_name(tmp_path):
+    """Build the package as setuptools would install it (build_py honours pyproject's package data)
+    and load every built-in profile by name from that copy, away from the checkout."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "engage", src / "engage", ignore=shutil.ignore_patterns("__pycache__"))
+    build = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-c", "import sys, setuptools; sys.argv = ['setup.py', '-q', 'build_py', "
+                        f"'--build-lib', {str(build)!r}]; setuptools.setup()"], cwd=src, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert {p.stem for p in (build / "engage" / "sensors" / "data").glob("*.toml")} == set(builtin_profiles())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("import json, engage.sensors.profiles as p; print(p.__file__); "
+            "print(json.dumps({n: len(p.load_profile(n).sensors) for n in p.builtin_profiles()}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(build)})
+    assert r.returncode == 0, r.stderr
+    where, loaded = r.stdout.splitlines()
+    assert where.startswith(str(build))
+    assert json.loads(loaded) == {n: len(load_profile(n).sensors) for n in builtin_profiles()}
