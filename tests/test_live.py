@@ -278,6 +278,19 @@ def test_nothing_that_works_is_a_clear_error(tmp_path, capsys):
     assert err.strip().splitlines()[-1] == f"engage: error: {profile}: no sensor could be started; see the lines above"
 
 
+def test_a_strap_without_bluetooth_is_named_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    profile = tmp_path / "strap.toml"
+    profile.write_text('[sensor.belt]\nkind = "ble-hrm"\naddress = "A0:9E:1A:12:34:56"\nwait_s = 30\n'
+                       '[sensor.sim]\nkind = "simulated"\n')
+    t0 = time.monotonic()
+    rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "1", "--out", str(tmp_path),
+                            "--quiet", capsys=capsys)
+    assert rc == 0 and time.monotonic() - t0 < 25  # not the 30 s wait: there is no Bluetooth to wait for
+    assert (f"sensor 'belt' (ble-hrm, A0:9E:1A:12:34:56) not started: Bluetooth is not available here (no system "
+            f"D-Bus at {tmp_path}/no-bus, so no BlueZ)") in err
+
+
 def test_a_required_sensor_that_fails_stops_the_start(tmp_path, capsys):
     profile = tmp_path / "req.toml"
     profile.write_text('[sensor.sim]\nkind = "simulated"\n'

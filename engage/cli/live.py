@@ -208,7 +208,10 @@ def _find_strap(spec, taken: set[str]) -> str:
     timeout = max(0.5, min(spec.wait_s, 10.0))
     try:
         found = asyncio.run(BleakScanner.find_device_by_filter(match, timeout=timeout))
-    except (BleakError, OSError, asyncio.TimeoutError) as exc:
+    except OSError as exc:  # no system D-Bus socket, or no BlueZ behind it
+        raise SensorUnavailable(f"Bluetooth is not available here (cannot reach BlueZ on the system D-Bus: "
+                                f"{exc.strerror or exc})") from None
+    except (BleakError, asyncio.TimeoutError) as exc:
         raise SensorUnavailable(f"Bluetooth scan failed: {exc} (is there an adapter, and is it on?)") from None
     if found is None:
         what = f"no strap named {want!r}…" if want else "no heart-rate strap"
@@ -216,9 +219,24 @@ def _find_strap(spec, taken: set[str]) -> str:
     return found.address
 
 
+def _check_bluez() -> None:
+    """Fail at once, with the reason, when there is no system D-Bus for BlueZ (bleak's only way on Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import os
+
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/var/run/dbus/system_bus_socket")
+    for part in address.split(";"):
+        if part.startswith("unix:path="):
+            path = part[len("unix:path="):].split(",")[0]
+            if not os.path.exists(path):
+                raise SensorUnavailable(f"Bluetooth is not available here (no system D-Bus at {path}, so no BlueZ)")
+
+
 def _open_ble(spec, now: float, taken: set[str]) -> OpenedSensor:
     from engage.sensors.ble.supervisor import BleSupervisor, StrapConfig, StrapSource
 
+    _check_bluez()
     address = spec.address or _find_strap(spec, taken)
     taken.add(address)
     sup = BleSupervisor([StrapConfig(address, viewer=spec.viewer, label=spec.name, ecg=spec.polar_ecg)],
