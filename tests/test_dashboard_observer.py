@@ -36,7 +36,7 @@ def test_observer_sees_raw_and_derived_streams_events_and_plans():
     assert isinstance(obs, SessionObserver)
     session = Session([SimulatedViewer(seed=0)], VirtualClock(0.0), story=load_story(default_story_path()),
                       observers=[obs])
-    result = session.run(duration=120.0)
+    result = session.run(duration=80.0)
     assert {"ECG", "EDA", "Face", "HeartRate", "EDAFeatures", "Engagement"} <= obs.kinds
     # the observer hears exactly what the session log hears, in the same order
     assert [e.to_json() for e in obs.events] == [e.to_json() for e in result.log.events]
@@ -54,3 +54,19 @@ def test_observer_that_raises_does_not_stop_the_session():
                       observers=[obs])
     result = session.run(duration=30.0)
     assert session.bus.handler_errors > 0 and result.stats.steps == 300
+
+
+def test_the_dashboard_observer_changes_nothing_the_session_decides():
+    from engage.dashboard import DashboardFeed
+
+    def run(observers) -> list[str]:
+        session = Session([SimulatedViewer(seed=3)], VirtualClock(0.0), story=load_story(default_story_path()),
+                          observers=observers)
+        result = session.run(duration=80.0)
+        return [e.to_json() for e in result.log.events] + [p.to_json() for p in result.log.plans]
+
+    feed = DashboardFeed(story=load_story(default_story_path()))
+    sub = feed.subscribe(maxlen=100_000)
+    assert run([feed]) == run([])
+    kinds = {m.split('"kind":"')[1].split('"')[0] for m in sub.drain()}
+    assert {"series", "event", "plan", "status"} <= kinds

@@ -189,11 +189,14 @@ def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
         sub = feed.subscribe(parse_topics(websocket.query_params.get("topics")), notify=notify)
 
         async def receive() -> None:
-            while True:
-                msg = await websocket.receive()
-                if msg["type"] == "websocket.disconnect":
-                    return
-                feed.client_message(sub, msg.get("text"))
+            try:
+                while True:
+                    msg = await websocket.receive()
+                    if msg["type"] == "websocket.disconnect":
+                        return
+                    feed.client_message(sub, msg.get("text"))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return  # the page went away mid-message
 
         receiver = asyncio.create_task(receive())
         try:
