@@ -253,7 +253,8 @@ def test_webcam_sensor_through_real_mediapipe_on_a_real_video(shared_data, tmp_p
 def test_an_lsl_stream_that_dies_mid_session_is_a_recorded_gap(tmp_path, capsys):
     sid = f"engage-test-gsr-{uuid.uuid4().hex}"
     profile = tmp_path / "eda.toml"
-    profile.write_text(f'[sensor.gsr]\nkind = "lsl"\nsource_id = "{sid}"\nmaps_to = "EDA"\nwait_s = 10\n')
+    profile.write_text(f'[sensor.gsr]\nkind = "lsl"\nsource_id = "{sid}"\nmaps_to = "EDA"\nwait_s = 10\n'
+                       'expected_rate = 4\n')
     xdf = tmp_path / "eda.xdf"
     with EdaOutlet(sid, die_after_s=1.5):
         rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "5", "--record", str(xdf),
@@ -266,6 +267,7 @@ def test_an_lsl_stream_that_dies_mid_session_is_a_recorded_gap(tmp_path, capsys)
     assert 0.5 * 16 < len(raw["time_stamps"]) < 4 * 16  # about 1.5 s of samples, then nothing
     assert gaps[0]["timestamp"] == pytest.approx(raw["time_stamps"][-1], abs=0.2)
     assert "sensor gaps: " in out
+    assert "(GSR, 1 ch, 16 Hz); warning: expected 4 Hz" in err  # a device set to another rate is pointed out
 
 
 def test_nothing_that_works_is_a_clear_error(tmp_path, capsys):
