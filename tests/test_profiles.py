@@ -234,7 +234,7 @@ def _sensor_tables(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["cam", "strap", "eda", "v", "a b"]), _sensor_tables(), max_size=3))
 def test_structured_hostile_profiles_load_or_give_a_config_error(tables):
-    text = "".join(f'[sensor."{name}"]\n' + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items() if k != "traits")
+    text = "".join(f'[sensor."{name}"]\n' + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
                    for name, body in tables.items())
     try:
         p = profile_from_text(text, "fuzz.toml")
