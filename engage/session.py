@@ -137,7 +137,8 @@ class Session:
     ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
     (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
     Each of ``observers`` (a :class:`SessionObserver`, e.g. the dashboard's) runs after the pipeline
-    as a processor, hears every event on the bus and every scene plan.
+    as a processor, hears every event on the bus and every scene plan; one that has ``on_story(story)``
+    is told the story first.
     """
 
     def __init__(
@@ -184,6 +185,8 @@ class Session:
         self.bus.subscribe(self.log.on_event)
         for observer in observers:
             self.bus.subscribe(observer.on_event)
+            if story is not None and callable(getattr(observer, "on_story", None)):
+                observer.on_story(story)  # optional: e.g. the dashboard lists the scenes that may come next
         if events_out is not None:
             jsonl = JsonlEventWriter(events_out)
             self.bus.subscribe(jsonl)

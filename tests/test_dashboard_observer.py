@@ -65,8 +65,9 @@ def test_the_dashboard_observer_changes_nothing_the_session_decides():
         result = session.run(duration=80.0)
         return [e.to_json() for e in result.log.events] + [p.to_json() for p in result.log.plans]
 
-    feed = DashboardFeed(story=load_story(default_story_path()))
+    feed = DashboardFeed()  # the session tells it the story
     sub = feed.subscribe(maxlen=100_000)
     assert run([feed]) == run([])
+    assert feed.story is not None and feed.snapshot()["plans"][0]["upcoming"][0]["scene"] == "compartment"
     kinds = {m.split('"kind":"')[1].split('"')[0] for m in sub.drain()}
     assert {"series", "event", "plan", "status"} <= kinds

@@ -411,6 +411,11 @@ class DashboardFeed(Processor):
             if isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0:
                 s.gap_s += float(duration)
 
+    def on_story(self, story: Any) -> None:
+        """The session's story (a :class:`~engage.session.Session` calls this), unless one was given."""
+        if self.story is None:
+            self.story = story
+
     def on_plan(self, plan: ScenePlan) -> None:
         d = self._plan_dict(plan)
         with self._lock:
