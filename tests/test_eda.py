@@ -117,8 +117,12 @@ def test_scr_count_matches_neurokit(shared_data, name, fs):
 @pytest.mark.realdata
 def test_scr_count_on_raw_bitalino_eda(shared_data):
     """BioSPPy's eda.txt is 12-bit BITalino ADC at 1 kHz: µS = ADC / 4096 * 3.3 V / 0.132 (BITalino EDA sensor).
-    Measured: 6 SCRs here, NeuroKit2 offline finds 7 (14 %: it keeps a 0.1 µS response the causal filter
-    cannot separate) - outside the 10 % target, kept as a floor of one SCR."""
+    Measured: 6 SCRs here, NeuroKit2 offline finds 7 (14 %, outside the 10 % target; with 7 SCRs any single
+    difference is 14 %). Each of our 6 is within 3.3 s of one of NeuroKit2's; the one we do not count is at 94.9 s,
+    with NeuroKit2's own SCR_Amplitude 0.001 µS: a bump on the recovery from the previous response that NeuroKit2
+    keeps because it ranks peaks by prominence (measured down to the undershoot of its zero-phase high-pass) relative
+    to the recording's largest. A causal prominence rule (same 10 % of the largest so far) was tried: it gives 6 here
+    too but 15 instead of 9 and 5 instead of 2 on the NeuroKit2 samples, so the amplitude rule stays."""
     raw = np.loadtxt(shared_data / "biosppy_examples" / "eda.txt", comments="#")
     x = raw / 4096 * 3.3 / 0.132
     reference = int(nk.eda_process(x, sampling_rate=1000)[0]["SCR_Peaks"].sum())

@@ -72,7 +72,7 @@ def test_each_fault_shows_in_its_channel_and_rows_do_not_depend_on_chunking():
         assert runs[0].keys() == other.keys()
         for k in runs[0]:
             assert np.array_equal(runs[0][k][0], other[k][0]) and np.array_equal(runs[0][k][1], other[k][1])
-    ts, rows = runs[0]["ecg-quality"]
+    ts, rows = runs[0]["viewer-1-ecg-quality"]
     assert len(rows) == 30 and np.allclose(ts, t[np.arange(1, 31) * 2 * fs - 1])
     assert rows[5, Q["nan"]] == 1.0 and rows[5, Q["quality"]] == 0.0
     assert rows[10, Q["flat"]] == 1.0 and rows[10, Q["lead_off"]] == 1.0 and rows[11, Q["quality"]] == 0.0
@@ -113,8 +113,7 @@ def test_beat_stream_quality_counts_implausible_intervals():
     rr[120] = 4.0  # an implausible pause
     t = 100.0 + np.cumsum(rr)
     res, _, _ = feed([StrapRrHeartRate(), SignalQualityIndex()], chunks(info, np.column_stack([rr, np.ones(200)]), t, 9))
-    ts, rows = res["viewer-1-heart-rate-quality"] if "viewer-1-heart-rate-quality" in res else next(
-        v for k, v in res.items() if k.endswith("heart-rate-quality"))
+    ts, rows = res["viewer-1-heartrate-quality"]
     bad = rows[:, Q["implausible"]] > 0
     assert bad.any() and np.allclose(rows[:, Q["quality"]], 1 - rows[:, Q["implausible"]])
     spans = [(e - 10, e) for e in ts[bad]]
@@ -159,7 +158,7 @@ def test_rate_change_mid_stream_marks_a_gap_and_drops_quality(kind):
     res, events, counters = feed([proc, SignalQualityIndex()], chunks(i1, a, ta, 50) + chunks(i2, b, tb, 50))
     gaps = [e for e in events if e.type == "sensor.gap" and "sampling rate changed" in e.evidence["reason"]]
     assert len(gaps) == 1 and abs(gaps[0].timestamp - tb[0]) < 1e-9
-    sqi_t, _ = res[f"{ch}-quality"]
+    sqi_t, _ = res[f"viewer-1-{ch}-quality"]
     assert np.any(sqi_t > tb[0] + 5)  # the quality stream goes on at the new rate
     if kind == "EDA":
         t, rows = res["viewer-1-eda-features"]

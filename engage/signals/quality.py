@@ -3,7 +3,8 @@
 :class:`SignalQualityIndex` reads the raw sampled streams (``ECG``, ``PPG``, ``EDA``, ``RSP`` /
 ``Respiration``) and the beat streams (``HeartRate``, from ECG, PPG, a strap's RR or rPPG), and
 writes one ``SignalQuality`` row per window (2 s of samples, 8 s for respiration, 10 s of beats), stream
-``<input name>-quality``, source ``engage-sqi-<input source id>``. Channels, each a fraction of
+``<viewer>-<input type>-quality`` (e.g. ``viewer-1-ecg-quality``, ``viewer-1-heartrate-quality``), source
+``engage-sqi-<input source id>``. Channels, each a fraction of
 the window in [0, 1]:
 
 - ``nan``: non-finite samples (a dropped sensor, a NaN burst);
@@ -232,8 +233,8 @@ class _BeatWindows:
 
 def quality_info(info: StreamInfo, window_s: float) -> StreamInfo:
     """The ``SignalQuality`` stream describing input stream ``info``."""
-    return StreamInfo(f"{info.name}-quality", "SignalQuality", QUALITY_CHANNELS, QUALITY_UNITS, 1.0 / window_s,
-                      f"engage-sqi-{info.source_id or info.name}", viewer=info.viewer)
+    return StreamInfo(f"{info.viewer}-{info.type.lower()}-quality", "SignalQuality", QUALITY_CHANNELS, QUALITY_UNITS,
+                      1.0 / window_s, f"engage-sqi-{info.source_id or info.name}", viewer=info.viewer)
 
 
 class SignalQualityIndex(Processor):
