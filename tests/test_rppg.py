@@ -265,3 +265,23 @@ def test_accepts_the_webcam_face_stream_but_not_a_face_without_colour():
     out = p.process(Chunk(StreamInfo("w", "Face", FACE_CHANNELS, FACE_UNITS, 30.0, "x", viewer="v"), data, t))
     hr = [c for c in out if c.info.type == "HeartRate"][0].channel("hr_bpm")
     assert abs(np.median(hr) - 66) < 4
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True),
+                          st.floats(min_value=0.0, max_value=30.0)), min_size=1, max_size=40))
+def test_any_other_heart_rate_stream_is_survived(beats):
+    """Other sources' HeartRate rows with any values (NaN, inf, out of order) never break the face's."""
+    from engage.signals.cardiac import heart_rate_info
+
+    t, rgb = skin_rgb(70, seconds=16)
+    rows = np.array([[hr, 60.0, q, hr, 0.0] for hr, q, _ in beats])
+    other = Chunk(heart_rate_info("v", "strap"), rows, np.array([bt for _, _, bt in beats]))
+    proc = RppgHeartRate()
+    proc.process(other)
+    out = proc.process(Chunk(_rgb_info(), rgb, t))
+    kinds = {c.info.type: c for c in out}
+    assert "RPPG" in kinds and np.all(np.isfinite(kinds["RPPG"].channel("quality")))
+    good = [bt for hr, q, bt in beats if np.isfinite(hr) and q >= 0.5]
+    if not good:  # nothing trustworthy from the other source: the face's beats go out
+        assert len(kinds["HeartRate"]) > 5
