@@ -285,3 +285,15 @@ def test_report_on_labrecorder_clock_resets(shared_data, tmp_path):
     assert len(_images(html)) == len(r.pngs) == 2  # streams and signals: no engagement, HR or EDA to plot
     assert "BioSemi" in html.split("id=gaps", 1)[1].split("<h2", 1)[0]
     assert "Segments and clock-segments differ" in html
+
+
+def test_replay_reports_its_length_and_progress(recorded):
+    d, _ = recorded
+    told, steps = [], []
+    data = analyse_recording(d / "raw.xdf", on_duration=told.append, on_step=steps.append)
+    assert told == [pytest.approx(data.end - data.origin, abs=1.0)]
+    assert steps == sorted(steps) and steps[-1] >= data.end - 0.5 and len(steps) > 100
+    # a recording made by engage is read, not replayed: no progress to report
+    told.clear()
+    analyse_recording(d / "session.xdf", on_duration=told.append)
+    assert told == []
