@@ -17,7 +17,7 @@ from engage.cli import main as cli_main
 from engage.core import Chunk, Context, EventBus, StreamInfo, VirtualClock
 from engage.signals.beats import EcgBeatDetector, PpgBeatDetector, detect_ecg_beats, detect_ppg_beats
 from engage.signals.cardiac import HR_CHANNELS, EcgHeartRate, PpgHeartRate, StrapRrHeartRate
-from engage.signals.hrv import HRV_CHANNELS, hrv_time
+from engage.signals.hrv import HRV_CHANNELS, hrv_nn, hrv_time
 
 
 def _ecg_info(fs: float, source: str = "s") -> StreamInfo:
@@ -280,25 +280,28 @@ def test_neurokit_samples_parity(shared_data, name, column, fs):
     assert abs(len(ours) - len(ref)) <= max(1, 0.01 * len(ref))
     rmssd_nk, rmssd_ours = hrv_time(np.diff(ref) / fs)["rmssd"], hrv_time(np.diff(ours) / fs)["rmssd"]
     assert abs(rmssd_ours / rmssd_nk - 1) <= 0.05
+    assert abs(hrv_nn(ours / fs)["rmssd"] / hrv_nn(ref / fs)["rmssd"] - 1) <= 0.05
 
 
 @pytest.mark.realdata
 def test_noisy_5min_recording_ecg_and_ppg(shared_data):
-    """bio_resting_5min has motion artifacts (~93 s, ~127 s, 215-236 s, 257-262 s, ~295 s) where NeuroKit2 and we
-    pick different peaks among artifact waves (NeuroKit2: its first sufficiently long gradient region, then 0.3 s
-    dead time; we: the strongest QRS-energy region). Measured: 98.4 % of NeuroKit2's beats within 10 ms, 98.6 %
-    within 50 ms, the same count (431); 99.2 % within 10 ms outside those stretches. Below the issue's 99 %
-    target on this one record: a known shortfall, kept as a regression floor. The first beat (0.49 s, inside the
-    2 s learning period: its region used to merge with the noise before it and be dropped as a burst) and the last
-    (299.93 s, 70 ms before the end: confirmed by ``finish()``) are found."""
+    """bio_resting_5min has motion artifacts (~93 s, ~127 s, 215-236 s, 257-262 s, ~295 s). Measured: 99.1 % of
+    NeuroKit2's beats within 10 ms (was 97.4 %: R peaks were placed on a causally high-passed signal, which shifts wide
+    waves by tens of ms, a noisy learning period dropped the first beat, a search-back took a bump 0.1 s before a real
+    QRS, and the last beat was never confirmed). The 4 left are artifact waves right after an R wave where NeuroKit2
+    keeps the first region (0.3 s dead time after it) and we the most prominent one.
+    RMSSD: over normal-to-normal intervals (both beat series through the same artifact and ectopic rule, as HRV is
+    defined) ours is 1.3 % from NeuroKit2's; over raw intervals 16 % (those 4 beats each make two large successive
+    differences); NeuroKit2's own ecg_process (Kubios artifact correction) + hrv_time gives 38.8 ms, ours 42.2 ms."""
     df = pd.read_csv(shared_data / "neurokit2_samples" / "bio_resting_5min_100hz.csv")
     ecg, ppg = df["ECG"].to_numpy(dtype=float), df["PPG"].to_numpy(dtype=float)
     ref = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=100), sampling_rate=100)[1]["ECG_R_Peaks"]
     ours = detect_ecg_beats(ecg, 100, chunk=256)
-    assert _within(ref, ours, 100, 0.010).mean() >= 0.98
-    assert _within(ref, ours, 100, 0.05).mean() >= 0.985
+    assert _within(ref, ours, 100, 0.010).mean() >= 0.99
     assert _within(ref[[0, -1]], ours, 100, 0.010).all()
-    assert abs(len(ours) - len(ref)) <= 2
+    assert len(ours) == len(ref)
+    nn_ref, nn_ours = hrv_nn(ref / 100), hrv_nn(ours / 100)
+    assert abs(nn_ours["rmssd"] / nn_ref["rmssd"] - 1) <= 0.05 and abs(nn_ours["n_nn"] - nn_ref["n_nn"]) <= 5
     ppg_ref = nk.ppg_peaks(nk.ppg_clean(ppg, sampling_rate=100), sampling_rate=100)[1]["PPG_Peaks"]
     ppg_ours = detect_ppg_beats(ppg, 100, chunk=7)
     assert _within(ppg_ref, ppg_ours, 100, 0.05).mean() >= 0.98

@@ -17,9 +17,12 @@ robust; after 3 s without a beat the signal level decays so a weaker signal is f
 levels are learnt on the first 2 s of good signal (NaN and flat stretches start the learning anew).
 
 The R peak is placed as NeuroKit2 places it: the most prominent local maximum (or minimum, when the
-stream's QRS complexes are mostly inverted) of the high-passed signal smoothed over one 50 Hz period,
-within the stretch where the QRS energy is above half its maximum, mapped back by the feature's delay
-(half the 100 ms box plus the band-pass's group delay). ``finish()`` decides on a QRS complex still
+stream's QRS complexes are mostly inverted) of the signal high-passed at 0.5 Hz *with zero phase*
+(forwards and backwards over the last 3 s, recomputed for each QRS: a causal high-pass shifts wide
+waves by tens of milliseconds) and smoothed over one 50 Hz period, within the stretch where the QRS
+energy is above half its maximum, mapped back by the feature's delay (half the 100 ms box plus the
+band-pass's group delay). A search-back beat is taken only once its candidate is a refractory period
+old, so a real QRS right after a sub-threshold bump wins. ``finish()`` decides on a QRS complex still
 open when the stream ends.
 
 PPG (:class:`PpgBeatDetector`): Elgendi's two-moving-averages method made causal: band-pass
@@ -58,17 +61,62 @@ _NI = 13
 
 
 @njit(cache=True, nogil=True)
-def _smoothed(ring_c, size, k, half):  # pragma: no cover - compiled
+def _smoothed(zp, k, half):  # pragma: no cover - compiled
     """The high-passed signal at ``k`` smoothed by a centred triangular kernel of ``2 half - 1`` samples (the
     zero-phase moving average over one 50 Hz period that NeuroKit2's ``ecg_clean`` applies)."""
     acc = 0.0
     for i in range(-(half - 1), half):
-        acc += (half - abs(i)) * ring_c[(k + i) % size]
+        acc += (half - abs(i)) * zp[k + i]
     return acc / (half * half)
 
 
 @njit(cache=True, nogil=True)
-def _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
+def _zero_phase_hp(ring_x, size, s0, n, sos, pad, zp, tmp):  # pragma: no cover - compiled
+    """Zero-phase high-pass (forward then backward, as ``scipy.signal.sosfiltfilt`` with odd padding at the end)
+    of the raw samples ``s0 .. n`` held in the ring; ``zp[k - s0]`` is sample ``k``'s value."""
+    m = n - s0 + 1
+    tot = m + pad
+    for k in range(m):
+        tmp[k] = ring_x[(s0 + k) % size]
+    last = tmp[m - 1]
+    for k in range(pad):
+        tmp[m + k] = 2.0 * last - tmp[max(0, m - 2 - k)]
+    ns = sos.shape[0]
+    zi = np.zeros((ns, 2))
+    for direction in range(2):
+        # steady-state initial conditions for the first input value (scipy's sosfilt_zi times it)
+        x0 = tmp[0] if direction == 0 else tmp[tot - 1]
+        for sec in range(ns):
+            b0, b1, b2, a1, a2 = sos[sec, 0], sos[sec, 1], sos[sec, 2], sos[sec, 4], sos[sec, 5]
+            # zi for a unit step through this section: solve the TDF-II steady state
+            g = (b0 + b1 + b2) / (1.0 + a1 + a2)
+            zi[sec, 0] = (g - b0) * x0
+            zi[sec, 1] = (b2 - a2 * g) * x0
+            x0 = g * x0
+        if direction == 0:
+            for k in range(tot):
+                v = tmp[k]
+                for sec in range(ns):
+                    out = sos[sec, 0] * v + zi[sec, 0]
+                    zi[sec, 0] = sos[sec, 1] * v - sos[sec, 4] * out + zi[sec, 1]
+                    zi[sec, 1] = sos[sec, 2] * v - sos[sec, 5] * out
+                    v = out
+                tmp[k] = v
+        else:
+            for k in range(tot - 1, -1, -1):
+                v = tmp[k]
+                for sec in range(ns):
+                    out = sos[sec, 0] * v + zi[sec, 0]
+                    zi[sec, 0] = sos[sec, 1] * v - sos[sec, 4] * out + zi[sec, 1]
+                    zi[sec, 1] = sos[sec, 2] * v - sos[sec, 5] * out
+                    v = out
+                tmp[k] = v
+    for k in range(m):
+        zp[k] = tmp[k]
+
+
+@njit(cache=True, nogil=True)
+def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
     """Index (absolute) of the R peak in [lo, hi]: the most prominent local maximum of the (smoothed)
     high-passed signal, or its most prominent minimum when the stream's QRS complexes are mostly inverted
     (a running vote over the beats); the window's extreme when it holds no local extreme. Prominences are
@@ -80,7 +128,7 @@ def _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cove
     imax = lo
     imin = lo
     for k in range(lo2, hi2 + 1):
-        v = _smoothed(ring_c, size, k, half)
+        v = _smoothed(zp, k - s0, half)
         work[k - lo2] = v
         if lo <= k <= hi:
             mean += v
@@ -131,7 +179,7 @@ def _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cove
 
 
 @njit(cache=True, nogil=True)
-def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work):  # pragma: no cover - compiled
+def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp, tmp):  # pragma: no cover
     """One sample's threshold, region, beat and search-back decisions (feature ``f`` at sample ``n``).
 
     ``delay`` is how far the feature lags the signal (half the 100 ms box plus the band-pass's group delay):
@@ -180,9 +228,14 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
             if si[_I_ABOVE] > max_region:  # energy above threshold for longer than any QRS: a burst
                 sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
             elif hi >= lo:
-                lo2 = max(lo - ext, n - size + half, half - 1)
+                # the R peak is placed on a zero-phase high-passed copy of the last 3 s (a causal high-pass shifts
+                # wide waves by tens of ms: NeuroKit2's ecg_clean filters forwards and backwards)
+                s0 = max(n - int(3.0 * fs), n - size + 1, 0)
+                _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
+                lo2 = max(lo - ext, s0 + half - 1)
+                lo = max(lo, lo2)
                 hi2 = max(hi, min(hi + ext, n - half + 1))
-                r = _place_r(ring_c, size, lo, hi, lo2, hi2, sf, half, work)
+                r = _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work) if hi >= lo else hi
                 rr = r - si[_I_LASTBEAT]
                 is_beat = fp > thr and rr >= refr
                 if is_beat and rr < twave and fp < 0.5 * sf[_F_LASTFP]:
@@ -205,7 +258,9 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
                         sf[_F_CANDFP] = fp
                         si[_I_CANDIDX] = r
     # search back: no beat for 1.66 mean RR, take the best sub-threshold region since the last beat
-    if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0 and not closing:
+    # (not before the candidate is a refractory period old: a real QRS right after a sub-threshold bump wins)
+    if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0 and not closing \
+            and n - si[_I_CANDIDX] > refr + delay:
         r = si[_I_CANDIDX]
         rr = r - si[_I_LASTBEAT]
         out_idx[nout] = r
@@ -223,7 +278,7 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
 
 @njit(cache=True, nogil=True)
 def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, out_bad, delay, half,
-                work):  # pragma: no cover - compiled
+                work, sos, zp, tmp):  # pragma: no cover - compiled
     size = ring_c.shape[0]
     gsize = ring_g.shape[0]
     nbox = max(1, int(round(0.1 * fs)))
@@ -232,7 +287,7 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
     nout = 0
     for j in range(xh.shape[0]):
         n = si[_I_N]
-        ring_c[n % size] = xh[j]
+        ring_c[n % size] = x[j]  # the raw (held) samples: R peaks are placed on a zero-phase filtered copy
         # flagged samples: non-finite input (already held) and long runs of identical raw values
         b = bad_in[j]
         if b:
@@ -279,18 +334,18 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
                 si[_I_LASTBEAT] = n - warm_len - int(round(0.2 * fs))
                 for k in range(n - warm_len + 1, n + 1):
                     nout = _decide(k, ring_f[k % size], fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half,
-                                   work)
+                                   work, sos, zp, tmp)
             continue
-        nout = _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work)
+        nout = _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp, tmp)
     return nout
 
 
 @njit(cache=True, nogil=True)
-def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work):  # pragma: no cover - compiled
+def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work, sos, zp, tmp):  # pragma: no cover
     """End of stream: decide on a QRS region still open (the last beat of a recording)."""
     if si[_I_INREG] == 0 or si[_I_WARM] < int(round(2.0 * fs)):
         return 0
-    return _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work)
+    return _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work, sos, zp, tmp)
 
 
 @njit(cache=True, nogil=True)
@@ -418,6 +473,9 @@ class EcgBeatDetector(_Detector):
         self._ring_f = np.zeros(int(4 * fs))
         self._ring_g = np.zeros(max(1, int(round(0.1 * fs))))
         self._work = np.zeros(self._ring_c.size)
+        self._zp = np.zeros(self._ring_c.size)
+        self._tmp = np.zeros(self._ring_c.size + 16)
+        self._sos_hp = np.ascontiguousarray(self.sos_hp, dtype=np.float64)
         # the feature lags the signal by half its 100 ms box plus the band-pass's group delay (at 10 Hz)
         _, gd = signal.group_delay(signal.sos2tf(self.sos_bp), w=[10.0], fs=fs)
         self._delay = int(round(0.1 * fs)) // 2 + int(round(float(gd[0])))
@@ -438,7 +496,7 @@ class EcgBeatDetector(_Detector):
         """
         out_idx, out_bad = np.empty(2, dtype=np.int64), np.empty(2)
         n = _ecg_close(self.fs, self._sf, self._si, self._ring_c, self._ring_f, out_idx, out_bad, self._delay, self._half,
-                       self._work) if self._started else 0
+                       self._work, self._sos_hp, self._zp, self._tmp) if self._started else 0
         return out_idx[:n].copy(), out_bad[:n].copy()
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -458,7 +516,7 @@ class EcgBeatDetector(_Detector):
         out_idx = np.empty(x.size // max(1, int(0.2 * self.fs)) + 16, dtype=np.int64)
         out_bad = np.empty(out_idx.size)
         n = _ecg_kernel(x, xh, bp, bad, self.fs, self._sf, self._si, self._ring_c, self._ring_f, self._ring_g, out_idx,
-                        out_bad, self._delay, self._half, self._work)
+                        out_bad, self._delay, self._half, self._work, self._sos_hp, self._zp, self._tmp)
         return out_idx[:n].copy(), out_bad[:n].copy()
 
 
