@@ -118,7 +118,7 @@ def timeline_png(data: ReportData) -> bytes:
     axc.set_ylim(0, 1.05)
     axc.set_ylabel("confidence")
     _finish_x([ax, axc], data)
-    ax.set_title(f"engagement - {data.path.name}", pad=34, fontsize=11)
+    fig.suptitle(f"engagement - {data.path.name}", fontsize=11)  # tight_layout leaves room for the scene titles
     return _png(fig)
 
 
@@ -160,7 +160,8 @@ def physiology_png(data: ReportData) -> bytes:
 
 def streams_png(data: ReportData) -> bytes:
     """One row per stream (recorded, then derived): where it has samples, its gaps, and the events."""
-    rows = [(s, "recorded") for s in data.streams] + [(s, "derived") for s in data.derived if s not in data.streams]
+    rows = [(s, "derived" if s.type in _DERIVED else "recorded") for s in data.streams]
+    rows += [(s, "derived") for s in data.derived if s not in data.streams]
     n = len(rows) + 1
     fig, (ax,) = _figure(1.2 + 0.35 * n)
     labels = []
@@ -183,7 +184,7 @@ def streams_png(data: ReportData) -> bytes:
     if data.gaps:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     _finish_x([ax], data)
-    ax.set_title(f"streams and events - {data.path.name}", fontsize=11)
+    ax.set_title(f"streams and events (blue: sensors, green: derived by engage) - {data.path.name}", fontsize=11)
     return _png(fig)
 
 
