@@ -289,8 +289,10 @@ class RppgHeartRate(Processor):
         # one rPPG per pipeline: the session's standard steps include one, so a second instance
         # (e.g. added again as an extra processor) stands aside instead of publishing every beat twice
         super().start(ctx)
-        ctx.counters["rppg.instances"] += 1
-        self._inert = ctx.counters["rppg.instances"] > 1
+        owner = getattr(ctx, "_rppg_owner", None)
+        if owner is None:
+            ctx._rppg_owner = owner = self
+        self._inert = owner is not self
         if self._inert:
             log.warning("a second rPPG processor in one pipeline does nothing (the session already runs one)")
 
@@ -299,7 +301,7 @@ class RppgHeartRate(Processor):
         good = np.flatnonzero((q >= 0.5) & np.isfinite(hr))
         if good.size:
             viewer = chunk.info.viewer
-            self._better[viewer] = max(self._better.get(viewer, -np.inf), float(chunk.timestamps[good[-1]]))
+            self._better[viewer] = max(self._better.get(viewer, -np.inf), float(np.max(chunk.timestamps[good])))
 
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
