@@ -113,6 +113,7 @@ class EdaFeatures(Processor):
         self.valid_range = valid_range
         self._state: dict[tuple[str, str], _EdaState] = {}
         self._seen: set[tuple[str, str]] = set()
+        self._rates: dict[tuple[str, str], float] = {}
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == "EDA" and info.nominal_rate > 0 and not info.is_string
@@ -130,12 +131,13 @@ class EdaFeatures(Processor):
         lo, hi = self.valid_range
         valid = np.isfinite(x) & (x >= lo) & (x <= hi)
         key = (info.viewer, info.source_id or info.name)
-        st = self._state.get(key)
-        if st is not None and st.fs != fs:  # the device changed its rate: new filters, a gap, quality 0 meanwhile
+        prev_fs = self._rates.get(key)
+        if prev_fs is not None and prev_fs != fs:  # the device changed its rate: new filters, a gap, quality 0 meanwhile
             self.ctx.counters[f"{self.name}.rate_changes"] += 1
-            self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {st.fs:g} to {fs:g} Hz")
-            del self._state[key]
-            st = None
+            self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {prev_fs:g} to {fs:g} Hz")
+            self._state.pop(key, None)
+        self._rates[key] = fs
+        st = self._state.get(key)
         if st is None:
             if not np.isfinite(fs) or fs <= 0 or not valid.any():
                 self.ctx.counters[f"{self.name}.invalid_samples"] += len(x)

@@ -119,6 +119,7 @@ class RespirationRate(Processor):
 
     def __init__(self) -> None:
         self._state: dict[tuple[str, str, float], tuple[BreathDetector | None, dict]] = {}
+        self._rates: dict[tuple[str, str], float] = {}
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type in ("RSP", "Respiration") and info.nominal_rate > 0 and not info.is_string
@@ -126,6 +127,14 @@ class RespirationRate(Processor):
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
         key = (info.viewer, info.source_id or info.name, float(info.nominal_rate))
+        prev_fs = self._rates.get(key[:2])
+        if prev_fs is not None and prev_fs != key[2]:  # the device changed its rate: a new detector and a gap
+            self.ctx.counters[f"{self.name}.rate_changes"] += 1
+            self.ctx.emit("sensor.gap", chunk.first_time, 0.0, {
+                "stream": info.name, "duration_s": 0.0,
+                "reason": f"sampling rate changed from {prev_fs:g} to {key[2]:g} Hz"}, source=self.name)
+            self._state.pop(key, None)  # (a rate seen before starts afresh too)
+        self._rates[key[:2]] = key[2]
         if key not in self._state:
             try:
                 det = BreathDetector(info.nominal_rate)
