@@ -138,7 +138,8 @@ class EdaOutlet:
 
     def __init__(self, source_id: str, die_after_s: float | None = None) -> None:
         self.die_after_s = die_after_s
-        info = pylsl.StreamInfo(f"test-gsr-{source_id[-6:]}", "GSR", 1, 16.0, pylsl.cf_float32, source_id)
+        self.name = f"test-gsr-{source_id[-6:]}"
+        info = pylsl.StreamInfo(self.name, "GSR", 1, 16.0, pylsl.cf_float32, source_id)
         ch = info.desc().append_child("channels").append_child("channel")
         ch.append_child_value("label", "GSR")
         ch.append_child_value("unit", "uS")
@@ -207,7 +208,7 @@ maps_to = "EEG"
 wait_s = 0.5
 """)
     xdf = tmp_path / "rig.xdf"
-    with EdaOutlet(sid):
+    with EdaOutlet(sid) as device:
         rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "4", "--record", str(xdf),
                                 "--out", str(tmp_path / "files"), "--quiet", capsys=capsys)
     assert rc == 0, err
@@ -220,7 +221,7 @@ wait_s = 0.5
     assert len(gsr) == 1 and "started: found 'test-gsr-" in gsr[0] and "(GSR, 1 ch, 16 Hz)" in gsr[0]
     assert "duration reached" in out
     streams = load_xdf(xdf)
-    raw = [s for s in streams.values() if s["info"]["name"][0].startswith("test-gsr-")]
+    raw = [s for s in streams.values() if s["info"]["name"][0] == device.name]
     assert len(raw) == 1 and raw[0]["info"]["type"][0] == "EDA"  # retyped to what the profile maps it to
     assert raw[0]["info"]["desc"][0]["channels"][0]["channel"][0]["label"][0] == "eda"
     assert 2.0 * 16 < len(raw[0]["time_stamps"]) < 6 * 16
@@ -256,14 +257,14 @@ def test_an_lsl_stream_that_dies_mid_session_is_a_recorded_gap(tmp_path, capsys)
     profile.write_text(f'[sensor.gsr]\nkind = "lsl"\nsource_id = "{sid}"\nmaps_to = "EDA"\nwait_s = 10\n'
                        'expected_rate = 4\n')
     xdf = tmp_path / "eda.xdf"
-    with EdaOutlet(sid, die_after_s=1.5):
+    with EdaOutlet(sid, die_after_s=1.5) as device:
         rc, out, err = run_live("--profile", str(profile), "--no-story", "--duration", "5", "--record", str(xdf),
                                 "--out", str(tmp_path / "files"), "--quiet", capsys=capsys)
     assert rc == 0, err
     streams = load_xdf(xdf)
     gaps = [e for e in events_of(streams) if e["type"] == "sensor.gap" and e["evidence"].get("reason") == "stream lost"]
-    assert len(gaps) == 1 and gaps[0]["evidence"]["stream"].startswith("test-gsr-")
-    raw = next(s for name, s in streams.items() if name.startswith("test-gsr-"))
+    assert len(gaps) == 1 and gaps[0]["evidence"]["stream"] == device.name
+    raw = streams[device.name]
     assert 0.5 * 16 < len(raw["time_stamps"]) < 4 * 16  # about 1.5 s of samples, then nothing
     assert gaps[0]["timestamp"] == pytest.approx(raw["time_stamps"][-1], abs=0.2)
     assert "sensor gaps: " in out
