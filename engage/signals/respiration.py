@@ -5,7 +5,8 @@ kept between chunks). A breath is found with hysteresis on the band-passed signa
 above ``+h`` and then fall below ``-h``, ``h`` being 30 % of the signal's running RMS (20 s); the
 end of inspiration is the maximum in between. Output ``RespirationRate``, irregular, one row per
 breath at its inspiration peak: ``rate_bpm`` (breaths per minute), ``interval_s``, ``quality``
-(0 when the interval is outside 1.5–15 s or the breath holds flagged samples). NaN samples are
+(0 when the interval is outside 1.5–15 s or the breath holds flagged samples; times the signal quality
+index of the last complete 8 s window before the breath, :mod:`engage.signals.quality`). NaN samples are
 held and flagged; the decisions run in one compiled loop, so chunking does not change the output.
 
 >>> import neurokit2 as nk
@@ -22,6 +23,8 @@ from numba import njit
 from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
+
+from .quality import WindowQuality
 
 RSP_CHANNELS = ("rate_bpm", "interval_s", "quality")
 RSP_UNITS = ("1/min", "s", "ratio")
@@ -143,12 +146,14 @@ class RespirationRate(Processor):
                 self.ctx.emit("sensor.gap", chunk.first_time, 0.0, {"stream": info.name, "duration_s": 0.0,
                                                                     "reason": str(exc)}, source=self.name)
                 det = None
-            self._state[key] = (det, {"last": None, "ring": np.zeros(max(16, int(40 * info.nominal_rate)))})
+            sqi = WindowQuality(info.type, float(info.nominal_rate)) if det is not None else None
+            self._state[key] = (det, {"last": None, "ring": np.zeros(max(16, int(40 * info.nominal_rate))), "sqi": sqi})
         det, st = self._state[key]
         if det is None:
             return []
         n0 = det.samples_seen
         col = info.channels.index("rsp") if "rsp" in info.channels else 0
+        st["sqi"].update(chunk.data[:, col].astype(np.float64))  # before the breaths: the window before each is complete
         idx, bad = det.process(chunk.data[:, col].astype(np.float64))
         ts = chunk.timestamps.astype(np.float64)
         ring = st["ring"]
@@ -160,7 +165,7 @@ class RespirationRate(Processor):
             if last is None or not np.isfinite(t) or not t > last:
                 continue
             interval = t - last
-            quality = 1.0 if 1.5 <= interval <= 15.0 and b == 0 else 0.0
+            quality = (1.0 if 1.5 <= interval <= 15.0 and b == 0 else 0.0) * st["sqi"].quality_before(i)
             rows.append([60.0 / interval, interval, quality])
             times.append(t)
         m = len(ts)
