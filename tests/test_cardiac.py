@@ -273,6 +273,11 @@ def test_mitdb_100_at_128_hz_and_first_minute_chunk_invariance(shared_data):
                                             ("bio_eventrelated_100hz.csv", "ECG", 100),
                                             ("ecg_1000hz.csv", "ECG", 1000)])
 def test_neurokit_samples_parity(shared_data, name, column, fs):
+    """Against NeuroKit2's beats as ecg_peaks(ecg_clean(x)) gives them. (ecg_process adds Kubios artifact correction,
+    which moves flagged beats to interpolated places: its peaks agree with its own uncorrected ones only 96.3 %,
+    99.8 %, 98.7 % and 98.0 % within 10 ms on bio_resting_5min, _8min, bio_eventrelated and ecg_1000hz - measured -
+    so no detector reporting real R peaks can reach 99 % against it. RMSSD is also compared over NN intervals: both
+    beat series through the same artifact and ectopic rule, hrv_nn.)"""
     x = pd.read_csv(shared_data / "neurokit2_samples" / name)[column].to_numpy(dtype=float)
     ref = nk.ecg_peaks(nk.ecg_clean(x, sampling_rate=fs), sampling_rate=fs)[1]["ECG_R_Peaks"]
     ours = detect_ecg_beats(x, fs, chunk=7)
@@ -363,3 +368,28 @@ def test_finish_confirms_the_open_last_beat_once():
     assert last.size == 1 and abs(int(last[0]) - ref[-1]) <= 4
     assert det.finish()[0].size == 0  # said once
     assert np.array_equal(np.concatenate([streamed, last]), detect_ecg_beats(ecg[:cut], fs, chunk=256))
+
+
+@pytest.mark.parametrize("fs,every", [(128, 2), (128, 3), (360, 2)])
+def test_frequent_ventricular_ectopy_at_low_and_high_rates(fs, every):
+    """Ventricular bigeminy / trigeminy (every 2nd or 3rd beat a wide, inverted, premature complex) with noise and
+    baseline wander, at 128 Hz and 360 Hz: every beat is found, nothing is invented (F1 >= 0.997)."""
+    from engage.cli.eval_beats import match_beats
+
+    rng = np.random.default_rng(fs + every)
+    times, t = [], 1.0
+    for k in range(240):
+        t += 0.8 * (0.62 if k % every == every - 1 else 1.0) + (0.45 if k % every == 0 and k else 0.0)
+        t += 0.015 * rng.standard_normal()
+        times.append(t)
+    n = int((times[-1] + 2) * fs)
+    tt = np.arange(n) / fs
+    x = 0.03 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * 0.2 * tt)
+    for k, bt in enumerate(times):
+        if k % every == every - 1:
+            x += -1.5 * np.exp(-0.5 * ((tt - bt) / 0.035) ** 2) + 0.6 * np.exp(-0.5 * ((tt - bt - 0.09) / 0.05) ** 2)
+        else:
+            x += (np.exp(-0.5 * ((tt - bt) / 0.012) ** 2) - 0.15 * np.exp(-0.5 * ((tt - bt - 0.03) / 0.01) ** 2)
+                  + 0.25 * np.exp(-0.5 * ((tt - bt - 0.25) / 0.05) ** 2))
+    beats = detect_ecg_beats(x, fs, chunk=7)
+    assert match_beats(np.array(times), beats / fs)["f1"] >= 0.997
