@@ -146,11 +146,17 @@ class _Downsampler:
             return [], []
         bins = np.floor(t / self.width).astype(np.int64)
         finite = np.isfinite(x)
-        starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-        sums = np.add.reduceat(np.where(finite, x, 0.0), starts, axis=0)
-        counts = np.add.reduceat(finite.astype(np.float64), starts, axis=0)
-        last_t = t[np.r_[starts[1:], len(t)] - 1]
-        seg_bins = bins[starts]
+        values = np.where(finite, x, 0.0)
+        if bins[0] == bins[-1]:  # the usual case: a chunk within one bin
+            starts = np.zeros(1, dtype=np.intp)
+            sums, counts = values.sum(axis=0)[None, :], finite.sum(axis=0, dtype=np.float64)[None, :]
+            last_t, seg_bins = t[-1:], bins[:1]
+        else:
+            starts = np.concatenate(([0], np.flatnonzero(bins[1:] != bins[:-1]) + 1))
+            sums = np.add.reduceat(values, starts, axis=0)
+            counts = np.add.reduceat(finite.astype(np.float64), starts, axis=0)
+            last_t = t[np.concatenate((starts[1:], [len(t)])) - 1]
+            seg_bins = bins[starts]
         closed_sums, closed_counts, closed_t = [], [], []
         first = 0
         if self.bin is not None and seg_bins[0] == self.bin:  # the open bin goes on
@@ -252,6 +258,7 @@ class DashboardFeed(Processor):
         self._pending: dict[str, list[tuple[float, list[float | None]]]] = {s.key: [] for s in SERIES}
         self._last_sent: dict[str, float] = {}
         self._samplers: dict[StreamInfo, _Downsampler] = {}
+        self._columns: dict[StreamInfo, list[int]] = {}
         self._blinks: deque[tuple[float, float]] = deque(maxlen=500)
         self._pending_blinks: list[tuple[float, float]] = []
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
@@ -325,13 +332,21 @@ class DashboardFeed(Processor):
 
     def _add_series(self, spec: SeriesSpec, chunk: Chunk) -> None:
         info = chunk.info
-        cols = [info.channels.index(c) if c in info.channels else -1 for c in spec.channels]
+        cols = self._columns.get(info)
+        if cols is None:
+            cols = self._columns[info] = [info.channels.index(c) if c in info.channels else -1 for c in spec.channels]
         data = np.asarray(chunk.data, dtype=np.float64)
-        x = np.column_stack([data[:, c] if c >= 0 else np.full(len(chunk), np.nan) for c in cols])
+        if min(cols) >= 0:
+            x = data[:, cols]
+        else:
+            x = np.full((len(chunk), len(cols)), np.nan)
+            for j, c in enumerate(cols):
+                if c >= 0:
+                    x[:, j] = data[:, c]
         t = np.asarray(chunk.timestamps, dtype=np.float64)
         if spec.key == "face" and "blink_duration" in info.channels:
             d = data[:, info.channels.index("blink_duration")]
-            for i in np.flatnonzero(np.nan_to_num(d) > 0):
+            for i in np.flatnonzero(d > 0):  # NaN compares False
                 blink = (round(float(t[i]), 3), round(float(d[i]), 3))
                 self._blinks.append(blink)
                 self._pending_blinks.append(blink)
