@@ -11,6 +11,7 @@ folder and to ``out/browser/``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -37,10 +38,20 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 from engage.dashboard import DashboardServer  # noqa: E402
 
 
+class FaceDropout(RecorderSink):
+    """Records like a lab recorder, except that the camera drops out from 6 to 9 s (a gap in the file)."""
+
+    def process(self, chunk):
+        if chunk.info.type == "Face" and 6.0 <= chunk.first_time < 9.0:
+            return []
+        return super().process(chunk)
+
+
 def record_session(path: Path, seconds: float, seed: int = 1) -> Path:
-    """A simulated viewer watching the test story, its raw streams recorded as a lab recorder would."""
+    """A simulated viewer watching the test story, its raw streams recorded as a lab recorder would,
+    with a 3 s hole in the face stream."""
     recorder = XdfRecorder(path)
-    sink = RecorderSink(recorder, types=("ECG", "EDA", "Face"), events=False)
+    sink = FaceDropout(recorder, types=("ECG", "EDA", "Face"), events=False)
     Session([SimulatedViewer(seed=seed)], VirtualClock(0.0), story=load_story(STORY), extra_processors=[sink]) \
         .run(duration=seconds)
     recorder.close()
@@ -121,6 +132,13 @@ def test_dashboard_and_player_follow_a_realtime_replay(recording, tmp_path):
                                    timeout=15_000)
             rows = dash.inner_text("#sensors tbody")
             assert "sim-viewer-1-ecg" in rows and "sim-viewer-1-face" in rows and "Hz" in rows
+            # the camera's 3 s hole in the recording: a sensor.gap event, and the gap on the face stream's row
+            assert dash.locator('#events li[data-type="sensor.gap"]').count() >= 1
+            face_gaps = dash.inner_text('#sensors tr[data-stream="sim-viewer-1-face"] td:last-child')
+            assert re.fullmatch(r"1 \((2|3)\.\d s\)", face_gaps), face_gaps
+            assert dash.inner_text('#sensors tr[data-stream="sim-viewer-1-ecg"] td:last-child') == "none"
+            assert dash.locator("#sensors tr.sensor").count() == 3  # the recording's three; the rest derived
+            assert "derived" in dash.get_attribute('#sensors tr[data-stream="viewer-1-heart-rate"]', "class")
             # the heart-rate trace is drawn in its colour (#ff6b6b) on the canvas
             drawn = dash.evaluate("""() => {
                 const c = document.getElementById('chart-hr'), d = c.getContext('2d')

@@ -47,9 +47,19 @@ log = logging.getLogger(__name__)
 #: Message kinds a subscriber may ask for.
 KINDS = ("snapshot", "series", "event", "plan", "status", "pong")
 
-#: Stream types the pipeline derives; every other stream is shown as a sensor.
+#: Stream types the pipeline derives (and any ``…Relative``); every other stream is shown as a sensor.
 DERIVED_TYPES = frozenset({"HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative",
-                           "Engagement", "RespirationRate", "WristFeatures"})
+                           "Engagement", "EngagementRules", "RespirationRate", "WristFeatures", "SignalQuality",
+                           "RPPG"})
+
+
+def is_derived(stream_type: str) -> bool:
+    """Whether the pipeline makes streams of this type (a sensor's own streams are shown first).
+
+    >>> is_derived("HeartRate"), is_derived("WristFeaturesRelative"), is_derived("ECG")
+    (True, True, False)
+    """
+    return stream_type in DERIVED_TYPES or stream_type.endswith("Relative")
 
 
 @dataclass(frozen=True)
@@ -219,7 +229,7 @@ class _StreamStatus:
     def to_dict(self, now: float) -> dict[str, Any]:
         rate = self.rate(now)
         return {
-            "name": self.info.name, "type": self.info.type, "sensor": self.info.type not in DERIVED_TYPES,
+            "name": self.info.name, "type": self.info.type, "sensor": not is_derived(self.info.type),
             "nominal_rate": _num(self.info.nominal_rate), "rate": None if rate is None else _num(rate),
             "age_s": None if self.last is None else _num(max(0.0, now - self.last)),
             "samples": self.samples, "gaps": self.gaps, "gap_s": _num(self.gap_s),
@@ -402,7 +412,7 @@ class DashboardFeed(Processor):
 
     def _status(self) -> dict[str, Any]:
         now = self.now if self.now is not None else 0.0
-        streams = sorted(self._streams.values(), key=lambda s: (not (s.info.type not in DERIVED_TYPES), s.info.name))
+        streams = sorted(self._streams.values(), key=lambda s: (is_derived(s.info.type), s.info.name))
         return {"now": _num(now), "origin": self.origin, "streams": [s.to_dict(now) for s in streams],
                 "unmatched_gaps": self._gap_unmatched}
 
