@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TextIO, runtime_checkable
 
 import numpy as np
 
@@ -39,11 +39,28 @@ from engage.signals.respiration import RespirationRate
 from engage.signals.face import FaceFeatures
 from engage.signals.rppg import RppgHeartRate
 
+if TYPE_CHECKING:
+    from engage.models.persistence import LoadedModel
+
 log = logging.getLogger(__name__)
 
 
-def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> list[Processor]:
-    """The sensing part of the pipeline, in routing order: signals → models → events."""
+def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
+                     model: "LoadedModel | str | Path | None" = None) -> list[Processor]:
+    """The sensing part of the pipeline, in routing order: signals → models → events.
+
+    ``model`` (a trained wrist model file, e.g. ``models/arousal-wrist.skops``): arousal comes from
+    that model wherever its wrist modalities (pulse wave, EDA, …) are present and good, from the
+    rule model elsewhere (:class:`~engage.models.classifier.EngagementFusion`); the output is the
+    same ``Engagement`` stream either way.
+    """
+    if model is None:
+        models: list[Processor] = [RuleEngagementModel()]
+    else:
+        from engage.models.classifier import EngagementFusion
+        from engage.models.evaluation import model_processors
+
+        models = [RuleEngagementModel(output_type="EngagementRules"), *model_processors(model), EngagementFusion()]
     return [
         EcgHeartRate(),
         PpgHeartRate(),
@@ -55,7 +72,7 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0) -> l
         RppgHeartRate(),  # heart rate from the face's colour, when no ECG/PPG/strap beats
         FeatureWindow(viewer=viewer),
         BaselineCalibrator(calibration_s=calibration_s),
-        RuleEngagementModel(),
+        *models,
         EngagementStateMachine(),
         MarkerEvents(),
     ]
@@ -136,6 +153,8 @@ class Session:
 
     ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
     (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
+    ``model`` (a trained wrist model file) takes arousal from that model where wrist signals are
+    present, from the rules elsewhere (see :func:`build_processors`).
     Each of ``observers`` (a :class:`SessionObserver`, e.g. the dashboard's) runs after the pipeline
     as a processor, hears every event on the bus and every scene plan; one that has ``on_story(story)``
     is told the story first.
@@ -155,6 +174,7 @@ class Session:
         step: float = 0.1,
         calibration_s: float = 60.0,
         extra_processors: Sequence[Processor] = (),
+        model: "LoadedModel | str | Path | None" = None,
         observers: Sequence[SessionObserver] = (),
     ) -> None:
         self.bus = EventBus()
@@ -168,7 +188,7 @@ class Session:
             plan_sinks.append(writer)
             self._closers.append(writer.close)
             self.outputs["scenes"] = Path(scenes_out)
-        processors = build_processors(viewer, calibration_s)
+        processors = build_processors(viewer, calibration_s, model)
         self.controller: Controller | None = None
         if story is not None:
             self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks, policy=DirectorPolicy())

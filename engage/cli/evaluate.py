@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     ds = open_dataset(args.dataset, args.root)
     subjects = args.subjects.split(",") if args.subjects else None
-    result, sets, _ = evaluate(model, ds, subjects, cv=args.cv, n_jobs=args.n_jobs)
+    result, sets, _ = evaluate(model, ds, subjects, cv=args.cv, n_jobs=args.n_jobs, cache=args.cache or None)
     plot = Path(args.plot) if args.plot else Path("out") / f"evaluate-{args.dataset}.png"
     what = "leave-one-subject-out" if args.cv else f"model {Path(args.model).name}"
     plot_report(result, plot, title=f"{args.dataset}: {what}")

@@ -22,6 +22,7 @@ def register(sub) -> None:
                     "and then reported (exit 1).",
         epilog="examples:\n  engage replay session.xdf\n  engage replay session.xdf --events-out events.jsonl\n"
                "  engage replay ecg.csv --type ECG\n"
+               "  engage replay e4_session.xdf --model models/arousal-wrist.skops   # arousal from the wrist model\n"
                "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace\n"
                "  engage replay session.xdf --realtime --dashboard # watch it in the browser (prints the URLs)\n"
                "  engage replay session.xdf --realtime --dashboard --host 0.0.0.0 --token SECRET --keep-open")
@@ -32,6 +33,8 @@ def register(sub) -> None:
     r.add_argument("--story", help="a story file (TOML) instead of the built-in one")
     r.add_argument("--no-story", action="store_true", help="sensing and events only, no narrative controller")
     r.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
+    r.add_argument("--model", help="a trained wrist model (.skops, e.g. models/arousal-wrist.skops): arousal from it "
+                                   "where the recording has its wrist signals, from the rule model elsewhere")
     r.add_argument("--realtime", action="store_true", help="replay at the original pace (default: as fast as possible)")
     r.add_argument("--to-lsl", action="store_true",
                    help="publish the recording's streams, the derived streams and the events as LSL outlets, "
@@ -55,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from engage.session import Session
 
     path = Path(args.file)
+    model = None
+    if args.model:  # checked before any replay starts: a bad file is a one-line error
+        from engage.models.persistence import load_model
+
+        model = load_model(args.model)
     if path.suffix.lower() == ".csv":
         if not args.type:
             raise EngageError(f"{path}: a CSV recording needs --type (ECG, EDA, Face …)")
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         event_outlet = LslEventOutlet(session_id, time_offset=offset)
     session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
-                      timeline=None if args.quiet else sys.stdout, extra_processors=extra,
+                      timeline=None if args.quiet else sys.stdout, extra_processors=extra, model=model,
                       observers=[dashboard.observer] if dashboard is not None else ())
     if event_outlet is not None:
         session.bus.subscribe(event_outlet)

@@ -17,6 +17,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subjects", help="comma-separated subject ids (default: all found under --root)")
     p.add_argument("--n-jobs", type=int, default=1,
                    help="parallel workers over subjects (joblib; -1 = all cores; default 1)")
+    p.add_argument("--cache", default=str(Path("out") / "cache" / "windows"),
+                   help="folder keeping each subject's feature windows, keyed by a hash of the code, settings and "
+                        "files, so train, evaluate and the benchmark replay each subject once "
+                        "(default: out/cache/windows; '' = no cache)")
 
 
 def register(sub) -> None:
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     ds = open_dataset(args.dataset, args.root)
     subjects = args.subjects.split(",") if args.subjects else ds.subjects()
     config = WindowConfig()
-    sets = _align(extract_windows(ds, subjects, config, n_jobs=args.n_jobs), MODEL_FEATURES)
+    sets = _align(extract_windows(ds, subjects, config, n_jobs=args.n_jobs, cache=args.cache or None), MODEL_FEATURES)
     model = fit(sets, args.kind)
     info = {"dataset": args.dataset, "subjects": [s.subject for s in sets], "kind": args.kind,
             "windows": {k: getattr(config, k) for k in config.__dataclass_fields__},

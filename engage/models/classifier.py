@@ -7,9 +7,10 @@ event state machine's confidence gate. It has the usual ``fit``/``predict_proba`
 
 :class:`ClassifierModel` applies a trained model (see :mod:`engage.models.persistence`) to the
 rows of a feature stream (by default ``WristFeaturesRelative``) and emits ``Engagement`` rows:
-``arousal`` = P(stress/arousal); ``confidence`` = how far from 0.5 the probability is, times the
-mean quality of the modalities present; ``boredom`` and ``attention`` are not estimated by a wrist
-model and stay NaN (the rule model or the face provide them).
+``arousal`` = P(stress/arousal); ``quality`` = the mean quality of the modalities, 0 when a
+``required`` one (pulse, EDA) is missing or poor; ``confidence`` = how far from 0.5 the probability
+is, times that quality; ``boredom`` and ``attention`` are not estimated by a wrist model and stay
+NaN (the rule model or the face provide them; see :class:`EngagementFusion`).
 
 >>> clf = make_classifier("logistic")
 >>> clf.fit([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]] * 5, [0, 1, 0, 1] * 5).predict_proba([[1.0, 0.0]]).shape
@@ -72,9 +73,12 @@ class ClassifierModel(Processor):
 
     name = "classifier-model"
 
-    def __init__(self, model, input_type: str = "WristFeaturesRelative") -> None:
+    def __init__(self, model, input_type: str = "WristFeaturesRelative", output_type: str = "Engagement",
+                 required: tuple[str, ...] = ("hr_quality", "eda_quality")) -> None:
         self.model = model
         self.input_type = input_type
+        self.output_type = output_type
+        self.required = required
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == self.input_type
@@ -87,7 +91,57 @@ class ClassifierModel(Processor):
         p = self.model.model.predict_proba(X)[:, 1]
         qcols = [i for i, n in enumerate(names) if n.endswith("_quality")]
         quality = chunk.data[:, qcols].astype(float).mean(axis=1) if qcols else np.ones(len(chunk))
+        need = [names.index(n) for n in self.required if n in names]
+        if need:  # a model without its key modalities (pulse, EDA) is guessing from imputed medians
+            quality = np.where(chunk.data[:, need].astype(float).min(axis=1) >= 0.2, quality, 0.0)
         confidence = np.abs(p - 0.5) * 2.0 * quality
         out = np.column_stack([p, np.full(len(p), np.nan), np.full(len(p), np.nan), confidence, quality])
         assert out.shape[1] == len(ENGAGEMENT_CHANNELS)
-        return [Chunk(engagement_info(chunk.info.viewer), out, chunk.timestamps)]
+        return [Chunk(engagement_info(chunk.info.viewer, self.output_type), out, chunk.timestamps)]
+
+
+class EngagementFusion(Processor):
+    """The rule model's scores with arousal from a trained model where that model can be trusted.
+
+    Accepts the rule model's rows (type ``rules_type``) and a trained model's rows (type
+    ``model_type``, e.g. :class:`ClassifierModel` with ``output_type="ArousalModel"``) and emits
+    ``Engagement``: each rule row, with ``arousal`` and ``confidence`` replaced by the latest model
+    row when that row is at most ``max_age_s`` old and its ``quality`` (the mean quality of the
+    modalities it was trained on) is at least ``min_quality``; otherwise the rule row unchanged -
+    the fallback when wrist modalities are missing or lost. ``boredom`` and ``attention`` always
+    come from the rules (and the face). Counters ``fusion.model_rows`` and ``fusion.rule_rows``
+    say which source each output row took its arousal from.
+
+    >>> EngagementFusion().accepts(engagement_info("v", "ArousalModel"))
+    True
+    """
+
+    name = "engagement-fusion"
+
+    def __init__(self, rules_type: str = "EngagementRules", model_type: str = "ArousalModel",
+                 max_age_s: float = 15.0, min_quality: float = 0.5) -> None:
+        self.rules_type = rules_type
+        self.model_type = model_type
+        self.max_age_s = max_age_s
+        self.min_quality = min_quality
+        self._model: dict[str, tuple[float, float, float, float]] = {}  # viewer → (t, arousal, confidence, quality)
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return info.type in (self.rules_type, self.model_type)
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        viewer = chunk.info.viewer
+        a, c, q = (ENGAGEMENT_CHANNELS.index(k) for k in ("arousal", "confidence", "quality"))
+        if chunk.info.type == self.model_type:
+            row = chunk.data[-1].astype(float)
+            self._model[viewer] = (float(chunk.timestamps[-1]), row[a], row[c], row[q])
+            return []
+        out = chunk.data.astype(float).copy()
+        latest = self._model.get(viewer)
+        for i, t in enumerate(chunk.timestamps):
+            use = (latest is not None and 0.0 <= float(t) - latest[0] <= self.max_age_s and np.isfinite(latest[1])
+                   and latest[3] >= self.min_quality)
+            if use:
+                out[i, a], out[i, c] = latest[1], latest[2]
+            self.ctx.counters["fusion.model_rows" if use else "fusion.rule_rows"] += 1
+        return [Chunk(engagement_info(viewer), out, chunk.timestamps)]

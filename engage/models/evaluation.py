@@ -14,7 +14,7 @@ import numpy as np
 
 from .persistence import LoadedModel, load_model
 from .training import WindowConfig, extract_windows, loso, predict, report
-from .wrist import WRIST_FEATURES, WRIST_QUALITIES, WindowSet
+from .wrist import LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, WindowSet
 
 
 def shipped_model_path(name: str = "arousal-wrist") -> Path:
@@ -29,8 +29,27 @@ def load_shipped(name: str = "arousal-wrist") -> LoadedModel:
 
 def config_of(model: LoadedModel) -> WindowConfig:
     """The window configuration a model was trained with (defaults when the file does not say)."""
-    return WindowConfig(**{k: float(v) for k, v in dict(model.info.get("windows", {})).items()
+    return WindowConfig(**{k: (None if v is None else float(v)) for k, v in dict(model.info.get("windows", {})).items()
                            if k in WindowConfig.__dataclass_fields__})
+
+
+def model_processors(model: LoadedModel | str | Path, output_type: str = "ArousalModel") -> list:
+    """The live chain that feeds a trained wrist model in a session: feature windows and the
+    viewer's baseline with the model's own settings, then the model (rows of ``output_type``,
+    for :class:`~engage.models.classifier.EngagementFusion`). Needs the ``HeartRate``/``HRV``
+    (from ``PpgHeartRate``) and ``EDAFeatures`` streams that the session's signal steps produce.
+
+    >>> [p.name for p in model_processors(load_shipped())]
+    ['wrist-window', 'wrist-baseline', 'classifier-model']
+    """
+    from .classifier import ClassifierModel
+    from .wrist import BaselineNormaliser, WristFeatureWindow
+
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    c = config_of(loaded)
+    return [WristFeatureWindow(c.window_s, c.hop_s),
+            BaselineNormaliser(c.calibration_s, c.adapt_tau_s, rank_history_s=c.rank_history_s),
+            ClassifierModel(loaded, output_type=output_type)]
 
 
 def _align(sets: Sequence[WindowSet], features: Sequence[str]) -> list[WindowSet]:
@@ -40,15 +59,16 @@ def _align(sets: Sequence[WindowSet], features: Sequence[str]) -> list[WindowSet
         cols = [s.features.index(f) if f in s.features else -1 for f in features]
         X = np.column_stack([s.X[:, c] if c >= 0 else np.full(len(s.X), np.nan) for c in cols]) if len(s.X) \
             else np.zeros((0, len(features)))
-        out.append(WindowSet(s.subject, tuple(features), X, s.t, s.y))
+        out.append(WindowSet(s.subject, tuple(features), X, s.t, s.y, s.raw, s.raw_t))
     return out
 
 
 def evaluate(model: LoadedModel, dataset, subjects: Sequence[str] | None = None, cv: str | None = None,
-             n_jobs: int = 1) -> tuple[dict, list[WindowSet], list[np.ndarray]]:
+             n_jobs: int = 1, cache=None) -> tuple[dict, list[WindowSet], list[np.ndarray]]:
     """Metrics of ``model`` on ``dataset``: ``cv=None`` scores the given model on every subject;
-    ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings."""
-    sets = extract_windows(dataset, subjects, config_of(model), n_jobs=n_jobs)
+    ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings.
+    ``cache``: see :func:`~engage.models.training.extract_windows`."""
+    sets = extract_windows(dataset, subjects, config_of(model), n_jobs=n_jobs, cache=cache)
     sets = [s for s in sets if np.isfinite(s.y).any()]
     sets = _align(sets, model.features)
     if cv == "loso":
@@ -90,6 +110,11 @@ def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
     return path
 
 
-MODEL_FEATURES = tuple(f"z_{n}" if n in ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate",
-                                          "acc_sd", "acc_energy", "temp_mean", "bvp_amp", "bvp_amp_sd") else n
-                       for n in WRIST_FEATURES) + WRIST_QUALITIES
+def model_features(rank: bool = True) -> tuple[str, ...]:
+    """The input channels of a wrist model: the normaliser's output for the wrist window's channels."""
+    levels = tuple(n for n in LEVEL_FEATURES if n in WRIST_FEATURES)
+    rest = tuple(n for n in WRIST_FEATURES + WRIST_QUALITIES if n not in levels)
+    return tuple(f"z_{n}" for n in levels) + rest + (tuple(f"p_{n}" for n in levels) if rank else ())
+
+
+MODEL_FEATURES = model_features()

@@ -29,9 +29,12 @@ from engage.core import Chunk, Processor, StreamInfo
 ENGAGEMENT_CHANNELS = ("arousal", "boredom", "attention", "confidence", "quality")
 
 
-def engagement_info(viewer: str) -> StreamInfo:
-    return StreamInfo(f"{viewer}-engagement", "Engagement", ENGAGEMENT_CHANNELS, ("score",) * 5, 1.0,
-                      f"engage-{viewer}-engagement", viewer=viewer)
+def engagement_info(viewer: str, stream_type: str = "Engagement") -> StreamInfo:
+    """The ``Engagement`` contract's stream info (another ``stream_type`` for an intermediate estimate
+    that a fusion step turns into ``Engagement``)."""
+    suffix = "engagement" if stream_type == "Engagement" else stream_type.lower()
+    return StreamInfo(f"{viewer}-{suffix}", stream_type, ENGAGEMENT_CHANNELS, ("score",) * 5, 1.0,
+                      f"engage-{viewer}-{suffix}", viewer=viewer)
 
 
 def _sigmoid(x: float) -> float:
@@ -45,9 +48,10 @@ def _ok(v: float) -> bool:
 class RuleEngagementModel(Processor):
     name = "rule-model"
 
-    def __init__(self, arousal_gain: float = 1.2, boredom_bias: float = -0.5) -> None:
+    def __init__(self, arousal_gain: float = 1.2, boredom_bias: float = -0.5, output_type: str = "Engagement") -> None:
         self.arousal_gain = arousal_gain
         self.boredom_bias = boredom_bias
+        self.output_type = output_type
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == "FeaturesRelative"
@@ -78,4 +82,4 @@ class RuleEngagementModel(Processor):
         for row in chunk.data:
             s = self.score(dict(zip(names, (float(v) for v in row))))
             rows.append([s[c] for c in ENGAGEMENT_CHANNELS])
-        return [Chunk.from_rows(engagement_info(chunk.info.viewer), rows, chunk.timestamps)]
+        return [Chunk.from_rows(engagement_info(chunk.info.viewer, self.output_type), rows, chunk.timestamps)]

@@ -17,9 +17,12 @@ or Ray (``from ray.util.joblib import register_ray; register_ray()`` then
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +42,10 @@ class WindowConfig:
     hop_s: float = 5.0
     calibration_s: float = 300.0
     adapt_tau_s: float = 1800.0
+    #: percentile-rank features against the viewer's own last 30 min (None: z-scores only)
+    rank_history_s: float | None = 1800.0
+    #: a window's label is the one in force this long before its end (window_s / 2: its centre)
+    label_lag_s: float = 15.0
 
 
 def _one(dataset, subject: str, config: WindowConfig) -> WindowSet:
@@ -51,11 +58,68 @@ def _progress(iterable, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="subject", disable=None, leave=False, file=sys.stderr)
 
 
+#: signal modules the wrist chain never runs (face, camera pulse, respiration belt): left out of the cache key
+_NOT_WRIST = {"face.py", "face_mesh.py", "gaze.py", "head_pose.py", "blinks.py", "rppg.py", "respiration.py"}
+
+
+def _code_version() -> str:
+    """A hash of the code that turns a recording into windows (core, loaders, replay, the signal
+    steps of the wrist chain, the wrist windows and baseline)."""
+    import engage
+
+    root = Path(engage.__file__).parent
+    files = [*sorted((root / "core").glob("*.py")), *sorted((root / "datasets").glob("*.py")),
+             root / "sensors" / "replay.py",
+             *sorted(f for f in (root / "signals").glob("*.py") if f.name not in _NOT_WRIST),
+             root / "models" / "wrist.py", root / "models" / "windows.py"]
+    h = hashlib.sha256(engage.__version__.encode())
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_key(dataset, subject: str, config: WindowConfig, cache: Path) -> str:
+    """Code version + config + the subject's input files (names, sizes, modification times)."""
+    h = hashlib.sha256(f"{_code_version()}|{dataset.name}|{subject}|{sorted(asdict(config).items())}".encode())
+    root = Path(getattr(dataset, "root", "."))
+    cache = cache.resolve()
+    for f in sorted(root.rglob("*")):
+        if cache == f.resolve() or cache in f.resolve().parents:  # a cache kept inside the dataset folder
+            continue
+        if f.is_file() and (subject in f.parts or subject in f.name or f.parent == root or "Processed" in str(f)):
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def _cached_one(dataset, subject: str, config: WindowConfig, cache: Path | None) -> WindowSet:
+    if cache is None:
+        return _one(dataset, subject, config)
+    path = cache / f"{dataset.name}-{subject}-{_cache_key(dataset, subject, config, cache)}.npz"
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        return WindowSet(str(z["subject"]), tuple(str(c) for c in z["features"]), z["X"], z["t"], z["y"],
+                         z["raw"], z["raw_t"])
+    ws = _one(dataset, subject, config)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, subject=ws.subject, features=np.array(ws.features, dtype=str), X=ws.X, t=ws.t, y=ws.y,
+             raw=ws.raw, raw_t=ws.raw_t)
+    os.replace(tmp, path)
+    return ws
+
+
 def extract_windows(dataset, subjects: Sequence[str] | None = None, config: WindowConfig = WindowConfig(),
-                    n_jobs: int = 1) -> list[WindowSet]:
-    """Each subject's recording replayed through the wrist chain (joblib over subjects, progress bar)."""
+                    n_jobs: int = 1, cache: str | os.PathLike | None = None) -> list[WindowSet]:
+    """Each subject's recording replayed through the wrist chain (joblib over subjects, progress bar).
+
+    ``cache``: a folder where each subject's windows are kept, keyed by a hash of the code that
+    computes them, the settings and the subject's files, so a second run (evaluate after train,
+    an ablation) reads them instead of replaying again. Any change to that code, the settings or
+    the files makes a new key."""
     subjects = list(subjects) if subjects is not None else dataset.subjects()
-    jobs = (delayed(_one)(dataset, s, config) for s in subjects)
+    cache = Path(cache) if cache is not None else None
+    jobs = (delayed(_cached_one)(dataset, s, config, cache) for s in subjects)
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
     return list(_progress(runner(jobs), len(subjects), "feature windows"))
 

@@ -7,11 +7,14 @@
 =============== ============================================ ===================================
 input type      features                                     from
 =============== ============================================ ===================================
-``HeartRate``   ``hr_mean``, ``hr_std``, ``hrv_rmssd``       engage's beat detectors (PPG pulses)
+``HeartRate``   ``hr_mean``, ``hr_std``, ``hrv_rmssd``,      engage's beat detectors (PPG pulses)
+                ``hr_slope``
+``HRV``         ``hrv_sdnn``, ``hrv_lf_hf``                    the same detectors' HRV rows
 ``DeviceHR``    same, in windows without clean beats          a watch's own 1 Hz HR (E4 HR.csv)
 ``IBI``         ``hrv_rmssd`` in windows without clean beats   a watch's own beats (E4 IBI.csv)
 ``EDAFeatures`` ``eda_tonic``, ``eda_phasic_sd``, ``scr_rate``, :class:`engage.signals.eda.EdaFeatures`
-                ``eda_slope``
+                ``eda_slope``, ``scr_amp`` (mean SCR amplitude),
+                ``eda_range`` (max − min of tonic + phasic)
 ``ACC``         ``acc_sd`` (magnitude), ``acc_energy``         raw accelerometer (g)
 ``TEMP``        ``temp_mean``, ``temp_slope``                  skin temperature (°C)
 ``PPG``         ``bvp_amp``, ``bvp_amp_sd`` (log pulse amplitude)  the raw pulse wave (BVP)
@@ -40,13 +43,15 @@ from engage.signals.eda import EdaFeatures
 from .windows import _Buffer
 
 WRIST_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "eda_slope",
-                  "acc_sd", "acc_energy", "temp_mean", "temp_slope", "bvp_amp", "bvp_amp_sd")
+                  "acc_sd", "acc_energy", "temp_mean", "temp_slope", "bvp_amp", "bvp_amp_sd",
+                  "hr_slope", "hrv_sdnn", "hrv_lf_hf", "scr_amp", "eda_range")
 WRIST_QUALITIES = ("hr_quality", "eda_quality", "acc_quality", "temp_quality")
 _UNITS = ("bpm", "bpm", "s", "uS", "uS", "1/min", "uS/min", "g", "g2", "degC", "degC/min", "log", "log",
-          "ratio", "ratio", "ratio", "ratio")
+          "bpm/min", "s", "ratio", "uS", "uS", "ratio", "ratio", "ratio", "ratio")
 #: level features made relative to the viewer's baseline (z-scored); the others are kept as they are
 LEVEL_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "acc_sd",
-                  "acc_energy", "temp_mean", "bvp_amp", "bvp_amp_sd")
+                  "acc_energy", "temp_mean", "bvp_amp", "bvp_amp_sd", "hrv_sdnn", "hrv_lf_hf", "scr_amp",
+                  "eda_range")
 
 
 def _slope_per_min(t: np.ndarray, x: np.ndarray) -> float:
@@ -64,7 +69,7 @@ class WristFeatureWindow(Processor):
     """
 
     name = "wrist-window"
-    inputs = ("HeartRate", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG")
+    inputs = ("HeartRate", "HRV", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG")
 
     def __init__(self, window_s: float = 60.0, hop_s: float = 5.0, viewer: str | None = None) -> None:
         if window_s <= 0 or hop_s <= 0:
@@ -132,7 +137,18 @@ class WristFeatureWindow(Processor):
             if bpm.size >= 2:
                 f["hr_mean"], f["hr_std"] = float(np.mean(bpm)), float(np.std(bpm))
                 f["hrv_rmssd"] = float(np.sqrt(np.mean(np.diff(rr) ** 2)))
+                f["hr_slope"] = _slope_per_min(t[good], bpm)
                 q["hr_quality"] = float(min(1.0, np.sum(rr) / self.window_s))
+        hrv = self._get("HRV", now)
+        if hrv is not None:
+            t, x, ch = hrv
+            good = x[:, ch.index("quality")] >= 0.5
+            if good.any():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # LF/HF is NaN until 2 min of clean beats
+                    f["hrv_sdnn"] = float(np.nanmedian(x[good, ch.index("sdnn")]))
+                    lf_hf = float(np.nanmedian(x[good, ch.index("lf_hf")]))
+                f["hrv_lf_hf"] = float(np.log(lf_hf)) if lf_hf > 0 else np.nan  # log: a ratio's skew
         if q["hr_quality"] == 0.0:  # no clean beats of our own in this window: the device's estimate, if any
             dev = self._get("DeviceHR", now)
             if dev is not None:
@@ -156,6 +172,9 @@ class WristFeatureWindow(Processor):
             f["eda_phasic_sd"] = float(np.std(x[:, ch.index("phasic_us")]))
             f["scr_rate"] = float(np.count_nonzero(x[:, ch.index("scr_amplitude")]) / (self.window_s / 60.0))
             f["eda_slope"] = _slope_per_min(t, tonic)
+            amp = x[:, ch.index("scr_amplitude")]
+            f["scr_amp"] = float(np.mean(amp[amp > 0])) if np.any(amp > 0) else 0.0
+            f["eda_range"] = float(np.ptp(tonic + x[:, ch.index("phasic_us")]))
             q["eda_quality"] = float(np.mean(x[:, ch.index("quality")])) * self._coverage(t)
         acc = self._get("ACC", now)
         if acc is not None:
@@ -192,6 +211,12 @@ class BaselineNormaliser(Processor):
     features followed by the other channels unchanged; type ``<input type>Relative``. Rows during
     calibration are not emitted (the baseline is not known yet).
 
+    With ``rank_history_s`` set, each level feature also gets ``p_<name>``: the percentile rank
+    (−0.5 … +0.5) of the current value among the viewer's own rows of the last ``rank_history_s``
+    seconds (calibration rows included; NaN with fewer than 5 values). A rank is causal, robust
+    to outliers and to a flat calibration, and puts viewers with very different EDA levels or
+    pulse amplitudes on one scale.
+
     >>> BaselineNormaliser(calibration_s=180).input_type
     'WristFeatures'
     """
@@ -199,7 +224,13 @@ class BaselineNormaliser(Processor):
     name = "wrist-baseline"
 
     def __init__(self, calibration_s: float = 180.0, adapt_tau_s: float = 1800.0, floor: float = 0.02,
-                 input_type: str = "WristFeatures", levels: tuple[str, ...] = LEVEL_FEATURES) -> None:
+                 input_type: str = "WristFeatures", levels: tuple[str, ...] = LEVEL_FEATURES,
+                 rank_history_s: float | None = None) -> None:
+        if rank_history_s is not None and rank_history_s <= 0:
+            raise ValueError("rank_history_s must be positive (or None)")
+        self.rank_history_s = rank_history_s
+        self._hist_t: list[float] = []
+        self._hist_x: list[np.ndarray] = []
         self.calibration_s = calibration_s
         self.adapt_tau_s = adapt_tau_s
         self.floor = floor
@@ -225,6 +256,19 @@ class BaselineNormaliser(Processor):
         self.center = center
         self.scale = np.where(np.isfinite(scale), np.maximum(scale, floor), floor)
 
+    def _rank(self, t: float, x: np.ndarray) -> np.ndarray:
+        """Percentile rank of ``x`` among the rows of the last ``rank_history_s`` (see the class docstring)."""
+        cut = int(np.searchsorted(np.asarray(self._hist_t), t - self.rank_history_s, side="right"))
+        if cut:
+            del self._hist_t[:cut], self._hist_x[:cut]
+        h = np.array(self._hist_x)
+        ok = np.isfinite(h)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            below = np.sum(ok & (h < x), axis=0) + 0.5 * np.sum(ok & (h == x), axis=0)
+            p = below / n - 0.5
+        return np.where((n >= 5) & np.isfinite(x), p, np.nan)
+
     def process(self, chunk: Chunk) -> list[Chunk]:
         names = chunk.info.channels
         idx = [names.index(n) for n in self.levels if n in names]
@@ -234,6 +278,9 @@ class BaselineNormaliser(Processor):
             t = float(t)
             if self._start is None:
                 self._start = t
+            if self.rank_history_s is not None:
+                self._hist_t.append(t)
+                self._hist_x.append(row[idx])
             if self.center is None:
                 self._rows.append(row)
                 if t - self._start >= self.calibration_s:
@@ -242,7 +289,7 @@ class BaselineNormaliser(Processor):
                 continue
             x = row[idx]
             z = (x - self.center) / self.scale
-            out_rows.append(np.concatenate([z, row[rest]]))
+            out_rows.append(np.concatenate([z, row[rest], self._rank(t, x)] if self.rank_history_s else [z, row[rest]]))
             out_t.append(t)
             # slow adaptation; a centre not known yet (NaN) takes the first value seen
             a = 1.0 - np.exp(-(t - self._last_t) / self.adapt_tau_s) if self.adapt_tau_s > 0 else 0.0
@@ -255,6 +302,9 @@ class BaselineNormaliser(Processor):
         info = chunk.info
         channels = tuple(f"z_{names[i]}" for i in idx) + tuple(names[i] for i in rest)
         units = ("z",) * len(idx) + tuple(info.units[i] for i in rest)
+        if self.rank_history_s:
+            channels += tuple(f"p_{names[i]}" for i in idx)
+            units += ("rank",) * len(idx)
         out = StreamInfo(f"{info.viewer}-{self.input_type.lower()}-relative", f"{self.input_type}Relative",
                          channels, units, info.nominal_rate, f"engage-{info.viewer}-{self.input_type.lower()}-rel",
                          viewer=info.viewer)
@@ -296,25 +346,52 @@ class WindowSet:
     X: np.ndarray
     t: np.ndarray
     y: np.ndarray
+    #: the windows before baseline normalisation (``WristFeatures`` rows, their times), so other
+    #: baseline settings can be tried without replaying the recording (:func:`renormalise`)
+    raw: np.ndarray | None = None
+    raw_t: np.ndarray | None = None
+
+
+def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_history_s: float | None,
+                labels=None, label_lag_s: float = 0.0) -> WindowSet:
+    """``ws`` with its raw windows put through another :class:`BaselineNormaliser` - the same rows
+    the live chain would give with those settings (the normaliser works row by row, causally).
+    ``labels`` (a callable time → label, e.g. ``recording.label_at``) relabels the windows.
+    """
+    if ws.raw is None or ws.raw_t is None:
+        raise ValueError(f"{ws.subject}: no raw windows kept")
+    info = StreamInfo(f"{ws.subject}-wrist-features", "WristFeatures", WRIST_FEATURES + WRIST_QUALITIES, _UNITS,
+                      0.0, f"engage-{ws.subject}-wrist-features", viewer=ws.subject)
+    norm = BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s)
+    out = norm.process(Chunk(info, ws.raw, ws.raw_t)) if len(ws.raw_t) else []
+    if not out:
+        return WindowSet(ws.subject, ws.features, np.zeros((0, len(ws.features))), np.zeros(0), np.zeros(0), ws.raw, ws.raw_t)
+    t = out[0].timestamps
+    y = labels(t - label_lag_s) if labels is not None else ws.y[np.searchsorted(ws.t, t)] if len(ws.t) else np.full(len(t), np.nan)
+    return WindowSet(ws.subject, out[0].info.channels, out[0].data, t, y, ws.raw, ws.raw_t)
 
 
 def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
-                     adapt_tau_s: float = 1800.0) -> list[Processor]:
+                     adapt_tau_s: float = 1800.0, rank_history_s: float | None = None) -> list[Processor]:
     """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline."""
-    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s), BaselineNormaliser(calibration_s, adapt_tau_s)]
+    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s),
+            BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s)]
 
 
 def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
-                   adapt_tau_s: float = 1800.0, step: float = 1.0) -> WindowSet:
+                   adapt_tau_s: float = 1800.0, rank_history_s: float | None = None, label_lag_s: float = 0.0,
+                   step: float = 1.0) -> WindowSet:
     """Replay ``recording`` through the wrist chain on a virtual clock; label each window by the
-    label at its end time (windows without a label get NaN).
+    label at ``label_lag_s`` before its end (0: its end; ``window_s / 2``: its centre, the label
+    covering most of it). Windows without a label get NaN.
 
     >>> # ws = wrist_features(StressPredict(root).load("S02")); ws.X.shape
     """
-    collector = Collector("WristFeaturesRelative")
+    collector, raw = Collector("WristFeaturesRelative"), Collector("WristFeatures")
     runtime = Runtime(VirtualClock(), [recording.source()],
-                      wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s) + [collector],
+                      wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s) + [collector, raw],
                       bus=EventBus(), step=step, viewer=recording.subject)
     runtime.run()
     t, X = collector.arrays()
-    return WindowSet(recording.subject, collector.channels, X, t, recording.label_at(t))
+    raw_t, raw_x = raw.arrays()
+    return WindowSet(recording.subject, collector.channels, X, t, recording.label_at(t - label_lag_s), raw_x, raw_t)
