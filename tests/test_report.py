@@ -285,6 +285,7 @@ def test_report_on_labrecorder_clock_resets(shared_data, tmp_path):
     assert len(_images(html)) == len(r.pngs) == 2  # streams and signals: no engagement, HR or EDA to plot
     assert "BioSemi" in html.split("id=gaps", 1)[1].split("<h2", 1)[0]
     assert "Segments and clock-segments differ" in html
+    assert "marker 175, sensor.gap 1" in html
 
 
 def test_replay_reports_its_length_and_progress(recorded):

@@ -157,6 +157,10 @@ def render_html(data: ReportData, images: dict[str, tuple[str, bytes]]) -> str:
 
     parts.append("<h2 id=events>Events</h2>")
     if data.events:
+        counts: dict[str, int] = {}
+        for e in data.events:
+            counts[e.type] = counts.get(e.type, 0) + 1
+        parts.append("<p>" + escape(", ".join(f"{k} {v}" for k, v in sorted(counts.items()))) + "</p>")
         shown = data.events[:MAX_EVENT_ROWS]
         rows = [[rel(e.timestamp), e.type, f"{e.confidence:.2f}", e.source, event_summary(e)] for e in shown]
         parts.append(_table(["time", "type", "confidence", "source", "what"], rows, {0, 2}))
