@@ -134,6 +134,8 @@ def test_dashboard_and_player_follow_a_realtime_replay(recording, tmp_path):
             assert "sim-viewer-1-ecg" in rows and "sim-viewer-1-face" in rows and "Hz" in rows
             # the camera's 3 s hole in the recording: a sensor.gap event, and the gap on the face stream's row
             assert dash.locator('#events li[data-type="sensor.gap"]').count() >= 1
+            # shown at its session time: 6 s after the recording's first sample
+            assert dash.inner_text('#events li[data-type="sensor.gap"] .t') in ("00:05", "00:06")
             face_gaps = dash.inner_text('#sensors tr[data-stream="sim-viewer-1-face"] td:last-child')
             assert re.fullmatch(r"1 \((2|3)\.\d s\)", face_gaps), face_gaps
             assert dash.inner_text('#sensors tr[data-stream="sim-viewer-1-ecg"] td:last-child') == "none"

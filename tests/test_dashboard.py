@@ -385,3 +385,18 @@ def test_request_lines_in_logs_have_the_token_blanked():
     plain = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "started %d", (3,), None)
     f.filter(plain)
     assert plain.getMessage() == "started 3" and plain.args == (3,)
+
+
+def test_time_zero_is_the_earliest_sample_of_the_first_step_not_the_first_chunk_seen():
+    feed = DashboardFeed(wall_clock=FakeWall())
+    sub = feed.subscribe(topics=("series", "status"))
+    ecg = StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 250.0, "ecg-1")
+    # a derived heart-rate row reaches the observer before the raw ECG it came from (depth-first routing)
+    feed.process(Chunk.from_rows(HR, [[61.0, 0.98, 1.0]], [1.656]))
+    feed.process(Chunk(ecg, np.zeros((500, 1)), np.arange(500) / 250.0 + 0.004))
+    feed.tick(2.0)
+    feed.process(Chunk(ecg, np.zeros((25, 1)), np.arange(25) / 250.0 + 2.004))
+    feed.tick(2.1)
+    got = messages(sub)
+    assert got[0]["origin"] is None and got[0]["series"] == "hr"  # before the first tick: not known yet
+    assert feed.origin == 0.004 and all(m["origin"] == 0.004 for m in got[1:])

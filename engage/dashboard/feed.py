@@ -275,7 +275,10 @@ class DashboardFeed(Processor):
         self._plans: deque[dict[str, Any]] = deque(maxlen=max_plans)
         self._streams: dict[StreamInfo, _StreamStatus] = {}
         self._gap_unmatched = 0
+        #: The session's time zero: the earliest sample of the first step (derived streams reach an observer
+        #: before the raw chunk they came from, so not simply the first chunk seen).
         self.origin: float | None = None
+        self._earliest: float | None = None
         self.now: float | None = None
         self._last_status = -math.inf
         #: Counters: messages published (per subscriber delivery), dropped, malformed client messages.
@@ -314,7 +317,7 @@ class DashboardFeed(Processor):
             targets = [s for s in self._subscribers if kind in s.topics]
             if not targets:
                 return
-            text = _dumps({"kind": kind, **payload})
+            text = _dumps({"kind": kind, "origin": self.origin, **payload})  # origin: the session's time zero
             for sub in targets:
                 sub.put(text)
                 self.published += 1
@@ -329,8 +332,9 @@ class DashboardFeed(Processor):
             return []
         info = chunk.info
         with self._lock:
-            if self.origin is None:
-                self.origin = float(chunk.timestamps[0])
+            if self.origin is None:  # fixed at the first tick: the earliest sample of the first step
+                first = float(chunk.timestamps[0])
+                self._earliest = first if self._earliest is None else min(self._earliest, first)
             status = self._streams.get(info)
             if status is None:
                 status = self._streams[info] = _StreamStatus(info, window_s=10.0)
@@ -394,7 +398,7 @@ class DashboardFeed(Processor):
         with self._lock:
             self.now = float(now)
             if self.origin is None:
-                self.origin = self.now
+                self.origin = self._earliest if self._earliest is not None else self.now
             for spec in SERIES:
                 self._maybe_send(spec.key)
             wall = self._wall()

@@ -41,6 +41,8 @@
 
   // ------------------------------------------------------------------ messages
   function onMessage(m) {
+    // the feed's time zero (its first sample) comes with every message; the first one known is kept
+    if (state.origin === null && m.origin !== null && m.origin !== undefined) state.origin = m.origin;
     switch (m.kind) {
       case "snapshot": return onSnapshot(m);
       case "series": return onSeries(m);
@@ -71,7 +73,6 @@
       if (m.t[i] < last) continue;  // already seen (a snapshot overlapping a message)
       s.t.push(m.t[i]); s.v.push(m.v[i]);
     }
-    if (state.origin === null && s.t.length) state.origin = s.t[0];
     trim(s);
     if (m.blinks) for (const b of m.blinks) state.blinks.push(b);
     while (state.blinks.length > 500) state.blinks.shift();
