@@ -238,6 +238,7 @@ class DashboardServer:
         if not isinstance(port, int) or not (0 <= port <= 65535):
             raise ConfigError(f"dashboard port must be 0..65535, got {port!r}")
         token = token or None
+        host = host.strip().strip("[]") or "127.0.0.1"  # "[::1]" as written in a URL
         if not is_loopback(host) and token is None:
             raise ConfigError(f"dashboard on {host}: an address other than 127.0.0.1 needs a token "
                               f"(--token SECRET), so that only people you give it to can watch")
