@@ -42,18 +42,21 @@ def make_folder(root: Path, subjects=("S01", "S02", "S03"), minutes=10) -> Path:
 def test_train_then_evaluate(tmp_path, capsys):
     root = make_folder(tmp_path / "sp")
     model = tmp_path / "m.skops"
-    assert main(["train", "--dataset", "stress-predict", "--root", str(root), "--out", str(model)]) == 0
-    assert model.is_file()
+    cache = tmp_path / "cache"
+    assert main(["train", "--dataset", "stress-predict", "--root", str(root), "--out", str(model),
+                 "--cache", str(cache)]) == 0
+    assert model.is_file() and len(list(cache.glob("*.npz"))) == 3
     capsys.readouterr()
     plot = tmp_path / "eval.png"
     assert main(["evaluate", "--dataset", "stress-predict", "--root", str(root), "--model", str(model),
-                 "--cv", "loso", "--plot", str(plot)]) == 0
+                 "--cv", "loso", "--plot", str(plot), "--cache", str(cache)]) == 0
+    assert len(list(cache.glob("*.npz"))) == 3  # the windows train computed, read back
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(out["per_subject"]) == {"S01", "S02", "S03"}
     assert out["balanced_accuracy"] > 0.8 and {"f1", "roc_auc"} <= set(out)
     assert plot.stat().st_size > 10_000
     assert main(["evaluate", "--dataset", "stress-predict", "--root", str(root), "--model", str(model),
-                 "--plot", str(plot), "--subjects", "S02"]) == 0
+                 "--plot", str(plot), "--subjects", "S02", "--cache", ""]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(out["per_subject"]) == ["S02"] and out["cv"] is None
 
@@ -66,3 +69,20 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "foreign.skops" in capsys.readouterr().err
     assert main(["train", "--dataset", "wesad", "--root", str(tmp_path / "nope"), "--out", str(bad)]) == 2
     assert "WESAD root folder not found" in capsys.readouterr().err
+
+
+def test_replay_with_a_model(tmp_path, capsys):
+    """``engage replay --model``: a foreign file is refused before the replay; a good model runs."""
+    from engage.models.evaluation import shipped_model_path
+
+    bad = tmp_path / "foreign.skops"
+    bad.write_bytes(b"PK\x03\x04 definitely not a model")
+    csv = tmp_path / "eda.csv"
+    t = np.arange(0, 400, 0.25)
+    csv.write_text("timestamp,eda\n" + "\n".join(f"{a:.2f},{2 + 0.1 * np.sin(a / 20):.4f}" for a in t) + "\n")
+    assert main(["replay", str(csv), "--type", "EDA", "--model", str(bad), "--quiet", "--no-story",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "foreign.skops" in capsys.readouterr().err
+    assert main(["replay", str(csv), "--type", "EDA", "--model", str(shipped_model_path()), "--quiet", "--no-story",
+                 "--out", str(tmp_path / "o")]) == 0  # EDA only: the model lacks its pulse, the rules score
+    assert (tmp_path / "o" / "events.jsonl").is_file()
