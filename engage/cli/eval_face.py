@@ -270,9 +270,9 @@ class _FaceMonitor(Processor):
             if self.last is None or t - self.last >= 1.0:
                 self.last = t
                 row = dict(zip(chunk.info.channels, chunk.data[-1]))
+                hr = f"{self.hr:5.1f} (quality {self.hr_q:.2f})" if np.isfinite(self.hr) else "  -- (needs 6 s of face)"
                 print(f"{t:10.2f}  face {int(row['face_present'])}  on-screen {int(row['on_screen'])}  "
-                      f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  "
-                      f"HR(rPPG) {self.hr:5.1f} (quality {self.hr_q:.2f})",
+                      f"blinks/min {row['blink_rate']:5.1f}  PERCLOS {row['perclos']:.2f}  HR(rPPG) {hr}",
                       file=self.out)
         return []
 
