@@ -4,7 +4,8 @@ On the same signal (MIT-BIH record 100 from ``../shared/data`` resampled to each
 simulated ECG when the data is absent) it times
 
 - the streaming detector alone (``EcgBeatDetector``, 256-sample chunks),
-- the whole streaming step (``EcgHeartRate``: detector + HR + rolling HRV, 256-sample chunks),
+- the whole streaming step (``EcgHeartRate``: detector + per-window signal quality + HR + rolling HRV,
+  256-sample chunks),
 - NeuroKit2's offline ``ecg_process`` on the whole signal,
 
 in µs per sample, with the ratio NeuroKit2 / streaming step. The last line is one JSON object.
