@@ -152,7 +152,6 @@ def _open_webcam(spec, now: float) -> OpenedSensor:
     try:
         from engage.signals.face_mesh import FaceAnalyzer, FaceLandmarkerTracker, FaceMeshTracker
         from engage.signals.gaze import ScreenGeometry
-        from engage.signals.rppg import RppgHeartRate
 
         tracker = FaceLandmarkerTracker(spec.task) if spec.task else FaceMeshTracker()
     except ImportError as exc:
@@ -182,7 +181,7 @@ def _open_webcam(spec, now: float) -> OpenedSensor:
     except EngageError as exc:
         analyzer.close()
         raise SensorUnavailable(str(exc)) from None
-    return OpenedSensor(spec, source, processors=(RppgHeartRate(),), close=analyzer.close)
+    return OpenedSensor(spec, source, close=analyzer.close)  # rPPG is a standard session step
 
 
 def _find_strap(spec, taken: set[str]) -> str:
