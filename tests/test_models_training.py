@@ -13,7 +13,7 @@ from engage.datasets import Labels, Recording, StressPredict, Track
 from engage.models.classifier import ClassifierModel, make_classifier
 from engage.models.evaluation import MODEL_FEATURES, _align, load_shipped, shipped_model_path
 from engage.models.persistence import ModelFileError, load_model, save_model
-from engage.models.training import WindowConfig, extract_windows, fit, loso, metrics, report
+from engage.models.training import WindowConfig, extract_windows, fit, loso, metrics, predict, report
 from engage.models.wrist import WRIST_FEATURES, BaselineNormaliser, Collector, WristFeatureWindow, wrist_features
 
 
@@ -183,11 +183,21 @@ def test_real_stress_predict_few_participants(shared_data):
     ds = StressPredict(shared_data / "stress_predict_e4")
     sets = _align(extract_windows(ds, ["S05", "S11", "S16"], WindowConfig(), n_jobs=1), MODEL_FEATURES)
     assert all(s.features == MODEL_FEATURES and np.isfinite(s.y).mean() > 0.9 for s in sets)
-    model = fit(sets[:2], "logistic")
-    held = sets[2]
-    ok = np.isfinite(held.y)
-    m = metrics(held.y[ok].astype(int), model.predict_proba(held.X[ok])[:, 1])
-    assert m["roc_auc"] > 0.6  # better than chance on a participant the model never saw
+    shipped = load_shipped()
+    k = MODEL_FEATURES.index("p_eda_tonic")
+    for s, p in zip(sets, predict(shipped.model, sets)):
+        ok = np.isfinite(s.y)
+        # the windows computed now are the ones the shipped model learnt from (it saw these people:
+        # a change to the signal code that shifts the features without a retrain shows here)
+        assert metrics(s.y[ok].astype(int), p[ok])["roc_auc"] > 0.7, s.subject
+        # physiology without any fitting: skin conductance ranks higher in the viewer's own last
+        # 30 minutes during the stress tasks than at rest
+        x = s.X[ok, k]
+        good = np.isfinite(x)
+        assert metrics(s.y[ok][good].astype(int), x[good] + 0.5)["roc_auc"] > 0.6, s.subject
+    # Generalisation to unseen participants is measured leave-one-subject-out over all 19 (engage
+    # evaluate --cv loso, benchmarks/models.py): a model fitted on 2-3 participants here is not a
+    # test of it (held-out ROC AUC 0.3-0.8 depending on which two, measured).
 
 
 def test_feature_window_does_not_depend_on_chunking():
