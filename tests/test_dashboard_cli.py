@@ -94,3 +94,13 @@ def test_replay_help_shows_the_dashboard_options():
                          timeout=60).stdout
     for option in ("--dashboard", "--host", "--port", "--token", "--keep-open", "--realtime --dashboard"):
         assert option in out
+
+
+def test_token_from_the_environment_allows_an_open_address(recording, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ENGAGE_DASHBOARD_TOKEN", "env-s3cret")
+    code = main(["replay", str(recording), "--dashboard", "--host", "0.0.0.0", "--port", "0", "--quiet",
+                 "--story", str(STORY), "--out", str(tmp_path / "c")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.search(r"dashboard http://\S+:\d+/\?token=env-s3cret$", out.splitlines()[0])
+    assert "without --realtime the replay runs as fast as it can" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def register(sub) -> None:
     d.add_argument("--host", default="127.0.0.1",
                    help="address the dashboard listens on (default: 127.0.0.1; any other needs --token)")
     d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765; 0 picks a free one)")
-    d.add_argument("--token", help="a secret the pages, API and WebSocket require (needed off 127.0.0.1)")
+    d.add_argument("--token", default=os.environ.get("ENGAGE_DASHBOARD_TOKEN"),
+                   help="a secret the pages, API and WebSocket require (needed off 127.0.0.1; default: "
+                        "$ENGAGE_DASHBOARD_TOKEN, which keeps it out of the process list)")
     d.add_argument("--keep-open", action="store_true", help="keep the dashboard up after the replay until Ctrl-C")
     r.set_defaults(func=run)
 

@@ -96,7 +96,7 @@ const Engage = (() => {
     const colours = words.map((w) => WORDS[w] || hashColour(w));
     if (!colours.length) colours.push(WORDS.neutral);
     const main = colours[colours.length - 1], accent = colours[0];
-    const bg = mix(main, [0, 0, 0], luminance(main) > 0.5 ? 0.55 : 0.25);
+    const bg = mix(main, [0, 0, 0], luminance(main) > 0.5 ? 0.6 : (luminance(main) > 0.3 ? 0.4 : 0.25));
     const fg = luminance(bg) > 0.45 ? [15, 15, 18] : [240, 238, 230];
     return { background: rgb(bg), accent: rgb(mix(accent, luminance(bg) > 0.45 ? [0, 0, 0] : [255, 255, 255], 0.55)), text: rgb(fg), dark: rgb(mix(bg, [0, 0, 0], 0.5)) };
   }
