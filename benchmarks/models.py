@@ -7,8 +7,8 @@ would give with those settings (the baseline normaliser works row by row, causal
 
 Prints the shipped settings' pooled and per-participant metrics (the shipped pipeline retrained
 per fold), an ablation table (what each change brought, and each modality left out), a
-heart-rate-only baseline, a nested leave-one-subject-out estimate in which the one free setting
-(the rank history) is chosen inside each training fold, and × real time of feature extraction.
+heart-rate-only baseline, a nested leave-one-subject-out estimate in which the free settings
+(window length 30/60/120 s × rank history 10/20/30/60 min) are chosen inside each training fold, and × real time of feature extraction.
 The last line is one JSON object.
 
     python benchmarks/models.py [--root ../shared/data/stress_predict_e4] [--n-jobs 2] [--quick]
@@ -20,7 +20,7 @@ import argparse
 import json
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
@@ -59,7 +59,8 @@ def _score(sets, kind: str = "logistic", n_jobs: int = 1) -> dict:
 
 
 def _nested(variants: dict) -> tuple[dict, list]:
-    """Leave-one-subject-out where the rank history is chosen by 3-fold grouped CV inside each training fold."""
+    """Leave-one-subject-out where the variant (window length × rank history) is chosen by 3-fold
+    grouped CV inside each training fold."""
     keys = list(variants)
     n = len(variants[keys[0]])
     probs, chosen = [], []
@@ -98,6 +99,10 @@ def main() -> None:
     ds = StressPredict(args.root)
     t0 = time.perf_counter()
     sets = extract_windows(ds, None, config, n_jobs=args.n_jobs, cache=args.cache or None)
+    other_windows = {w: [s for s in extract_windows(ds, None, replace(config, window_s=w, label_lag_s=w / 2),
+                                                    n_jobs=args.n_jobs, cache=args.cache or None)
+                         if np.isfinite(s.y).any()]
+                     for w in (30.0, 120.0)} if not args.quick else {}
     extract_s = time.perf_counter() - t0
     recorded_s = sum(float(s.raw_t[-1] - s.raw_t[0]) for s in sets if s.raw_t is not None and len(s.raw_t))
     sets = [s for s in sets if np.isfinite(s.y).any()]
@@ -115,38 +120,46 @@ def main() -> None:
         labels = {s.subject: ds.load(s.subject).label_at for s in sets}
         c = config
 
-        def variant(rank, lag, features, kind="logistic"):
-            vs = [renormalise(s, c.calibration_s, c.adapt_tau_s, rank, labels[s.subject], lag) for s in sets]
+        def variant(rank, lag, features, kind="logistic", base=sets):
+            vs = [renormalise(s, c.calibration_s, c.adapt_tau_s, rank, labels[s.subject], lag) for s in base]
             return _score(_align(vs, features), kind, n_jobs=args.n_jobs)
 
         z_only = model_features(rank=False)
+        w30 = other_windows[30.0]
         rows = [
-            ("previous model: 13 features, z vs first 5 min, label at window end", (None, 0.0, OLD_FEATURES)),
-            ("+ label at the window centre", (None, c.label_lag_s, OLD_FEATURES)),
-            ("+ HR slope, HRV SDNN and LF/HF, SCR amplitude, EDA range", (None, c.label_lag_s, z_only)),
-            ("+ percentile ranks in own last 30 min (shipped)", (c.rank_history_s, c.label_lag_s, shipped_features)),
+            ("previous model: 30 s windows, 13 features, z vs first 5 min, label at window end",
+             (None, 0.0, OLD_FEATURES, w30)),
+            ("+ label at the window centre", (None, 15.0, OLD_FEATURES, w30)),
+            ("+ HR slope, HRV SDNN and LF/HF, SCR amplitude, EDA range", (None, 15.0, z_only, w30)),
+            ("+ percentile ranks in own last 30 min", (c.rank_history_s, 15.0, shipped_features, w30)),
+            ("+ 60 s windows (shipped)", (c.rank_history_s, c.label_lag_s, shipped_features, sets)),
         ]
         for name, mods in MODALITIES.items():
             rows.append((f"shipped without {name}", (c.rank_history_s, c.label_lag_s,
-                                                    _without(shipped_features, mods))))
+                                                    _without(shipped_features, mods), sets)))
         rows.append(("shipped, ranks only (no z-scores)", (c.rank_history_s, c.label_lag_s,
-                                                           tuple(f for f in shipped_features if not f.startswith("z_")))))
-        for name, (rank, lag, feats) in rows:
-            ablation[name] = variant(rank, lag, feats)
-            print(f"  {name:70s} BA {ablation[name]['balanced_accuracy']:.3f}  AUC {ablation[name]['roc_auc']:.3f}")
+                                                           tuple(f for f in shipped_features if not f.startswith("z_")),
+                                                           sets)))
+        rows.append(("shipped with 120 s windows", (c.rank_history_s, 60.0, shipped_features, other_windows[120.0])))
+        for name, (rank, lag, feats, base) in rows:
+            ablation[name] = variant(rank, lag, feats, base=base)
+            print(f"  {name:82s} BA {ablation[name]['balanced_accuracy']:.3f}  AUC {ablation[name]['roc_auc']:.3f}")
         ablation["shipped settings, gradient boosting"] = _score(main_sets, "boosting", n_jobs=args.n_jobs)
         print(f"  {'shipped settings, gradient boosting':70s} BA "
               f"{ablation['shipped settings, gradient boosting']['balanced_accuracy']:.3f}  AUC "
               f"{ablation['shipped settings, gradient boosting']['roc_auc']:.3f}")
         histories = {"600": 600.0, "1200": 1200.0, "1800": 1800.0, "3600": 3600.0}
-        variants = {k: _align([renormalise(s, c.calibration_s, c.adapt_tau_s, h, labels[s.subject], c.label_lag_s)
-                               for s in sets], shipped_features) for k, h in histories.items()}
-        for k, vs in variants.items():
-            ablation[f"rank history {k} s"] = _score(vs, n_jobs=args.n_jobs)
-            print(f"  {'rank history ' + k + ' s':70s} BA {ablation[f'rank history {k} s']['balanced_accuracy']:.3f}")
+        windows = {"30": w30, "60": sets, "120": other_windows[120.0]}
+        variants = {f"{w} s windows, rank history {k} s":
+                    _align([renormalise(s, c.calibration_s, c.adapt_tau_s, h, labels[s.subject], float(w) / 2)
+                            for s in base], shipped_features)
+                    for w, base in windows.items() for k, h in histories.items()}
+        for k in (f"60 s windows, rank history {h} s" for h in histories):
+            ablation[k] = _score(variants[k], n_jobs=args.n_jobs)
+            print(f"  {k:70s} BA {ablation[k]['balanced_accuracy']:.3f}")
         nested, chosen = _nested(variants)
-        print(f"nested LOSO (rank history chosen inside each training fold: "
-              f"{', '.join(sorted(set(chosen)))}): balanced accuracy {nested['balanced_accuracy']:.3f}, "
+        print(f"nested LOSO (window length and rank history chosen inside each training fold: "
+              f"{'; '.join(sorted(set(chosen)))}): balanced accuracy {nested['balanced_accuracy']:.3f}, "
               f"ROC AUC {nested['roc_auc']:.3f}")
     print(f"feature path: {recorded_s / 3600:.1f} h of recordings in {extract_s:.1f} s "
           f"({recorded_s / extract_s:.0f}x real time, n_jobs={args.n_jobs}{', cache' if args.cache else ''})")

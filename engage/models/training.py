@@ -38,14 +38,15 @@ from .wrist import WindowSet, wrist_features
 class WindowConfig:
     """How recordings become training rows (stored in the model file and its card)."""
 
-    window_s: float = 30.0
+    #: 60 s: the usual minimum for ultra-short HRV (RMSSD) and enough for a steady SCR rate
+    window_s: float = 60.0
     hop_s: float = 5.0
     calibration_s: float = 300.0
     adapt_tau_s: float = 1800.0
     #: percentile-rank features against the viewer's own last 30 min (None: z-scores only)
     rank_history_s: float | None = 1800.0
     #: a window's label is the one in force this long before its end (window_s / 2: its centre)
-    label_lag_s: float = 15.0
+    label_lag_s: float = 30.0
 
 
 def _one(dataset, subject: str, config: WindowConfig) -> WindowSet:
