@@ -168,7 +168,7 @@ def main() -> None:
                       "balanced_accuracy": result["balanced_accuracy"], "f1": result["f1"],
                       "roc_auc": result["roc_auc"], "hr_only_balanced_accuracy": hr_only["balanced_accuracy"],
                       "nested_balanced_accuracy": nested["balanced_accuracy"] if nested else None,
-                      "nested_chosen_rank_history": chosen,
+                      "nested_chosen": chosen,
                       "ablation": {k: {m: v[m] for m in ("balanced_accuracy", "f1", "roc_auc")}
                                    for k, v in ablation.items()},
                       "x_real_time": round(recorded_s / extract_s, 1),
