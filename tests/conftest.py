@@ -14,3 +14,12 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("shared real data not found (set ENGAGE_TEST_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def talking_head_clip(shared_data: Path) -> Path:
+    """The shared talking-head video (real face, annotated blinks); skips when it is absent."""
+    path = shared_data / "talking_head_blinks" / "WDA_AlexandriaOcasioCortez_000.mp4"
+    if not path.exists():
+        pytest.skip("talking-head clip not present")
+    return path

@@ -18,7 +18,6 @@ from engage.signals.face import FaceFeatures  # noqa: E402
 from engage.signals.face_mesh import (FACE_CHANNELS, FACE_UNITS, FaceAnalyzer,  # noqa: E402
                                       FaceLandmarkerTracker, FaceMeshTracker)
 
-CLIP = "talking_head_blinks/WDA_AlexandriaOcasioCortez_000.mp4"
 
 
 def _frames(path, limit=None):
@@ -34,11 +33,8 @@ def _frames(path, limit=None):
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data):
-    path = shared_data / CLIP
-    if not path.exists():
-        pytest.skip("talking-head clip not present")
-    return path
+def clip(talking_head_clip):
+    return talking_head_clip
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from engage.session import Session, build_processors  # noqa: E402
 from engage.signals.face_mesh import FaceAnalyzer  # noqa: E402
 from engage.signals.rppg import RppgHeartRate  # noqa: E402
 
-CLIP = "talking_head_blinks/WDA_AlexandriaOcasioCortez_000.mp4"
 PULSE_BGR = np.array([0.53, 0.77, 0.33])  # the blood-volume pulse's colour signature, in B, G, R
 
 
@@ -63,11 +62,8 @@ class Collect(Processor):
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data):
-    path = shared_data / CLIP
-    if not path.exists():
-        pytest.skip("talking-head clip not present")
-    return path
+def clip(talking_head_clip):
+    return talking_head_clip
 
 
 def _session(clip, bpm=72.0, amp=0.0, with_ecg=False):
