@@ -256,6 +256,21 @@ def _kind_of(v: Any) -> str:
         else names[type(v)]
 
 
+def _checked(where: str, table: dict, allowed: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
+    """Each key of ``table`` checked and converted by its entry in ``allowed``; an unknown key or a bad
+    value is a ConfigError naming ``where`` and the key."""
+    values: dict[str, Any] = {}
+    for k, v in table.items():
+        check = allowed.get(k)
+        if check is None:
+            raise ConfigError(f"{where}: unknown key {k!r} (allowed: {', '.join(allowed)})")
+        try:
+            values[k] = check(v)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {k} {exc}") from None
+    return values
+
+
 _COMMON: dict[str, Callable[[Any], Any]] = {"kind": _string, "viewer": _name, "required": _bool}
 
 #: Every sensor kind with its keys (beyond ``kind``, ``viewer``, ``required``) and their checkers.
@@ -385,15 +400,7 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
     head = doc.get("profile", {})
     if not isinstance(head, dict):
         raise ConfigError(f"{source}: 'profile' must be a table ([profile]), got {_kind_of(head)}")
-    meta = {}
-    for k, v in head.items():
-        check = _PROFILE_KEYS.get(k)
-        if check is None:
-            raise ConfigError(f"{source}: [profile]: unknown key {k!r} (allowed: {', '.join(_PROFILE_KEYS)})")
-        try:
-            meta[k] = check(v)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: [profile]: {k} {exc}") from None
+    meta = _checked(f"{source}: [profile]", head, _PROFILE_KEYS)
     viewer = meta.get("viewer", "viewer-1")
     sensors: list[Sensor] = []
     origins: dict[str, str] = {}
@@ -444,15 +451,7 @@ def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{where}: unknown sensor kind {kind!r} (known kinds: {', '.join(KINDS)})")
     allowed = {**_COMMON, **KINDS[kind]}
-    values: dict[str, Any] = {}
-    for k, v in body.items():
-        check = allowed.get(k)
-        if check is None:
-            raise ConfigError(f"{where}: unknown key {k!r} (allowed: {', '.join(allowed)})")
-        try:
-            values[k] = check(v)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {k} {exc}") from None
+    values = _checked(where, body, allowed)
     values.pop("kind")
     values.setdefault("viewer", viewer)
     finish = {"webcam": _finish_webcam, "ble-hrm": _finish_ble, "lsl": _finish_lsl, "simulated": _finish_simulated}
