@@ -22,12 +22,15 @@ def clock_text(seconds: float) -> str:
 
 class TimelinePrinter(Processor):
     name = "timeline"
+    #: pipeline errors printed per failing step; every one is still an event and a counter
+    MAX_ERRORS_SHOWN = 3
 
     def __init__(self, out: TextIO, status_every_s: float = 30.0, origin: float | None = None) -> None:
         self.out = out
         self.status_every_s = status_every_s
         self.origin = origin
         self._next_status: float | None = None
+        self._errors: dict[str, int] = {}
 
     def start(self, ctx) -> None:
         super().start(ctx)
@@ -67,6 +70,13 @@ class TimelinePrinter(Processor):
             self._line(e.timestamp, "~", "sensor.gap",
                        f"{ev.get('stream', ev.get('source', ''))} {float(ev.get('duration_s') or 0):.1f} s "
                        f"({ev.get('reason', '')})")
+        elif e.type == "pipeline.error":
+            # a step that fails on every chunk would flood the timeline: the first few are shown, all are counted
+            step = str(ev.get("processor", ev.get("source", "?")))
+            n = self._errors[step] = self._errors.get(step, 0) + 1
+            if n <= self.MAX_ERRORS_SHOWN:
+                more = " (further errors of this step are counted, not shown)" if n == self.MAX_ERRORS_SHOWN else ""
+                self._line(e.timestamp, "!", "pipeline.error", f"{step}: {ev.get('error', '')}{more}")
         elif e.type == "marker":
             self._line(e.timestamp, "|", "marker", f"{ev.get('stream', '')}: {ev.get('value', '')}")
         else:

@@ -148,6 +148,23 @@ def test_runtime_routes_derived_chunks_and_contains_failures():
     assert col.ticks == stats.steps
 
 
+def test_timeline_names_the_failing_step_and_does_not_flood():
+    import io
+
+    from engage.timeline import TimelinePrinter
+
+    out = io.StringIO()
+    timeline = TimelinePrinter(out)
+    rt = Runtime(VirtualClock(), [Ramp()], [Exploder(), timeline])
+    rt.bus.subscribe(timeline.on_event)
+    stats = rt.run(duration=10.0)
+    lines = [line for line in out.getvalue().splitlines() if "pipeline.error" in line]
+    assert stats.processor_errors > TimelinePrinter.MAX_ERRORS_SHOWN
+    assert len(lines) == TimelinePrinter.MAX_ERRORS_SHOWN
+    assert all("exploder: ValueError: bad chunk" in line for line in lines)
+    assert "counted, not shown" in lines[-1]
+
+
 class FlakySource(ThreadedSource):
     """A live-like source whose device produces faster than a full queue is drained."""
 
