@@ -83,9 +83,10 @@ def _zero_phase_hp(ring_x, size, s0, n, sos, pad, zp, tmp):  # pragma: no cover 
         tmp[m + k] = 2.0 * last - tmp[max(0, m - 2 - k)]
     ns = sos.shape[0]
     zi = np.zeros((ns, 2))
+    y = tmp[:tot]
     for direction in range(2):
         # steady-state initial conditions for the first input value (scipy's sosfilt_zi times it)
-        x0 = tmp[0] if direction == 0 else tmp[tot - 1]
+        x0 = y[0]
         for sec in range(ns):
             b0, b1, b2, a1, a2 = sos[sec, 0], sos[sec, 1], sos[sec, 2], sos[sec, 4], sos[sec, 5]
             # zi for a unit step through this section: solve the TDF-II steady state
@@ -93,26 +94,9 @@ def _zero_phase_hp(ring_x, size, s0, n, sos, pad, zp, tmp):  # pragma: no cover 
             zi[sec, 0] = (g - b0) * x0
             zi[sec, 1] = (b2 - a2 * g) * x0
             x0 = g * x0
-        if direction == 0:
-            for k in range(tot):
-                v = tmp[k]
-                for sec in range(ns):
-                    out = sos[sec, 0] * v + zi[sec, 0]
-                    zi[sec, 0] = sos[sec, 1] * v - sos[sec, 4] * out + zi[sec, 1]
-                    zi[sec, 1] = sos[sec, 2] * v - sos[sec, 5] * out
-                    v = out
-                tmp[k] = v
-        else:
-            for k in range(tot - 1, -1, -1):
-                v = tmp[k]
-                for sec in range(ns):
-                    out = sos[sec, 0] * v + zi[sec, 0]
-                    zi[sec, 0] = sos[sec, 1] * v - sos[sec, 4] * out + zi[sec, 1]
-                    zi[sec, 1] = sos[sec, 2] * v - sos[sec, 5] * out
-                    v = out
-                tmp[k] = v
+        y = _sosfilt(sos, y, zi)[::-1].copy()  # the second pass runs on the time-reversed first one
     for k in range(m):
-        zp[k] = tmp[k]
+        zp[k] = y[k]
 
 
 @njit(cache=True, nogil=True)
