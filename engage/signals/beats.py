@@ -16,8 +16,8 @@ cap on how much one region may raise the signal level (noise bursts, wide ventri
 robust; after 3 s without a beat the signal level decays so a weaker signal is found again. The
 levels are learnt on the first 2 s of good signal (NaN and flat stretches start the learning anew).
 
-The R peak is placed as NeuroKit2 places it: the most prominent local maximum (or minimum, when the
-stream's QRS complexes are mostly inverted) of the signal high-passed at 0.5 Hz *with zero phase*
+The R peak is the steepest local maximum (largest prominence per sample of width at half prominence; a
+minimum when the stream's QRS complexes are mostly inverted) of the signal high-passed at 0.5 Hz *with zero phase*
 (forwards and backwards over the last 3 s, recomputed for each QRS: a causal high-pass shifts wide
 waves by tens of milliseconds) and smoothed over one 50 Hz period, within the stretch where the QRS
 energy is above half its maximum, mapped back by the feature's delay (half the 100 ms box plus the
@@ -101,10 +101,12 @@ def _zero_phase_hp(ring_x, size, s0, n, sos, pad, zp, tmp):  # pragma: no cover 
 
 @njit(cache=True, nogil=True)
 def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
-    """Index (absolute) of the R peak in [lo, hi]: the most prominent local maximum of the (smoothed)
-    high-passed signal, or its most prominent minimum when the stream's QRS complexes are mostly inverted
-    (a running vote over the beats); the window's extreme when it holds no local extreme. Prominences are
-    measured over the wider [lo2, hi2] so a peak near the window's edge is not judged on half its base."""
+    """Index (absolute) of the R peak in [lo, hi]: the steepest local maximum of the (smoothed) high-passed
+    signal - the largest prominence per sample of its width at half prominence - or the steepest minimum when
+    the stream's QRS complexes are mostly inverted (a running vote over the beats); the window's extreme when
+    it holds no local extreme. The R wave is the sharpest wave of a beat: a motion or T wave beside it can be
+    more prominent but is wider. Prominences and widths are measured over the wider [lo2, hi2] so a peak near
+    the window's edge is not judged on half its base."""
     m = hi2 - lo2 + 1
     mean = 0.0
     vmax = -1e300
@@ -130,7 +132,7 @@ def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - co
     if sf[_F_POL] < 0.0:
         sign = -1.0
         best = imin
-    best_prom = -1.0
+    best_steep = -1.0
     i = max(1, lo - lo2)
     last = min(m - 2, hi - lo2)
     while i <= last:
@@ -153,8 +155,20 @@ def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - co
                         right = sign * work[b]
                     b += 1
                 prom = v - max(left, right)
-                if prom > best_prom and lo2 + (i + j) // 2 <= hi:
-                    best_prom = prom
+                # its width at half prominence (interpolated, as scipy.signal.peak_widths)
+                h = v - 0.5 * prom
+                a = i - 1
+                while a > 0 and sign * work[a] > h:
+                    a -= 1
+                b = j + 1
+                while b < m - 1 and sign * work[b] > h:
+                    b += 1
+                wa, wa1, wb, wb1 = sign * work[a], sign * work[a + 1], sign * work[b], sign * work[b - 1]
+                left_x = a + (h - wa) / (wa1 - wa) if wa1 != wa else float(a)
+                right_x = b - (h - wb) / (wb1 - wb) if wb1 != wb else float(b)
+                steep = prom / max(right_x - left_x, 1.0)
+                if steep > best_steep and lo2 + (i + j) // 2 <= hi:
+                    best_steep = steep
                     best = lo2 + (i + j) // 2
             i = j + 1
         else:
