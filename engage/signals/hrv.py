@@ -4,8 +4,10 @@
 ``HeartRate`` row per beat and, once enough clean beats exist, one ``HRV`` row per beat:
 
 - an interval outside 0.25–2.5 s is an artifact (missed or extra beats, a lost contact): quality 0;
-- an interval more than 25 % away from the median of the last 9 accepted intervals is ectopic
-  (a premature beat or its compensatory pause): quality 0.3, ``ectopic`` = 1, left out of HRV;
+- an interval more than 20 % away from the median of the last 9 accepted intervals is ectopic
+  (Malik's rule: a premature beat, a pause or a detection error), and so is the interval after a
+  premature one (it starts at the ectopic beat: the compensatory pause): quality 0.3,
+  ``ectopic`` = 1, left out of HRV - HRV is defined on normal-to-normal (NN) intervals only;
 - ``hr_smooth_bpm`` is an exponential mean of the clean beats (5 s time constant);
 - HRV over the trailing ``window_s`` (30–120 s, default 60): mean RR, SDNN, RMSSD and pNN50 from
   clean successive intervals only; LF/HF (Welch on the 4 Hz-resampled tachogram of up to the last
@@ -35,6 +37,8 @@ HRV_UNITS = ("s", "s", "s", "ratio", "ratio", "ratio")
 
 RR_MIN_S = 0.25
 RR_MAX_S = 2.5
+#: an interval further than this fraction from the median of the last 9 accepted ones is ectopic (Malik's 20 %)
+ECTOPIC_FRACTION = 0.20
 
 
 def hrv_time(rr_s: np.ndarray) -> dict[str, float]:
@@ -115,6 +119,7 @@ class BeatTracker:
         self.long: deque[_Beat] = deque()  # up to 5 min, for LF/HF
         self.smooth: float | None = None
         self.prev_clean = False
+        self.prev_premature = False
         self.rejected = 0
         self._lf_hf = (-np.inf, np.nan)  # (time computed, value): refreshed every 5 s
 
@@ -122,6 +127,7 @@ class BeatTracker:
         """Forget the previous beat (after a gap, a clock jump, a lost contact): the next beat starts anew."""
         self.last_time = None
         self.prev_clean = False
+        self.prev_premature = False
 
     def update(self, time: float, bad: float = 0.0, rr: float | None = None,
                contact: float = 1.0) -> tuple[dict, dict | None] | None:
@@ -142,12 +148,16 @@ class BeatTracker:
             rr = time - last
         self.last_time = time
         plausible = RR_MIN_S <= rr <= RR_MAX_S
-        ectopic = False
+        ectopic = premature = False
         if plausible and len(self.accepted) >= 3:
             ordered = sorted(self.accepted)
             mid = len(ordered) // 2
             med = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-            ectopic = abs(rr - med) > 0.25 * med
+            ectopic = abs(rr - med) > ECTOPIC_FRACTION * med
+            premature = ectopic and rr < med
+        if plausible and self.prev_premature:
+            ectopic = True  # it starts at a premature (ectopic) beat: the compensatory pause, not normal-to-normal
+        self.prev_premature = plausible and premature
         quality = float(np.clip(1.0 - bad, 0.0, 1.0)) * (1.0 if contact > 0 else 0.0)
         if not plausible:
             quality = 0.0
