@@ -441,3 +441,33 @@ def test_frequent_ventricular_ectopy_at_low_and_high_rates(fs, every):
                   + 0.25 * np.exp(-0.5 * ((tt - bt - 0.25) / 0.05) ** 2))
     beats = detect_ecg_beats(x, fs, chunk=7)
     assert match_beats(np.array(times), beats / fs)["f1"] >= 0.997
+
+
+def test_the_last_beat_of_a_replayed_recording_is_not_lost():
+    """A recording that ends 80 ms after an R peak: its QRS complex is still open when the input ends, and the
+    runtime's end-of-input flush hands that beat on (it was lost before: 21 heart-rate rows instead of 22)."""
+    from engage.core import Processor, Runtime
+    from engage.sensors.replay import RecordingSource
+
+    fs = 250
+    x = nk.ecg_simulate(duration=20, sampling_rate=fs, heart_rate=70, random_state=4)
+    beats = detect_ecg_beats(x, fs)
+    cut = beats[-1] + int(0.08 * fs)
+    src = RecordingSource("v")
+    src.add_track(_ecg_info(fs), x[:cut, None], np.arange(cut) / fs + 100.0)
+
+    class Sink(Processor):
+        def __init__(self):
+            self.times = []
+
+        def accepts(self, info):
+            return info.type == "HeartRate"
+
+        def process(self, chunk):
+            self.times.extend(chunk.timestamps.tolist())
+            return []
+
+    sink = Sink()
+    Runtime(VirtualClock(), [src], [EcgHeartRate(), sink]).run()
+    assert len(sink.times) == len(beats) - 1  # one row per interval
+    assert sink.times[-1] == pytest.approx(100.0 + beats[-1] / fs)

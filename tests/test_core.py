@@ -198,3 +198,34 @@ def test_threaded_source_bounded_queue_reports_drops_as_gaps():
     assert 1 <= len(chunks) <= 2
     assert gaps and ctx.counters["flaky.dropped_samples"] == len(gaps)
     assert all(g.evidence["reason"] == "queue full" for g in gaps)
+
+
+def test_flush_at_end_of_input_is_routed_downstream_in_pipeline_order():
+    info = StreamInfo("held", "Held", ("x",), ("a.u.",), 0.0, "held")
+    calls = []
+
+    class Upstream(Processor):
+        name = "upstream"
+
+        def flush(self, now):
+            calls.append("upstream")
+            return [Chunk(info, np.array([[1.0]]), np.array([now]))]
+
+    class Downstream(Processor):
+        name = "downstream"
+
+        def accepts(self, i):
+            return i.type == "Held"
+
+        def process(self, chunk):
+            calls.append("got held")
+            return []
+
+        def flush(self, now):
+            calls.append("downstream")
+            raise RuntimeError("broken flush")  # counted and reported, never fatal
+
+    rt = Runtime(VirtualClock(), sources=[], processors=[Upstream(), Downstream()])
+    stats = rt.run(duration=0.5)
+    assert calls == ["upstream", "got held", "downstream"]
+    assert stats.processor_errors == 1 and rt.ctx.counters["downstream.errors"] == 1

@@ -11,7 +11,9 @@ the ``sensor.gap`` events are handled for you. A recording simply slices its arr
 *A processor* (a filter, a detector, a feature window, a classifier, a writer) subclasses
 :class:`Processor`: ``accepts(info)`` says which streams it wants (usually by ``info.type``),
 ``process(chunk)`` consumes one chunk and returns derived chunks, ``tick(now)`` is called once
-per runtime step for periodic output (feature windows, scene changes). Processors keep their
+per runtime step for periodic output (feature windows, scene changes), and ``flush(now)`` once when
+the run ends, before anything is closed, for output a causal step still holds back (a beat whose
+QRS complex was open when the recording ended): it is routed like any other. Processors keep their
 state between calls and never look at future samples, so their output does not depend on how
 the input was chunked. A sink is a processor that returns nothing. Events go on
 ``self.ctx.bus``.
@@ -178,6 +180,10 @@ class Processor:
     def tick(self, now: float) -> list[Chunk]:
         return []
 
+    def flush(self, now: float) -> list[Chunk]:
+        """The input has ended: return what is still held back (called once, before any ``close``)."""
+        return []
+
     def close(self) -> None:
         pass
 
@@ -329,8 +335,15 @@ class Runtime:
             log.warning("interrupted; closing cleanly")
         finally:
             self.stats.end = self.clock.now()
+            self.flush(self.stats.end)
             self.close()
         return self.stats
+
+    def flush(self, now: float) -> None:
+        """End of input: each processor, in pipeline order, hands over what it still holds back, and that is
+        routed downstream (so a later step's flush sees it)."""
+        for p in self.processors:
+            self._route_all(self._call(p, p.flush, now), p)
 
     def close(self) -> None:
         for s in self.sources:

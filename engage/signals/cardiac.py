@@ -92,6 +92,7 @@ class _SampledState:
         self.ring = np.zeros(max(16, int(6 * min(fs, 1e5))))  # recent timestamps by absolute sample index
         self.last_ts: float | None = None
         self.bad_run_start: float | None = None
+        self.info: StreamInfo | None = None
 
 
 class _SampledHeartRate(Processor):
@@ -135,6 +136,7 @@ class _SampledHeartRate(Processor):
             st = self._state[key] = _SampledState(det, fs, out, self.stream_type)
         if st.det is None:
             return []
+        st.info = info
         col = info.channels.index(self.channel) if self.channel in info.channels else 0
         x = chunk.data[:, col].astype(np.float64)
         ts = chunk.timestamps.astype(np.float64)
@@ -145,6 +147,33 @@ class _SampledHeartRate(Processor):
         nonfinite = int(np.count_nonzero(~np.isfinite(x)))
         if nonfinite:
             self.ctx.counters[f"{self.name}.nan_samples"] += nonfinite
+        self._add_beats(info, st, idx, bad, ts, n0)
+        size = st.ring.size
+        m = len(ts)
+        if m >= size:
+            st.ring[(np.arange(n0 + m - size, n0 + m)) % size] = ts[m - size:]
+        else:
+            st.ring[(np.arange(n0, n0 + m)) % size] = ts
+        return st.out.flush()
+
+    def flush(self, now: float) -> list[Chunk]:
+        """End of input: the beat each detector still holds (its QRS complex was open when the stream ended)."""
+        out: list[Chunk] = []
+        for st in self._state.values():
+            finish = getattr(st.det, "finish", None)
+            if finish is None or st.info is None:
+                continue
+            idx, bad = finish()
+            n = st.det.samples_seen
+            held = (idx < n) & (idx >= n - st.ring.size)
+            self._add_beats(st.info, st, idx[held], bad[held], np.zeros(0), n)
+            out.extend(st.out.flush())
+        return out
+
+    def _add_beats(self, info: StreamInfo, st: "_SampledState", idx: np.ndarray, bad: np.ndarray, ts: np.ndarray,
+                   n0: int) -> None:
+        """Beats at absolute sample indices ``idx`` → the tracker (``ts`` holds the timestamps from ``n0`` on,
+        the ring those before)."""
         size = st.ring.size
         for i, b in zip(idx.tolist(), bad.tolist()):
             t = float(ts[i - n0]) if i >= n0 else float(st.ring[i % size])
@@ -162,12 +191,6 @@ class _SampledHeartRate(Processor):
             hr = st.out.add(t, bad=1.0 - (1.0 - b) * st.sqi.quality_before(i))
             if hr is not None and hr["rr_s"] > RR_MAX_S and prev is not None:
                 self._gap(info, prev, hr["rr_s"], "no beat detected")
-        m = len(ts)
-        if m >= size:
-            st.ring[(np.arange(n0 + m - size, n0 + m)) % size] = ts[m - size:]
-        else:
-            st.ring[(np.arange(n0, n0 + m)) % size] = ts
-        return st.out.flush()
 
     def _check_timestamps(self, info: StreamInfo, st: _SampledState, ts: np.ndarray) -> None:
         prev = st.last_ts
