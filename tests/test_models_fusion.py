@@ -52,12 +52,44 @@ def test_rank_is_causal_bounded_and_chunk_independent():
         BaselineNormaliser(rank_history_s=0)
 
 
+def test_change_features_are_causal_scaled_and_chunk_independent():
+    info = StreamInfo("f", "WristFeatures", ("hr_mean", "other"), ("bpm", "x"), 0.2, "f")
+    rng = np.random.default_rng(4)
+    x = np.concatenate([70 + rng.normal(0, 1, 60), 80 + rng.normal(0, 1, 40)])  # a 10 bpm rise at 300 s
+    rows = np.column_stack([x, np.ones(x.size)])
+    t = np.arange(x.size) * 5.0
+    norm = BaselineNormaliser(60, 1800, levels=("hr_mean",), delta_s=120)
+    whole = norm.process(_rows(info, rows, t))[0]
+    assert whole.info.channels == ("z_hr_mean", "other", "d_hr_mean")
+    d = whole.channel("d_hr_mean")
+    # the change against the row 120 s earlier, in the baseline's scale (calibration rows count as history)
+    k = np.searchsorted(whole.timestamps, 320.0)
+    assert d[k] == pytest.approx((x[64] - x[40]) / norm.scale[0])
+    assert d[k] > 5 and abs(np.median(d[12:40])) < 2  # a rise stands out; calm rows hover around 0
+    # output starts after the 60 s calibration; until 120 s of history exist there is no change to give
+    assert np.isnan(d[whole.timestamps < 120]).all() and np.isfinite(d[whole.timestamps >= 120]).all()
+    piecewise = BaselineNormaliser(60, 1800, levels=("hr_mean",), delta_s=120)
+    parts = [piecewise.process(_rows(info, rows[i:i + 9], t[i:i + 9])) for i in range(0, len(t), 9)]
+    np.testing.assert_allclose(whole.data, np.vstack([c.data for p in parts for c in p]), equal_nan=True)
+    cut = BaselineNormaliser(60, 1800, levels=("hr_mean",), delta_s=120).process(_rows(info, rows[:70], t[:70]))[0]
+    np.testing.assert_allclose(cut.data, whole.data[: len(cut.data)], equal_nan=True)
+    # no row old enough (a gap in the input, or before the history holds one): NaN, never a stale row
+    gap = np.concatenate([t[:30], t[30:] + 600.0])
+    dg = BaselineNormaliser(60, 1800, levels=("hr_mean",), delta_s=120).process(_rows(info, rows, gap))[0]
+    first_after = np.searchsorted(dg.timestamps, 750.0)
+    assert np.isnan(dg.channel("d_hr_mean")[first_after]) and np.isfinite(dg.channel("d_hr_mean")[-1])
+    with pytest.raises(ValueError, match="delta_s"):
+        BaselineNormaliser(delta_s=-5)
+
+
 def test_renormalise_gives_what_the_live_chain_gives():
     rec = synthetic_recording()
-    live = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120, rank_history_s=600, label_lag_s=15)
+    live = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120, rank_history_s=600, label_lag_s=15,
+                          delta_s=120)
     plain = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120, rank_history_s=None)
-    again = renormalise(plain, 120, 1800.0, 600, labels=rec.label_at, label_lag_s=15)
+    again = renormalise(plain, 120, 1800.0, 600, labels=rec.label_at, label_lag_s=15, delta_s=120)
     assert again.features == live.features and any(f.startswith("p_") for f in live.features)
+    assert any(f.startswith("d_") for f in live.features)
     np.testing.assert_allclose(again.X, live.X, equal_nan=True)
     np.testing.assert_array_equal(again.y, live.y)
     # the label is the one in force at the window's centre: a window ending 10 s into a stress block is rest

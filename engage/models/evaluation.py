@@ -48,7 +48,7 @@ def model_processors(model: LoadedModel | str | Path, output_type: str = "Arousa
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     c = config_of(loaded)
     return [WristFeatureWindow(c.window_s, c.hop_s),
-            BaselineNormaliser(c.calibration_s, c.adapt_tau_s, rank_history_s=c.rank_history_s),
+            BaselineNormaliser(c.calibration_s, c.adapt_tau_s, rank_history_s=c.rank_history_s, delta_s=c.delta_s),
             ClassifierModel(loaded, output_type=output_type)]
 
 
@@ -110,11 +110,13 @@ def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def model_features(rank: bool = True) -> tuple[str, ...]:
-    """The input channels of a wrist model: the normaliser's output for the wrist window's channels."""
+def model_features(rank: bool = True, delta: bool = False) -> tuple[str, ...]:
+    """The input channels of a wrist model: the normaliser's output for the wrist window's channels
+    (``rank``: with the ``p_*`` percentile ranks; ``delta``: with the ``d_*`` changes)."""
     levels = tuple(n for n in LEVEL_FEATURES if n in WRIST_FEATURES)
     rest = tuple(n for n in WRIST_FEATURES + WRIST_QUALITIES if n not in levels)
-    return tuple(f"z_{n}" for n in levels) + rest + (tuple(f"p_{n}" for n in levels) if rank else ())
+    return (tuple(f"z_{n}" for n in levels) + rest + (tuple(f"p_{n}" for n in levels) if rank else ())
+            + (tuple(f"d_{n}" for n in levels) if delta else ()))
 
 
 MODEL_FEATURES = model_features()

@@ -47,6 +47,8 @@ class WindowConfig:
     rank_history_s: float | None = 1800.0
     #: a window's label is the one in force this long before its end (window_s / 2: its centre)
     label_lag_s: float = 30.0
+    #: change features against the viewer's own windows this long before (None: none)
+    delta_s: float | None = None
 
 
 def _one(dataset, subject: str, config: WindowConfig) -> WindowSet:

@@ -217,6 +217,12 @@ class BaselineNormaliser(Processor):
     to outliers and to a flat calibration, and puts viewers with very different EDA levels or
     pulse amplitudes on one scale.
 
+    With ``delta_s`` set, each level feature also gets ``d_<name>``: its change against the
+    viewer's own row ``delta_s`` seconds earlier (the latest row at or before then, calibration
+    rows included; NaN when there is none or it is more than ``delta_s / 2`` older), in units of
+    the baseline scale. The onset of a stressor is a *rise* (EDA, heart rate) whatever the
+    level the viewer started from; the change is causal and uses no time since the start.
+
     >>> BaselineNormaliser(calibration_s=180).input_type
     'WristFeatures'
     """
@@ -225,10 +231,15 @@ class BaselineNormaliser(Processor):
 
     def __init__(self, calibration_s: float = 180.0, adapt_tau_s: float = 1800.0, floor: float = 0.02,
                  input_type: str = "WristFeatures", levels: tuple[str, ...] = LEVEL_FEATURES,
-                 rank_history_s: float | None = None) -> None:
+                 rank_history_s: float | None = None, delta_s: float | None = None) -> None:
         if rank_history_s is not None and rank_history_s <= 0:
             raise ValueError("rank_history_s must be positive (or None)")
+        if delta_s is not None and delta_s <= 0:
+            raise ValueError("delta_s must be positive (or None)")
         self.rank_history_s = rank_history_s
+        self.delta_s = delta_s
+        self._past_t: list[float] = []
+        self._past_x: list[np.ndarray] = []
         self._hist_t: list[float] = []
         self._hist_x: list[np.ndarray] = []
         self.calibration_s = calibration_s
@@ -269,6 +280,15 @@ class BaselineNormaliser(Processor):
             p = below / n - 0.5
         return np.where((n >= 5) & np.isfinite(x), p, np.nan)
 
+    def _delta(self, t: float, x: np.ndarray) -> np.ndarray:
+        """Change of ``x`` against the viewer's row ``delta_s`` earlier, in baseline scales (see the class docstring)."""
+        i = int(np.searchsorted(np.asarray(self._past_t), t - self.delta_s, side="right")) - 1
+        if i < 0 or self._past_t[i] < t - 1.5 * self.delta_s:
+            return np.full(len(x), np.nan)
+        if i:
+            del self._past_t[:i], self._past_x[:i]  # rows older than the one needed now are never needed again
+        return (x - self._past_x[0]) / self.scale
+
     def process(self, chunk: Chunk) -> list[Chunk]:
         names = chunk.info.channels
         idx = [names.index(n) for n in self.levels if n in names]
@@ -281,6 +301,9 @@ class BaselineNormaliser(Processor):
             if self.rank_history_s is not None:
                 self._hist_t.append(t)
                 self._hist_x.append(row[idx])
+            if self.delta_s is not None:
+                self._past_t.append(t)
+                self._past_x.append(row[idx])
             if self.center is None:
                 self._rows.append(row)
                 if t - self._start >= self.calibration_s:
@@ -289,7 +312,8 @@ class BaselineNormaliser(Processor):
                 continue
             x = row[idx]
             z = (x - self.center) / self.scale
-            out_rows.append(np.concatenate([z, row[rest], self._rank(t, x)] if self.rank_history_s else [z, row[rest]]))
+            parts = [z, row[rest]] + ([self._rank(t, x)] if self.rank_history_s else [])
+            out_rows.append(np.concatenate(parts + ([self._delta(t, x)] if self.delta_s else [])))
             out_t.append(t)
             # slow adaptation; a centre not known yet (NaN) takes the first value seen
             a = 1.0 - np.exp(-(t - self._last_t) / self.adapt_tau_s) if self.adapt_tau_s > 0 else 0.0
@@ -305,6 +329,9 @@ class BaselineNormaliser(Processor):
         if self.rank_history_s:
             channels += tuple(f"p_{names[i]}" for i in idx)
             units += ("rank",) * len(idx)
+        if self.delta_s:
+            channels += tuple(f"d_{names[i]}" for i in idx)
+            units += ("z",) * len(idx)
         out = StreamInfo(f"{info.viewer}-{self.input_type.lower()}-relative", f"{self.input_type}Relative",
                          channels, units, info.nominal_rate, f"engage-{info.viewer}-{self.input_type.lower()}-rel",
                          viewer=info.viewer)
@@ -353,7 +380,7 @@ class WindowSet:
 
 
 def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_history_s: float | None,
-                labels=None, label_lag_s: float = 0.0) -> WindowSet:
+                labels=None, label_lag_s: float = 0.0, delta_s: float | None = None) -> WindowSet:
     """``ws`` with its raw windows put through another :class:`BaselineNormaliser` - the same rows
     the live chain would give with those settings (the normaliser works row by row, causally).
     ``labels`` (a callable time → label, e.g. ``recording.label_at``) relabels the windows.
@@ -362,7 +389,7 @@ def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_hi
         raise ValueError(f"{ws.subject}: no raw windows kept")
     info = StreamInfo(f"{ws.subject}-wrist-features", "WristFeatures", WRIST_FEATURES + WRIST_QUALITIES, _UNITS,
                       0.0, f"engage-{ws.subject}-wrist-features", viewer=ws.subject)
-    norm = BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s)
+    norm = BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s, delta_s=delta_s)
     out = norm.process(Chunk(info, ws.raw, ws.raw_t)) if len(ws.raw_t) else []
     if not out:
         return WindowSet(ws.subject, ws.features, np.zeros((0, len(ws.features))), np.zeros(0), np.zeros(0), ws.raw, ws.raw_t)
@@ -372,15 +399,16 @@ def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_hi
 
 
 def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
-                     adapt_tau_s: float = 1800.0, rank_history_s: float | None = None) -> list[Processor]:
+                     adapt_tau_s: float = 1800.0, rank_history_s: float | None = None,
+                     delta_s: float | None = None) -> list[Processor]:
     """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline."""
     return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s),
-            BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s)]
+            BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s, delta_s=delta_s)]
 
 
 def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                    adapt_tau_s: float = 1800.0, rank_history_s: float | None = None, label_lag_s: float = 0.0,
-                   step: float = 1.0) -> WindowSet:
+                   step: float = 1.0, delta_s: float | None = None) -> WindowSet:
     """Replay ``recording`` through the wrist chain on a virtual clock; label each window by the
     label at ``label_lag_s`` before its end (0: its end; ``window_s / 2``: its centre, the label
     covering most of it). Windows without a label get NaN.
@@ -389,7 +417,8 @@ def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibr
     """
     collector, raw = Collector("WristFeaturesRelative"), Collector("WristFeatures")
     runtime = Runtime(VirtualClock(), [recording.source()],
-                      wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s) + [collector, raw],
+                      wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s, delta_s)
+                      + [collector, raw],
                       bus=EventBus(), step=step, viewer=recording.subject)
     runtime.run()
     t, X = collector.arrays()
