@@ -166,19 +166,7 @@ def _nested(variants: dict) -> tuple[dict, list]:
     n = len(variants[keys[0]])
     probs, chosen = [], []
     for i in range(n):
-        inner_scores = {}
-        for k in keys:
-            train = [s for j, s in enumerate(variants[k]) if j != i]
-            X = np.vstack([s.X for s in train])
-            y = np.concatenate([s.y for s in train])
-            g = np.concatenate([np.full(len(s.y), j) for j, s in enumerate(train)])
-            ok = np.isfinite(y)
-            X, y, g = X[ok], y[ok].astype(int), g[ok]
-            scores = []
-            for tr, te in GroupKFold(3).split(X, y, g):
-                m = make_classifier("logistic", calibrate=False).fit(X[tr], y[tr])
-                scores.append(balanced_accuracy_score(y[te], m.predict(X[te])))
-            inner_scores[k] = float(np.mean(scores))
+        inner_scores = {k: _inner_score([s for j, s in enumerate(variants[k]) if j != i], "logistic") for k in keys}
         best = max(keys, key=lambda k: inner_scores[k])
         chosen.append(best)
         model = fit([s for j, s in enumerate(variants[best]) if j != i], "logistic")
