@@ -34,7 +34,6 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold
-from sklearn.utils.class_weight import compute_sample_weight
 
 from engage.core.testing import test_data_dir
 from engage.datasets import StressPredict
@@ -68,32 +67,17 @@ def _score(sets, kind: str = "logistic", n_jobs: int = 1) -> dict:
     return report(sets, loso(sets, kind, n_jobs=n_jobs))
 
 
-def _fit_custom(sets, kind: str, C: float | None, train_y, train_mask):
-    X = np.vstack([s.X for s in sets])
-    y = np.concatenate(train_y) if train_y is not None else np.concatenate([s.y for s in sets])
-    ok = np.isfinite(y) & (np.concatenate(train_mask) if train_mask is not None else True)
-    X, y = X[ok], y[ok].astype(int)
-    clf = make_classifier(kind)
-    if C is not None:
-        clf.set_params(estimator__clf__C=C)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return clf.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+def _trained_on_fold(train_sets, test_sets, i: int, params: dict) -> np.ndarray:
+    model = fit([s for j, s in enumerate(train_sets) if j != i], "logistic", **params)
+    return model.predict_proba(test_sets[i].X)[:, 1]
 
 
-def _custom_fold(sets, i, kind, C, train_y, train_mask):
-    others = [j for j in range(len(sets)) if j != i]
-    model = _fit_custom([sets[j] for j in others], kind, C, None if train_y is None else [train_y[j] for j in others],
-                        None if train_mask is None else [train_mask[j] for j in others])
-    return model.predict_proba(sets[i].X)[:, 1]
-
-
-def _loso_custom(sets, kind: str = "logistic", C: float | None = None, train_y=None, train_mask=None,
-                 n_jobs: int = 1) -> list[np.ndarray]:
-    """LOSO where training may use other labels or only some windows (the held-out subject is
-    always scored on all its windows against the usual labels), or another regularisation C."""
-    return Parallel(n_jobs=n_jobs)(delayed(_custom_fold)(sets, i, kind, C, train_y, train_mask)
-                                   for i in range(len(sets)))
+def _loso_trained_on(train_sets, test_sets, n_jobs: int = 1, **params) -> list[np.ndarray]:
+    """LOSO where the training windows may carry other labels (NaN: left out of training) or the
+    logistic model other parameters; the held-out subject is always scored on all its windows
+    (``test_sets``, the usual labels)."""
+    return Parallel(n_jobs=n_jobs)(delayed(_trained_on_fold)(train_sets, test_sets, i, params)
+                                   for i in range(len(test_sets)))
 
 
 def _pure(s: WindowSet, label_at, window_s: float) -> np.ndarray:
@@ -125,6 +109,11 @@ def _side_by_side(a: WindowSet, b: WindowSet, prefix: str) -> WindowSet:
     return WindowSet(a.subject, a.features + tuple(prefix + f for f in b.features), np.hstack([a.X, extra]), a.t, a.y)
 
 
+def _kinds(kind: str) -> tuple[str, ...]:
+    """The models whose probabilities are averaged for ``kind`` ("average": logistic and boosting)."""
+    return ("logistic", "boosting") if kind == "average" else (kind,)
+
+
 def _inner_score(train: list, kind: str) -> float:
     X = np.vstack([s.X for s in train])
     y = np.concatenate([s.y for s in train])
@@ -133,9 +122,8 @@ def _inner_score(train: list, kind: str) -> float:
     X, y, g = X[ok], y[ok].astype(int), g[ok]
     scores = []
     for tr, te in GroupKFold(3).split(X, y, g):
-        kinds = ("logistic", "boosting") if kind == "average" else (kind,)  # both weight classes to balance
         p = np.mean([make_classifier(k, calibrate=False).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-                     for k in kinds], axis=0)
+                     for k in _kinds(kind)], axis=0)  # both weight classes to balance
         scores.append(balanced_accuracy_score(y[te], p >= 0.5))
     return float(np.mean(scores))
 
@@ -146,8 +134,7 @@ def _nested_models_fold(candidates: dict, i: int) -> tuple[str, np.ndarray]:
     best = max(inner, key=inner.get)
     kind, sets = candidates[best]
     train = [s for j, s in enumerate(sets) if j != i]
-    kinds = ("logistic", "boosting") if kind == "average" else (kind,)
-    return best, np.mean([fit(train, k).predict_proba(sets[i].X)[:, 1] for k in kinds], axis=0)
+    return best, np.mean([fit(train, k).predict_proba(sets[i].X)[:, 1] for k in _kinds(kind)], axis=0)
 
 
 def _nested_models(candidates: dict, n_jobs: int = 1) -> tuple[dict, list]:
@@ -259,12 +246,12 @@ def main() -> None:
             print(f"  {name:82s} BA {r['balanced_accuracy']:.3f}  AUC {r['roc_auc']:.3f}")
 
         print("not adopted (LOSO, every window evaluated as in the shipped row):")
-        pure = [_pure(s, labels[s.subject], c.window_s) for s in main_sets]
+        pure = [replace(s, y=np.where(_pure(s, labels[s.subject], c.window_s), s.y, np.nan)) for s in main_sets]
         show("train only on windows whose label holds over the whole window",
-             report(main_sets, _loso_custom(main_sets, train_mask=pure, n_jobs=args.n_jobs)))
-        lagged = [labels[s.subject](s.t - c.label_lag_s - 10.0) for s in main_sets]
+             report(main_sets, _loso_trained_on(pure, main_sets, n_jobs=args.n_jobs)))
+        lagged = [replace(s, y=labels[s.subject](s.t - c.label_lag_s - 10.0)) for s in main_sets]
         show("train on labels 10 s later (EDA/HR response lag)",
-             report(main_sets, _loso_custom(main_sets, train_y=lagged, n_jobs=args.n_jobs)))
+             report(main_sets, _loso_trained_on(lagged, main_sets, n_jobs=args.n_jobs)))
         changes = {}
         for d in (120.0, 300.0, 600.0):
             changes[d] = _align([renormalise(s, c.calibration_s, c.adapt_tau_s, c.rank_history_s, labels[s.subject],
@@ -288,7 +275,7 @@ def main() -> None:
         show("+ the 30 s window's features side by side",
              _score([_side_by_side(s, d30[s.subject], "w30_") for s in main_sets], n_jobs=args.n_jobs))
         show("logistic C = 0.003 (10x stronger regularisation)",
-             report(main_sets, _loso_custom(main_sets, C=0.003, n_jobs=args.n_jobs)))
+             report(main_sets, _loso_trained_on(main_sets, main_sets, n_jobs=args.n_jobs, estimator__clf__C=0.003)))
         p_log, p_boost = loso(main_sets, n_jobs=args.n_jobs), loso(main_sets, "boosting", n_jobs=args.n_jobs)
         show("average of the logistic and boosting models", report(main_sets, [(a + b) / 2 for a, b in zip(p_log, p_boost)]))
         p_log_d = loso(changes[300.0], n_jobs=args.n_jobs)

@@ -92,6 +92,12 @@ def test_classifier_learns_across_subjects_and_runs_live():
     y = rec.label_at(t)
     assert metrics(y.astype(int), X[:, 0])["balanced_accuracy"] > 0.85
     assert np.all((X[:, 3] >= 0) & (X[:, 3] <= 1)) and np.isnan(X[:, 1]).all()
+    # estimator parameters reach the pipeline; windows with a NaN label are left out of training
+    assert fit(sets, "logistic", estimator__clf__C=0.5).get_params()["estimator__clf__C"] == 0.5
+    blanked = [type(s)(s.subject, s.features, s.X, s.t, np.where(np.arange(len(s.y)) % 2 == 0, s.y, np.nan))
+               for s in sets]
+    even = [type(s)(s.subject, s.features, s.X[::2], s.t[::2], s.y[::2]) for s in sets]
+    np.testing.assert_allclose(fit(blanked).predict_proba(sets[0].X), fit(even).predict_proba(sets[0].X))
 
 
 def test_metrics_values():

@@ -134,17 +134,20 @@ def _xy(sets: Sequence[WindowSet]) -> tuple[np.ndarray, np.ndarray]:
     return X[ok], y[ok].astype(int)
 
 
-def fit(sets: Sequence[WindowSet], kind: str = "logistic"):
-    """A classifier fitted on the labelled windows of ``sets``.
+def fit(sets: Sequence[WindowSet], kind: str = "logistic", **params):
+    """A classifier fitted on the labelled windows of ``sets`` (windows whose label is NaN are left out).
 
     Classes are weighted to balance (in the estimator and in the probability calibration), so
-    P = 0.5 is the decision point whatever the share of stress windows in the training data."""
+    P = 0.5 is the decision point whatever the share of stress windows in the training data.
+    ``params`` are set on the classifier before fitting (scikit-learn ``set_params`` names, e.g.
+    ``estimator__clf__C=0.01``)."""
     X, y = _xy(sets)
     if len(np.unique(y)) < 2:
         raise ValueError("training needs windows of both classes")
+    clf = make_classifier(kind).set_params(**params) if params else make_classifier(kind)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the pipeline takes no sample_weight: calibration uses it
-        return make_classifier(kind).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+        return clf.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
 
 
 def _fold(sets: Sequence[WindowSet], i: int, kind: str) -> np.ndarray:
