@@ -13,7 +13,8 @@ from engage.datasets import Labels, Recording, StressPredict, Track
 from engage.models.classifier import ClassifierModel, make_classifier
 from engage.models.evaluation import MODEL_FEATURES, _align, load_shipped, shipped_model_path
 from engage.models.persistence import ModelFileError, load_model, save_model
-from engage.models.training import WindowConfig, extract_windows, fit, loso, metrics, predict, report
+from engage.models.training import (WindowConfig, accuracy_since_change, extract_windows, fit, loso, metrics, predict,
+                                    report)
 from engage.models.wrist import WRIST_FEATURES, BaselineNormaliser, Collector, WristFeatureWindow, wrist_features
 
 
@@ -98,6 +99,32 @@ def test_classifier_learns_across_subjects_and_runs_live():
                for s in sets]
     even = [type(s)(s.subject, s.features, s.X[::2], s.t[::2], s.y[::2]) for s in sets]
     np.testing.assert_allclose(fit(blanked).predict_proba(sets[0].X), fit(even).predict_proba(sets[0].X))
+
+
+def test_accuracy_since_change_finds_a_lagging_model():
+    """A model that follows the labels 3 windows (15 s) late is wrong only just after each change."""
+    from engage.models.wrist import WindowSet
+
+    y = np.r_[np.zeros(20), np.ones(20), np.zeros(20)]
+    t = 5.0 * np.arange(1, 61)
+    p = np.r_[np.zeros(3), y[:-3]] * 0.8 + 0.1  # the label 3 windows earlier
+    s = WindowSet("a", ("x",), np.zeros((60, 1)), t, y)
+    out = accuracy_since_change([s], [p])
+    assert out["0"]["before the first change"] == {"n": 20, "accuracy": 1.0}
+    # each change: 12 windows 0-55 s after it (3 wrong), 8 windows 60-95 s (right)
+    assert out["1"]["0-60 s"] == {"n": 12, "accuracy": 0.75} and out["0"]["0-60 s"] == {"n": 12, "accuracy": 0.75}
+    assert out["1"]["60-120 s"] == {"n": 8, "accuracy": 1.0}
+    assert out["1"]["before the first change"] == {"n": 0, "accuracy": None}
+    json.dumps(out, allow_nan=False)  # empty bins are null, not NaN
+
+    # unlabelled windows are skipped (a gap is not a change); every subject starts afresh
+    gap = WindowSet("b", ("x",), np.zeros((60, 1)), t, np.where((t > 50) & (t < 80), np.nan, y))
+    both = accuracy_since_change([s, gap], [p, p])
+    assert both["0"]["before the first change"]["n"] == 20 + 15  # 5 of its first 20 unlabelled
+    assert both["1"]["0-60 s"]["n"] == 24 and both["0"]["0-60 s"]["n"] == 24
+    # the bins are the caller's: a change 200 s back falls in the last one
+    late = accuracy_since_change([s], [p], edges_s=(0.0, 30.0))
+    assert late["1"]["30 s-"] == {"n": 14, "accuracy": 1.0} and late["1"]["0-30 s"]["n"] == 6
 
 
 def test_metrics_values():

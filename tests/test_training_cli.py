@@ -54,6 +54,8 @@ def test_train_then_evaluate(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(out["per_subject"]) == {"S01", "S02", "S03"}
     assert out["balanced_accuracy"] > 0.8 and {"f1", "roc_auc"} <= set(out)
+    since = out["by_time_since_change"]
+    assert sum(b["n"] for c in ("0", "1") for b in since[c].values()) == out["n"]
     assert plot.stat().st_size > 10_000
     assert main(["evaluate", "--dataset", "stress-predict", "--root", str(root), "--model", str(model),
                  "--plot", str(plot), "--subjects", "S02", "--cache", ""]) == 0

@@ -18,8 +18,10 @@ def register(sub) -> None:
         description="Without --cv: the given model scores every subject found under --root.\n"
                     "With --cv loso: the model's pipeline is retrained leave-one-subject-out with the\n"
                     "model's window settings. Prints, as the last line, one JSON object with\n"
-                    "balanced_accuracy, f1, roc_auc and per_subject; writes a confusion-matrix and\n"
-                    "per-subject plot. Subjects run in parallel with joblib (--n-jobs; for a cluster\n"
+                    "balanced_accuracy, f1, roc_auc, per_subject and by_time_since_change (each class's\n"
+                    "accuracy by how long ago its label last changed: a model limited by the lag of the\n"
+                    "body's response is wrong only just after a change); writes a plot of the confusion\n"
+                    "matrix, each subject's score and that profile. Subjects run in parallel with joblib (--n-jobs; for a cluster\n"
                     "use joblib's Dask or Ray backend, see engage.models.training).",
         epilog="examples:\n"
                "  engage evaluate --dataset stress-predict --root ../shared/data/stress_predict_e4 \\\n"
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     plot_report(result, plot, title=f"{args.dataset}: {what}")
     print(f"engage evaluate: {len(sets)} subjects, {result['n']} windows, {what}: balanced accuracy "
           f"{result['balanced_accuracy']:.3f}, F1 {result['f1']:.3f}, ROC AUC {result['roc_auc']:.3f}; plot {plot}")
+    for cls, name in (("0", "rest"), ("1", "stress")):
+        bins = result["by_time_since_change"][cls]
+        print(f"  {name} windows, accuracy by time since the label changed: " + ", ".join(
+            f"{b} {v['accuracy']:.2f} (n={v['n']})" for b, v in bins.items() if v["n"]))
     result.pop("confusion", None)
     print(json.dumps({**result, "cv": args.cv, "model": str(args.model), "plot": str(plot)}))
     return 0

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .persistence import LoadedModel, load_model
-from .training import WindowConfig, extract_windows, loso, predict, report
+from .training import WindowConfig, accuracy_since_change, extract_windows, loso, predict, report
 from .wrist import LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, WindowSet
 
 
@@ -67,7 +67,9 @@ def evaluate(model: LoadedModel, dataset, subjects: Sequence[str] | None = None,
              n_jobs: int = 1, cache=None) -> tuple[dict, list[WindowSet], list[np.ndarray]]:
     """Metrics of ``model`` on ``dataset``: ``cv=None`` scores the given model on every subject;
     ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings.
-    ``cache``: see :func:`~engage.models.training.extract_windows`."""
+    ``cache``: see :func:`~engage.models.training.extract_windows`. The result holds the metrics of
+    :func:`~engage.models.training.report` and ``by_time_since_change``
+    (:func:`~engage.models.training.accuracy_since_change`)."""
     sets = extract_windows(dataset, subjects, config_of(model), n_jobs=n_jobs, cache=cache)
     sets = [s for s in sets if np.isfinite(s.y).any()]
     sets = _align(sets, model.features)
@@ -77,11 +79,14 @@ def evaluate(model: LoadedModel, dataset, subjects: Sequence[str] | None = None,
         probs = predict(model.model, sets)
     else:
         raise ValueError(f"unknown cross-validation {cv!r} (use 'loso')")
-    return report(sets, probs), sets, probs
+    result = report(sets, probs)
+    result["by_time_since_change"] = accuracy_since_change(sets, probs)
+    return result, sets, probs
 
 
 def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
-    """A confusion matrix and a per-subject balanced-accuracy bar chart in one PNG."""
+    """A confusion matrix, a per-subject balanced-accuracy bar chart and, when ``result`` has
+    ``by_time_since_change``, each class's accuracy by time since its label last changed, in one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,7 +94,10 @@ def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2.2]})
+    since = result.get("by_time_since_change")
+    fig, axes = plt.subplots(1, 3 if since else 2, figsize=(16 if since else 11, 4),
+                             gridspec_kw={"width_ratios": [1, 2.2, 1.8] if since else [1, 2.2]})
+    a, b = axes[0], axes[1]
     cm = np.array(result["confusion"])
     a.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
@@ -103,6 +111,17 @@ def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
     b.axhline(0.5, color="grey", ls=":", label="chance")
     b.set_ylim(0, 1), b.set_ylabel("balanced accuracy"), b.legend(loc="lower right")
     b.tick_params(axis="x", rotation=60)
+    if since:
+        c = axes[2]
+        bins = list(since["0"])
+        x = np.arange(len(bins))
+        for k, (cls, name) in enumerate((("0", "rest"), ("1", "stress"))):
+            acc = [np.nan if since[cls][n]["accuracy"] is None else since[cls][n]["accuracy"] for n in bins]
+            c.bar(x + (k - 0.5) * 0.4, acc, width=0.4, label=name, color=("tab:green", "tab:red")[k])
+        c.set_xticks(x, [n.replace("before the first change", "before 1st") for n in bins], rotation=40)
+        c.axhline(0.5, color="grey", ls=":")
+        c.set_ylim(0, 1), c.set_ylabel("accuracy"), c.set_xlabel("time since the label changed")
+        c.legend(loc="lower right"), c.set_title("where it is wrong")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

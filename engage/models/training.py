@@ -180,6 +180,50 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
     }
 
 
+#: bins (seconds since the label last changed) of :func:`accuracy_since_change`
+SINCE_CHANGE_EDGES_S = (0.0, 60.0, 120.0, 240.0, 480.0)
+
+
+def _bin_name(lo: float, hi: float | None) -> str:
+    return f"{lo:g}-{hi:g} s" if hi is not None else f"{lo:g} s-"
+
+
+def accuracy_since_change(sets: Sequence[WindowSet], probs: Sequence[np.ndarray],
+                          edges_s: Sequence[float] = SINCE_CHANGE_EDGES_S, threshold: float = 0.5) -> dict:
+    """Where in time a model is right: each class's accuracy by how long ago its label last changed.
+
+    A physiological response lags its cause (heart rate by seconds, skin conductance by tens of
+    seconds, recovery by minutes), so a window just after a task starts or ends is the hardest to
+    get right; a model that is only wrong there is limited by that lag, one that is wrong all
+    through a block is not. For each subject, a label change is where two consecutive labelled
+    windows differ; a window's time since the change is the difference of their end times.
+    Windows before the subject's first change are counted under ``"before the first change"``.
+    Returns ``{"0": {bin: {"n": ..., "accuracy": ...}}, "1": {...}}`` (bins named ``"0-60 s"`` …
+    ``"480 s-"``; accuracy is None for an empty bin).
+
+    >>> s = WindowSet("a", ("x",), np.zeros((4, 1)), np.array([5.0, 10.0, 15.0, 20.0]), np.array([0, 0, 1, 1.0]))
+    >>> accuracy_since_change([s], [np.array([0.1, 0.2, 0.3, 0.9])])["1"]["0-60 s"]
+    {'n': 2, 'accuracy': 0.5}
+    """
+    edges = [float(e) for e in edges_s]
+    names = ["before the first change"] + [_bin_name(lo, hi) for lo, hi in zip(edges, edges[1:] + [None])]
+    hits = {c: {n: [] for n in names} for c in ("0", "1")}
+    for s, p in zip(sets, probs):
+        ok = np.isfinite(s.y)
+        t, y, right = s.t[ok], s.y[ok].astype(int), (np.asarray(p)[ok] >= threshold) == s.y[ok].astype(bool)
+        change = np.flatnonzero(np.diff(y) != 0) + 1  # index of the first window after each change
+        last = np.searchsorted(change, np.arange(len(y)), side="right") - 1
+        for i in range(len(y)):
+            if last[i] < 0:
+                name = names[0]
+            else:
+                since = t[i] - t[change[last[i]]]
+                name = names[1 + min(int(np.searchsorted(edges, since, side="right")) - 1, len(edges) - 1)]
+            hits[str(y[i])][name].append(bool(right[i]))
+    return {c: {n: {"n": len(v), "accuracy": round(float(np.mean(v)), 4) if v else None}
+                for n, v in bins.items()} for c, bins in hits.items()}
+
+
 def report(sets: Sequence[WindowSet], probs: Sequence[np.ndarray]) -> dict:
     """Pooled metrics over all labelled windows plus each subject's."""
     ys, ps, per = [], [], {}
