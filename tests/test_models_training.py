@@ -48,6 +48,26 @@ def test_wrist_windows_do_not_depend_on_chunking():
     np.testing.assert_array_equal(a.t, b.t)
 
 
+def test_wrist_features_replays_through_a_given_chain():
+    from engage.models.wrist import wrist_processors
+    from engage.signals.eda import EdaFeatures
+    from engage.signals.cardiac import PpgHeartRate
+
+    rec = synthetic_recording(minutes=10)
+    shipped = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120)
+    same = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120,
+                          chain=wrist_processors(30, 5, 120))
+    np.testing.assert_array_equal(shipped.X, same.X)
+    # SCRs must be 100 µS tall: none is found, every other feature is unchanged
+    strict = wrist_features(rec, window_s=30, hop_s=5, calibration_s=120,
+                            chain=[PpgHeartRate(), EdaFeatures(min_amplitude=100.0), WristFeatureWindow(30, 5),
+                                   BaselineNormaliser(120)])
+    scr = WRIST_FEATURES.index("scr_rate")
+    assert np.any(shipped.raw[:, scr] > 0) and np.all(strict.raw[:, scr] == 0)
+    others = [i for i, f in enumerate(WRIST_FEATURES) if f not in ("scr_rate", "scr_amp")]
+    np.testing.assert_array_equal(shipped.raw[:, others], strict.raw[:, others])
+
+
 def test_wrist_window_values_and_missing_modalities():
     rec = synthetic_recording()
     rec.tracks = [t for t in rec.tracks if t.info.type in ("DeviceHR",)]  # HR only

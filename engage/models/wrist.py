@@ -408,17 +408,19 @@ def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: 
 
 def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                    adapt_tau_s: float = 1800.0, rank_history_s: float | None = None, label_lag_s: float = 0.0,
-                   step: float = 1.0, delta_s: float | None = None) -> WindowSet:
+                   step: float = 1.0, delta_s: float | None = None, chain: list[Processor] | None = None) -> WindowSet:
     """Replay ``recording`` through the wrist chain on a virtual clock; label each window by the
     label at ``label_lag_s`` before its end (0: its end; ``window_s / 2``: its centre, the label
-    covering most of it). Windows without a label get NaN.
+    covering most of it). Windows without a label get NaN. ``chain``: other processors to replay
+    through instead of :func:`wrist_processors` with these settings (e.g. an ``EdaFeatures`` with
+    other SCR criteria); it must end in a ``WristFeatureWindow`` and a ``BaselineNormaliser``.
 
     >>> # ws = wrist_features(StressPredict(root).load("S02")); ws.X.shape
     """
     collector, raw = Collector("WristFeaturesRelative"), Collector("WristFeatures")
     runtime = Runtime(VirtualClock(), [recording.source()],
-                      wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s, delta_s)
-                      + [collector, raw],
+                      list(chain or wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s,
+                                                     delta_s)) + [collector, raw],
                       bus=EventBus(), step=step, viewer=recording.subject)
     runtime.run()
     t, X = collector.arrays()
