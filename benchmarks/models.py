@@ -161,16 +161,22 @@ def _nested(variants: dict) -> tuple[dict, list]:
     return report([variants[c][i] for i, c in enumerate(chosen)], probs), chosen
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def stress_predict_args(doc: str, flag: str, flag_help: str) -> argparse.Namespace:
+    """The command line of the wrist-model benchmarks: --root (Stress-Predict), --n-jobs, --cache and one switch."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = test_data_dir()
     ap.add_argument("--root", default=str(default / "stress_predict_e4") if default else None)
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--cache", default="out/cache/windows", help="window cache folder ('' = none)")
-    ap.add_argument("--quick", action="store_true", help="shipped settings and HR-only only (no ablation, no nested CV)")
+    ap.add_argument(flag, action="store_true", help=flag_help)
     args = ap.parse_args()
     if not args.root:
         raise SystemExit("no Stress-Predict folder: pass --root or set ENGAGE_TEST_DATA")
+    return args
+
+
+def main() -> None:
+    args = stress_predict_args(__doc__, "--quick", "shipped settings and HR-only only (no ablation, no nested CV)")
     config = WindowConfig()
     ds = StressPredict(args.root)
     t0 = time.perf_counter()

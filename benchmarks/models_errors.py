@@ -30,7 +30,6 @@ The last line is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from dataclasses import asdict
@@ -46,7 +45,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from engage.core import Chunk, StreamInfo
-from engage.core.testing import test_data_dir
 from engage.datasets import StressPredict
 from engage.models.classifier import Clip
 from engage.models.evaluation import _align, model_features
@@ -55,6 +53,7 @@ from engage.models.wrist import (LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES
                                  WristFeatureWindow, _UNITS, renormalise, wrist_features)
 from engage.signals.cardiac import PpgHeartRate
 from engage.signals.eda import EdaFeatures
+from models import stress_predict_args  # benchmarks/models.py, beside this script
 
 #: the label blocks of the Stress-Predict protocol, in order (datasets/stress-predict.md, Time_logs.xlsx)
 BLOCKS = ("opening (consent, questionnaires)", "Stroop test", "relax after the Stroop test", "interview",
@@ -187,15 +186,7 @@ def with_respiration(ws: WindowSet, extra: np.ndarray, config: WindowConfig, lab
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = test_data_dir()
-    ap.add_argument("--root", default=str(default / "stress_predict_e4") if default else None)
-    ap.add_argument("--n-jobs", type=int, default=1)
-    ap.add_argument("--cache", default="out/cache/windows", help="window cache folder ('' = none)")
-    ap.add_argument("--signals", action="store_true", help="also the rows that replay the recordings with other signal steps")
-    args = ap.parse_args()
-    if not args.root:
-        raise SystemExit("no Stress-Predict folder: pass --root or set ENGAGE_TEST_DATA")
+    args = stress_predict_args(__doc__, "--signals", "also the rows that replay the recordings with other signal steps")
     c = WindowConfig()
     ds = StressPredict(args.root)
     sets = [s for s in extract_windows(ds, None, c, n_jobs=args.n_jobs, cache=args.cache or None)
