@@ -143,6 +143,9 @@ def test_accuracy_since_change_finds_a_lagging_model():
     assert both["0"]["before the first change"]["n"] == 20 + 15  # 5 of its first 20 unlabelled
     assert both["1"]["0-60 s"]["n"] == 24 and both["0"]["0-60 s"]["n"] == 24
     # the bins are the caller's: a change 200 s back falls in the last one
+    three = accuracy_since_change([WindowSet("c", ("x",), np.zeros((3, 1)), t[:3], np.array([0.0, 2.0, 2.0]))],
+                                  [np.zeros(3)])
+    assert three["2"]["0-60 s"] == {"n": 2, "accuracy": 0.0} and three["1"]["0-60 s"]["n"] == 0
     late = accuracy_since_change([s], [p], edges_s=(0.0, 30.0))
     assert late["1"]["30 s-"] == {"n": 14, "accuracy": 1.0} and late["1"]["0-30 s"]["n"] == 6
 

@@ -199,7 +199,7 @@ def accuracy_since_change(sets: Sequence[WindowSet], probs: Sequence[np.ndarray]
     windows differ; a window's time since the change is the difference of their end times.
     Windows before the subject's first change are counted under ``"before the first change"``.
     Returns ``{"0": {bin: {"n": ..., "accuracy": ...}}, "1": {...}}`` (bins named ``"0-60 s"`` …
-    ``"480 s-"``; accuracy is None for an empty bin).
+    ``"480 s-"``; accuracy is None for an empty bin; any other label value gets its own key).
 
     >>> s = WindowSet("a", ("x",), np.zeros((4, 1)), np.array([5.0, 10.0, 15.0, 20.0]), np.array([0, 0, 1, 1.0]))
     >>> accuracy_since_change([s], [np.array([0.1, 0.2, 0.3, 0.9])])["1"]["0-60 s"]
@@ -219,7 +219,7 @@ def accuracy_since_change(sets: Sequence[WindowSet], probs: Sequence[np.ndarray]
             else:
                 since = t[i] - t[change[last[i]]]
                 name = names[1 + min(int(np.searchsorted(edges, since, side="right")) - 1, len(edges) - 1)]
-            hits[str(y[i])][name].append(bool(right[i]))
+            hits.setdefault(str(y[i]), {n: [] for n in names})[name].append(bool(right[i]))
     return {c: {n: {"n": len(v), "accuracy": round(float(np.mean(v)), 4) if v else None}
                 for n, v in bins.items()} for c, bins in hits.items()}
 
