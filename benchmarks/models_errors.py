@@ -18,8 +18,10 @@ name says otherwise (LOSO balanced accuracy / ROC AUC):
 - extra trees and random forest on the shipped features;
 - each viewer's decision threshold from a two-cluster Gaussian mixture of that viewer's own
   scores over the whole session (not causal: a bound on what any per-viewer threshold could do);
-- with ``--signals`` (each replays the recordings again, about 2 min on 2 cores): SCRs down to
-  0.01 µS and without the relative criterion; the E4's own heart rate for the HR level and SD;
+- with ``--signals`` (each replays the recordings again, about 2 min on 2 cores): the SCR criterion
+  relative to the largest SCR of the whole session (NeuroKit2's offline rule; shipped: of the last
+  10 min); SCRs down to 0.01 µS and without the relative criterion; the E4's own heart rate for
+  the HR level and SD;
   respiratory features from the BVP wave (0.1-0.5 Hz power relative to the pulse band, and its
   peak frequency) and from the accelerometer.
 
@@ -136,7 +138,8 @@ class DeviceHrWindow(WristFeatureWindow):
 
 def _chain_windows(dataset, subject: str, config: WindowConfig, variant: str) -> WindowSet:
     c = config
-    eda = {"SCR >= 0.01 uS": EdaFeatures(min_amplitude=0.01),
+    eda = {"SCR criterion relative to the whole session": EdaFeatures(relative_window_s=None),
+           "SCR >= 0.01 uS": EdaFeatures(min_amplitude=0.01),
            "SCR >= 0.01 uS, no relative criterion": EdaFeatures(min_amplitude=0.01, relative_min=0.0)}.get(
         variant, EdaFeatures())
     window = (DeviceHrWindow if variant == "E4 device HR" else WristFeatureWindow)(c.window_s, c.hop_s)
@@ -238,7 +241,8 @@ def main() -> None:
          report(main_sets, [_two_cluster_threshold(p) for p in probs]))
 
     if args.signals:
-        for variant in ("SCR >= 0.01 uS", "SCR >= 0.01 uS, no relative criterion", "E4 device HR"):
+        for variant in ("SCR criterion relative to the whole session", "SCR >= 0.01 uS",
+                        "SCR >= 0.01 uS, no relative criterion", "E4 device HR"):
             vs = Parallel(n_jobs=args.n_jobs)(delayed(_chain_windows)(ds, s.subject, c, variant) for s in sets)
             vs = _align(vs, features)
             show(f"signal step: {variant}", report(vs, loso(vs, n_jobs=args.n_jobs)))

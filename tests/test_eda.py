@@ -51,6 +51,29 @@ def _events(processor):
     return events
 
 
+def test_eda_relative_criterion_forgets_a_startle_after_its_window():
+    """One large response (a startle, an electrode bump) must not silence the smaller SCRs of the
+    rest of a long session: the relative criterion looks back relative_window_s, not forever."""
+    fs = 4.0  # a wrist device's rate
+    t = np.arange(0, 40 * 60, 1 / fs)
+    small = np.arange(120.0, 40 * 60 - 60, 30.0)
+    x = _bateman(t, [60.0], 3.0) + _bateman(t, small, 0.15) - 4.0 - 0.002 * t
+    x += 0.002 * np.random.default_rng(2).standard_normal(len(t))
+    info = StreamInfo("eda", "EDA", ("eda",), ("uS",), fs, "s")
+    _, forever = _run(EdaFeatures(relative_window_s=None), info, x[:, None], t, 64)
+    _, windowed = _run(EdaFeatures(), info, x[:, None], t, 64)  # default: the last 10 min
+    _, by_sample = _run(EdaFeatures(), info, x[:, None], t, 1)
+    assert np.array_equal(windowed, by_sample)
+    peaks = lambda rows, lo, hi: np.count_nonzero(rows[(t >= lo) & (t < hi), 2])
+    assert peaks(forever, 0, 100) == peaks(windowed, 0, 100) == 1  # the startle itself
+    assert peaks(forever, 100, t[-1]) == 0  # NeuroKit2's offline criterion: silenced for 38 min
+    assert peaks(windowed, 100, 60 + 9 * 60) == 0  # still within 10 min of the startle: held to it
+    later = small[small > 60 + 11 * 60 + 15]  # 15 s: between two small responses
+    assert peaks(windowed, 60 + 11 * 60 + 15, t[-1]) == len(later)  # then every small response counts again
+    with pytest.raises(ValueError, match="relative_window_s"):
+        EdaFeatures(relative_window_s=0)
+
+
 def test_eda_chunk_invariance_rise_time_and_rate():
     fs = 32.0
     t = np.arange(0, 180, 1 / fs)

@@ -4,7 +4,9 @@ A causal version of NeuroKit2's default ``eda_process``: the signal is cleaned b
 low-pass (4th-order Butterworth), the tonic level is its 0.05 Hz low-pass and the phasic part
 its 0.05 Hz high-pass (NeuroKit2's "highpass" decomposition, run forwards only, filter state
 kept between chunks). An SCR peak is a local maximum of the phasic signal at least
-``relative_min`` (10 %) of the largest SCR peak seen so far, at least ``min_amplitude`` (0.05 µS)
+``relative_min`` (10 %) of the largest SCR peak of the last ``relative_window_s`` (10 min; None:
+of the whole session, as NeuroKit2 does offline - live, one startle or electrode bump would then
+silence every smaller response for the rest of a long session), at least ``min_amplitude`` (0.05 µS)
 above its onset (the preceding phasic minimum) and reached within ``max_rise_s`` (5 s) of it (a
 slower rise is the high-pass filter recovering from the previous response, not a new one). Every decision runs in one compiled per-sample loop,
 so the output does not depend on the chunking.
@@ -44,10 +46,20 @@ EDA_UNITS = ("uS", "uS", "uS", "ratio", "s", "1/min")
 
 
 @njit(cache=True, nogil=True)
-def _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, amp, rise, quality):  # pragma: no cover
-    # sf: [p1, p2, onset_value, max_peak, prev_x]; si: [n, have2, onset_idx, flat_run]
+def _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, blocks, block_len, amp, rise,
+                quality):  # pragma: no cover
+    # sf: [p1, p2, onset_value, max_peak, prev_x]; si: [n, have2, onset_idx, flat_run, block];
+    # blocks: the largest peak of each of the last len(blocks) blocks of block_len samples (a ring),
+    # so the relative criterion compares with the recent past; block_len 0: the whole history (sf[3])
+    nb = blocks.shape[0]
     for j in range(phasic.shape[0]):
         n = si[0]
+        if block_len > 0:
+            b = (n - 1) // block_len  # the block of a peak at n - 1
+            if b > si[4]:
+                for k in range(si[4] + 1, min(b, si[4] + nb) + 1):
+                    blocks[k % nb] = 0.0
+                si[4] = b
         p = phasic[j]
         ok = valid[j]
         if ok and si[1] >= 1 and x[j] == sf[4]:
@@ -67,7 +79,12 @@ def _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, 
                 si[2] = n - 1
             elif p1 > p2 and p1 >= p and si[2] >= 0:  # a peak at n-1
                 a = p1 - sf[2]
-                if p1 > sf[3]:
+                if block_len > 0:
+                    k = si[4] % nb
+                    if p1 > blocks[k]:
+                        blocks[k] = p1
+                    sf[3] = blocks.max()
+                elif p1 > sf[3]:
                     sf[3] = p1
                 if a >= min_amp and p1 >= rel * sf[3] and (n - 1 - si[2]) <= max_rise * fs:
                     amp[j] = a
@@ -80,7 +97,7 @@ def _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, 
 
 
 class _EdaState:
-    def __init__(self, fs: float, x0: float) -> None:
+    def __init__(self, fs: float, x0: float, relative_window_s: float | None) -> None:
         self.fs = fs
         self.sos_clean = signal.butter(4, min(3.0, 0.4 * fs), fs=fs, output="sos")
         self.sos_tonic = signal.butter(2, 0.05, fs=fs, output="sos")
@@ -90,7 +107,10 @@ class _EdaState:
         self.zi_phasic = np.zeros((self.sos_phasic.shape[0], 2))  # the high-pass starts at rest on x0
         self.offset = x0
         self.sf = np.array([0.0, 0.0, 0.0, 0.0, x0])
-        self.si = np.array([0, 0, -1, 0], dtype=np.int64)
+        self.si = np.array([0, 0, -1, 0, 0], dtype=np.int64)
+        # the relative criterion's memory: the largest peak per 10 s block over relative_window_s
+        self.block_len = 0 if relative_window_s is None else max(1, int(round(10.0 * fs)))
+        self.blocks = np.zeros(1 if relative_window_s is None else max(1, int(np.ceil(relative_window_s / 10.0))))
         self.last_value = x0
         self.last_time: float | None = None
         self.scr_times: deque[float] = deque()
@@ -106,8 +126,11 @@ class EdaFeatures(Processor):
     name = "eda-features"
 
     def __init__(self, min_amplitude: float = 0.05, relative_min: float = 0.1, max_rise_s: float = 5.0,
-                 valid_range: tuple[float, float] = (0.05, 100.0)) -> None:
+                 valid_range: tuple[float, float] = (0.05, 100.0), relative_window_s: float | None = 600.0) -> None:
+        if relative_window_s is not None and not relative_window_s > 0:
+            raise ValueError(f"relative_window_s must be positive or None, not {relative_window_s!r}")
         self.min_amplitude = min_amplitude
+        self.relative_window_s = relative_window_s
         self.max_rise_s = max_rise_s
         self.relative_min = relative_min
         self.valid_range = valid_range
@@ -143,7 +166,7 @@ class EdaFeatures(Processor):
                 self.ctx.counters[f"{self.name}.invalid_samples"] += len(x)
                 return []
             settle = 0 if key not in self._seen else int(round(2.0 * fs))
-            st = self._state[key] = _EdaState(fs, float(x[valid][0]))
+            st = self._state[key] = _EdaState(fs, float(x[valid][0]), self.relative_window_s)
             st.settle = settle
             self._seen.add(key)
         if not valid.all():
@@ -159,7 +182,7 @@ class EdaFeatures(Processor):
         amp, rise, quality = np.zeros(n), np.zeros(n), np.zeros(n)
         n0 = int(st.si[0])
         _scr_kernel(x, valid, phasic, fs, self.relative_min, self.min_amplitude, self.max_rise_s, int(10 * fs), st.sf, st.si,
-                    amp, rise, quality)
+                    st.blocks, st.block_len, amp, rise, quality)
         st.sqi.update(chunk.data[:, col].astype(np.float64))
         quality *= st.sqi.quality_before_samples(n0, n)  # the signal quality of the window before each sample
         if st.settle > 0:
