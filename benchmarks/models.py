@@ -5,8 +5,12 @@ under ``--cache``, keyed by a hash of the code, the settings and the files); the
 then re-normalised and relabelled for the ablation rows, which is exactly what the live chain
 would give with those settings (the baseline normaliser works row by row, causally).
 
-Prints the shipped settings' pooled and per-participant metrics (the shipped pipeline retrained
-per fold), an ablation table (what each change brought, and each modality left out), a
+Prints the shipped pipeline's pooled and per-participant metrics (retrained per fold on
+re-ordered copies of the other participants, as ``engage evaluate --cv loso``), a training table
+(logistic or the logistic + boosting ensemble, trained on the sessions as recorded or on
+re-ordered copies; ``--seeds N`` adds N more re-ordering seeds and the spread) and, without
+``--quick``, an ablation table
+of the features with the logistic model trained as recorded (what each change brought, and each modality left out), a
 heart-rate-only baseline, a nested leave-one-subject-out estimate in which the free settings
 (window length 30/60/120 s × rank history 10/20/30/60 min) are chosen inside each training fold, and × real time of feature extraction.
 
@@ -19,7 +23,7 @@ scores - all evaluated on every window exactly as the shipped row - and a nested
 which {logistic, average} × {with, without 5-min changes} is chosen inside each training fold.
 The last line is one JSON object.
 
-    python benchmarks/models.py [--root ../shared/data/stress_predict_e4] [--n-jobs 2] [--quick]
+    python benchmarks/models.py [--root ../shared/data/stress_predict_e4] [--n-jobs 2] [--quick] [--seeds 4]
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from sklearn.model_selection import GroupKFold
 from engage.core.testing import test_data_dir
 from engage.datasets import StressPredict
 from engage.models.classifier import make_classifier
-from engage.models.evaluation import _align, model_features
-from engage.models.training import WindowConfig, extract_windows, fit, loso, report
+from engage.models.evaluation import _align, labelled_windows, load_shipped, model_features, reorder_of
+from engage.models.training import ReorderConfig, WindowConfig, extract_windows, fit, loso, report
 from engage.models.wrist import WRIST_QUALITIES, WindowSet, renormalise
 
 #: the previous shipped model's inputs (before this ablation's additions)
@@ -161,9 +165,14 @@ def _nested(variants: dict) -> tuple[dict, list]:
     return report([variants[c][i] for i, c in enumerate(chosen)], probs), chosen
 
 
-def stress_predict_args(doc: str, flag: str, flag_help: str) -> argparse.Namespace:
-    """The command line of the wrist-model benchmarks: --root (Stress-Predict), --n-jobs, --cache and one switch."""
+def stress_predict_args(doc: str, flag: str, flag_help: str, seeds: bool = False) -> argparse.Namespace:
+    """The command line of the wrist-model benchmarks: --root (Stress-Predict), --n-jobs, --cache,
+    one switch (and --seeds)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if seeds:
+        ap.add_argument("--seeds", type=int, default=0,
+                        help="also retrain the shipped pipeline LOSO with this many other re-ordering seeds "
+                             "(the spread of the figure; each replays 8 copies of every participant once, then cached)")
     default = test_data_dir()
     ap.add_argument("--root", default=str(default / "stress_predict_e4") if default else None)
     ap.add_argument("--n-jobs", type=int, default=1)
@@ -176,7 +185,8 @@ def stress_predict_args(doc: str, flag: str, flag_help: str) -> argparse.Namespa
 
 
 def main() -> None:
-    args = stress_predict_args(__doc__, "--quick", "shipped settings and HR-only only (no ablation, no nested CV)")
+    args = stress_predict_args(__doc__, "--quick", "shipped pipeline, training table and HR-only only (no ablation, no nested CV)",
+                               seeds=True)
     config = WindowConfig()
     ds = StressPredict(args.root)
     t0 = time.perf_counter()
@@ -190,13 +200,42 @@ def main() -> None:
     sets = [s for s in sets if np.isfinite(s.y).any()]
     shipped_features = model_features()
     main_sets = _align(sets, shipped_features)
-    result = _score(main_sets, n_jobs=args.n_jobs)
+    shipped = load_shipped()
+    kind, reorder = str(shipped.info.get("kind", "logistic")), reorder_of(shipped) or ReorderConfig()
+    t1 = time.perf_counter()
+    _, copies = labelled_windows(ds, None, config, shipped_features, reorder, args.n_jobs, args.cache or None)
+    copies_s = time.perf_counter() - t1
+    result = report(main_sets, loso(main_sets, kind, n_jobs=args.n_jobs, train_sets=copies))
     hr_only = _score(_align(sets, ("z_hr_mean",)), n_jobs=args.n_jobs)
     for subject, m in sorted(result["per_subject"].items()):
         print(f"  {subject}: balanced accuracy {m['balanced_accuracy']:.3f}  ROC AUC {m['roc_auc']:.3f}")
     print(f"LOSO over {len(sets)} participants, {result['n']} windows: balanced accuracy "
           f"{result['balanced_accuracy']:.3f}, F1 {result['f1']:.3f}, ROC AUC {result['roc_auc']:.3f}")
+    print(f"  (shipped pipeline: {kind} trained on {reorder.copies} re-ordered copies of the other participants, "
+          f"seed {reorder.seed})")
     print(f"heart-rate-only baseline: balanced accuracy {hr_only['balanced_accuracy']:.3f}")
+    training = {}
+    print("training (LOSO; the held-out participant always scored as recorded):")
+    as_recorded = [[s] for s in main_sets]
+    for name, k, train in (("logistic, sessions as recorded (the model shipped before)", "logistic", as_recorded),
+                           ("logistic, re-ordered copies", "logistic", copies),
+                           ("ensemble, sessions as recorded", "ensemble", as_recorded),
+                           (f"ensemble, re-ordered copies, seed {reorder.seed} (shipped)", "ensemble", copies)):
+        training[name] = result if k == kind and train is copies else report(
+            main_sets, loso(main_sets, k, n_jobs=args.n_jobs, train_sets=train))
+        print(f"  {name:82s} BA {training[name]['balanced_accuracy']:.3f}  AUC {training[name]['roc_auc']:.3f}",
+              flush=True)
+    seeds = {}
+    for seed in range(reorder.seed + 1, reorder.seed + 1 + args.seeds):
+        other = replace(reorder, seed=seed)
+        _, c = labelled_windows(ds, None, config, shipped_features, other, args.n_jobs, args.cache or None)
+        seeds[seed] = report(main_sets, loso(main_sets, kind, n_jobs=args.n_jobs, train_sets=c))
+        print(f"  {kind}, re-ordered copies, seed {seed}: BA {seeds[seed]['balanced_accuracy']:.3f}  "
+              f"AUC {seeds[seed]['roc_auc']:.3f}", flush=True)
+    if seeds:
+        ba = [result["balanced_accuracy"]] + [r["balanced_accuracy"] for r in seeds.values()]
+        print(f"  re-ordering seeds {reorder.seed}-{max(seeds)}: balanced accuracy mean {np.mean(ba):.3f}, "
+              f"SD {np.std(ba, ddof=1):.3f}, range {min(ba):.3f}-{max(ba):.3f}")
     ablation, nested, chosen = {}, None, []
     if not args.quick:
         labels = {s.subject: ds.load(s.subject).label_at for s in sets}
@@ -296,11 +335,15 @@ def main() -> None:
               f"{', '.join(f'{k} x{chosen_models.count(k)}' for k in candidates if k in chosen_models)}): "
               f"balanced accuracy {nested_models['balanced_accuracy']:.3f}, ROC AUC {nested_models['roc_auc']:.3f}")
     print(f"feature path: {recorded_s / 3600:.1f} h of recordings in {extract_s:.1f} s "
-          f"({recorded_s / extract_s:.0f}x real time, n_jobs={args.n_jobs}{', cache' if args.cache else ''})")
+          f"({recorded_s / extract_s:.0f}x real time, n_jobs={args.n_jobs}{', cache' if args.cache else ''}); "
+          f"{reorder.copies} re-ordered copies of each in {copies_s:.1f} s")
     print(json.dumps({"benchmark": "models", "participants": len(sets), "windows": result["n"],
                       "config": asdict(config),
                       "balanced_accuracy": result["balanced_accuracy"], "f1": result["f1"],
                       "roc_auc": result["roc_auc"], "hr_only_balanced_accuracy": hr_only["balanced_accuracy"],
+                      "kind": kind, "reorder": asdict(reorder),
+                      "training": {k: {m: v[m] for m in ("balanced_accuracy", "f1", "roc_auc")} for k, v in training.items()},
+                      "seeds": {str(k): {m: v[m] for m in ("balanced_accuracy", "f1", "roc_auc")} for k, v in seeds.items()},
                       "nested_balanced_accuracy": nested["balanced_accuracy"] if nested else None,
                       "nested_chosen": chosen,
                       "nested_models_balanced_accuracy": nested_models["balanced_accuracy"] if nested_models else None,

@@ -121,6 +121,69 @@ def test_classifier_learns_across_subjects_and_runs_live():
     np.testing.assert_allclose(fit(blanked).predict_proba(sets[0].X), fit(even).predict_proba(sets[0].X))
 
 
+class SyntheticDataset:
+    """A dataset of :func:`synthetic_recording` subjects (for extract_windows / extract_reordered)."""
+
+    name = "synthetic"
+
+    def __init__(self, root, n=3):
+        self.root = root
+        self.n = n
+
+    def subjects(self):
+        return [f"v{i}" for i in range(self.n)]
+
+    def load(self, subject):
+        return synthetic_recording(subject, minutes=16, seed=int(subject[1:]))
+
+
+def test_reordered_copies_train_and_loso_keeps_each_subject_out(tmp_path):
+    from engage.models.training import ReorderConfig, extract_reordered
+
+    ds = SyntheticDataset(tmp_path)
+    config = WindowConfig(window_s=30, calibration_s=120, rank_history_s=None)
+    reorder = ReorderConfig(copies=2, min_piece_s=120.0, max_piece_s=240.0, seed=4)
+    sets = extract_windows(ds, config=config)
+    copies = extract_reordered(ds, config=config, reorder=reorder, cache=tmp_path / "c")
+    assert [len(c) for c in copies] == [2, 2, 2] and all(c.subject == s.subject for s, cs in zip(sets, copies) for c in cs)
+    # each copy is as long as the session, its labels in another order (the 120 s calibration,
+    # which gives no windows, may now hold stress)
+    for s, cs in zip(sets, copies):
+        for c in cs:
+            assert abs(len(c.y) - len(s.y)) <= 1 and not np.array_equal(c.y, s.y)
+            assert abs(np.nansum(c.y) - np.nansum(s.y)) <= 120 / 5 + 1
+    # the same copies again, from the cache and without it
+    again = extract_reordered(ds, config=config, reorder=reorder, cache=tmp_path / "c")
+    fresh = extract_reordered(ds, ["v1"], config=config, reorder=reorder)
+    np.testing.assert_array_equal(again[1][0].X, copies[1][0].X)
+    np.testing.assert_array_equal(fresh[0][1].X, copies[1][1].X)
+    probs = loso(sets, "ensemble", train_sets=copies)
+    assert report(sets, probs)["balanced_accuracy"] > 0.85
+    # fold i never trains on subject i's copies: poisoning them changes no prediction of subject i
+    flipped = [[type(c)(c.subject, c.features, c.X, c.t, 1.0 - c.y) for c in copies[0]]] + copies[1:]
+    np.testing.assert_allclose(loso(sets, "logistic", train_sets=flipped)[0], loso(sets, "logistic", train_sets=copies)[0])
+    with pytest.raises(ValueError, match="train_sets has 2 entries for 3 subjects"):
+        loso(sets, train_sets=copies[:2])
+    with pytest.raises(ValueError, match="copies"):
+        ReorderConfig(copies=-1)
+
+
+def test_ensemble_is_the_mean_of_its_calibrated_members_and_persists(tmp_path):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] * X[:, 1] + 0.5 * X[:, 2] + rng.normal(0, 0.3, 400) > 0).astype(int)
+    m = make_classifier("ensemble").fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    members = [est.predict_proba(X)[:, 1] for est in m.estimators_]
+    np.testing.assert_allclose(m.predict_proba(X)[:, 1], np.mean(members, axis=0))
+    p = tmp_path / "e.skops"
+    save_model(m, p, ("a", "b", "c"), "arousal", {"kind": "ensemble"})
+    np.testing.assert_allclose(load_model(p).model.predict_proba(X), m.predict_proba(X))
+    with pytest.raises(ValueError, match="choose from logistic, boosting, ensemble"):
+        make_classifier("forest")
+
+
 def test_accuracy_since_change_finds_a_lagging_model():
     """A model that follows the labels 3 windows (15 s) late is wrong only just after each change."""
     from engage.models.wrist import WindowSet

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engage.cli import main
 
@@ -44,13 +45,15 @@ def test_train_then_evaluate(tmp_path, capsys):
     model = tmp_path / "m.skops"
     cache = tmp_path / "cache"
     assert main(["train", "--dataset", "stress-predict", "--root", str(root), "--out", str(model),
-                 "--cache", str(cache)]) == 0
-    assert model.is_file() and len(list(cache.glob("*.npz"))) == 3
-    capsys.readouterr()
+                 "--cache", str(cache), "--reorder-copies", "2"]) == 0
+    # each subject as recorded (for scoring) and 2 re-ordered copies of it (for training)
+    assert model.is_file() and len(list(cache.glob("*.npz"))) == 3 * 3
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["kind"] == "ensemble" and info["reorder"]["copies"] == 2 and info["reorder"]["seed"] == 0
     plot = tmp_path / "eval.png"
     assert main(["evaluate", "--dataset", "stress-predict", "--root", str(root), "--model", str(model),
                  "--cv", "loso", "--plot", str(plot), "--cache", str(cache)]) == 0
-    assert len(list(cache.glob("*.npz"))) == 3  # the windows train computed, read back
+    assert len(list(cache.glob("*.npz"))) == 3 * 3  # the windows train computed, read back
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(out["per_subject"]) == {"S01", "S02", "S03"}
     assert out["balanced_accuracy"] > 0.8 and {"f1", "roc_auc"} <= set(out)
@@ -61,6 +64,16 @@ def test_train_then_evaluate(tmp_path, capsys):
                  "--plot", str(plot), "--subjects", "S02", "--cache", ""]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(out["per_subject"]) == ["S02"] and out["cv"] is None
+    # trained on the sessions as recorded: no copies, and evaluate --cv loso does the same
+    plain = tmp_path / "plain.skops"
+    assert main(["train", "--dataset", "stress-predict", "--root", str(root), "--out", str(plain), "--cache", str(cache),
+                 "--reorder-copies", "0", "--kind", "logistic", "--loso"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["reorder"] is None and info["kind"] == "logistic" and info["loso"]["balanced_accuracy"] > 0.8
+    assert len(list(cache.glob("*.npz"))) == 3 * 3
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "stress-predict", "--root", str(root), "--out", str(plain), "--reorder-copies", "-1"])
+    assert "0 or more" in capsys.readouterr().err
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

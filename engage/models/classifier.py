@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -47,11 +47,19 @@ class Clip(TransformerMixin, BaseEstimator):
         return np.clip(np.asarray(X, dtype=float), -self.limit, self.limit)
 
 
-KINDS = ("logistic", "boosting")
+KINDS = ("logistic", "boosting", "ensemble")
 
 
 def make_classifier(kind: str = "logistic", calibrate: bool = True, random_state: int = 0) -> object:
-    """A fresh, unfitted classifier pipeline (``kind``: ``logistic`` or ``boosting``)."""
+    """A fresh, unfitted classifier (``kind``: ``logistic``, ``boosting`` or ``ensemble``).
+
+    ``logistic`` and ``boosting`` are pipelines (clip → impute → scale → estimator), calibrated
+    unless ``calibrate`` is False. ``ensemble`` is the soft vote (mean probability) of the two:
+    the linear model generalises across viewers, the trees add interactions (a fast heart with
+    no motion, say) and threshold effects; their errors are only partly shared."""
+    if kind == "ensemble":
+        members = [(k, make_classifier(k, calibrate, random_state)) for k in ("logistic", "boosting")]
+        return VotingClassifier(members, voting="soft")
     if kind == "logistic":
         est = LogisticRegression(C=0.1, class_weight="balanced", max_iter=500)
     elif kind == "boosting":

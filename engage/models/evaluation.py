@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from .persistence import LoadedModel, load_model
-from .training import WindowConfig, accuracy_since_change, extract_windows, loso, predict, report
+from .training import (ReorderConfig, WindowConfig, accuracy_since_change, extract_reordered, extract_windows, loso,
+                       predict, report)
 from .wrist import LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, WindowSet
 
 
@@ -31,6 +32,28 @@ def config_of(model: LoadedModel) -> WindowConfig:
     """The window configuration a model was trained with (defaults when the file does not say)."""
     return WindowConfig(**{k: (None if v is None else float(v)) for k, v in dict(model.info.get("windows", {})).items()
                            if k in WindowConfig.__dataclass_fields__})
+
+
+def reorder_of(model: LoadedModel) -> ReorderConfig | None:
+    """How a model's training sessions were re-ordered (None: trained on them as recorded)."""
+    r = model.info.get("reorder")
+    if not r or not int(r.get("copies", 0)):
+        return None
+    return ReorderConfig(copies=int(r["copies"]), min_piece_s=float(r["min_piece_s"]),
+                         max_piece_s=float(r["max_piece_s"]), seed=int(r["seed"]))
+
+
+def labelled_windows(dataset, subjects: Sequence[str] | None, config: WindowConfig, features: Sequence[str],
+                     reorder: ReorderConfig | None = None, n_jobs: int = 1,
+                     cache=None) -> tuple[list[WindowSet], list[list[WindowSet]]]:
+    """The windows of every subject with labels (columns in ``features`` order) and what each
+    contributes to training: its re-ordered copies with ``reorder``, else its own windows."""
+    sets = [s for s in extract_windows(dataset, subjects, config, n_jobs=n_jobs, cache=cache) if np.isfinite(s.y).any()]
+    sets = _align(sets, features)
+    if reorder is None:
+        return sets, [[s] for s in sets]
+    copies = extract_reordered(dataset, [s.subject for s in sets], config, reorder, n_jobs=n_jobs, cache=cache)
+    return sets, [_align(c, features) for c in copies]
 
 
 def model_processors(model: LoadedModel | str | Path, output_type: str = "ArousalModel") -> list:
@@ -66,19 +89,20 @@ def _align(sets: Sequence[WindowSet], features: Sequence[str]) -> list[WindowSet
 def evaluate(model: LoadedModel, dataset, subjects: Sequence[str] | None = None, cv: str | None = None,
              n_jobs: int = 1, cache=None) -> tuple[dict, list[WindowSet], list[np.ndarray]]:
     """Metrics of ``model`` on ``dataset``: ``cv=None`` scores the given model on every subject;
-    ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings.
+    ``cv="loso"`` retrains the model's kind leave-one-subject-out with the model's window settings
+    (on re-ordered copies of the training subjects if the model was trained so; the held-out
+    subject is always scored as recorded).
     ``cache``: see :func:`~engage.models.training.extract_windows`. The result holds the metrics of
     :func:`~engage.models.training.report` and ``by_time_since_change``
     (:func:`~engage.models.training.accuracy_since_change`)."""
-    sets = extract_windows(dataset, subjects, config_of(model), n_jobs=n_jobs, cache=cache)
-    sets = [s for s in sets if np.isfinite(s.y).any()]
-    sets = _align(sets, model.features)
-    if cv == "loso":
-        probs = loso(sets, kind=str(model.info.get("kind", "logistic")), n_jobs=n_jobs)
-    elif cv is None:
-        probs = predict(model.model, sets)
-    else:
+    if cv not in (None, "loso"):
         raise ValueError(f"unknown cross-validation {cv!r} (use 'loso')")
+    reorder = reorder_of(model) if cv == "loso" else None
+    sets, train_sets = labelled_windows(dataset, subjects, config_of(model), model.features, reorder, n_jobs, cache)
+    if cv == "loso":
+        probs = loso(sets, kind=str(model.info.get("kind", "logistic")), n_jobs=n_jobs, train_sets=train_sets)
+    else:
+        probs = predict(model.model, sets)
     result = report(sets, probs)
     result["by_time_since_change"] = accuracy_since_change(sets, probs)
     return result, sets, probs

@@ -30,6 +30,8 @@ from joblib import Parallel, delayed
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
+from engage.datasets.reorder import copy_seed, recording_shuffled
+
 from .classifier import make_classifier
 from .wrist import WindowSet, wrist_features
 
@@ -51,14 +53,37 @@ class WindowConfig:
     delta_s: float | None = None
 
 
-def _one(dataset, subject: str, config: WindowConfig) -> WindowSet:
-    return wrist_features(dataset.load(subject), **asdict(config))
+@dataclass(frozen=True)
+class ReorderConfig:
+    """Training on copies of each session re-ordered in time (:mod:`engage.datasets.reorder`):
+    ``copies`` per subject, cut at label changes and into pieces of ``min_piece_s`` …
+    ``max_piece_s``, drawn from ``seed``. Models trained this way cannot learn the protocol's
+    timetable (when stress happens), only what it looks like; they are evaluated on the sessions
+    as recorded. Stored in the model file, so ``evaluate --cv loso`` retrains the same way."""
+
+    copies: int = 8
+    min_piece_s: float = 240.0
+    max_piece_s: float = 600.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.copies < 0:
+            raise ValueError(f"copies must be >= 0, not {self.copies}")
 
 
-def _progress(iterable, total: int, desc: str):
+def _one(dataset, subject: str, config: WindowConfig, copy: int | None = None,
+         reorder: ReorderConfig | None = None) -> WindowSet:
+    recording = dataset.load(subject)
+    if copy is not None and reorder is not None:
+        recording = recording_shuffled(recording, copy_seed(reorder.seed, subject, copy), reorder.min_piece_s,
+                                       reorder.max_piece_s)
+    return wrist_features(recording, **asdict(config))
+
+
+def _progress(iterable, total: int, desc: str, unit: str = "subject"):
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="subject", disable=None, leave=False, file=sys.stderr)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
 
 
 #: signal modules the wrist chain never runs (face, camera pulse, respiration belt): left out of the cache key
@@ -81,9 +106,14 @@ def _code_version() -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_key(dataset, subject: str, config: WindowConfig, cache: Path) -> str:
-    """Code version + config + the subject's input files (names, sizes, modification times)."""
-    h = hashlib.sha256(f"{_code_version()}|{dataset.name}|{subject}|{sorted(asdict(config).items())}".encode())
+def _cache_key(dataset, subject: str, config: WindowConfig, cache: Path, copy: int | None = None,
+               reorder: ReorderConfig | None = None) -> str:
+    """Code version + config (+ which re-ordered copy) + the subject's input files (names, sizes,
+    modification times)."""
+    what = f"{_code_version()}|{dataset.name}|{subject}|{sorted(asdict(config).items())}"
+    if copy is not None and reorder is not None:
+        what += f"|copy {copy}|{reorder.seed}|{reorder.min_piece_s}|{reorder.max_piece_s}"
+    h = hashlib.sha256(what.encode())
     root = Path(getattr(dataset, "root", "."))
     cache = cache.resolve()
     for f in sorted(root.rglob("*")):
@@ -95,15 +125,16 @@ def _cache_key(dataset, subject: str, config: WindowConfig, cache: Path) -> str:
     return h.hexdigest()[:24]
 
 
-def _cached_one(dataset, subject: str, config: WindowConfig, cache: Path | None) -> WindowSet:
+def _cached_one(dataset, subject: str, config: WindowConfig, cache: Path | None, copy: int | None = None,
+               reorder: ReorderConfig | None = None) -> WindowSet:
     if cache is None:
-        return _one(dataset, subject, config)
-    path = cache / f"{dataset.name}-{subject}-{_cache_key(dataset, subject, config, cache)}.npz"
+        return _one(dataset, subject, config, copy, reorder)
+    path = cache / f"{dataset.name}-{subject}-{_cache_key(dataset, subject, config, cache, copy, reorder)}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         return WindowSet(str(z["subject"]), tuple(str(c) for c in z["features"]), z["X"], z["t"], z["y"],
                          z["raw"], z["raw_t"])
-    ws = _one(dataset, subject, config)
+    ws = _one(dataset, subject, config, copy, reorder)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, subject=ws.subject, features=np.array(ws.features, dtype=str), X=ws.X, t=ws.t, y=ws.y,
@@ -127,11 +158,34 @@ def extract_windows(dataset, subjects: Sequence[str] | None = None, config: Wind
     return list(_progress(runner(jobs), len(subjects), "feature windows"))
 
 
+def extract_reordered(dataset, subjects: Sequence[str] | None = None, config: WindowConfig = WindowConfig(),
+                      reorder: ReorderConfig = ReorderConfig(), n_jobs: int = 1,
+                      cache: str | os.PathLike | None = None) -> list[list[WindowSet]]:
+    """For each subject, ``reorder.copies`` re-ordered copies of its recording replayed through
+    the wrist chain (see :class:`ReorderConfig`; cached like :func:`extract_windows`)."""
+    subjects = list(subjects) if subjects is not None else dataset.subjects()
+    cache = Path(cache) if cache is not None else None
+    keys = [(s, k) for s in subjects for k in range(reorder.copies)]
+    jobs = (delayed(_cached_one)(dataset, s, config, cache, k, reorder) for s, k in keys)
+    runner = Parallel(n_jobs=n_jobs, return_as="generator")
+    flat = list(_progress(runner(jobs), len(keys), "re-ordered copies", unit="recording"))
+    return [flat[i * reorder.copies:(i + 1) * reorder.copies] for i in range(len(subjects))]
+
+
 def _xy(sets: Sequence[WindowSet]) -> tuple[np.ndarray, np.ndarray]:
     X = np.vstack([s.X for s in sets])
     y = np.concatenate([s.y for s in sets])
     ok = np.isfinite(y)
     return X[ok], y[ok].astype(int)
+
+
+def _fit_xy(X: np.ndarray, y: np.ndarray, kind: str, params: dict):
+    if len(np.unique(y)) < 2:
+        raise ValueError("training needs windows of both classes")
+    clf = make_classifier(kind).set_params(**params) if params else make_classifier(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the pipeline takes no sample_weight: calibration uses it
+        return clf.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
 
 
 def fit(sets: Sequence[WindowSet], kind: str = "logistic", **params):
@@ -142,22 +196,28 @@ def fit(sets: Sequence[WindowSet], kind: str = "logistic", **params):
     ``params`` are set on the classifier before fitting (scikit-learn ``set_params`` names, e.g.
     ``estimator__clf__C=0.01``)."""
     X, y = _xy(sets)
-    if len(np.unique(y)) < 2:
-        raise ValueError("training needs windows of both classes")
-    clf = make_classifier(kind).set_params(**params) if params else make_classifier(kind)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the pipeline takes no sample_weight: calibration uses it
-        return clf.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    return _fit_xy(X, y, kind, params)
 
 
-def _fold(sets: Sequence[WindowSet], i: int, kind: str) -> np.ndarray:
-    model = fit([s for j, s in enumerate(sets) if j != i], kind)
-    return model.predict_proba(sets[i].X)[:, 1]
+def _fold(X: np.ndarray, y: np.ndarray, group: np.ndarray, i: int, kind: str, X_test: np.ndarray) -> np.ndarray:
+    train = group != i
+    return _fit_xy(X[train], y[train], kind, {}).predict_proba(X_test)[:, 1]
 
 
-def loso(sets: Sequence[WindowSet], kind: str = "logistic", n_jobs: int = 1) -> list[np.ndarray]:
-    """Leave-one-subject-out: for each subject, P(class 1) of its windows from a model trained on the others."""
-    jobs = (delayed(_fold)(sets, i, kind) for i in range(len(sets)))
+def loso(sets: Sequence[WindowSet], kind: str = "logistic", n_jobs: int = 1,
+         train_sets: Sequence[Sequence[WindowSet]] | None = None) -> list[np.ndarray]:
+    """Leave-one-subject-out: for each subject, P(class 1) of its windows from a model trained on the others.
+
+    ``train_sets[i]``: what subject ``i`` contributes to the other folds' training (e.g. its
+    re-ordered copies from :func:`extract_reordered`); default: its own windows ``[sets[i]]``."""
+    train_sets = [[s] for s in sets] if train_sets is None else train_sets
+    if len(train_sets) != len(sets):
+        raise ValueError(f"train_sets has {len(train_sets)} entries for {len(sets)} subjects")
+    parts = [(_xy(group), i) for i, group in enumerate(train_sets) if group]
+    X = np.vstack([xy[0] for xy, _ in parts])
+    y = np.concatenate([xy[1] for xy, _ in parts])
+    group = np.concatenate([np.full(len(xy[1]), i) for xy, i in parts])
+    jobs = (delayed(_fold)(X, y, group, i, kind, s.X) for i, s in enumerate(sets))
     return list(_progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), len(sets), "leave-one-subject-out"))
 
 
