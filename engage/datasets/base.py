@@ -25,16 +25,27 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
+import pandas as pd
 
 from engage.core import Chunk, InputFileError, StreamInfo
 from engage.sensors.replay import RecordingSource
 
 
-#: ``float_precision`` for every ``pandas.read_csv`` of a file we did not write. pandas' default C
-#: float parser crashes the whole process (SIGSEGV, pandas 2.3) on an exponent with many digits
-#: such as ``1e603560054328``; the round-trip parser leaves such a value as text, which the
-#: readers then refuse with a typed error.
-SAFE_FLOATS = "round_trip"
+#: ``float_precision`` for every ``pandas.read_csv`` of a file we did not write. pandas 2's default
+#: C float parser crashes the whole process (SIGSEGV, pandas 2.3) on an exponent with many digits
+#: such as ``1e603560054328``; its round-trip parser leaves such a value as text, which the readers
+#: then refuse with a typed error. pandas 3 deprecates the option, and its default parser reads
+#: the value as ±inf, which :func:`refuse_infinite` turns into the same typed error.
+SAFE_FLOATS = "round_trip" if int(pd.__version__.split(".")[0]) < 3 else None
+
+
+def refuse_infinite(values, path: os.PathLike | str, what: str = "value") -> None:
+    """Raise :class:`DatasetError` naming ``path`` and the first row holding ±inf (an overflowing
+    number in a file); NaN (an empty cell) passes as a gap."""
+    x = np.asarray(values, dtype=float)
+    bad = np.isinf(x).reshape(len(x), -1).any(axis=1) if x.size else np.zeros(0, bool)
+    if bad.any():
+        raise DatasetError(f"{path}: {what} out of range in data row {int(np.flatnonzero(bad)[0]) + 1}")
 
 
 class DatasetError(InputFileError):

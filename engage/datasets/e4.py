@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import SAFE_FLOATS, DatasetError, Labels, Recording, Track, require_dir, require_file, stream
+from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, refuse_infinite, require_dir, require_file,
+                   stream)
 
 #: file → (stream type, channels, units, scale)
 E4_SIGNALS = {
@@ -58,6 +59,7 @@ def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray
     if not np.isfinite(t0) or not np.isfinite(fs) or fs <= 0:
         raise DatasetError(f"{path}: bad start time {t0!r} or sample rate {fs!r} in the first two rows")
     x = raw.iloc[2:].to_numpy(dtype=float)
+    refuse_infinite(x, path, "sample")
     return x, t0 + np.arange(len(x)) / fs, fs
 
 

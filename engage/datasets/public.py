@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import SAFE_FLOATS, DatasetError, Labels, Recording, Track, require_dir, require_file, stream
+from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, refuse_infinite, require_dir, require_file,
+                   stream)
 
 _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
@@ -158,9 +159,11 @@ class Case:
         if missing:
             raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         try:
-            return df.astype(float)
+            df = df.astype(float)
         except ValueError as exc:
             raise DatasetError(f"{path}: non-numeric value ({exc})") from None
+        refuse_infinite(df.to_numpy(), path)
+        return df
 
     def load(self, subject: str) -> Recording:
         phys = self._csv(self.root / "physiological" / f"{subject}.csv", {"daqtime", "gsr", "bvp", "skt"})
