@@ -17,7 +17,8 @@ def register(sub) -> None:
         "evaluate", formatter_class=FORMATTER, help="evaluate a model on a dataset (last line: JSON metrics)",
         description="Without --cv: the given model scores every subject found under --root.\n"
                     "With --cv loso: the model's pipeline is retrained leave-one-subject-out with the\n"
-                    "model's window settings. Prints, as the last line, one JSON object with\n"
+                    "model's window settings (on re-ordered copies of the other subjects if the model was\n"
+                    "trained that way; the held-out subject is scored as recorded). Prints, as the last line, one JSON object with\n"
                     "balanced_accuracy, f1, roc_auc, per_subject and by_time_since_change (each class's\n"
                     "accuracy by how long ago its label last changed: a model limited by the lag of the\n"
                     "body's response is wrong only just after a change); writes a plot of the confusion\n"
