@@ -17,13 +17,14 @@ def register(sub) -> None:
         "evaluate", formatter_class=FORMATTER, help="evaluate a model on a dataset (last line: JSON metrics)",
         description="Without --cv: the given model scores every subject found under --root.\n"
                     "With --cv loso: the model's pipeline is retrained leave-one-subject-out with the\n"
-                    "model's window settings (on re-ordered copies of the other subjects if the model was\n"
-                    "trained that way; the held-out subject is scored as recorded). Prints, as the last line, one JSON object with\n"
-                    "balanced_accuracy, f1, roc_auc, per_subject and by_time_since_change (each class's\n"
-                    "accuracy by how long ago its label last changed: a model limited by the lag of the\n"
-                    "body's response is wrong only just after a change); writes a plot of the confusion\n"
-                    "matrix, each subject's score and that profile. Subjects run in parallel with joblib (--n-jobs; for a cluster\n"
-                    "use joblib's Dask or Ray backend, see engage.models.training).",
+                    "model's window settings (on re-ordered copies of the other subjects if the model\n"
+                    "was trained that way; the held-out subject is scored as recorded). Prints, as the\n"
+                    "last line, one JSON object with balanced_accuracy, f1, roc_auc, per_subject and\n"
+                    "by_time_since_change (each class's accuracy by how long ago its label last changed:\n"
+                    "a model limited by the lag of the body's response is wrong only just after a\n"
+                    "change); writes a plot of the confusion matrix, each subject's score and that\n"
+                    "profile. Subjects run in parallel with joblib (--n-jobs; for a cluster use joblib's\n"
+                    "Dask or Ray backend, see engage.models.training).",
         epilog="examples:\n"
                "  engage evaluate --dataset stress-predict --root ../shared/data/stress_predict_e4 \\\n"
                "      --model models/arousal-wrist.skops --cv loso\n"
