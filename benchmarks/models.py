@@ -42,7 +42,7 @@ from sklearn.model_selection import GroupKFold
 from engage.core.testing import test_data_dir
 from engage.datasets import StressPredict
 from engage.models.classifier import make_classifier
-from engage.models.evaluation import _align, labelled_windows, load_shipped, model_features, reorder_of
+from engage.models.evaluation import _align, load_shipped, model_features, reorder_of, reordered_windows
 from engage.models.training import ReorderConfig, WindowConfig, extract_windows, fit, loso, report
 from engage.models.wrist import WRIST_QUALITIES, WindowSet, renormalise
 
@@ -71,17 +71,11 @@ def _score(sets, kind: str = "logistic", n_jobs: int = 1) -> dict:
     return report(sets, loso(sets, kind, n_jobs=n_jobs))
 
 
-def _trained_on_fold(train_sets, test_sets, i: int, params: dict) -> np.ndarray:
-    model = fit([s for j, s in enumerate(train_sets) if j != i], "logistic", **params)
-    return model.predict_proba(test_sets[i].X)[:, 1]
-
-
 def _loso_trained_on(train_sets, test_sets, n_jobs: int = 1, **params) -> list[np.ndarray]:
     """LOSO where the training windows may carry other labels (NaN: left out of training) or the
     logistic model other parameters; the held-out subject is always scored on all its windows
     (``test_sets``, the usual labels)."""
-    return Parallel(n_jobs=n_jobs)(delayed(_trained_on_fold)(train_sets, test_sets, i, params)
-                                   for i in range(len(test_sets)))
+    return loso(test_sets, "logistic", n_jobs=n_jobs, train_sets=[[s] for s in train_sets], **params)
 
 
 def _pure(s: WindowSet, label_at, window_s: float) -> np.ndarray:
@@ -203,7 +197,8 @@ def main() -> None:
     shipped = load_shipped()
     kind, reorder = str(shipped.info.get("kind", "logistic")), reorder_of(shipped) or ReorderConfig()
     t1 = time.perf_counter()
-    _, copies = labelled_windows(ds, None, config, shipped_features, reorder, args.n_jobs, args.cache or None)
+    copies = reordered_windows(ds, [s.subject for s in main_sets], config, shipped_features, reorder, args.n_jobs,
+                               args.cache or None)
     copies_s = time.perf_counter() - t1
     result = report(main_sets, loso(main_sets, kind, n_jobs=args.n_jobs, train_sets=copies))
     hr_only = _score(_align(sets, ("z_hr_mean",)), n_jobs=args.n_jobs)
@@ -228,7 +223,8 @@ def main() -> None:
     seeds = {}
     for seed in range(reorder.seed + 1, reorder.seed + 1 + args.seeds):
         other = replace(reorder, seed=seed)
-        _, c = labelled_windows(ds, None, config, shipped_features, other, args.n_jobs, args.cache or None)
+        c = reordered_windows(ds, [s.subject for s in main_sets], config, shipped_features, other, args.n_jobs,
+                              args.cache or None)
         seeds[seed] = report(main_sets, loso(main_sets, kind, n_jobs=args.n_jobs, train_sets=c))
         print(f"  {kind}, re-ordered copies, seed {seed}: BA {seeds[seed]['balanced_accuracy']:.3f}  "
               f"AUC {seeds[seed]['roc_auc']:.3f}", flush=True)

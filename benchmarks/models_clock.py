@@ -28,13 +28,12 @@ import time
 import warnings
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from engage.core import Chunk
 from engage.datasets import Labels, Recording, StressPredict
 from engage.datasets.reorder import piece_edges, recording_reordered
 from engage.models.evaluation import MODEL_FEATURES, _align, labelled_windows
-from engage.models.training import ReorderConfig, WindowConfig, extract_windows, fit, report
+from engage.models.training import ReorderConfig, WindowConfig, extract_windows, loso, report
 from engage.models.wrist import WindowSet
 
 from models import stress_predict_args
@@ -103,20 +102,21 @@ def _with_clock(s: WindowSet) -> WindowSet:
                      s.t, s.y)
 
 
-def _fold(train: list[WindowSet], kind: str, tests: dict[str, WindowSet]) -> dict[str, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = fit(train, kind)
-    return {k: model.predict_proba(s.X)[:, 1] for k, s in tests.items()}
-
-
 def score_model(train_sets, kind, tests: dict[str, list[WindowSet]], n_jobs: int) -> dict[str, dict]:
-    """LOSO: fold i trains on every train_sets[j], j != i, and scores subject i in every test variant."""
-    n = len(train_sets)
-    folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)([w for j in range(n) if j != i for w in train_sets[j]], kind, {k: v[i] for k, v in tests.items()})
-        for i in range(n))
-    return {k: report(v, [f[k] for f in folds]) for k, v in tests.items()}
+    """LOSO: fold i trains on every train_sets[j], j != i, and scores subject i in every test
+    version - one fit per fold, each subject's versions stacked into one set of rows to score."""
+    names = list(tests)
+    stacked = [WindowSet(v[0].subject, v[0].features, np.vstack([s.X for s in v]), np.concatenate([s.t for s in v]),
+                         np.concatenate([s.y for s in v])) for v in zip(*(tests[k] for k in names))]
+    probs = loso(stacked, kind, n_jobs=n_jobs, train_sets=train_sets)
+    out = {}
+    for j, name in enumerate(names):
+        parts = []
+        for i, p in enumerate(probs):
+            start = sum(len(tests[k][i].X) for k in names[:j])
+            parts.append(p[start:start + len(tests[name][i].X)])
+        out[name] = report(tests[name], parts)
+    return out
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from sklearn.preprocessing import StandardScaler
 from engage.core import Chunk, StreamInfo
 from engage.datasets import StressPredict
 from engage.models.classifier import Clip
-from engage.models.evaluation import _align, labelled_windows, load_shipped, model_features, reorder_of
+from engage.models.evaluation import _align, load_shipped, model_features, reorder_of, reordered_windows
 from engage.models.training import WindowConfig, accuracy_since_change, extract_windows, loso, report
 from engage.models.wrist import (LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, BaselineNormaliser, WindowSet,
                                  WristFeatureWindow, _UNITS, renormalise, wrist_features)
@@ -203,7 +203,8 @@ def main() -> None:
     main_sets = _align(sets, features)
     model = load_shipped()
     kind = str(model.info.get("kind", "logistic"))
-    _, copies = labelled_windows(ds, None, c, features, reorder_of(model), args.n_jobs, args.cache or None)
+    copies = reordered_windows(ds, [s.subject for s in main_sets], c, features, reorder_of(model), args.n_jobs,
+                               args.cache or None)
     probs = loso(main_sets, kind, n_jobs=args.n_jobs, train_sets=copies)
     shipped = report(main_sets, probs)
     print(f"shipped pipeline ({kind}, trained on re-ordered copies), LOSO: balanced accuracy "

@@ -115,6 +115,8 @@ def test_classifier_learns_across_subjects_and_runs_live():
     assert np.all((X[:, 3] >= 0) & (X[:, 3] <= 1)) and np.isnan(X[:, 1]).all()
     # estimator parameters reach the pipeline; windows with a NaN label are left out of training
     assert fit(sets, "logistic", estimator__clf__C=0.5).get_params()["estimator__clf__C"] == 0.5
+    np.testing.assert_allclose(loso(sets, "logistic", estimator__clf__C=0.5)[0],
+                               fit(sets[1:], "logistic", estimator__clf__C=0.5).predict_proba(sets[0].X)[:, 1])
     blanked = [type(s)(s.subject, s.features, s.X, s.t, np.where(np.arange(len(s.y)) % 2 == 0, s.y, np.nan))
                for s in sets]
     even = [type(s)(s.subject, s.features, s.X[::2], s.t[::2], s.y[::2]) for s in sets]

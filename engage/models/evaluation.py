@@ -52,8 +52,15 @@ def labelled_windows(dataset, subjects: Sequence[str] | None, config: WindowConf
     sets = _align(sets, features)
     if reorder is None:
         return sets, [[s] for s in sets]
-    copies = extract_reordered(dataset, [s.subject for s in sets], config, reorder, n_jobs=n_jobs, cache=cache)
-    return sets, [_align(c, features) for c in copies]
+    return sets, reordered_windows(dataset, [s.subject for s in sets], config, features, reorder, n_jobs, cache)
+
+
+def reordered_windows(dataset, subjects: Sequence[str], config: WindowConfig, features: Sequence[str],
+                      reorder: ReorderConfig, n_jobs: int = 1, cache=None) -> list[list[WindowSet]]:
+    """Each subject's re-ordered copies (:func:`~engage.models.training.extract_reordered`),
+    columns in ``features`` order."""
+    return [_align(c, features) for c in extract_reordered(dataset, subjects, config, reorder, n_jobs=n_jobs,
+                                                           cache=cache)]
 
 
 def model_processors(model: LoadedModel | str | Path, output_type: str = "ArousalModel") -> list:

@@ -199,17 +199,20 @@ def fit(sets: Sequence[WindowSet], kind: str = "logistic", **params):
     return _fit_xy(X, y, kind, params)
 
 
-def _fold(X: np.ndarray, y: np.ndarray, group: np.ndarray, i: int, kind: str, X_test: np.ndarray) -> np.ndarray:
+def _fold(X: np.ndarray, y: np.ndarray, group: np.ndarray, i: int, kind: str, X_test: np.ndarray,
+          params: dict) -> np.ndarray:
     train = group != i
-    return _fit_xy(X[train], y[train], kind, {}).predict_proba(X_test)[:, 1]
+    return _fit_xy(X[train], y[train], kind, params).predict_proba(X_test)[:, 1]
 
 
 def loso(sets: Sequence[WindowSet], kind: str = "logistic", n_jobs: int = 1,
-         train_sets: Sequence[Sequence[WindowSet]] | None = None) -> list[np.ndarray]:
+         train_sets: Sequence[Sequence[WindowSet]] | None = None, **params) -> list[np.ndarray]:
     """Leave-one-subject-out: for each subject, P(class 1) of its windows from a model trained on the others.
 
     ``train_sets[i]``: what subject ``i`` contributes to the other folds' training (e.g. its
-    re-ordered copies from :func:`extract_reordered`); default: its own windows ``[sets[i]]``."""
+    re-ordered copies from :func:`extract_reordered`, or its windows with other labels - NaN
+    leaves a window out of training); default: its own windows ``[sets[i]]``. ``params``: as in
+    :func:`fit`."""
     train_sets = [[s] for s in sets] if train_sets is None else train_sets
     if len(train_sets) != len(sets):
         raise ValueError(f"train_sets has {len(train_sets)} entries for {len(sets)} subjects")
@@ -217,7 +220,7 @@ def loso(sets: Sequence[WindowSet], kind: str = "logistic", n_jobs: int = 1,
     X = np.vstack([xy[0] for xy, _ in parts])
     y = np.concatenate([xy[1] for xy, _ in parts])
     group = np.concatenate([np.full(len(xy[1]), i) for xy, i in parts])
-    jobs = (delayed(_fold)(X, y, group, i, kind, s.X) for i, s in enumerate(sets))
+    jobs = (delayed(_fold)(X, y, group, i, kind, s.X, params) for i, s in enumerate(sets))
     return list(_progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), len(sets), "leave-one-subject-out"))
 
 
