@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+#: The largest absolute timestamp (seconds) engage accepts: about the year 2286 as UNIX time,
+#: 300 years of an LSL clock. Past ~9e15 s a float64 cannot tell ``t`` from ``t + 1``, so a clock
+#: there cannot advance; a timestamp outside this range is corrupt or in another unit (ms, µs),
+#: and is refused with a clear error or dropped and marked as a gap.
+MAX_TIMESTAMP_S = 1e10
+
 
 class Clock(Protocol):
     """Anything that tells the time on the LSL clock, in seconds."""

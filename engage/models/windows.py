@@ -15,10 +15,45 @@ from __future__ import annotations
 import numpy as np
 
 from engage.core import Chunk, Processor, StreamInfo
+from engage.core.clock import MAX_TIMESTAMP_S
 
 FEATURE_CHANNELS = ("hr_mean", "scr_rate", "eda_tonic", "blink_rate", "on_screen",
                     "hr_quality", "eda_quality", "face_quality")
 FEATURE_UNITS = ("bpm", "1/min", "uS", "1/min", "ratio", "ratio", "ratio", "ratio")
+
+
+def step_after(t: float, step: float) -> float:
+    """``t + step``, or the next representable time when ``step`` is below ``t``'s resolution, so a
+    loop that advances time always advances.
+
+    >>> step_after(1.0, 0.5), step_after(1e17, 1.0) > 1e17
+    (1.5, True)
+    """
+    nxt = t + step
+    return nxt if nxt > t else float(np.nextafter(t, np.inf))
+
+
+def in_time_range(processor: Processor, chunk: Chunk) -> Chunk | None:
+    """``chunk`` without the rows whose timestamp is not finite or beyond ±``MAX_TIMESTAMP_S``
+    (None when nothing is left). Dropped rows are counted (``<processor>.out_of_range_samples``)
+    and marked once per stream as a ``sensor.gap``: a window cannot step through such times."""
+    ts = chunk.timestamps
+    ok = np.abs(ts) <= MAX_TIMESTAMP_S  # NaN compares False
+    if ok.all():
+        return chunk
+    ctx = getattr(processor, "ctx", None)
+    if ctx is not None:
+        ctx.counters[f"{processor.name}.out_of_range_samples"] += int((~ok).sum())
+        key = f"{processor.name}.out_of_range:{chunk.info.name}"
+        if not ctx.counters[key]:
+            bad = float(ts[~ok][0])
+            ctx.emit("sensor.gap", float(ts[ok][0]) if ok.any() else 0.0, 0.0,
+                     {"stream": chunk.info.name, "reason": f"timestamp {bad!r} s outside ±{MAX_TIMESTAMP_S:g} s",
+                      "samples": int((~ok).sum())}, source=processor.name)
+        ctx.counters[key] += 1
+    if not ok.any():
+        return None
+    return Chunk(chunk.info, chunk.data[ok], ts[ok])
 
 
 class _Buffer:
@@ -68,6 +103,9 @@ class FeatureWindow(Processor):
         return info.type in self.inputs and info.viewer == self.viewer
 
     def process(self, chunk: Chunk) -> list[Chunk]:
+        chunk = in_time_range(self, chunk)
+        if chunk is None:
+            return []
         kind = chunk.info.type
         if kind not in self._buffers:
             self._buffers[kind] = _Buffer(chunk.info.channel_count)
@@ -83,7 +121,7 @@ class FeatureWindow(Processor):
         return x[:, self._channels[kind].index(name)]
 
     def tick(self, now: float) -> list[Chunk]:
-        if self._first is None:
+        if self._first is None or not abs(now) <= MAX_TIMESTAMP_S:
             return []
         if self._next is None:
             self._next = self._first + self.hop_s
@@ -93,7 +131,7 @@ class FeatureWindow(Processor):
         while self._next <= now:
             rows.append(self.summarise(self._next))
             stamps.append(self._next)
-            self._next += self.hop_s
+            self._next = step_after(self._next, self.hop_s)
         return [Chunk.from_rows(self.info(self.viewer), rows, stamps)] if rows else []
 
     def summarise(self, now: float) -> list[float]:

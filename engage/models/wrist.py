@@ -40,7 +40,7 @@ from engage.core import Chunk, EventBus, Processor, Runtime, StreamInfo, Virtual
 from engage.signals.cardiac import PpgHeartRate
 from engage.signals.eda import EdaFeatures
 
-from .windows import _Buffer
+from .windows import MAX_TIMESTAMP_S, _Buffer, in_time_range, step_after
 
 WRIST_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "eda_slope",
                   "acc_sd", "acc_energy", "temp_mean", "temp_slope", "bvp_amp", "bvp_amp_sd",
@@ -70,6 +70,9 @@ class WristFeatureWindow(Processor):
 
     name = "wrist-window"
     inputs = ("HeartRate", "HRV", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG")
+    #: after a silence longer than this (plus a window), rows resume at the last window before
+    #: ``now``: an hour of empty rows is kept, not the ten million of a clock that jumped a year
+    max_empty_s = 3600.0
 
     def __init__(self, window_s: float = 60.0, hop_s: float = 5.0, viewer: str | None = None) -> None:
         if window_s <= 0 or hop_s <= 0:
@@ -91,6 +94,9 @@ class WristFeatureWindow(Processor):
         return info.type in self.inputs and (self.viewer is None or info.viewer == self.viewer)
 
     def process(self, chunk: Chunk) -> list[Chunk]:
+        chunk = in_time_range(self, chunk)
+        if chunk is None:
+            return []
         kind = chunk.info.type
         if kind not in self._buffers:
             self._buffers[kind] = _Buffer(chunk.info.channel_count)
@@ -105,15 +111,17 @@ class WristFeatureWindow(Processor):
         return []
 
     def tick(self, now: float) -> list[Chunk]:
-        if self._first is None:
+        if self._first is None or not abs(now) <= MAX_TIMESTAMP_S:
             return []
         if self._next is None:
             self._next = self._first + self.window_s
         rows, stamps = [], []
+        if now - self._next > self.window_s + self.max_empty_s:  # a long silence: its empty windows are skipped
+            self._next += np.floor((now - self._next - self.window_s) / self.hop_s) * self.hop_s
         while self._next <= now:
             rows.append(self.summarise(self._next))
             stamps.append(self._next)
-            self._next += self.hop_s
+            self._next = step_after(self._next, self.hop_s)
         return [Chunk.from_rows(self.info(self._viewer or "viewer-1"), rows, stamps)] if rows else []
 
     def _get(self, kind: str, now: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]] | None:
