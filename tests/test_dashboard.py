@@ -400,3 +400,40 @@ def test_time_zero_is_the_earliest_sample_of_the_first_step_not_the_first_chunk_
     got = messages(sub)
     assert got[0]["origin"] is None and got[0]["series"] == "hr"  # before the first tick: not known yet
     assert feed.origin == 0.004 and all(m["origin"] == 0.004 for m in got[1:])
+
+
+def test_a_bad_static_name_is_a_404_not_a_server_error(server, capfd):
+    for name in ("a%00.js", "%00", "x%2F..%2Fa.js", "a.b.js", "a%0a.js", "%C3%A9.css"):
+        assert httpx.get(base(server) + "/static/" + name).status_code == 404, name
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_snapshot_requests_in_a_loop_are_rate_limited(server):
+    """A page (or a script) asking for snapshots in a loop, or polling /api/state, gets at most one new snapshot
+    per snapshot_interval: it used to slow the pipeline 3-25 times."""
+    import websockets
+
+    feed = server.feed
+    built, start = feed.snapshots_built, time.monotonic()
+    with httpx.Client() as client:
+        for _ in range(200):
+            assert client.get(base(server) + "/api/state").status_code == 200
+    assert feed.snapshots_built - built <= (time.monotonic() - start) / feed.snapshot_interval + 1
+
+    async def spam() -> tuple[int, float]:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.recv()  # the first snapshot
+            start = time.monotonic()
+            for _ in range(300):
+                await ws.send('{"op": "snapshot"}')
+            snapshots = 0
+            while time.monotonic() - start < 1.6:
+                try:
+                    msgs = json.loads(await asyncio.wait_for(ws.recv(), 0.3))
+                except asyncio.TimeoutError:
+                    continue
+                snapshots += sum(m["kind"] == "snapshot" for m in msgs)
+            return snapshots, time.monotonic() - start
+
+    snapshots, elapsed = asyncio.run(spam())
+    assert 1 <= snapshots <= elapsed / feed.snapshot_interval + 1

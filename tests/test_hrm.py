@@ -65,6 +65,9 @@ def test_rr_kept_at_full_resolution():
     (bytes([0x10, 60, 1, 2, 3]), "RR intervals flagged but 3"),
     (bytes([0x00, 60, 7]), "trailing"),
     (bytes([0x20, 60]), "reserved"),
+    ("\x00<", "must be bytes, got str"),
+    (5, "must be bytes, got int"),  # bytes(5) is five zero bytes, which would parse as 0 bpm
+    (None, "must be bytes, got NoneType"),
 ])
 def test_malformed_gives_typed_error(data, fragment):
     with pytest.raises(HrmParseError, match=fragment):

@@ -408,6 +408,16 @@ def test_dashboard_on_another_address_needs_a_token(tmp_path, capsys):
     assert rc == 2 and "token" in err and "Traceback" not in err
 
 
+@pytest.mark.skipif(not _dashboard_available(), reason="engage.dashboard (issue 9B) not installed")
+def test_live_takes_the_dashboard_token_from_the_environment(tmp_path, capsys, monkeypatch):
+    """Like replay: the token need not go on the command line, where `ps` shows it to every user."""
+    monkeypatch.setenv("ENGAGE_DASHBOARD_TOKEN", "env-s3cret")
+    rc, out, err = run_live("--profile", "simulated", "--speed", "0", "--dashboard", "--host", "0.0.0.0",
+                            "--port", "0", "--duration", "2", "--quiet", "--out", str(tmp_path), capsys=capsys)
+    assert rc == 0, err
+    assert "?token=env-s3cret" in out + err
+
+
 # --------------------------------------------------------------------------------- an emulated strap
 
 

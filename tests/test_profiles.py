@@ -299,3 +299,25 @@ def test_an_installed_package_finds_the_builtin_profiles_by_name(tmp_path):
     where, loaded = r.stdout.splitlines()
     assert where.startswith(str(build))
     assert json.loads(loaded) == {n: len(load_profile(n).sensors) for n in builtin_profiles()}
+
+
+def test_an_include_cannot_reach_outside_the_profiles_folder(tmp_path):
+    """A profile shared by someone else must not make engage read (and quote in its errors) any file the user
+    can read: includes are confined to the including profile's folder, or are built-in names."""
+    secret = tmp_path / "secret.toml"
+    secret.write_text('[sensor.x]\nkind = "simulated"\nseed = "hunter2-password"\n')
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "link.toml").symlink_to(secret)
+    for include in (str(secret), "../secret.toml", "link.toml", "sub/../../secret.toml"):
+        p = folder / "p.toml"
+        p.write_text(f'[profile]\ninclude = ["{include}"]\n[sensor.y]\nkind = "simulated"\n')
+        with pytest.raises(ConfigError) as info:
+            load_profile(p)
+        message = str(info.value)
+        assert "hunter2" not in message and ("outside the profile's folder" in message or "absolute" in message), \
+            (include, message)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "ok.toml").write_text('[sensor.z]\nkind = "simulated"\n')
+    (folder / "p.toml").write_text('[profile]\ninclude = ["sub/ok.toml", "lsl-eeg"]\n')
+    assert {s.name for s in load_profile(folder / "p.toml").sensors} >= {"z"}

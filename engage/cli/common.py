@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,23 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc)
+
+
+def add_dashboard_options(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    """The ``--dashboard --host --port --token`` options of a command that can serve the dashboard.
+
+    The token defaults to ``$ENGAGE_DASHBOARD_TOKEN``, which keeps it out of the process list (``ps`` shows
+    every command-line argument to every user of the machine).
+    """
+    d = parser.add_argument_group("dashboard")
+    d.add_argument("--dashboard", action="store_true", help=f"serve the live dashboard and the player page {what}")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address the dashboard listens on (default: 127.0.0.1; any other needs a token)")
+    d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765; 0 picks a free one)")
+    d.add_argument("--token", default=os.environ.get("ENGAGE_DASHBOARD_TOKEN") or None,
+                   help="a secret the pages, API and WebSocket require (needed off 127.0.0.1). Prefer setting "
+                        "$ENGAGE_DASHBOARD_TOKEN (the default): an option shows in the process list")
+    return d
 
 
 def setup_logging(level: str, fmt: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from engage.core.errors import ConfigError, EngageError
 
-from .common import FORMATTER, print_summary
+from .common import FORMATTER, add_dashboard_options, print_summary
 
 ORDER = 15
 log = logging.getLogger(__name__)
@@ -69,12 +69,7 @@ def register(sub) -> None:
                         "as possible (default: 1, the LSL clock)")
     p.add_argument("--lsl", action="store_true", help="also publish events and derived streams as LSL outlets")
     p.add_argument("--quiet", action="store_true", help="no timeline, only the sensor lines and the summary")
-    d = p.add_argument_group("dashboard")
-    d.add_argument("--dashboard", action="store_true", help="serve the live dashboard and player in the browser")
-    d.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; any other "
-                                                       "address needs --token)")
-    d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765)")
-    d.add_argument("--token", help="access token the dashboard asks for")
+    add_dashboard_options(p, "during the session")
     p.set_defaults(func=run)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from engage.core.errors import EngageError
 
-from .common import FORMATTER, print_summary, progress
+from .common import FORMATTER, add_dashboard_options, print_summary, progress
 
 ORDER = 20
 
@@ -40,15 +39,7 @@ def register(sub) -> None:
     r.add_argument("--to-lsl", action="store_true",
                    help="publish the recording's streams, the derived streams and the events as LSL outlets, "
                         "timestamps moved onto the current LSL clock (use with --realtime for other tools)")
-    d = r.add_argument_group("dashboard")
-    d.add_argument("--dashboard", action="store_true",
-                   help="serve the live dashboard and the player page while replaying (use with --realtime)")
-    d.add_argument("--host", default="127.0.0.1",
-                   help="address the dashboard listens on (default: 127.0.0.1; any other needs --token)")
-    d.add_argument("--port", type=int, default=8765, help="dashboard port (default: 8765; 0 picks a free one)")
-    d.add_argument("--token", default=os.environ.get("ENGAGE_DASHBOARD_TOKEN"),
-                   help="a secret the pages, API and WebSocket require (needed off 127.0.0.1; default: "
-                        "$ENGAGE_DASHBOARD_TOKEN, which keeps it out of the process list)")
+    d = add_dashboard_options(r, "while replaying (use with --realtime)")
     d.add_argument("--keep-open", action="store_true", help="keep the dashboard up after the replay until Ctrl-C")
     r.set_defaults(func=run)
 

@@ -109,6 +109,8 @@ class Subscriber:
         self.dropped = 0
         self.resync = False
         self.sent = 0
+        #: wall time of the last snapshot sent to this client (snapshots are rate-limited per client)
+        self.last_snapshot = -math.inf
         self._items: deque[str] = deque()
         self._lock = threading.Lock()
         self._signalled = False
@@ -248,16 +250,21 @@ class DashboardFeed(Processor):
 
     def __init__(self, story: Any = None, points_per_s: float = 10.0, max_rate: float = 10.0,
                  history_s: float = 180.0, max_events: int = 200, max_plans: int = 50,
-                 queue_size: int = 256, status_interval: float = 0.5,
+                 queue_size: int = 256, status_interval: float = 0.5, snapshot_interval: float = 1.0,
                  wall_clock: Callable[[], float] = time.monotonic) -> None:
         for label, value in (("points_per_s", points_per_s), ("max_rate", max_rate), ("history_s", history_s),
-                             ("status_interval", status_interval)):
+                             ("status_interval", status_interval), ("snapshot_interval", snapshot_interval)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"dashboard feed: {label} must be a positive number, got {value!r}")
         self.story = story
         self.points_per_s = float(points_per_s)
         self.min_interval = 1.0 / float(max_rate)
         self.status_interval = float(status_interval)
+        #: a client gets at most one snapshot per this many wall seconds, and ``/api/state`` answers from a
+        #: snapshot at most this old: a page (or a script) asking in a loop cannot slow the pipeline down
+        self.snapshot_interval = float(snapshot_interval)
+        self.snapshots_built = 0
+        self._state_json: tuple[float, str] | None = None
         self.queue_size = int(queue_size)
         self._wall = wall_clock
         self._lock = threading.RLock()
@@ -471,6 +478,7 @@ class DashboardFeed(Processor):
     def snapshot(self) -> dict[str, Any]:
         """Everything a page needs to draw the present (a JSON-safe dict)."""
         with self._lock:
+            self.snapshots_built += 1
             return {
                 "kind": "snapshot",
                 "origin": self.origin, "now": self.now,
@@ -486,7 +494,21 @@ class DashboardFeed(Processor):
         with self._lock:
             sub.drain()
             sub.resync = False
+            sub.last_snapshot = self._wall()
             return _dumps(self.snapshot())
+
+    def snapshot_due_in(self, sub: Subscriber) -> float:
+        """Wall seconds until ``sub`` may be sent its next snapshot (0 when it may now)."""
+        return max(0.0, sub.last_snapshot + self.snapshot_interval - self._wall())
+
+    def state_json(self) -> str:
+        """The snapshot as JSON for polling clients (``/api/state``), rebuilt at most every
+        :attr:`snapshot_interval` wall seconds however many clients ask."""
+        now = self._wall()
+        cached = self._state_json
+        if cached is None or now - cached[0] >= self.snapshot_interval:
+            cached = self._state_json = (now, _dumps(self.snapshot()))
+        return cached[1]
 
     def client_message(self, sub: Subscriber, text: str | bytes | None) -> None:
         """Handle a message from a page: ``{"op": "ping"}`` → ``pong``; ``{"op": "snapshot"}`` → a fresh

@@ -107,6 +107,10 @@ class _RedactToken(logging.Filter):
         return True
 
 
+#: the names of the pages' scripts and styles: letters, digits, '-', '_' and one extension
+_STATIC_NAME = re.compile(r"[A-Za-z0-9_-]+\.[a-z]+")
+
+
 def _static(name: str) -> bytes:
     return resources.files("engage.dashboard").joinpath("static", name).read_bytes()
 
@@ -145,7 +149,7 @@ def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
     def state(request: Request) -> Response:
         if not ok(request):
             return denied
-        return JSONResponse(feed.snapshot(), headers={"Cache-Control": "no-store"})
+        return Response(feed.state_json(), media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/stats")
     def stats(request: Request) -> Response:
@@ -162,11 +166,11 @@ def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
     @app.get("/static/{name}")
     def static(name: str) -> Response:
         kind = name.rsplit(".", 1)[-1]
-        if kind not in types or "/" in name or name.startswith("."):
+        if kind not in types or not _STATIC_NAME.fullmatch(name):
             return Response(status_code=404)
         try:
             body = _static(name)
-        except (FileNotFoundError, OSError):
+        except (OSError, ValueError):  # absent, or a name the file system refuses
             return Response(status_code=404)
         return Response(body, media_type=types[kind], headers={"Cache-Control": "no-store"})
 
@@ -203,10 +207,12 @@ def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
             await websocket.send_text("[" + feed.snapshot_message(sub) + "]")
             while not receiver.done():
                 waiter = asyncio.create_task(wake.wait())
-                await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                # a snapshot asked for too soon waits for its turn (rate-limited per client)
+                due = feed.snapshot_due_in(sub) if sub.resync else None
+                await asyncio.wait({waiter, receiver}, timeout=due or None, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 wake.clear()
-                if sub.resync:
+                if sub.resync and feed.snapshot_due_in(sub) <= 0:
                     await websocket.send_text("[" + feed.snapshot_message(sub) + "]")
                 batch = sub.drain()
                 if batch:

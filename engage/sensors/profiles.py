@@ -343,6 +343,32 @@ def _resolve(spec: str | Path, relative_to: Path | None = None) -> Path:
     return builtin_profile_path(spec_s)
 
 
+def _resolve_include(spec: str, base: Path | None) -> Path:
+    """An ``include`` entry: a profile file in the including profile's folder (or below it), or a built-in
+    name. Nothing outside that folder is read, so a profile cannot make engage open (and quote in its
+    errors) any file the user can read."""
+    if base is None or not (spec.endswith(".toml") or "/" in spec or "\\" in spec):
+        if base is not None:
+            for name in (spec, f"{spec}.toml"):
+                if (base / name).is_file():
+                    return _inside(base / name, base)
+        return builtin_profile_path(spec)
+    if Path(spec).is_absolute():
+        raise ConfigError("an include is a path relative to the profile's folder or a built-in name, "
+                          "not an absolute path")
+    return _inside(base / spec, base)
+
+
+def _inside(path: Path, folder: Path) -> Path:
+    """``path`` with its links followed, if that stays in ``folder`` or is one of engage's built-in profiles."""
+    real, root = path.resolve(), folder.resolve()
+    if not (real.is_relative_to(root) or real.parent == _data_dir().resolve()):
+        raise ConfigError(f"refused: it leads outside the profile's folder ({root})")
+    if not real.is_file():
+        raise ConfigError(f"{path}: profile file not found")
+    return real
+
+
 def load_profile(spec: str | Path) -> Profile:
     """Load and validate a profile: a path to a TOML file, or a built-in name (``polar-h10``).
 
@@ -420,7 +446,7 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
                           f"got {_kind_of(includes)}")
     for inc in includes:
         try:
-            path = _resolve(inc, base)
+            path = _resolve_include(inc, base)
         except ConfigError as exc:
             raise ConfigError(f"{source}: [profile]: include {inc!r}: {exc}") from None
         for s in _load(path, chain).sensors:

@@ -70,6 +70,8 @@ def parse_hrm(data: bytes | bytearray | memoryview) -> HeartRateMeasurement:
     >>> parse_hrm(bytes([0x19, 0x3c, 0x00, 0x10, 0x00, 0x00, 0x04, 0x00, 0x02])).rr_ticks
     (1024, 512)
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(5) would be five zeros, bytes("x") a TypeError
+        raise HrmParseError(f"heart rate measurement must be bytes, got {type(data).__name__}")
     b = bytes(data)
     if len(b) < 2:
         raise HrmParseError(f"heart rate measurement of {len(b)} byte(s): needs at least 2 (flags and rate)")
