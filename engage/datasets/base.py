@@ -52,6 +52,46 @@ class DatasetError(InputFileError):
     """A dataset folder or file that is missing, partial or malformed (the message names it)."""
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def read_text(path: os.PathLike | str, what: str = "file") -> str:
+    """A small text file a device or a spreadsheet wrote: UTF-8, or UTF-16/32 with a byte-order
+    mark; anything else is a :class:`DatasetError` naming the file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file is, for the error message.
+
+    Returns
+    -------
+    str
+        Its text.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tags.csv"
+    >>> _ = p.write_bytes("1495437500.5\n".encode("utf-16"))
+    >>> read_text(p)
+    '1495437500.5\n'
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: {what} is not UTF-8 or UTF-16 text ({exc.reason} at byte {exc.start})") from None
+
+
 #: One stream of a recording, held in memory: a whole-recording :class:`~engage.core.Chunk`
 #: (stream info, samples × channels, timestamps), validated the same way.
 Track = Chunk

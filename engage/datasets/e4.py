@@ -15,6 +15,7 @@ Stress-Predict (Iqbal et al. 2022) lays out ``Raw_data/SXX/`` E4 folders and
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, refuse_infinite, require_dir, require_file,
-                   stream)
+from engage.core.clock import MAX_TIMESTAMP_S
+
+from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, read_text, refuse_infinite, require_dir,
+                   require_file, stream)
 
 #: file → (stream type, channels, units, scale)
 E4_SIGNALS = {
@@ -47,18 +50,21 @@ def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray
     """
     path = Path(path)
     require_file(path, "E4 signal file")
+    text = read_text(path, "E4 signal file")
     try:
-        raw = pd.read_csv(path, header=None, skipinitialspace=True, dtype=float, float_precision=SAFE_FLOATS)
+        raw = pd.read_csv(io.StringIO(text), header=None, skipinitialspace=True, dtype=float,
+                          float_precision=SAFE_FLOATS)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DatasetError(f"{path}: not an E4 signal file ({str(exc).splitlines()[0]})") from None
+        raise DatasetError(f"{path}: not an E4 signal file ({(str(exc).splitlines() or ['empty'])[0][:120]})") from None
     if raw.shape[0] < 2:
         raise DatasetError(f"{path}: E4 signal file needs a start-time row and a sample-rate row")
     if raw.shape[1] != n_channels:
         raise DatasetError(f"{path}: expected {n_channels} column(s), found {raw.shape[1]}")
     t0, fs = float(raw.iat[0, 0]), float(raw.iat[1, 0])
-    if not np.isfinite(t0) or not np.isfinite(fs) or fs <= 0:
-        raise DatasetError(f"{path}: bad start time {t0!r} or sample rate {fs!r} in the first two rows")
     x = raw.iloc[2:].to_numpy(dtype=float)
+    if not abs(t0) <= MAX_TIMESTAMP_S or not 1e-3 <= fs <= 1e5 or not abs(t0 + len(x) / fs) <= MAX_TIMESTAMP_S:
+        raise DatasetError(f"{path}: bad start time {t0!r} or sample rate {fs!r} in the first two rows "
+                           f"(UNIX seconds and 0.001-100000 Hz expected)")
     refuse_infinite(x, path, "sample")
     return x, t0 + np.arange(len(x)) / fs, fs
 
@@ -67,25 +73,47 @@ def read_e4_ibi(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """``IBI.csv`` → (beat times as UNIX seconds, inter-beat intervals in s)."""
     path = Path(path)
     require_file(path, "E4 IBI file")
-    lines = path.read_text().splitlines()
+    lines = read_text(path, "E4 IBI file").splitlines()
     if not lines or "ibi" not in lines[0].lower():
         raise DatasetError(f"{path}: first row must be '<start time>, IBI'")
     try:
-        t0 = float(lines[0].split(",")[0])
-        rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:] if ln.strip()]).reshape(-1, 2)
+        t0 = _number(lines[0].split(",")[0])
+        rows = [[_number(v) for v in ln.split(",")] for ln in lines[1:] if ln.strip()]
     except ValueError as exc:
-        raise DatasetError(f"{path}: malformed IBI row ({exc})") from None
-    return t0 + rows[:, 0], rows[:, 1]
+        raise DatasetError(f"{path}: malformed IBI row ({str(exc)[:120]})") from None
+    bad = next((i for i, r in enumerate(rows) if len(r) != 2), None)
+    if bad is not None:
+        raise DatasetError(f"{path}: IBI data row {bad + 1} has {len(rows[bad])} values, expected 2")
+    rows = np.array(rows, dtype=float).reshape(-1, 2)
+    t = t0 + rows[:, 0]
+    if not (np.abs(t) <= MAX_TIMESTAMP_S).all() or not (np.abs(rows[:, 1]) < 60).all():
+        raise DatasetError(f"{path}: IBI start time or beat times outside ±{MAX_TIMESTAMP_S:g} s, or an interval "
+                           "over a minute")
+    return t, rows[:, 1]
+
+
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
+
+
+def _number(text: str) -> float:
+    """A plain decimal number as a device writes it (no ``inf``, ``nan``, ``1_0`` or other digits)."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"not a number: {text[:40]!r}")
+    return float(text)
 
 
 def read_e4_tags(path: str | os.PathLike) -> np.ndarray:
     """A tags CSV → sorted unique UNIX times of the button presses."""
     path = Path(path)
-    text = path.read_text().split()
+    text = read_text(path, "E4 tags file").split()
     try:
-        return np.unique(np.array([float(v) for v in text]))
+        tags = np.unique(np.array([_number(v) for v in text], dtype=float))
     except ValueError as exc:
-        raise DatasetError(f"{path}: malformed tag ({exc})") from None
+        raise DatasetError(f"{path}: malformed tag ({str(exc)[:120]})") from None
+    if not (np.abs(tags) <= MAX_TIMESTAMP_S).all():
+        raise DatasetError(f"{path}: a tag outside ±{MAX_TIMESTAMP_S:g} s (UNIX seconds expected)")
+    return tags
 
 
 def load_e4_folder(folder: str | os.PathLike, subject: str, dataset: str = "e4",
@@ -128,12 +156,25 @@ class StressPredict:
         if self._labels is None:
             path = require_file(self.root / self.LABELS, "Stress-Predict label file")
             try:
-                df = pd.read_csv(path, float_precision=SAFE_FLOATS)
+                df = pd.read_csv(io.StringIO(read_text(path, "label file")), float_precision=SAFE_FLOATS)
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                raise DatasetError(f"{path}: unreadable label file ({exc})") from None
-            need = {"Participant", "Time(sec)", "Label"}
-            if not need <= set(df.columns):
-                raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(need - set(df.columns)))}")
+                raise DatasetError(f"{path}: unreadable label file ({(str(exc).splitlines() or [''])[0][:120]})") \
+                    from None
+            need = ("Participant", "Time(sec)", "Label")
+            if not set(need) <= set(df.columns):
+                raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(set(need) - set(df.columns)))}")
+            df = df[list(need)].copy()
+            for col in need:
+                try:
+                    df[col] = pd.to_numeric(df[col]).astype(float)
+                except (ValueError, TypeError) as exc:
+                    raise DatasetError(f"{path}: column {col!r}: not a number ({str(exc)[:80]})") from None
+            refuse_infinite(df.to_numpy(), path)
+            p, t = df["Participant"].to_numpy(), df["Time(sec)"].to_numpy()
+            if not (np.isfinite(p) & (p == np.round(p)) & (p >= 0) & (p < 1e6)).all():
+                raise DatasetError(f"{path}: column 'Participant' must hold participant numbers")
+            if not (np.abs(t) <= MAX_TIMESTAMP_S).all():
+                raise DatasetError(f"{path}: column 'Time(sec)' must hold UNIX seconds")
             self._labels = df
         return self._labels
 

@@ -5,8 +5,10 @@ types (``EDA``, ``PPG`` for blood-volume pulse, ``ACC``, ``TEMP``, ``ECG``, ``RE
 arousal (1 = high arousal / stress, 0 = low / baseline, NaN = not used), with the dataset's
 original label kept in ``meta["raw_labels"]``. Time starts at 0 s for each subject.
 
-Pickled files (WESAD, DEAP) are read with a restricted unpickler that only rebuilds NumPy arrays
-and plain containers - a pickle that asks for anything else is refused, never executed.
+Pickled files (WESAD, DEAP) are read with a restricted unpickler and a size budget
+(:mod:`engage.datasets.safepickle`): only NumPy arrays and plain containers are rebuilt, nothing is
+allocated that the file does not hold, and a pickle that asks for anything else is refused with a
+:class:`~engage.datasets.base.DatasetError`, never executed.
 
 * **WESAD** (Schmidt et al. 2018): ``SX/SX.pkl`` (latin-1 pickle) with ``signal.chest`` (700 Hz:
   ACC, ECG, EMG, EDA, Temp, Resp) and ``signal.wrist`` (BVP 64 Hz, EDA 4 Hz, TEMP 4 Hz, ACC 32 Hz),
@@ -25,9 +27,7 @@ and plain containers - a pickle that asks for anything else is refused, never ex
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -36,34 +36,7 @@ import pandas as pd
 
 from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, refuse_infinite, require_dir, require_file,
                    stream)
-
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy", "float64"), ("numpy", "int64"),
-    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("_codecs", "encode"),
-}
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED:
-            if module.startswith("numpy.core"):
-                module = "numpy._core" + module[len("numpy.core"):]
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name} (only NumPy arrays are allowed)")
-
-
-def read_array_pickle(path: str | os.PathLike) -> object:
-    """A latin-1 pickle holding only dicts, lists and NumPy arrays; anything else is refused."""
-    path = Path(path)
-    require_file(path, "pickle file")
-    try:
-        with open(path, "rb") as f:
-            return _ArrayUnpickler(io.BufferedReader(f), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise DatasetError(f"{path}: unreadable pickle ({exc})") from None
-
+from .safepickle import read_array_pickle
 
 def _steps(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Compress a sampled label to the samples where it changes."""
@@ -80,6 +53,18 @@ def _get(doc, *keys, path: Path):
             raise DatasetError(f"{path}: missing {'/'.join(keys)}")
         cur = cur[k]
     return cur
+
+
+def _numbers(value, path: Path, what: str, ndim: int | None = None) -> np.ndarray:
+    """``value`` (from a pickle) as a non-empty float array, or a :class:`DatasetError` naming it."""
+    try:
+        x = np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DatasetError(f"{path}: {what} is not an array of numbers ({str(exc)[:80]})") from None
+    if x.ndim == 0 or x.size == 0 or (ndim is not None and x.ndim != ndim):
+        raise DatasetError(f"{path}: {what} has shape {x.shape}" + (f", expected {ndim} dimensions" if ndim else ""))
+    refuse_infinite(x.reshape(len(x), -1), path, what)
+    return x
 
 
 class Wesad:
@@ -106,7 +91,7 @@ class Wesad:
         doc = read_array_pickle(path)
         tracks = []
         for key, (kind, ch, units, fs) in self.WRIST.items():
-            x = np.asarray(_get(doc, "signal", "wrist", key, path=path), dtype=float)
+            x = _numbers(_get(doc, "signal", "wrist", key, path=path), path, f"signal/wrist/{key}")
             x = x.reshape(len(x), -1)
             if x.shape[1] != len(ch):
                 raise DatasetError(f"{path}: signal/wrist/{key} has {x.shape[1]} columns, expected {len(ch)}")
@@ -116,11 +101,12 @@ class Wesad:
                                 np.arange(len(x)) / fs))
         chest = _get(doc, "signal", "chest", path=path)
         for key, (kind, ch, units) in self.CHEST.items():
-            if key in chest:
-                x = np.asarray(chest[key], dtype=float).reshape(len(chest[key]), -1)[:, :1]
+            if isinstance(chest, dict) and key in chest:
+                x = _numbers(chest[key], path, f"signal/chest/{key}")
+                x = x.reshape(len(x), -1)[:, :1]
                 tracks.append(Track(stream(subject, f"chest-{key.lower()}", kind, ch, units, 700.0, self.name), x,
                                     np.arange(len(x)) / 700.0))
-        raw = np.asarray(_get(doc, "label", path=path)).reshape(-1).astype(float)
+        raw = _numbers(_get(doc, "label", path=path), path, "label").reshape(-1)
         t, v = _steps(np.arange(raw.size) / self.LABEL_RATE, raw)
         binary = np.where(v == 2, 1.0, np.where(v == 1, 0.0, np.nan))
         labels = Labels(t, binary, "stress", ("baseline", "stress"), end=raw.size / self.LABEL_RATE)
@@ -201,8 +187,8 @@ class Deap:
     def load(self, subject: str) -> Recording:
         path = self.root / f"{subject}.dat"
         doc = read_array_pickle(path)
-        data = np.asarray(_get(doc, "data", path=path), dtype=float)
-        ratings = np.asarray(_get(doc, "labels", path=path), dtype=float)
+        data = _numbers(_get(doc, "data", path=path), path, "data")
+        ratings = _numbers(_get(doc, "labels", path=path), path, "labels")
         if data.ndim != 3 or data.shape[1] < 40:
             raise DatasetError(f"{path}: 'data' must be trials × 40 channels × samples, got {data.shape}")
         if ratings.shape != (data.shape[0], 4):
