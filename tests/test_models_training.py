@@ -340,3 +340,23 @@ def test_feature_window_does_not_depend_on_chunking():
         outs.append(np.vstack(rows))
     for o in outs[1:]:
         np.testing.assert_allclose(o, outs[0], equal_nan=True)
+
+
+def test_baseline_recovers_a_feature_missing_during_calibration():
+    """Issue 24, bug 1: a feature absent for the whole calibration stayed NaN as a z-score for the
+    whole session (its scale was NaN); now it gets its own calibration once it appears."""
+    info = StreamInfo("f", "WristFeatures", ("hr_mean", "hrv_lf_hf"), ("bpm", "ratio"), 1.0, "f")
+    n = 900
+    t = np.arange(n, dtype=float)
+    hr = 70 + np.tile([-2.0, 0, 2.0], n // 3)
+    lf_hf = np.where(t < 200, np.nan, 0.5 + 0.2 * np.tile([-1.0, 0, 1.0], n // 3))  # appears at 200 s
+    lf_hf[t >= 600] += 1.0  # and rises later
+    norm = BaselineNormaliser(calibration_s=60, adapt_tau_s=1800.0, levels=("hr_mean", "hrv_lf_hf"))
+    (c,) = norm.process(Chunk.from_rows(info, np.column_stack([hr, lf_hf]), t))
+    z = c.channel("z_hrv_lf_hf")
+    tz = c.timestamps
+    assert np.isnan(z[tz < 260]).all()  # not seen in calibration: its own first 60 s of values
+    later = z[(tz >= 261) & (tz < 600)]
+    assert np.isfinite(later).all() and np.abs(later).max() < 2.0
+    assert np.nanmedian(z[tz >= 600]) > 3.0  # the rise stands out
+    assert np.isfinite(c.channel("z_hr_mean")).all()

@@ -217,7 +217,9 @@ class BaselineNormaliser(Processor):
     that, the centre follows the feature with an exponential time constant ``adapt_tau_s`` (slow
     enough that a task of a few minutes is not absorbed). Output rows are z-scores of the level
     features followed by the other channels unchanged; type ``<input type>Relative``. Rows during
-    calibration are not emitted (the baseline is not known yet).
+    calibration are not emitted (the baseline is not known yet). A feature without any value
+    during the calibration (a modality that starts late; LF/HF before two minutes of clean beats)
+    is calibrated on its own first ``calibration_s`` seconds of values; its z-score is NaN until then.
 
     With ``rank_history_s`` set, each level feature also gets ``p_<name>``: the percentile rank
     (−0.5 … +0.5) of the current value among the viewer's own rows of the last ``rank_history_s``
@@ -260,20 +262,36 @@ class BaselineNormaliser(Processor):
         self._last_t: float | None = None
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
+        self._late: dict[int, list[float]] = {}
+        self._late_start: dict[int, float] = {}
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == self.input_type
 
-    def _fit(self, idx: list[int]) -> None:
-        rows = np.array(self._rows)[:, idx]
+    def _robust(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre (median) and floored IQR scale of each column; NaN for a column without values."""
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a modality absent during calibration: NaN centre
-            center = np.nanmedian(rows, axis=0) if len(rows) else np.full(len(idx), np.nan)
-            q75, q25 = np.nanpercentile(rows, [75, 25], axis=0)
+            center = np.nanmedian(rows, axis=0) if len(rows) else np.full(rows.shape[1], np.nan)
+            q75, q25 = np.nanpercentile(rows, [75, 25], axis=0) if len(rows) else (center, center)
         scale = (q75 - q25) / 1.35
         floor = np.maximum(self.floor * np.abs(center), 1e-6)
-        self.center = center
-        self.scale = np.where(np.isfinite(scale), np.maximum(scale, floor), floor)
+        return center, np.where(np.isfinite(scale), np.maximum(scale, floor), floor)
+
+    def _fit(self, idx: list[int]) -> None:
+        self.center, self.scale = self._robust(np.array(self._rows)[:, idx])
+        # a feature never seen during calibration (a strap put on late, LF/HF before 2 min of clean
+        # beats) gets its own calibration from its first calibration_s of values
+        self._late = {j: [] for j in np.flatnonzero(~np.isfinite(self.center))}
+        self._late_start: dict[int, float] = {}
+
+    def _calibrate_late(self, t: float, x: np.ndarray) -> None:
+        for j in [j for j in self._late if np.isfinite(x[j])]:
+            self._late_start.setdefault(j, t)
+            self._late[j].append(x[j])
+            if t - self._late_start[j] >= self.calibration_s:
+                c, sc = self._robust(np.array(self._late.pop(j))[:, None])
+                self.center[j], self.scale[j] = c[0], sc[0]
 
     def _rank(self, t: float, x: np.ndarray) -> np.ndarray:
         """Percentile rank of ``x`` among the rows of the last ``rank_history_s`` (see the class docstring)."""
@@ -323,12 +341,13 @@ class BaselineNormaliser(Processor):
             parts = [z, row[rest]] + ([self._rank(t, x)] if self.rank_history_s else [])
             out_rows.append(np.concatenate(parts + ([self._delta(t, x)] if self.delta_s else [])))
             out_t.append(t)
-            # slow adaptation; a centre not known yet (NaN) takes the first value seen
+            # slow adaptation of the calibrated centres; a feature still calibrating collects its values
             a = 1.0 - np.exp(-(t - self._last_t) / self.adapt_tau_s) if self.adapt_tau_s > 0 else 0.0
             self._last_t = t
-            ok = np.isfinite(x)
-            self.center = np.where(ok & ~np.isfinite(self.center), x, self.center)
+            ok = np.isfinite(x) & np.isfinite(self.center)
             self.center = np.where(ok, self.center + a * (x - self.center), self.center)
+            if self._late:
+                self._calibrate_late(t, x)
         if not out_rows:
             return []
         info = chunk.info
