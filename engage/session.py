@@ -45,9 +45,65 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class PerViewer(Processor):
+    """One instance of a pipeline step per viewer: ``factory(viewer)`` builds the step for a viewer
+    the first time a stream of theirs reaches it, and each instance sees only that viewer's chunks
+    (a baseline, a feature window, a model's history is never shared between two people).
+
+    :attr:`steps` maps each viewer to their instance, in the order they appeared; a group layer
+    reads the viewers from there.
+
+    >>> from engage.models.windows import FeatureWindow
+    >>> step = PerViewer(lambda v: FeatureWindow(viewer=v))
+    >>> step.name, list(step.steps)
+    ('feature-window', [])
+    """
+
+    def __init__(self, factory: Callable[[str], Processor]) -> None:
+        self.factory = factory
+        self.steps: dict[str, Processor] = {}
+        self.name = factory("").name
+        self.ctx = None
+
+    def step(self, viewer: str) -> Processor:
+        """The instance of ``viewer`` (built and started on first use)."""
+        p = self.steps.get(viewer)
+        if p is None:
+            p = self.steps[viewer] = self.factory(viewer)
+            if self.ctx is not None:
+                p.start(self.ctx)
+        return p
+
+    def start(self, ctx) -> None:
+        super().start(ctx)
+        for p in self.steps.values():
+            p.start(ctx)
+
+    def accepts(self, info: StreamInfo) -> bool:
+        return self.step(info.viewer).accepts(info)
+
+    def process(self, chunk: Chunk) -> list[Chunk]:
+        return self.step(chunk.info.viewer).process(chunk)
+
+    def tick(self, now: float) -> list[Chunk]:
+        return [c for p in list(self.steps.values()) for c in p.tick(now) or ()]
+
+    def flush(self, now: float) -> list[Chunk]:
+        return [c for p in list(self.steps.values()) for c in p.flush(now) or ()]
+
+    def close(self) -> None:
+        for p in self.steps.values():
+            p.close()
+
+
 def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
                      model: "LoadedModel | str | Path | None" = None) -> list[Processor]:
     """The sensing part of the pipeline, in routing order: signals → models → events.
+
+    The signal steps keep their state per viewer and stream already; the steps from the feature
+    window on are built per viewer (:class:`PerViewer`), so every viewer whose streams arrive gets
+    their own windows, baseline, model and events. ``viewer`` is kept for callers that name the
+    session's (first) viewer.
 
     ``model`` (a trained wrist model file, e.g. ``models/arousal-wrist.skops``): arousal comes from
     that model wherever its wrist modalities (pulse wave, EDA, …) are present and good, from the
@@ -59,8 +115,13 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
     else:
         from engage.models.classifier import EngagementFusion
         from engage.models.evaluation import model_processors
+        from engage.models.persistence import LoadedModel, load_model
 
-        models = [RuleEngagementModel(output_type="EngagementRules"), *model_processors(model), EngagementFusion()]
+        loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        chain = model_processors(loaded)
+        models = [RuleEngagementModel(output_type="EngagementRules"),
+                  *(PerViewer(lambda v, i=i: model_processors(loaded)[i]) for i in range(len(chain))),
+                  PerViewer(lambda v: EngagementFusion())]
     return [
         EcgHeartRate(),
         PpgHeartRate(),
@@ -70,8 +131,8 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
         SignalQualityIndex(),  # a SignalQuality stream per raw ECG/PPG/EDA/RSP and per HeartRate stream
         FaceFeatures(),
         RppgHeartRate(),  # heart rate from the face's colour, when no ECG/PPG/strap beats
-        FeatureWindow(viewer=viewer),
-        BaselineCalibrator(calibration_s=calibration_s),
+        PerViewer(lambda v: FeatureWindow(viewer=v)),
+        PerViewer(lambda v: BaselineCalibrator(calibration_s=calibration_s)),
         *models,
         EngagementStateMachine(),
         MarkerEvents(),
@@ -217,9 +278,20 @@ class Session:
             self.bus.subscribe(outlet)
             self._closers.append(outlet.close)
             processors.append(LslOutletSink(session_id))
+        self.viewer = viewer
+        self._per_viewer = [p for p in processors if isinstance(p, PerViewer)]
         self.runtime = Runtime(clock, sources, processors, bus=self.bus, step=step, viewer=viewer)
         if self.timeline is not None:
             self.bus.subscribe(self.timeline.on_event)
+
+    @property
+    def viewers(self) -> list[str]:
+        """Every viewer whose streams have reached the pipeline so far, in order of appearance (each has
+        their own per-viewer steps and events; :attr:`viewer` is the one the controller follows)."""
+        seen: dict[str, None] = {}
+        for p in self._per_viewer:
+            seen.update(dict.fromkeys(v for v in p.steps if v))
+        return list(seen)
 
     def run(self, duration: float | None = None, on_step: Callable[[float], None] | None = None) -> SessionResult:
         try:

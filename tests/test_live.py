@@ -277,7 +277,7 @@ def test_nothing_that_works_is_a_clear_error(tmp_path, capsys):
                        'maps_to = "EEG"\nwait_s = 0.2\n')
     rc, out, err = run_live("--profile", str(profile), "--duration", "1", "--out", str(tmp_path), capsys=capsys)
     assert rc == 2
-    assert "sensor 'eeg' (lsl, source_id=engage-test-" in err and "not started" in err
+    assert "sensor 'eeg' (lsl, source_id=engage-test-" in err and "waiting: no LSL stream matches" in err
     assert err.strip().splitlines()[-1] == f"engage: error: {profile}: no sensor could be started; see the lines above"
 
 

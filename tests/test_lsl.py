@@ -122,6 +122,9 @@ def run_source(src: LslSource, until, timeout: float = 20.0):
         def tick(self, now):
             return []
 
+        def flush(self, now):
+            return []
+
         def close(self):
             pass
 

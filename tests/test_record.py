@@ -375,3 +375,24 @@ def test_one_recording_mixes_lsl_inlets_and_in_process_streams(tmp_path):
     assert s["hr"]["time_series"].tolist() == [[61.0, 1.0], [62.0, 0.9]]
     assert Event.from_json(s["engage-events"]["time_series"][0][0]).type == "boredom.onset"
     assert s["engage-events"]["info"]["source_id"] == [f"engage-events-{tag}"]
+
+
+def test_streams_that_share_a_source_id_are_all_recorded(tmp_path):
+    """Bug 5: two streams with one source_id on one host but different names (cheap amplifiers do this)
+    were recorded as one - the second silently dropped."""
+    tag = uid()
+    a = outlet("amp-exg", "EXG", 2, 100, f"{tag}-amp")
+    b = outlet("amp-aux", "AUX", 1, 100, f"{tag}-amp")
+    path = tmp_path / "amp.xdf"
+    rec = XdfRecorder(path, [f"source_id={tag}-amp"], resolve_interval=0.1)
+    rec.start()
+    try:
+        wait_for(lambda: a.have_consumers() and b.have_consumers(), what="both consumed")
+        a.push_chunk(np.ones((10, 2), dtype=np.float32))
+        b.push_chunk(np.full((7, 1), 3.0, dtype=np.float32))
+        wait_for(lambda: rec.writer.samples_written >= 17, what="both streams' samples")
+    finally:
+        rec.close()
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
+    assert set(s) == {"amp-exg", "amp-aux"}
+    assert s["amp-exg"]["time_series"].shape == (10, 2) and s["amp-aux"]["time_series"].ravel().tolist() == [3.0] * 7

@@ -104,7 +104,7 @@ def run_bridge(args: argparse.Namespace) -> int:
     if args.lsl:
         from engage.events.lsl_outlets import LslOutletSink
 
-        sink = LslOutletSink(session=args.session, types=("RR", "StrapHR", "ECG"))
+        sink = LslOutletSink(session=args.session, types=("RR", "StrapHR", "ECG"), role="sensor")
         for info in source.streams():  # visible to LabRecorder before the first beat; ECG once it flows
             if info.type in ("RR", "StrapHR"):
                 sink.outlet(info)

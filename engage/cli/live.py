@@ -89,6 +89,8 @@ class OpenedSensor:
     note: str = ""
     processors: tuple = ()
     close: Callable[[], None] | None = None
+    viewers: tuple = ()  # the viewers its streams belong to, as far as known at the start
+    waiting: bool = False  # started, but no stream yet (an LSL stream that may appear later)
 
 
 def _mapped_lsl_source_class():
@@ -97,10 +99,11 @@ def _mapped_lsl_source_class():
 
     class MappedLslSource(LslSource):
         """An :class:`LslSource` whose streams are retyped to the engage type the profile maps them to
-        (``maps_to``), the chosen ``channel`` renamed to the name that type's consumers look up."""
+        (``maps_to``), the chosen ``channel`` renamed to the name that type's consumers look up. Only
+        what the pipeline sees is retyped: a recording keeps each stream as its device sent it."""
 
-        def __init__(self, predicate: str, maps_to: str, channel: str | None, name: str, viewer: str) -> None:
-            super().__init__([predicate], viewer=viewer)
+        def __init__(self, selector, maps_to: str, channel: str | None, name: str, **kw) -> None:
+            super().__init__([selector], viewer=selector.viewer, **kw)
             self.name = name
             self.maps_to, self.channel = maps_to, channel
             self._infos: dict = {}
@@ -258,32 +261,73 @@ def _open_ble(spec, now: float, taken: set[str]) -> OpenedSensor:
     return OpenedSensor(spec, ConnectedStrapSource(), note=f"connected to {link.state.name or address}{ecg}")
 
 
-def _open_lsl(spec, now: float) -> OpenedSensor:
-    from engage.sensors.lsl import parse_predicate, quiet_liblsl
+def _lsl_candidates(selector, wait_s: float) -> list:
+    """The distinct streams (by identity) ``selector`` matches within ``wait_s`` (after the first is found,
+    a moment more for the others)."""
+    import pylsl
+
+    from engage.sensors.lsl import stream_key
+
+    found = pylsl.resolve_bypred(selector.xpath, 1, wait_s)
+    if found:
+        found += pylsl.resolve_bypred(selector.xpath, 0, min(1.0, max(wait_s, 0.2)))
+    out: dict[str, Any] = {}
+    for info in found:
+        out.setdefault(stream_key(info.name(), info.type(), info.source_id(), info.hostname(), info.uid()), info)
+    return list(out.values())
+
+
+def _open_lsl(spec, now: float, source_ids=None, on_open=None) -> OpenedSensor:
+    from engage.sensors.lsl import describe_stream, quiet_liblsl
 
     quiet_liblsl()
     import pylsl
 
-    found = pylsl.resolve_bypred(parse_predicate(spec.predicate), 1, spec.wait_s)
+    selector = spec.selector()
+    found = _lsl_candidates(selector, spec.wait_s)
+    source = _mapped_lsl_source_class()(selector, spec.maps_to, spec.channel, spec.name, source_ids=source_ids,
+                                        on_open=on_open)
     if not found:
         visible = sorted({f"{i.name()} ({i.type()})" for i in pylsl.resolve_streams(0.5)})
-        raise SensorUnavailable(f"no LSL stream matches {spec.predicate!r} within {spec.wait_s:g} s "
-                                f"(visible: {', '.join(visible[:6]) or 'none'})")
-    info = found[0]
-    note = f"found {info.name()!r} ({info.type()}, {info.channel_count()} ch, {info.nominal_srate():g} Hz)"
-    if spec.expected_rate is not None and abs(info.nominal_srate() - spec.expected_rate) > 0.01 * spec.expected_rate:
-        note += f"; warning: expected {spec.expected_rate:g} Hz"
-    source = _mapped_lsl_source_class()(spec.predicate, spec.maps_to, spec.channel, spec.name, spec.viewer)
-    return OpenedSensor(spec, source, note=note)
+        why = (f"no LSL stream matches {spec.predicate!r} within {spec.wait_s:g} s "
+               f"(visible: {', '.join(visible[:6]) or 'none'})")
+        if spec.required:
+            raise SensorUnavailable(why)
+        return OpenedSensor(spec, source, note=f"{why}; still looking for the whole session", waiting=True)
+    if len(found) > 1 and selector.several == "refuse":
+        listed = "; ".join(describe_stream(i.name(), i.type(), i.source_id(), i.hostname()) for i in found)
+        raise SensorUnavailable(
+            f"{len(found)} LSL streams match {spec.predicate!r}: {listed}. A sensor never merges streams: give "
+            "viewer_from = \"source_id\" (or \"name\", \"hostname\") for one viewer per stream, or a predicate that "
+            "matches one (source_id=…, hostname=…)")
+    parts, viewers = [], []
+    for info in found:
+        viewer = selector.viewer_for(info.name(), info.source_id(), info.hostname())
+        part = f"found {info.name()!r} ({info.type()}, {info.channel_count()} ch, {info.nominal_srate():g} Hz)"
+        if selector.viewer_from is not None:
+            part += f" for viewer {viewer}" if viewer else f" (its {selector.viewer_from} does not match " \
+                                                            f"viewer_pattern: not used)"
+        rate = info.nominal_srate()
+        if spec.expected_rate is not None and abs(rate - spec.expected_rate) > 0.01 * spec.expected_rate:
+            part += f"; warning: expected {spec.expected_rate:g} Hz"
+        parts.append(part)
+        if viewer and viewer not in viewers:
+            viewers.append(viewer)
+    return OpenedSensor(spec, source, note="; ".join(parts), viewers=tuple(viewers))
 
 
 def open_sensors(profile, now: float, opened: list[OpenedSensor] | None = None,
-                 failed: list[tuple[Any, str]] | None = None) -> tuple[list[OpenedSensor], list[tuple[Any, str]]]:
+                 failed: list[tuple[Any, str]] | None = None,
+                 on_open: Callable | None = None) -> tuple[list[OpenedSensor], list[tuple[Any, str]]]:
     """Open every sensor of ``profile``: (opened, [(spec, why it failed)]), appended to ``opened`` and
-    ``failed`` as they go (so a Ctrl-C while a strap is being waited for still stops the ones opened)."""
+    ``failed`` as they go (so a Ctrl-C while a strap is being waited for still stops the ones opened).
+    ``on_open(inlet)`` is told of every LSL stream a sensor opens (the recorder records it raw)."""
+    from engage.sensors.lsl import SourceIds
+
     opened = [] if opened is None else opened
     failed = [] if failed is None else failed
     taken: set[str] = set()
+    source_ids = SourceIds()
     for spec in profile.sensors:
         try:
             if spec.kind == "simulated":
@@ -293,7 +337,7 @@ def open_sensors(profile, now: float, opened: list[OpenedSensor] | None = None,
             elif spec.kind == "ble-hrm":
                 opened.append(_open_ble(spec, now, taken))
             elif spec.kind == "lsl":
-                opened.append(_open_lsl(spec, now))
+                opened.append(_open_lsl(spec, now, source_ids, on_open))
             else:  # pragma: no cover - profiles.py refuses unknown kinds
                 raise SensorUnavailable(f"unknown kind {spec.kind!r}")
         except SensorUnavailable as exc:
@@ -440,13 +484,14 @@ def run(args: argparse.Namespace) -> int:
         for spec, why in failed:
             print(f"engage live: sensor {spec.name!r} ({spec.describe()}) not started: {why}", file=sys.stderr)
         required = [spec.name for spec, _ in failed if spec.required]
-        if required or not opened:
+        for o in opened:
+            state = "waiting" if o.waiting else "started"
+            print(f"engage live: sensor {o.spec.name!r} ({o.spec.describe()}) {state}"
+                  + (f": {o.note}" if o.note else ""), file=sys.stderr)
+        if required or all(o.waiting for o in opened):
             what = (f"required sensor(s) {', '.join(map(repr, required))} could not be started" if required
                     else "no sensor could be started")
             raise ConfigError(f"{profile.path}: {what}; see the lines above")
-        for o in opened:
-            print(f"engage live: sensor {o.spec.name!r} ({o.spec.describe()}) started"
-                  + (f": {o.note}" if o.note else ""), file=sys.stderr)
         server = _start_dashboard(args) if args.dashboard else None
         session, counter, recorder = _build_session(args, profile, story, clock, opened,
                                                     observers=[server.observer] if server is not None else ())
@@ -467,6 +512,14 @@ def run(args: argparse.Namespace) -> int:
                 log.exception("closing failed")
 
 
+def lead_viewer(profile, opened: list[OpenedSensor]) -> str:
+    """The viewer whose engagement drives the film: the profile's viewer when a started sensor is theirs,
+    else the first viewer a started sensor found (every viewer gets their own pipeline and events either
+    way; a group policy is for later)."""
+    found = [v for o in opened if not o.waiting for v in (o.viewers or (o.spec.viewer,))]
+    return profile.viewer if profile.viewer in found or not found else found[0]
+
+
 def _build_session(args, profile, story, clock, opened, observers=()):
     from engage.session import Session
 
@@ -481,7 +534,7 @@ def _build_session(args, profile, story, clock, opened, observers=()):
 
         recorder = XdfRecorder(args.record, session=session_id)
         extra.append(RecorderSink(recorder))
-    kw = dict(story=story, viewer=profile.viewer, events_out=out / "events.jsonl",
+    kw = dict(story=story, viewer=lead_viewer(profile, opened), events_out=out / "events.jsonl",
               scenes_out=out / "scenes.jsonl" if story is not None else None, lsl=args.lsl, session_id=session_id,
               timeline=None if args.quiet else sys.stdout, extra_processors=extra)
     if observers:

@@ -3,9 +3,10 @@
 :class:`LslOutletSink` is a runtime processor (a sink): for each stream it accepts (by default
 the derived ones: heart rate, HRV, EDA features, face features, features, engagement, strap
 streams) it opens one outlet the first time a chunk arrives, with the channel labels, units and
-types in the stream's ``desc/channels`` and a stable ``source_id``
-(``engage-<session>-<viewer>-<name>``), so LabRecorder and other tools reconnect after a
-restart. Samples go out with their own timestamps (plus ``time_offset``, which replay uses to
+types in the stream's ``desc/channels``, the ``<engage>`` mark that keeps engage's sensors from
+reading it back (:func:`~engage.sensors.lsl.mark_engage`), and a stable ``source_id``
+(``engage-<session>-<viewer>-<name>``, numbered when two streams would share one), so LabRecorder
+and other tools reconnect after a restart. Samples go out with their own timestamps (plus ``time_offset``, which replay uses to
 move a recording onto the current LSL clock).
 
 >>> sink = LslOutletSink(session="s1")                                        # doctest: +SKIP
@@ -37,14 +38,31 @@ def outlet_source_id(info: StreamInfo, session: str = "default") -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"engage-{session}-{info.viewer}-{info.name}")
 
 
-def make_lsl_info(info: StreamInfo, source_id: str):
-    """A ``pylsl.StreamInfo`` for ``info`` with channel labels, units and types in its description."""
+def unique_source_id(wanted: str, taken) -> str:
+    """``wanted``, or ``wanted-2``, ``wanted-3``… when it is among ``taken``.
+
+    >>> unique_source_id("engage-s-v-hr", ["engage-s-v-hr"])
+    'engage-s-v-hr-2'
+    """
+    taken = set(taken)
+    n, sid = 1, wanted
+    while sid in taken:
+        n += 1
+        sid = f"{wanted}-{n}"
+    return sid
+
+
+def make_lsl_info(info: StreamInfo, source_id: str, role: str = "derived", session: str = ""):
+    """A ``pylsl.StreamInfo`` for ``info`` with channel labels, units and types in its description and
+    the engage mark of ``role`` (``derived``, ``sensor`` for a bridged device, …)."""
     import pylsl
+
+    from engage.sensors.lsl import mark_engage
 
     fmt = pylsl.cf_string if info.is_string else pylsl.cf_double64
     lsl_info = pylsl.StreamInfo(info.name, info.type, info.channel_count, info.nominal_rate, fmt, source_id)
     desc = lsl_info.desc()
-    desc.append_child_value("manufacturer", "engage")
+    mark_engage(desc, role, session, info.viewer)
     desc.append_child_value("viewer", info.viewer)
     channels = desc.append_child("channels")
     for label, unit in zip(info.channels, info.units):
@@ -59,18 +77,21 @@ class LslOutletSink(Processor):
     """Publishes chunks on LSL outlets, one per stream (see the module docstring).
 
     ``types``: the stream types to publish (default :data:`DERIVED_TYPES`; ``None``: every
-    stream). ``time_offset`` is added to every timestamp.
+    stream). ``time_offset`` is added to every timestamp. ``role`` marks the outlets
+    (``derived``; ``sensor`` for a bridge that publishes a device's own data, which sessions read).
     """
 
     name = "lsl-outlets"
 
     def __init__(self, session: str = "default", types: Sequence[str] | None = DERIVED_TYPES,
-                 time_offset: float = 0.0, linger_s: float = 0.5) -> None:
+                 time_offset: float = 0.0, linger_s: float = 0.5, role: str = "derived") -> None:
         self.session = session
         self.types = None if types is None else set(types)
         self.time_offset = time_offset
         self.linger_s = linger_s
+        self.role = role
         self.outlets: dict[StreamInfo, object] = {}
+        self.source_ids: dict[StreamInfo, str] = {}
         self.pushed = 0
 
     def accepts(self, info: StreamInfo) -> bool:
@@ -82,9 +103,11 @@ class LslOutletSink(Processor):
         if out is None:
             import pylsl
 
-            out = pylsl.StreamOutlet(make_lsl_info(info, outlet_source_id(info, self.session)))
+            sid = unique_source_id(outlet_source_id(info, self.session), self.source_ids.values())
+            out = pylsl.StreamOutlet(make_lsl_info(info, sid, self.role, self.session))
             self.outlets[info] = out
-            log.info("LSL outlet %r (%s) opened", info.name, outlet_source_id(info, self.session))
+            self.source_ids[info] = sid
+            log.info("LSL outlet %r (%s) opened", info.name, sid)
         return out
 
     def process(self, chunk: Chunk) -> list[Chunk]:

@@ -5,7 +5,7 @@ Each publisher is a bus subscriber: ``bus.subscribe(publisher)``.
 The LSL outlet is an irregular-rate string stream of type ``Markers`` with one channel; each
 sample is one event as a JSON object, stamped with the event's own timestamp, and its
 ``source_id`` is stable (``engage-events-<session>``) so LabRecorder and other tools reconnect to
-it after a restart.
+it after a restart. Its header carries the engage mark (role ``events``), so no engage sensor reads it.
 
 >>> import io
 >>> buf = io.StringIO(); w = JsonlEventWriter(buf)
@@ -55,11 +55,13 @@ class LslEventOutlet:
     def __init__(self, session: str = "default", name: str = "engage-events", time_offset: float = 0.0) -> None:
         import pylsl
 
+        from engage.sensors.lsl import mark_engage
+
         self.time_offset = time_offset
         self.source_id = f"engage-events-{session}"
         info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, self.source_id)
         desc = info.desc()
-        desc.append_child_value("manufacturer", "engage")
+        mark_engage(desc, "events", session)
         desc.append_child_value("format", "one JSON object per sample (engage event)")
         ch = desc.append_child("channels").append_child("channel")
         ch.append_child_value("label", "event")

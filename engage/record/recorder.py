@@ -189,7 +189,7 @@ class XdfRecorder:
         except RecordingError as exc:
             self.error = exc
 
-    def _clock_offset(self, item) -> None:
+    def _clock_offset(self, item, timeout: float = 2.0) -> None:
         now = time.monotonic()
         if now < item.extra["next_offset"]:
             return
@@ -198,7 +198,7 @@ class XdfRecorder:
         if inlet is None:
             return
         try:
-            offset = inlet.time_correction(timeout=2.0)
+            offset = inlet.time_correction(timeout=timeout)
         except self._pylsl.util.LostError:
             return
         except Exception as exc:  # noqa: BLE001 - a timed-out correction is tried again next time
@@ -206,6 +206,7 @@ class XdfRecorder:
             return
         local = self._pylsl.local_clock()
         self.writer.write_clock_offset(item.extra["sid"], local - offset, offset)
+        item.extra["offsets"] = item.extra.get("offsets", 0) + 1
 
     def _gap_opened(self, item) -> None:
         start = item.extra.get("last_stamp", item.lost_at)
@@ -238,6 +239,15 @@ class XdfRecorder:
                 thread.join(timeout=5.0)
                 setattr(self, name, None)
         if self._inlets is not None:
+            # a stream recorded for less time than a first clock offset took still gets one, so that
+            # pyxdf can synchronise it (LabRecorder's files always have them)
+            for item in self.inlets:
+                if not item.lost and "sid" in item.extra and not item.extra.get("offsets") and self.error is None:
+                    item.extra["next_offset"] = 0.0
+                    try:
+                        self._clock_offset(item, timeout=1.0)
+                    except RecordingError as exc:
+                        self.error = exc
             self._inlets.close()
 
     def close(self) -> None:

@@ -1,20 +1,33 @@
-"""Lab Streaming Layer inlets: any LSL stream (EEG, EDA, ECG, eye trackers, markers) as an engage source.
+r"""Lab Streaming Layer inlets: any LSL stream (EEG, EDA, ECG, eye trackers, markers) as an engage source.
 
 A *predicate* selects streams the way users write them: ``type=EEG``, ``name=Markers``,
 ``source_id=polar-h10-1``, ``hostname=lab-pc``, several joined with commas (all must hold:
 ``type=EEG,hostname=lab-pc``). :func:`parse_predicate` turns one into liblsl's XPath; a string
 that already looks like XPath (``starts-with(name,'Bio')``) is passed through.
 
+A stream is known by its identity, as LabRecorder knows it: name, type, source_id and host
+(:func:`stream_key`). Two streams that share a ``source_id`` but differ in name or host are two
+streams. A :class:`StreamSelector` says what a sensor binds to: its predicate, whose streams
+they are (a fixed viewer, or one viewer per stream from its ``name``, ``source_id`` or
+``hostname``), and what to do when the predicate matches several streams: refuse (the default
+for a sensor: two people's skin conductance must never become one viewer's), one viewer per
+stream, or all of them (the recorder's way). Every outlet an engage process publishes carries
+``<desc><engage><role>…</role>…</engage></desc>`` (:func:`mark_engage`); a sensor never binds to
+one unless its selector asks for it (``from_engage``), so a session cannot read its own output.
+A BLE bridge's outlets (role ``sensor``) are sources like any other device.
+
 :class:`InletSet` keeps resolving in the background, so a stream that appears later is picked
 up, opens one inlet per matching stream (several predicates at once), notices a stream that
-dies (``LostError``), and reopens it when a stream with the same ``source_id`` and host comes
-back. :class:`LslSource` is the runtime source built on it: clock correction
+dies (``LostError``), and reopens it when a stream with the same identity comes back.
+:class:`LslSource` is the runtime source built on it: clock correction
 (``time_correction``, via liblsl's ``proc_clocksync``) and dejittering of regular streams,
 channel names and units read from the stream's XML description, numeric and string streams,
 and a ``sensor.gap`` event when a stream is lost and again when it comes back.
 
 >>> parse_predicate("type=EEG,name=BioSemi")
 "type='EEG' and name='BioSemi'"
+>>> StreamSelector("type=EDA", viewer_from="source_id", viewer_pattern=r"^(S\d+)").viewer_for("eda", "S01-eda", "pc")
+'S01'
 >>> src = LslSource(["type=EEG", "name=Markers"])            # doctest: +SKIP
 >>> Runtime(LslClock(), [src], processors).run(duration=60)   # doctest: +SKIP
 """
@@ -25,17 +38,18 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from xml.etree import ElementTree
 
 import numpy as np
 
 from engage.core.errors import ConfigError
 from engage.core.runtime import ThreadedSource
-from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo
+from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo, xml_restore, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +101,173 @@ def parse_predicate(text: str) -> str:
     return " and ".join(parts)
 
 
+# --------------------------------------------------------------------------------------------
+# engage's own outlets
+# --------------------------------------------------------------------------------------------
+
+#: The element of an LSL stream's ``desc`` that marks it as published by engage.
+ENGAGE_ELEMENT = "engage"
+#: The role of outlets that publish a device's own data (a BLE bridge): sources, not engage's output.
+SENSOR_ROLE = "sensor"
+#: XPath that holds for every stream a sensor may bind to by default: not marked as engage's output
+#: (engage releases before the mark named themselves in ``desc/manufacturer``).
+NOT_ENGAGE_XPATH = (f"(desc/{ENGAGE_ELEMENT}/role='{SENSOR_ROLE}' or (not(desc/{ENGAGE_ELEMENT}) "
+                    "and not(desc/manufacturer='engage')))")
+
+
+def mark_engage(desc, role: str, session: str = "", viewer: str = "") -> None:
+    """Mark a ``pylsl.StreamInfo``'s ``desc()`` as an engage outlet: ``<engage><role>…</role>
+    <session>…</session><viewer>…</viewer><version>…</version></engage>``.
+
+    ``role``: ``derived`` (a stream the pipeline computes), ``events``, ``replay`` (a recording
+    played back), ``sensor`` (a device bridged onto LSL: consumed like any other device).
+    """
+    from engage import __version__
+
+    mark = desc.append_child(ENGAGE_ELEMENT)
+    mark.append_child_value("role", role)
+    mark.append_child_value("session", session)
+    if viewer:
+        mark.append_child_value("viewer", viewer)
+    mark.append_child_value("version", __version__)
+
+
+def engage_role(root: ElementTree.Element) -> str | None:
+    """The engage role of a parsed stream header (``None``: not published by engage).
+
+    >>> engage_role(ElementTree.fromstring("<info><desc><engage><role>events</role></engage></desc></info>"))
+    'events'
+    """
+    mark = root.find(f"desc/{ENGAGE_ELEMENT}")
+    if mark is not None:
+        return (mark.findtext("role") or "").strip() or "unknown"
+    if (root.findtext("desc/manufacturer") or "").strip() == "engage":
+        return "unknown"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Identity and selection
+# --------------------------------------------------------------------------------------------
+
+#: Stream properties a viewer id may be taken from (``viewer_from``).
+VIEWER_FROM = ("name", "source_id", "hostname")
+#: What a selector does when its predicate matches several streams.
+SEVERAL = ("refuse", "viewer", "all")
+_VIEWER_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def stream_key(name: str, type_: str, source_id: str, hostname: str, uid: str = "") -> str:
+    """A stream's identity across restarts of its outlet: name, type, source_id and host (LabRecorder's
+    identity); a stream without a source_id cannot be recognised after a restart and is known by its uid.
+
+    >>> stream_key("EDA", "EDA", "shimmer-1", "lab-pc") == stream_key("EDA2", "EDA", "shimmer-1", "lab-pc")
+    False
+    """
+    if source_id:
+        return "\x1f".join((name, type_, source_id, hostname))
+    return f"uid:{uid}"
+
+
+def describe_stream(name: str, type_: str, source_id: str, hostname: str) -> str:
+    """One line naming a stream by its identity: ``'EDA' (EDA, source_id 'shimmer-1', host lab-pc)``."""
+    return f"{name!r} ({type_ or 'no type'}, source_id {source_id!r}, host {hostname or '?'})"
+
+
+@dataclass(frozen=True)
+class StreamSelector:
+    """Which LSL streams a sensor binds to, and whose they are (see the module docstring).
+
+    ``several``: ``"refuse"`` (bind one stream; another that also matches is named and left
+    alone), ``"viewer"`` (one viewer per stream, its id from ``viewer_from``: the stream's
+    ``name``, ``source_id`` or ``hostname``, narrowed by ``viewer_pattern``, a regular
+    expression whose first group, or whole match, is the id) or ``"all"`` (every match, each its
+    own stream, for ``viewer``). ``from_engage`` also binds streams published by engage.
+
+    >>> StreamSelector("type=EDA").xpath
+    "(type='EDA') and (desc/engage/role='sensor' or (not(desc/engage) and not(desc/manufacturer='engage')))"
+    """
+
+    predicate: str
+    viewer: str = "viewer-1"
+    viewer_from: str | None = None
+    viewer_pattern: str | None = None
+    several: str | None = None  # default: "viewer" with viewer_from, else "refuse"
+    from_engage: bool = False
+
+    def __post_init__(self) -> None:
+        parse_predicate(self.predicate)
+        if self.several is None:
+            object.__setattr__(self, "several", "viewer" if self.viewer_from is not None else "refuse")
+        if self.viewer_from is not None and self.viewer_from not in VIEWER_FROM:
+            raise ConfigError(f"viewer_from {self.viewer_from!r}: use one of {', '.join(VIEWER_FROM)}")
+        if self.several not in SEVERAL:
+            raise ConfigError(f"several {self.several!r}: use one of {', '.join(SEVERAL)}")
+        if (self.several == "viewer") != (self.viewer_from is not None):
+            raise ConfigError("one viewer per stream needs viewer_from (name, source_id or hostname), "
+                              "and viewer_from means one viewer per stream")
+        if self.viewer_pattern is not None:
+            if self.viewer_from is None:
+                raise ConfigError("viewer_pattern needs viewer_from")
+            try:
+                re.compile(self.viewer_pattern)
+            except re.error as exc:
+                raise ConfigError(f"viewer_pattern {self.viewer_pattern!r} is not a regular expression: {exc}") \
+                    from None
+
+    @property
+    def xpath(self) -> str:
+        """The liblsl query: the predicate, and (unless ``from_engage``) not an engage output."""
+        base = parse_predicate(self.predicate)
+        return base if self.from_engage else f"({base}) and {NOT_ENGAGE_XPATH}"
+
+    def allows(self, role: str | None) -> bool:
+        """Whether a stream of this engage role (``None``: not engage's) may be bound."""
+        return role is None or role == SENSOR_ROLE or self.from_engage
+
+    def viewer_for(self, name: str, source_id: str, hostname: str) -> str | None:
+        """The viewer a stream with these properties belongs to; ``None`` when ``viewer_pattern`` does not
+        match it (the stream is then not bound)."""
+        if self.viewer_from is None:
+            return self.viewer
+        value = {"name": name, "source_id": source_id, "hostname": hostname}[self.viewer_from]
+        if self.viewer_pattern is not None:
+            m = re.search(self.viewer_pattern, value)
+            if m is None:
+                return None
+            value = m.group(1) if m.groups() and m.group(1) else m.group(0)
+        value = _VIEWER_CHARS.sub("-", value).strip("-.")[:64]
+        return value or None
+
+
+def as_selector(predicate: "str | StreamSelector", **defaults: Any) -> StreamSelector:
+    """A :class:`StreamSelector` for a predicate string (``defaults`` set its other fields)."""
+    return predicate if isinstance(predicate, StreamSelector) else StreamSelector(predicate, **defaults)
+
+
+class SourceIds:
+    """The engage ``source_id`` of each bound LSL stream, unique within a session: the stream's own
+    ``source_id`` unless another stream of the same viewer and type already has it (cheap amplifiers
+    give every stream the same one), then ``<source_id>.<name>`` (numbered if needed). The processors
+    keep their state per viewer and ``source_id``, so this is what keeps such streams apart.
+    Thread-safe; share one between the sources of a session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: dict[tuple[str, str, str], str] = {}
+
+    def claim(self, key: str, viewer: str, type_: str, source_id: str, name: str) -> str:
+        base = source_id or name
+        with self._lock:
+            candidate, n = base, 1
+            while True:
+                owner = self._owner.setdefault((viewer, type_, candidate), key)
+                if owner == key:
+                    return candidate
+                n += 1
+                candidate = f"{base}.{_VIEWER_CHARS.sub('-', name)}" if n == 2 else f"{base}.{n - 1}"
+
+
 def _channel_format_name(pylsl, fmt: int) -> str:
     names = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
              pylsl.cf_int32: "int32", pylsl.cf_int16: "int16", pylsl.cf_int8: "int8", pylsl.cf_int64: "int64"}
@@ -96,6 +277,7 @@ def _channel_format_name(pylsl, fmt: int) -> str:
 def stream_info_from_xml(xml: str, viewer: str = "viewer-1") -> StreamInfo:
     """An LSL stream's XML header (``info.as_xml()``) → :class:`StreamInfo`; channel labels and units
     come from ``desc/channels/channel`` (``ch0``… and ``""`` where the description has none).
+    Control characters in the header (which XML cannot hold) are kept, not refused.
 
     >>> x = ("<info><name>eda</name><type>EDA</type><channel_count>1</channel_count><nominal_srate>4"
     ...      "</nominal_srate><channel_format>float32</channel_format><source_id>e4</source_id><desc>"
@@ -104,18 +286,20 @@ def stream_info_from_xml(xml: str, viewer: str = "viewer-1") -> StreamInfo:
     (('eda',), ('uS',), 4.0)
     """
     try:
-        root = ElementTree.fromstring(xml)
+        root = ElementTree.fromstring(xml_safe(xml))
     except ElementTree.ParseError as exc:
         raise ValueError(f"LSL stream header is not XML: {exc}") from exc
 
-    def text(path: str) -> str:
-        return (root.findtext(path) or "").strip()
+    def text(path: str, node=root) -> str:
+        return xml_restore((node.findtext(path) or "").strip())
 
     name = text("name") or "lsl-stream"
     try:
         count = int(text("channel_count"))
     except ValueError:
         raise ValueError(f"LSL stream {name!r}: bad channel_count {text('channel_count')!r}") from None
+    if not 0 <= count <= 1_000_000:
+        raise ValueError(f"LSL stream {name!r}: bad channel_count {count}")
     try:
         rate = float(text("nominal_srate") or 0.0)
     except ValueError:
@@ -126,12 +310,12 @@ def stream_info_from_xml(xml: str, viewer: str = "viewer-1") -> StreamInfo:
     labels, units = [], []
     for i in range(count):
         d = descs[i] if i < len(descs) else None
-        label = (d.findtext("label") or d.findtext("name") or "").strip() if d is not None else ""
+        label = (text("label", d) or text("name", d)) if d is not None else ""
         labels.append(label or f"ch{i}")
-        units.append((d.findtext("unit") or "").strip() if d is not None else "")
+        units.append(text("unit", d) if d is not None else "")
     fmt = text("channel_format")
     meta = tuple((k, v) for k, v in (("lsl_uid", text("uid")), ("hostname", text("hostname")),
-                                      ("lsl_channel_format", fmt)) if v)
+                                      ("lsl_source_id", text("source_id")), ("lsl_channel_format", fmt)) if v)
     return StreamInfo(name=name, type=text("type"), channels=tuple(labels), units=tuple(units), nominal_rate=rate,
                       source_id=text("source_id") or text("uid") or name,
                       channel_format="string" if fmt == "string" else "float64", viewer=viewer, metadata=meta)
@@ -168,78 +352,156 @@ class Inlet:
     string: bool = False
     buffer: Any = None
     extra: dict = field(default_factory=dict)
+    lsl_info: Any = None  # the resolved pylsl.StreamInfo the inlet was opened on
+    label: str = ""  # the stream's identity in words, for messages
 
     @property
     def lost(self) -> bool:
         return self.inlet is None
 
-
-def _stream_key(info) -> str:
-    """Identity across restarts: source_id@host when the stream has a source_id, else its uid."""
-    return f"{info.source_id()}@{info.hostname()}" if info.source_id() else info.uid()
+    @property
+    def viewer(self) -> str:
+        return self.info.viewer
 
 
 class InletSet:
     """Inlets on every stream matching any of ``predicates``, kept up to date in the background.
 
-    Call :meth:`resolve` now and then (it is cheap: liblsl's continuous resolvers do the
-    work) and :meth:`pull` to read. ``clocksync``/``dejitter`` set liblsl's post-processing:
-    the recorder wants raw timestamps (it stores clock offsets), a live source corrected ones.
+    ``predicates`` are :class:`StreamSelector` s or predicate strings (a string binds every stream
+    it matches, engage's own outlets included: the recorder's way). Call :meth:`resolve` now and
+    then (it is cheap: liblsl's continuous resolvers do the work) and :meth:`pull` to read.
+    ``clocksync``/``dejitter`` set liblsl's post-processing: the recorder wants raw timestamps
+    (it stores clock offsets), a live source corrected ones. ``raw``: :meth:`pull` returns numeric
+    samples in the stream's own type (int64 stays exact) rather than float64.
+    ``on_open(item)`` is called after each stream is opened or reopened.
+    Streams a ``"refuse"`` selector left alone are in :attr:`refused` (selector predicate → list of
+    stream descriptions).
     """
 
-    def __init__(self, predicates: Sequence[str], clocksync: bool = True, dejitter: bool = True,
-                 max_buflen: int = 360, open_timeout: float = 5.0, viewer: str = "viewer-1") -> None:
+    def __init__(self, predicates: Sequence["str | StreamSelector"], clocksync: bool = True, dejitter: bool = True,
+                 max_buflen: int = 360, open_timeout: float = 5.0, viewer: str = "viewer-1", raw: bool = False,
+                 on_open: Callable[[Inlet], None] | None = None, source_ids: SourceIds | None = None) -> None:
         import pylsl
 
         self._pylsl = pylsl
-        if isinstance(predicates, str):
+        if isinstance(predicates, (str, StreamSelector)):
             predicates = [predicates]
         if not predicates:
             raise ConfigError("no LSL predicate given (e.g. type=EEG)")
-        self.predicates = [(p, parse_predicate(p)) for p in predicates]
-        self._resolvers = [(p, pylsl.ContinuousResolver(pred=x, forget_after=5.0)) for p, x in self.predicates]
+        self.selectors = [as_selector(p, viewer=viewer, several="all", from_engage=True) for p in predicates]
+        self.predicates = [(sel.predicate, sel.xpath) for sel in self.selectors]
+        self._resolvers = [(sel, pylsl.ContinuousResolver(pred=sel.xpath, forget_after=5.0)) for sel in self.selectors]
         self.clocksync, self.dejitter = clocksync, dejitter
         self.max_buflen = max_buflen
         self.open_timeout = open_timeout
         self.viewer = viewer
+        self.raw = raw
+        self.on_open = on_open
+        self.source_ids = source_ids if source_ids is not None else SourceIds()
         self.inlets: dict[str, Inlet] = {}
-        self.matched: dict[str, int] = {p: 0 for p, _ in self.predicates}
+        self.matched: dict[str, int] = {sel.predicate: 0 for sel in self.selectors}
+        self.refused: dict[str, list[str]] = {}
+        self._bound: dict[int, set[str]] = {i: set() for i in range(len(self.selectors))}
+        self._skipped: set[str] = set()  # uids not to open again (engage outlets found by XPath-less queries, …)
 
     def resolve(self) -> tuple[list[Inlet], list[Inlet]]:
         """Open inlets on newly visible streams; returns (new inlets, reopened inlets)."""
         new, reopened = [], []
-        for predicate, resolver in self._resolvers:
-            for info in resolver.results():
-                key = _stream_key(info)
+        for index, (sel, resolver) in enumerate(self._resolvers):
+            results = resolver.results()
+            fresh = {}
+            for info in results:
+                if info.uid() in self._skipped:
+                    continue
+                key = stream_key(info.name(), info.type(), info.source_id(), info.hostname(), info.uid())
                 known = self.inlets.get(key)
                 if known is not None and (not known.lost or info.uid() == known.lost_uid):
                     continue
-                if known is not None and (info.channel_count() != known.info.channel_count
-                                          or (info.channel_format() == self._pylsl.cf_string) != known.string):
-                    # back under the same source_id but with another layout: a new stream, not a continuation
-                    known.lost_uid = info.uid()
-                    key = f"{key}#{info.uid()}"
-                    if key in self.inlets:
-                        continue
-                    known = None
-                try:
-                    inlet, full = self._open(info)
-                except Exception as exc:  # noqa: BLE001 - a stream that vanished while opening is tried again later
-                    log.info("LSL stream %r (%s) could not be opened yet: %s", info.name(), key, exc)
-                    continue
-                self.matched[predicate] += 1
-                if known is None:
-                    xml = full.as_xml()
-                    item = Inlet(key, predicate, xml, stream_info_from_xml(xml, self.viewer), inlet, info.uid(),
-                                 string=full.channel_format() == self._pylsl.cf_string)
-                    self.inlets = {**self.inlets, key: item}  # copy on write: other threads list it
-                    new.append(item)
-                    log.info("LSL stream %r (%s) found by %r", item.info.name, key, predicate)
-                else:
-                    known.inlet, known.uid, known.reopened = inlet, info.uid(), known.reopened + 1
-                    reopened.append(known)
-                    log.info("LSL stream %r (%s) is back", known.info.name, key)
+                fresh.setdefault(key, info)
+            if sel.several == "refuse":
+                fresh = self._refuse_several(index, sel, fresh)
+            for key, info in fresh.items():
+                bound = self._bind(index, sel, key, info)
+                if bound is not None:
+                    (reopened if bound[1] else new).append(bound[0])
         return new, reopened
+
+    def _refuse_several(self, index: int, sel: StreamSelector, fresh: dict) -> dict:
+        """A ``"refuse"`` selector binds one identity only: others are named once and left alone."""
+        bound = self._bound[index]
+        keep = {}
+        candidates = [k for k in fresh if k not in bound]
+        if not bound and len(candidates) == 1:
+            return fresh
+        for key, info in fresh.items():
+            if key in bound:
+                keep[key] = info
+                continue
+            self._skipped.add(info.uid())
+            text = describe_stream(info.name(), info.type(), info.source_id(), info.hostname())
+            self.refused.setdefault(sel.predicate, []).append(text)
+            log.warning("LSL predicate %r matches several streams; not binding %s (one viewer per stream: "
+                        "viewer_from; or a narrower predicate)", sel.predicate, text)
+        return keep
+
+    def _bind(self, index: int, sel: StreamSelector, key: str, info) -> tuple[Inlet, bool] | None:
+        """Open ``info`` for selector ``index``: (its Inlet, whether it is a known stream come back)."""
+        known = self.inlets.get(key)
+        if known is not None and (info.channel_count() != known.info.channel_count
+                                  or (info.channel_format() == self._pylsl.cf_string) != known.string):
+            # back under the same identity but with another layout: a new stream, not a continuation
+            known.lost_uid = info.uid()
+            key = f"{key}#{info.uid()}"
+            if key in self.inlets:
+                return None
+            known = None
+        viewer = sel.viewer_for(info.name(), info.source_id(), info.hostname()) if known is None else known.viewer
+        label = describe_stream(info.name(), info.type(), info.source_id(), info.hostname())
+        if viewer is None:
+            self._skipped.add(info.uid())
+            log.warning("LSL stream %s: its %s does not match viewer_pattern %r; not bound", label, sel.viewer_from,
+                        sel.viewer_pattern)
+            return None
+        try:
+            inlet, full = self._open(info)
+        except Exception as exc:  # noqa: BLE001 - a stream that vanished while opening is tried again later
+            log.info("LSL stream %s could not be opened yet: %s", label, exc)
+            return None
+        xml = full.as_xml()
+        try:
+            root = ElementTree.fromstring(xml_safe(xml))
+        except ElementTree.ParseError:
+            root = None
+        role = engage_role(root) if root is not None else None
+        if not sel.allows(role):  # a query without XPath support, or an engage outlet of an older release
+            self._skipped.add(info.uid())
+            self._close(inlet)
+            log.info("LSL stream %s is published by engage (%s); not bound", label, role)
+            return None
+        self.matched[sel.predicate] += 1
+        self._bound[index].add(key)
+        if known is None:
+            try:
+                sinfo = stream_info_from_xml(xml, viewer)
+            except ValueError as exc:
+                self._skipped.add(info.uid())
+                self._close(inlet)
+                log.warning("LSL stream %s: unusable header (%s); not bound", label, exc)
+                return None
+            sid = self.source_ids.claim(key, viewer, sinfo.type, info.source_id(), info.name())
+            if sid != sinfo.source_id:
+                sinfo = _replace_source_id(sinfo, sid)
+            item = Inlet(key, sel.predicate, xml, sinfo, inlet, info.uid(),
+                         string=full.channel_format() == self._pylsl.cf_string, lsl_info=info, label=label)
+            self.inlets = {**self.inlets, key: item}  # copy on write: other threads list it
+            log.info("LSL stream %s found by %r (viewer %s)", label, sel.predicate, viewer)
+        else:
+            known.inlet, known.uid, known.reopened, known.lsl_info = inlet, info.uid(), known.reopened + 1, info
+            item = known
+            log.info("LSL stream %s is back", label)
+        if self.on_open is not None:
+            self.on_open(item)
+        return item, known is not None
 
     def _open(self, info):
         pylsl = self._pylsl
@@ -254,6 +516,13 @@ class InletSet:
         full = inlet.info(self.open_timeout)
         inlet.open_stream(self.open_timeout)
         return inlet, full
+
+    @staticmethod
+    def _close(inlet) -> None:
+        try:
+            inlet.close_stream()
+        except Exception:  # noqa: BLE001
+            pass
 
     def pull(self, item: Inlet, max_samples: int = 4096) -> tuple[np.ndarray, np.ndarray] | None:
         """New samples of one inlet as (data (n, channels), timestamps (n,)), or None when there are none.
@@ -273,6 +542,8 @@ class InletSet:
             data = np.empty((n, item.info.channel_count), dtype=object)
             for i, row in enumerate(samples):
                 data[i, :] = row
+        elif self.raw:
+            data = np.asarray(samples).reshape(n, item.info.channel_count)
         else:
             data = np.asarray(samples, dtype=np.float64).reshape(n, item.info.channel_count)
         item.samples += n
@@ -280,13 +551,10 @@ class InletSet:
         return data, ts
 
     def _mark_lost(self, item: Inlet) -> None:
-        log.warning("LSL stream %r (%s) was lost", item.info.name, item.key)
+        log.warning("LSL stream %s was lost", item.label or item.info.name)
         item.lost_uid = item.uid
         item.lost_at = self._pylsl.local_clock()
-        try:
-            item.inlet.close_stream()
-        except Exception:  # noqa: BLE001
-            pass
+        self._close(item.inlet)
         item.inlet = None
 
     def unmatched(self) -> list[str]:
@@ -296,21 +564,27 @@ class InletSet:
     def close(self) -> None:
         for item in self.inlets.values():
             if item.inlet is not None:
-                try:
-                    item.inlet.close_stream()
-                except Exception:  # noqa: BLE001
-                    pass
+                self._close(item.inlet)
                 item.inlet = None
         self._resolvers = []
+
+
+def _replace_source_id(info: StreamInfo, source_id: str) -> StreamInfo:
+    from dataclasses import replace
+
+    return replace(info, source_id=source_id)
 
 
 class LslSource(ThreadedSource):
     """Any LSL stream as an engage source (see the module docstring).
 
-    ``predicates``: one or more predicates (``type=ECG``, ``name=Markers`` …). Timestamps are
-    on this machine's LSL clock (liblsl's clock correction) and dejittered for regular streams.
-    ``streams()`` lists the streams found so far; new ones are announced to the runtime by
-    their chunks (routing is per ``StreamInfo``).
+    ``predicates``: one or more :class:`StreamSelector` s or predicate strings (``type=ECG``,
+    ``name=Markers`` …; a string binds every stream it matches except engage's own outlets).
+    Timestamps are on this machine's LSL clock (liblsl's clock correction) and dejittered for
+    regular streams. ``streams()`` lists the streams found so far; new ones are announced to the
+    runtime by their chunks (routing is per ``StreamInfo``). ``on_open(item)`` is called (on the
+    acquisition thread) after each stream is opened or reopened; ``source_ids`` is shared by the
+    sources of one session so that no two of their streams share an engage ``source_id``.
 
     >>> src = LslSource("type=EDA")                               # doctest: +SKIP
     >>> chunks = src.read(pylsl.local_clock())                    # doctest: +SKIP
@@ -318,22 +592,51 @@ class LslSource(ThreadedSource):
 
     name = "lsl"
 
-    def __init__(self, predicates: str | Sequence[str], resolve_interval: float = 0.5, viewer: str = "viewer-1",
-                 dejitter: bool = True, max_chunks: int = 256) -> None:
+    def __init__(self, predicates: "str | StreamSelector | Sequence[str | StreamSelector]",
+                 resolve_interval: float = 0.5, viewer: str = "viewer-1", dejitter: bool = True,
+                 max_chunks: int = 256, on_open: Callable[[Inlet], None] | None = None,
+                 source_ids: SourceIds | None = None) -> None:
         super().__init__(max_chunks=max_chunks)
         self.viewer = viewer
         self.resolve_interval = resolve_interval
-        self._set = InletSet(predicates, clocksync=True, dejitter=dejitter, viewer=viewer)
+        if isinstance(predicates, (str, StreamSelector)):
+            predicates = [predicates]
+        selectors = [as_selector(p, viewer=viewer, several="all") for p in predicates]
+        self._set = InletSet(selectors, clocksync=True, dejitter=dejitter, viewer=viewer, on_open=on_open,
+                             source_ids=source_ids)
         self._pending: deque[Chunk] = deque()
-        self._gaps: deque[tuple[float, dict]] = deque()
+        self._gaps: deque[tuple[float, str, dict]] = deque()
         self._next_resolve = 0.0
         self._seen_lost: set[str] = set()
 
     def streams(self) -> list[StreamInfo]:
         return [i.info for i in self._set.inlets.values()]
 
+    @property
+    def inlets(self) -> list[Inlet]:
+        """Every stream bound so far (lost ones included)."""
+        return list(self._set.inlets.values())
+
     def unmatched(self) -> list[str]:
         return self._set.unmatched()
+
+    @property
+    def refused(self) -> dict[str, list[str]]:
+        """Streams left alone because their selector refuses several matches: predicate → descriptions."""
+        return self._set.refused
+
+    def resolve_now(self) -> None:
+        """Resolve at once (on the caller's thread) rather than on the next acquisition step."""
+        self._resolve()
+
+    def _resolve(self) -> None:
+        _new, reopened = self._set.resolve()
+        for item in reopened:
+            gap = item.extra.pop("gap", None)
+            if gap is not None:
+                self._gaps.append((gap["start"], item.viewer, dict(
+                    gap, reason="stream recovered", duration_s=self._set._pylsl.local_clock() - gap["start"])))
+            self._seen_lost.discard(item.key)
 
     def acquire(self) -> Chunk | None:
         if self._pending:
@@ -341,13 +644,7 @@ class LslSource(ThreadedSource):
         now = time.monotonic()
         if now >= self._next_resolve:
             self._next_resolve = now + self.resolve_interval
-            _new, reopened = self._set.resolve()
-            for item in reopened:
-                gap = item.extra.pop("gap", None)
-                if gap is not None:
-                    self._gaps.append((gap["start"], dict(gap, reason="stream recovered",
-                                                          duration_s=self._set._pylsl.local_clock() - gap["start"])))
-                self._seen_lost.discard(item.key)
+            self._resolve()
         for item in list(self._set.inlets.values()):
             got = self._set.pull(item)
             if got is not None:
@@ -359,7 +656,7 @@ class LslSource(ThreadedSource):
                 gap = {"stream": item.info.name, "start": start, "duration_s": item.lost_at - start,
                        "reason": "stream lost"}
                 item.extra["gap"] = gap
-                self._gaps.append((start, dict(gap)))
+                self._gaps.append((start, item.viewer, dict(gap)))
         if self._pending:
             return self._pending.popleft()
         time.sleep(0.005)
@@ -367,10 +664,10 @@ class LslSource(ThreadedSource):
 
     def read(self, until: float) -> list[Chunk]:
         while self._gaps:
-            start, gap = self._gaps.popleft()
+            start, viewer, gap = self._gaps.popleft()
             self.ctx.counters[f"{self.name}.gaps"] += 1
             evidence = {k: v for k, v in gap.items() if k != "start"}
-            self.ctx.emit("sensor.gap", start, evidence=evidence, source=self.name, viewer=self.viewer)
+            self.ctx.emit("sensor.gap", start, evidence=evidence, source=self.name, viewer=viewer)
         return super().read(until)
 
     def stop(self) -> None:

@@ -62,10 +62,15 @@ MAX_PROFILE_BYTES = 256 * 1024
 MAX_INCLUDE_DEPTH = 8
 #: Engage stream types an LSL stream may be mapped to (``maps_to``), with the channel name the
 #: consumers of that type look up (``channel`` renames the device's channel to it).
+#: (Several streams of one type for one viewer - ``several = "all"`` - only for the types nothing
+#: is derived from per viewer: see ``_finish_lsl``.)
 LSL_STREAM_TYPES: dict[str, str | None] = {
     "ECG": "ecg", "EDA": "eda", "PPG": "ppg", "EEG": None, "EMG": None, "Respiration": "rsp",
     "Markers": None, "RR": "rr_s", "HeartRate": "hr_bpm", "Face": None, "Gaze": None,
 }
+
+#: ``maps_to`` types whose streams may be bound several at once for one viewer (``several = "all"``).
+SEVERAL_ALLOWED = ("Markers", "EEG", "EMG")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
@@ -137,16 +142,35 @@ class BleHrmSensor(SensorSpec):
 @dataclass(frozen=True)
 class LslSensor(SensorSpec):
     """Any LSL stream, selected by ``predicate`` (``type=EDA,hostname=lab-pc``) and mapped to an
-    engage stream type (``maps_to``); ``channel`` names the device channel to use as that type's channel."""
+    engage stream type (``maps_to``); ``channel`` names the device channel to use as that type's channel.
+
+    When the predicate matches several streams: ``viewer_from`` (``name``, ``source_id`` or
+    ``hostname``, narrowed by the regular expression ``viewer_pattern``) gives each its own viewer;
+    ``several = "all"`` binds them all for one viewer (marker and EEG streams only: the pipeline
+    would merge anything it derives from); otherwise the sensor refuses, naming the candidates.
+    ``from_engage`` lets it bind streams engage itself publishes (a ``replay --to-lsl``)."""
 
     predicate: str = ""
     maps_to: str = ""
     expected_rate: float | None = None
     channel: str | None = None
     wait_s: float = 5.0
+    viewer_from: str | None = None
+    viewer_pattern: str | None = None
+    several: str | None = None
+    from_engage: bool = False
 
     def describe(self) -> str:
-        return f"lsl, {self.predicate} as {self.maps_to}"
+        per = f", one viewer per {self.viewer_from}" if self.viewer_from else ""
+        return f"lsl, {self.predicate} as {self.maps_to}{per}"
+
+    def selector(self):
+        """The :class:`~engage.sensors.lsl.StreamSelector` this sensor binds streams with."""
+        from .lsl import StreamSelector
+
+        return StreamSelector(self.predicate, viewer=self.viewer, viewer_from=self.viewer_from,
+                              viewer_pattern=self.viewer_pattern, several=self.several,
+                              from_engage=self.from_engage)
 
 
 @dataclass(frozen=True)
@@ -249,6 +273,24 @@ def _predicate(v: Any) -> str:
     return v
 
 
+def _one_of_values(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        v = _string(v)
+        if v not in choices:
+            raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}, got {v!r}")
+        return v
+    return check
+
+
+def _regex(v: Any) -> str:
+    v = _string(v)
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"is not a regular expression ({exc})") from None
+    return v
+
+
 def _kind_of(v: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
              dict: "a table"}
@@ -289,6 +331,8 @@ KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "lsl": {
         "predicate": _predicate, "type": _string, "stream_name": _string, "source_id": _string, "hostname": _string,
         "maps_to": _maps_to, "expected_rate": _number(0, 1e6), "channel": _string, "wait_s": _number(0, 600),
+        "viewer_from": _one_of_values(("name", "source_id", "hostname")), "viewer_pattern": _regex,
+        "several": _one_of_values(("refuse", "viewer", "all")), "from_engage": _bool,
     },
     "simulated": {
         "seed": _number(0, 2**32 - 1, integer=True), "traits": lambda v: v,
@@ -479,6 +523,8 @@ def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
     allowed = {**_COMMON, **KINDS[kind]}
     values = _checked(where, body, allowed)
     values.pop("kind")
+    if "viewer" in values and "viewer_from" in values:
+        raise ConfigError(f"{where}: give either viewer or viewer_from, not both")
     values.setdefault("viewer", viewer)
     finish = {"webcam": _finish_webcam, "ble-hrm": _finish_ble, "lsl": _finish_lsl, "simulated": _finish_simulated}
     values = finish[kind](where, values)
@@ -530,6 +576,18 @@ def _finish_lsl(where: str, values: dict) -> dict:
         else:
             raise ConfigError(f"{where}: missing required key 'maps_to' (the engage stream type: "
                               f"{', '.join(LSL_STREAM_TYPES)})")
+    several, by = values.get("several"), values.get("viewer_from")
+    if several == "viewer" and by is None:
+        raise ConfigError(f"{where}: several = \"viewer\" needs viewer_from (name, source_id or hostname): "
+                          "what tells the viewers apart")
+    if by is not None and several not in (None, "viewer"):
+        raise ConfigError(f"{where}: viewer_from gives one viewer per stream; it cannot go with several = {several!r}")
+    if "viewer_pattern" in values and by is None:
+        raise ConfigError(f"{where}: viewer_pattern needs viewer_from (the property it is matched against)")
+    if several == "all" and values["maps_to"] not in SEVERAL_ALLOWED:
+        raise ConfigError(f"{where}: several = \"all\" would merge {values['maps_to']} streams into one viewer's "
+                          f"features; it is for {', '.join(SEVERAL_ALLOWED)} (use viewer_from for one viewer per "
+                          "stream, or a narrower predicate)")
     return values
 
 

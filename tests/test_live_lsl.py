@@ -1,0 +1,138 @@
+"""``engage live`` over LSL with real outlets on loopback: the session reads exactly the streams its
+profile names - never its own output nor another engage session's, never two people as one viewer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engage.cli import main
+
+pylsl = pytest.importorskip("pylsl")
+pyxdf = pytest.importorskip("pyxdf")
+pytestmark = pytest.mark.lsl
+
+
+def tag() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+class Device:
+    """A real LSL outlet pushing on its own thread: a regular signal (``level`` plus a slow wave) at
+    ``rate`` Hz, or (``rate`` 0) one string marker every ``every_s`` seconds."""
+
+    def __init__(self, name: str, type_: str, source_id: str, rate: float = 16.0, level: float = 5.0,
+                 every_s: float = 0.5, text: str = "stim", outlet=None) -> None:
+        self.name, self.rate, self.level, self.every_s, self.text = name, rate, level, every_s, text
+        if outlet is None:
+            fmt = pylsl.cf_float32 if rate > 0 else pylsl.cf_string
+            outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, type_, 1, rate, fmt, source_id))
+        self.outlet = outlet
+        self.pushed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _push(self, i: int) -> None:
+        if hasattr(self.outlet, "push_sample"):
+            self.outlet.push_sample([f"{self.text} {i}"], pylsl.local_clock())
+        else:  # an engage event outlet
+            from engage.core import Event
+
+            self.outlet(Event("boredom.onset", pylsl.local_clock(), "someone-else", 0.9, {"i": i}, "other"))
+
+    def _run(self) -> None:
+        t0 = pylsl.local_clock()
+        n = 0
+        while not self._stop.is_set():
+            if self.rate > 0:
+                due = int((pylsl.local_clock() - t0) * self.rate)
+                if due > n:
+                    x = self.level + 0.2 * np.sin(np.arange(n, due) / self.rate)
+                    self.outlet.push_chunk(x.reshape(-1, 1).tolist())
+                    n = due
+                time.sleep(0.02)
+            else:
+                self._push(n)
+                n += 1
+                self._stop.wait(self.every_s)
+        self.pushed = n
+
+    def __enter__(self) -> "Device":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def run_live(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(["live", *args])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_live_session_never_reads_its_own_or_another_sessions_events(tmp_path, capsys):
+    """Bug 1: a Markers sensor with --lsl subscribed to the session's own engage-events outlet (and to any
+    other engage session's), each event coming back re-escaped, doubling every round."""
+    from engage.events.publishers import LslEventOutlet
+
+    t = tag()
+    profile = tmp_path / "rig.toml"
+    profile.write_text(f'[sensor.sim]\nkind = "simulated"\n\n[sensor.markers]\nkind = "lsl"\ntype = "Markers"\n'
+                       'wait_s = 2\n')
+    files = tmp_path / "files"
+    with Device(f"{t}-psychopy", "Markers", f"{t}-psychopy", rate=0, every_s=0.4), \
+            Device("engage-events", "Markers", "", rate=0, every_s=0.1, outlet=LslEventOutlet(f"{t}-other")):
+        rc, out, err = run_live(capsys, "--profile", str(profile), "--no-story", "--lsl", "--duration", "6",
+                                "--out", str(files), "--quiet")
+    assert rc == 0, err
+    events = jsonl(files / "events.jsonl")
+    markers = [e for e in events if e["type"] == "marker"]
+    assert {e["evidence"]["stream"] for e in markers} == {f"{t}-psychopy"}
+    assert 5 <= len(markers) <= 20 and all(e["evidence"]["value"].startswith("stim ") for e in markers)
+    assert not [e for e in events if e["viewer"] == "someone-else"]
+    assert (files / "events.jsonl").stat().st_size < 100_000
+
+
+def test_two_peoples_skin_conductance_is_never_one_viewer(tmp_path, capsys):
+    """Bug 2: a type=EDA sensor took every EDA stream on the network into one viewer, interleaved."""
+    t = tag()
+    refuse = tmp_path / "one.toml"
+    refuse.write_text('[sensor.eda]\nkind = "lsl"\ntype = "EDA"\nwait_s = 2\n')
+    per_person = tmp_path / "two.toml"
+    per_person.write_text(f'[sensor.eda]\nkind = "lsl"\ntype = "EDA"\nwait_s = 2\nviewer_from = "source_id"\n'
+                          f'viewer_pattern = "^{t}-(S\\\\d+)"\n')
+    xdf = tmp_path / "two.xdf"
+    with Device(f"{t}-S01-EDA", "EDA", f"{t}-S01-eda", level=4.0), \
+            Device(f"{t}-S02-EDA", "EDA", f"{t}-S02-eda", level=12.0):
+        rc, out, err = run_live(capsys, "--profile", str(refuse), "--no-story", "--duration", "3",
+                                "--out", str(tmp_path / "a"), "--quiet")
+        assert rc == 2, err
+        line = [x for x in err.splitlines() if "sensor 'eda'" in x][0]
+        assert "not started: 2 LSL streams match 'type=EDA'" in line
+        assert f"'{t}-S01-EDA' (EDA, source_id '{t}-S01-eda'" in line and f"'{t}-S02-EDA'" in line
+        assert "viewer_from" in line
+        rc, out, err = run_live(capsys, "--profile", str(per_person), "--no-story", "--duration", "6",
+                                "--record", str(xdf), "--out", str(tmp_path / "b"), "--quiet")
+    assert rc == 0, err
+    assert "for viewer S01" in err and "for viewer S02" in err
+    streams, _ = pyxdf.load_xdf(str(xdf))
+    features = {s["info"]["name"][0]: s for s in streams if s["info"]["type"][0] == "EDAFeatures"}
+    assert set(features) == {"S01-eda-features", "S02-eda-features"}
+    for viewer, level in (("S01", 4.0), ("S02", 12.0)):
+        f = features[f"{viewer}-eda-features"]
+        labels = [c["label"][0] for c in f["info"]["desc"][0]["channels"][0]["channel"]]
+        tonic = f["time_series"][:, labels.index("tonic_us")]
+        assert len(tonic) and np.nanmedian(tonic) == pytest.approx(level, abs=1.0)
+        assert np.all(np.diff(f["time_stamps"]) >= 0)
