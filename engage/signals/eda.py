@@ -8,8 +8,9 @@ kept between chunks). An SCR peak is a local maximum of the phasic signal at lea
 of the whole session, as NeuroKit2 does offline - live, one startle or electrode bump would then
 silence every smaller response for the rest of a long session), at least ``min_amplitude`` (0.05 µS)
 above its onset (the preceding phasic minimum) and reached within ``max_rise_s`` (5 s) of it (a
-slower rise is the high-pass filter recovering from the previous response, not a new one). Every decision runs in one compiled per-sample loop,
-so the output does not depend on the chunking.
+slower rise is the high-pass filter recovering from the previous response, not a new one). Every step (the filters in
+SciPy's ``sosfilt`` arithmetic, the decisions, the SCR rate) runs in one compiled per-sample loop, so the
+output does not depend on the chunking and a chunk of one sample costs a few microseconds.
 
 Output ``EDAFeatures`` at the input rate: ``tonic_us``, ``phasic_us``, ``scr_amplitude`` (peak
 minus onset, non-zero on the sample where an SCR peaks), ``quality``, ``scr_rise_s`` (onset to
@@ -31,18 +32,21 @@ True
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
 
+from .beats import _sosfilt
 from .quality import WindowQuality
 
 EDA_CHANNELS = ("tonic_us", "phasic_us", "scr_amplitude", "quality", "scr_rise_s", "scr_rate_per_min")
 EDA_UNITS = ("uS", "uS", "uS", "ratio", "s", "1/min")
+
+# the kernel's state besides the SCR detector's: tf = [last good value, last timestamp, phasic offset];
+# ti = [a last timestamp exists, the oldest SCR time's slot in the ring, SCR times in the ring]
+_TF_LAST, _TF_TIME, _TF_OFFSET = range(3)
+_TI_HAVE_TIME, _TI_HEAD, _TI_COUNT = range(3)
 
 
 @njit(cache=True, nogil=True)
@@ -96,8 +100,66 @@ def _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, 
         si[0] = n + 1
 
 
+@njit(cache=True, nogil=True)
+def _eda_kernel(raw, ts, lo, hi, fs, rel, min_amp, max_rise, flat_len, sos_c, zi_c, sos_t, zi_t, sos_p, zi_p,
+                sf, si, blocks, block_len, tf, ti, ring, out):  # pragma: no cover - compiled
+    """One chunk: bad samples held at the last good value, the clean, tonic and phasic filters, the SCR
+    decisions, the SCRs of the trailing minute (``ring`` holds their times and must have room for ``len(raw)``
+    more) and the timestamp check. Fills ``out``'s columns (quality before the signal quality index) and
+    returns (bad samples, duplicate or out-of-order timestamps)."""
+    n = raw.shape[0]
+    x = np.empty(n)
+    valid = np.empty(n, dtype=np.bool_)
+    invalid = 0
+    last = tf[_TF_LAST]
+    for j in range(n):
+        v = raw[j]
+        ok = np.isfinite(v) and v >= lo and v <= hi
+        valid[j] = ok
+        if ok:
+            last = v
+        else:
+            invalid += 1
+        x[j] = last
+    tf[_TF_LAST] = last
+    clean = _sosfilt(sos_c, x, zi_c)
+    tonic = _sosfilt(sos_t, clean, zi_t)
+    phasic = _sosfilt(sos_p, clean - tf[_TF_OFFSET], zi_p)
+    amp = np.empty(n)
+    rise = np.empty(n)
+    quality = np.empty(n)
+    _scr_kernel(x, valid, phasic, fs, rel, min_amp, max_rise, flat_len, sf, si, blocks, block_len, amp, rise, quality)
+    back = 0
+    size = ring.shape[0]
+    for j in range(n):
+        t = ts[j]
+        if j > 0:
+            if not (t - ts[j - 1] > 0):
+                back += 1
+        elif ti[_TI_HAVE_TIME] == 1 and not (t - tf[_TF_TIME] > 0):
+            back += 1
+        if amp[j] > 0:
+            ring[(ti[_TI_HEAD] + ti[_TI_COUNT]) % size] = t
+            ti[_TI_COUNT] += 1
+        while ti[_TI_COUNT] > 0 and ring[ti[_TI_HEAD]] <= t - 60.0:
+            ti[_TI_HEAD] = (ti[_TI_HEAD] + 1) % size
+            ti[_TI_COUNT] -= 1
+        out[j, 0] = tonic[j]
+        out[j, 1] = phasic[j]
+        out[j, 2] = amp[j]
+        out[j, 3] = quality[j]
+        out[j, 4] = rise[j]
+        out[j, 5] = ti[_TI_COUNT]
+    if n > 0 and np.isfinite(ts[n - 1]):
+        tf[_TF_TIME] = ts[n - 1]
+        ti[_TI_HAVE_TIME] = 1
+    return invalid, back
+
+
 class _EdaState:
-    def __init__(self, fs: float, x0: float, relative_window_s: float | None) -> None:
+    def __init__(self, fs: float, x0: float, relative_window_s: float | None, info: StreamInfo) -> None:
+        from scipy import signal  # heavy: imported by the first EDA stream, not at start-up
+
         self.fs = fs
         self.sos_clean = signal.butter(4, min(3.0, 0.4 * fs), fs=fs, output="sos")
         self.sos_tonic = signal.butter(2, 0.05, fs=fs, output="sos")
@@ -105,19 +167,30 @@ class _EdaState:
         self.zi_clean = signal.sosfilt_zi(self.sos_clean) * x0
         self.zi_tonic = signal.sosfilt_zi(self.sos_tonic) * x0
         self.zi_phasic = np.zeros((self.sos_phasic.shape[0], 2))  # the high-pass starts at rest on x0
-        self.offset = x0
         self.sf = np.array([0.0, 0.0, 0.0, 0.0, x0])
         self.si = np.array([0, 0, -1, 0, 0], dtype=np.int64)
         # the relative criterion's memory: the largest peak per 10 s block over relative_window_s
         self.block_len = 0 if relative_window_s is None else max(1, int(round(10.0 * fs)))
         self.blocks = np.zeros(1 if relative_window_s is None else max(1, int(np.ceil(relative_window_s / 10.0))))
-        self.last_value = x0
-        self.last_time: float | None = None
-        self.scr_times: deque[float] = deque()
+        self.tf = np.array([x0, 0.0, x0])
+        self.ti = np.zeros(3, dtype=np.int64)
+        self.ring = np.zeros(64)  # times of the SCRs of the last minute (grows when needed)
         self.bad_start: float | None = None
-        self.bad_run = 0
         self.sqi = WindowQuality("EDA", fs)
         self.settle = 0  # samples still given quality 0 (the filters settling after a rate change)
+        self.out_info = StreamInfo(f"{info.viewer}-eda-features", "EDAFeatures", EDA_CHANNELS, EDA_UNITS, fs,
+                                   f"engage-{info.viewer}-eda-features", viewer=info.viewer)
+
+    def room(self, n: int) -> None:
+        """Make room in the SCR-time ring for ``n`` more (the oldest first, order kept)."""
+        count, size = int(self.ti[_TI_COUNT]), self.ring.size
+        if count + n <= size:
+            return
+        head = int(self.ti[_TI_HEAD])
+        kept = self.ring[(head + np.arange(count)) % size]
+        self.ring = np.zeros(2 * (count + n))
+        self.ring[:count] = kept
+        self.ti[_TI_HEAD] = 0
 
 
 class EdaFeatures(Processor):
@@ -150,78 +223,54 @@ class EdaFeatures(Processor):
         info = chunk.info
         fs = float(info.nominal_rate)
         col = info.channels.index("eda") if "eda" in info.channels else 0
-        x = chunk.data[:, col].astype(np.float64)
-        lo, hi = self.valid_range
-        valid = np.isfinite(x) & (x >= lo) & (x <= hi)
+        raw = np.ascontiguousarray(chunk.data[:, col], dtype=np.float64)
         key = (info.viewer, info.source_id or info.name)
         prev_fs = self._rates.get(key)
-        if prev_fs is not None and prev_fs != fs:  # the device changed its rate: new filters, a gap, quality 0 meanwhile
-            self.ctx.counters[f"{self.name}.rate_changes"] += 1
-            self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {prev_fs:g} to {fs:g} Hz")
-            self._state.pop(key, None)
-        self._rates[key] = fs
+        if prev_fs != fs:
+            if prev_fs is not None:  # the device changed its rate: new filters, a gap, quality 0 meanwhile
+                self.ctx.counters[f"{self.name}.rate_changes"] += 1
+                self._gap(info, chunk.first_time, 0.0, f"sampling rate changed from {prev_fs:g} to {fs:g} Hz")
+                self._state.pop(key, None)
+            self._rates[key] = fs
         st = self._state.get(key)
         if st is None:
+            lo, hi = self.valid_range
+            valid = np.isfinite(raw) & (raw >= lo) & (raw <= hi)
             if not np.isfinite(fs) or fs <= 0 or not valid.any():
-                self.ctx.counters[f"{self.name}.invalid_samples"] += len(x)
+                self.ctx.counters[f"{self.name}.invalid_samples"] += len(raw)
                 return []
             settle = 0 if key not in self._seen else int(round(2.0 * fs))
-            st = self._state[key] = _EdaState(fs, float(x[valid][0]), self.relative_window_s)
+            st = self._state[key] = _EdaState(fs, float(raw[valid][0]), self.relative_window_s, info)
             st.settle = settle
             self._seen.add(key)
-        if not valid.all():
-            self.ctx.counters[f"{self.name}.invalid_samples"] += int(np.count_nonzero(~valid))
-            idx = np.where(valid, np.arange(1, len(x) + 1), 0)
-            np.maximum.accumulate(idx, out=idx)
-            x = np.where(idx > 0, x[np.maximum(idx - 1, 0)], st.last_value)
-        st.last_value = float(x[-1])
-        clean, st.zi_clean = signal.sosfilt(st.sos_clean, x, zi=st.zi_clean)
-        tonic, st.zi_tonic = signal.sosfilt(st.sos_tonic, clean, zi=st.zi_tonic)
-        phasic = self._phasic(st, clean)
-        n = len(x)
-        amp, rise, quality = np.zeros(n), np.zeros(n), np.zeros(n)
+        n = len(raw)
+        st.room(n)
+        out = np.empty((n, len(EDA_CHANNELS)))
         n0 = int(st.si[0])
-        _scr_kernel(x, valid, phasic, fs, self.relative_min, self.min_amplitude, self.max_rise_s, int(10 * fs), st.sf, st.si,
-                    st.blocks, st.block_len, amp, rise, quality)
-        st.sqi.update(chunk.data[:, col].astype(np.float64))
+        ts = np.ascontiguousarray(chunk.timestamps, dtype=np.float64)
+        lo, hi = self.valid_range
+        invalid, back = _eda_kernel(raw, ts, float(lo), float(hi), fs, self.relative_min, self.min_amplitude,
+                                    self.max_rise_s, int(10 * fs), st.sos_clean, st.zi_clean, st.sos_tonic,
+                                    st.zi_tonic, st.sos_phasic, st.zi_phasic, st.sf, st.si, st.blocks, st.block_len,
+                                    st.tf, st.ti, st.ring, out)
+        if invalid:
+            self.ctx.counters[f"{self.name}.invalid_samples"] += invalid
+        quality = out[:, 3]
+        st.sqi.update(raw)
         quality *= st.sqi.quality_before_samples(n0, n)  # the signal quality of the window before each sample
         if st.settle > 0:
             k = min(st.settle, n)
             quality[:k] = 0.0
             st.settle -= k
-        ts = chunk.timestamps.astype(np.float64)
-        self._check_time(info, st, ts)
-        rate = np.zeros(n)
-        peaks = np.flatnonzero(amp)
-        if peaks.size or st.scr_times:
-            for k in range(n):  # SCRs in the trailing minute (cheap: only near SCRs)
-                if amp[k] > 0:
-                    st.scr_times.append(ts[k])
-                while st.scr_times and st.scr_times[0] <= ts[k] - 60.0:
-                    st.scr_times.popleft()
-                rate[k] = len(st.scr_times)
-        self._bad_runs(info, st, quality, ts)
-        out = np.column_stack([tonic, phasic, amp, quality, rise, rate])
-        out_info = StreamInfo(f"{info.viewer}-eda-features", "EDAFeatures", EDA_CHANNELS, EDA_UNITS, fs,
-                              f"engage-{info.viewer}-eda-features", viewer=info.viewer)
-        return [Chunk(out_info, out, chunk.timestamps)]
-
-    @staticmethod
-    def _phasic(st: _EdaState, clean: np.ndarray) -> np.ndarray:
-        phasic, st.zi_phasic = signal.sosfilt(st.sos_phasic, clean - st.offset, zi=st.zi_phasic)
-        return phasic
-
-    def _check_time(self, info: StreamInfo, st: _EdaState, ts: np.ndarray) -> None:
-        full = ts if st.last_time is None else np.concatenate([[st.last_time], ts])
-        st.last_time = float(ts[-1]) if np.isfinite(ts[-1]) else st.last_time
-        back = int(np.count_nonzero(~(np.diff(full) > 0)))
         if back:
             self.ctx.counters[f"{self.name}.timestamps_out_of_order"] += back
-            self._gap(info, float(ts[0]), 0.0, f"{back} duplicate or out-of-order timestamps")
+            self._gap(info, float(chunk.timestamps[0]), 0.0, f"{back} duplicate or out-of-order timestamps")
+        self._bad_runs(info, st, quality, chunk.timestamps)
+        return [Chunk(st.out_info, out, chunk.timestamps)]
 
     def _bad_runs(self, info: StreamInfo, st: _EdaState, quality: np.ndarray, ts: np.ndarray) -> None:
         bad = quality == 0
-        if not bad.any() and st.bad_start is None:
+        if st.bad_start is None and not bad.any():
             return
         for k in np.flatnonzero(np.diff(np.concatenate([[st.bad_start is not None], bad]).astype(np.int8))):
             if bad[k]:

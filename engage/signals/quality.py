@@ -168,6 +168,8 @@ class WindowQuality:
 
     def quality_before_samples(self, first: int, count: int) -> np.ndarray:
         """:meth:`quality_before` of the ``count`` samples from absolute index ``first`` on (vectorised)."""
+        if count and first // self.wlen == (first + count - 1) // self.wlen:  # one window (a short chunk): one value
+            return np.full(count, self.quality_before(first))
         recent = np.array(self._recent, dtype=np.float64)
         back = self.windows - (np.arange(first, first + count) // self.wlen) + 1
         ok = (back >= 1) & (back <= recent.size)
