@@ -84,6 +84,25 @@ def test_each_fault_shows_in_its_channel_and_rows_do_not_depend_on_chunking():
     assert np.all((rows >= 0) & (rows <= 1))
 
 
+def test_quality_carried_into_values_does_not_depend_on_chunk_length():
+    """A chunk spanning more than 64 windows (a whole recording handed over at once) gives every sample the quality
+    of its own preceding window, as short chunks do (the window memory was 64 windows: later samples got 1.0)."""
+    fs = 250
+    ecg = np.tile(_faulty_ecg(fs), 3)  # 180 s: 90 windows, faults in the first minute
+    t = 5.0 + np.arange(len(ecg)) / fs
+    eda = 5.0 + 0.2 * np.sin(t / 3)
+    eda[500:1000] = 0.01  # an open electrode in windows 1-2
+    ecg_info = StreamInfo("ecg", "ECG", ("ecg",), ("mV",), float(fs), "dev")
+    eda_info = StreamInfo("eda", "EDA", ("eda",), ("uS",), float(fs), "eda")
+    runs = [feed([EcgHeartRate(), EdaFeatures()], chunks(ecg_info, ecg, t, n) + chunks(eda_info, eda, t, n))[0]
+            for n in (256, len(t))]
+    for name in ("viewer-1-heart-rate", "viewer-1-eda-features"):
+        assert np.array_equal(runs[0][name][1], runs[1][name][1]), name
+    hr_q = runs[1]["viewer-1-heart-rate"][1][:, HR_CHANNELS.index("quality")]
+    assert np.any(hr_q < 0.5) and np.any(hr_q > 0.9)
+    assert np.any(runs[1]["viewer-1-eda-features"][1][:, EDA_CHANNELS.index("quality")] == 0)
+
+
 def test_clipping_is_saturation():
     fs = 360
     ecg = nk.ecg_simulate(duration=20, sampling_rate=fs, heart_rate=80, random_state=2)

@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from engage.core import Chunk, Processor, StreamInfo
 
@@ -35,6 +36,45 @@ from .quality import WindowQuality
 
 HR_CHANNELS = ("hr_bpm", "rr_s", "quality", "hr_smooth_bpm", "ectopic")
 HR_UNITS = ("bpm", "s", "ratio", "bpm", "bool")
+
+
+@njit(cache=True, nogil=True)
+def _timestamp_faults(ts, prev, have_prev, max_step):  # pragma: no cover - compiled
+    """Over the intervals of ``[prev] + ts`` (``prev`` only when ``have_prev``): how many are not positive, how
+    many exceed ``max_step``, and the start and length of the first that does (index -1: none)."""
+    back = 0
+    jumps = 0
+    first = -1
+    first_t = 0.0
+    first_d = 0.0
+    for j in range(ts.shape[0]):
+        if j == 0:
+            if not have_prev:
+                continue
+            a = prev
+        else:
+            a = ts[j - 1]
+        d = ts[j] - a
+        if not d > 0:
+            back += 1
+        if d > max_step:
+            jumps += 1
+            if first < 0:
+                first = j
+                first_t = a
+                first_d = d
+    return back, jumps, first, first_t, first_d
+
+
+def _ring_put(ring: np.ndarray, n0: int, values: np.ndarray) -> None:
+    """Write ``values`` (absolute sample indices ``n0`` on) into ``ring`` at index modulo its size."""
+    size, m = ring.size, len(values)
+    if m > size:
+        values, n0, m = values[m - size:], n0 + m - size, size
+    i = n0 % size
+    k = min(m, size - i)
+    ring[i:i + k] = values[:k]
+    ring[:m - k] = values[k:]
 
 
 def heart_rate_info(viewer: str, source: str) -> StreamInfo:
@@ -74,6 +114,8 @@ class _BeatOutput:
         return hr
 
     def flush(self) -> list[Chunk]:
+        if not self.hr_rows and not self.hrv_rows:
+            return []
         out = []
         if self.hr_rows:
             out.append(Chunk.from_rows(self.hr_info, self.hr_rows, self.hr_t))
@@ -138,22 +180,18 @@ class _SampledHeartRate(Processor):
             return []
         st.info = info
         col = info.channels.index(self.channel) if self.channel in info.channels else 0
-        x = chunk.data[:, col].astype(np.float64)
-        ts = chunk.timestamps.astype(np.float64)
+        x = np.ascontiguousarray(chunk.data[:, col], dtype=np.float64)  # read only, by every step below
+        ts = np.ascontiguousarray(chunk.timestamps, dtype=np.float64)
         self._check_timestamps(info, st, ts)
         n0 = st.det.samples_seen
         st.sqi.update(x)  # before the beats: the window before each beat is then complete
         idx, bad = st.det.process(x)
-        nonfinite = int(np.count_nonzero(~np.isfinite(x)))
-        if nonfinite:
-            self.ctx.counters[f"{self.name}.nan_samples"] += nonfinite
-        self._add_beats(info, st, idx, bad, ts, n0)
-        size = st.ring.size
-        m = len(ts)
-        if m >= size:
-            st.ring[(np.arange(n0 + m - size, n0 + m)) % size] = ts[m - size:]
-        else:
-            st.ring[(np.arange(n0, n0 + m)) % size] = ts
+        if idx.size:
+            self._add_beats(info, st, idx, bad, ts, n0)
+        _ring_put(st.ring, n0, ts)
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.ctx.counters[f"{self.name}.nan_samples"] += int(np.count_nonzero(~finite))
         return st.out.flush()
 
     def flush(self, now: float) -> list[Chunk]:
@@ -195,20 +233,15 @@ class _SampledHeartRate(Processor):
     def _check_timestamps(self, info: StreamInfo, st: _SampledState, ts: np.ndarray) -> None:
         prev = st.last_ts
         st.last_ts = float(ts[-1]) if np.isfinite(ts[-1]) else prev
-        full = ts if prev is None else np.concatenate([[prev], ts])
-        d = np.diff(full)
-        if d.size == 0:
-            return
-        back = int(np.count_nonzero(~(d > 0)))
-        jump = d > 5.0 / st.fs
+        back, jumps, first, first_t, first_d = _timestamp_faults(ts, 0.0 if prev is None else prev, prev is not None,
+                                                                 5.0 / st.fs)
         if back:
             self.ctx.counters[f"{self.name}.timestamps_out_of_order"] += back
             self._gap(info, float(ts[0]), 0.0, f"{back} duplicate or out-of-order timestamps")
             st.out.tracker.reset()
-        if jump.any():
-            k = int(np.argmax(jump))
-            self.ctx.counters[f"{self.name}.timestamp_jumps"] += int(jump.sum())
-            self._gap(info, float(full[k]), float(d[k]), "timestamps jump (samples missing)")
+        if jumps:
+            self.ctx.counters[f"{self.name}.timestamp_jumps"] += jumps
+            self._gap(info, float(first_t), float(first_d), "timestamps jump (samples missing)")
             st.out.tracker.reset()
 
 

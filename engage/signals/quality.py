@@ -177,6 +177,8 @@ class WindowQuality:
 
     def update(self, x: np.ndarray) -> list[list[float]]:
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        if x.size // self.wlen + 2 > self._recent.maxlen:  # a long chunk: every sample of it still finds its window
+            self._recent = deque(self._recent, maxlen=x.size // self.wlen + 2)
         out = np.empty((x.size // self.wlen + 1, 9))
         n = _sqi_kernel(x, self.wlen, self.flat_len, self.sat_len, self.lo, self.hi, self.steep, self._sf, self._si, out)
         rows = []
