@@ -222,8 +222,8 @@ wait_s = 0.5
     assert "duration reached" in out
     streams = load_xdf(xdf)
     raw = [s for s in streams.values() if s["info"]["name"][0] == device.name]
-    assert len(raw) == 1 and raw[0]["info"]["type"][0] == "EDA"  # retyped to what the profile maps it to
-    assert raw[0]["info"]["desc"][0]["channels"][0]["channel"][0]["label"][0] == "eda"
+    assert len(raw) == 1 and raw[0]["info"]["type"][0] == "GSR"  # recorded as the device sent it (the pipeline
+    assert raw[0]["info"]["desc"][0]["channels"][0]["channel"][0]["label"][0] == "GSR"  # reads it as EDA)
     assert 2.0 * 16 < len(raw[0]["time_stamps"]) < 6 * 16
     assert np.allclose(raw[0]["time_series"][:, 0], 5.0, atol=0.5)
     assert "EDAFeatures" in types_of(streams)  # the pipeline ran on what works

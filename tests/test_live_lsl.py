@@ -136,3 +136,95 @@ def test_two_peoples_skin_conductance_is_never_one_viewer(tmp_path, capsys):
         tonic = f["time_series"][:, labels.index("tonic_us")]
         assert len(tonic) and np.nanmedian(tonic) == pytest.approx(level, abs=1.0)
         assert np.all(np.diff(f["time_stamps"]) >= 0)
+
+
+class Amplifier(threading.Thread):
+    """An EEG amplifier with an ECG lead on its second channel: float32, its own header (manufacturer,
+    channel labels, units), each chunk stamped by the device with a little jitter."""
+
+    def __init__(self, source_id: str, rate: float = 250.0) -> None:
+        super().__init__(daemon=True)
+        info = pylsl.StreamInfo(f"amp-{source_id[-4:]}", "EEG", 2, rate, pylsl.cf_float32, source_id)
+        desc = info.desc()
+        desc.append_child_value("manufacturer", "Acme Amplifiers")
+        chans = desc.append_child("channels")
+        for label, unit in (("Cz", "microvolts"), ("ECG1", "microvolts")):
+            c = chans.append_child("channel")
+            c.append_child_value("label", label)
+            c.append_child_value("unit", unit)
+        self.outlet = pylsl.StreamOutlet(info)
+        self.rate = rate
+        self.values: list[np.ndarray] = []
+        self.stamps: list[np.ndarray] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import neurokit2 as nk
+
+        ecg = nk.ecg_simulate(duration=10, sampling_rate=int(self.rate), heart_rate=75, method="simple",
+                              random_state=1) * 1000.0  # microvolts, repeated every 10 s
+        rng = np.random.default_rng(3)
+        t0 = pylsl.local_clock()
+        n = 0
+        while not self.halt.is_set():
+            due = int((pylsl.local_clock() - t0) * self.rate)
+            if due > n:
+                k = np.arange(n, due)
+                x = np.column_stack([rng.normal(0, 10, k.size), ecg[k % ecg.size]]).astype(np.float32)
+                ts = t0 + k / self.rate + rng.uniform(-0.002, 0.002, k.size)
+                self.outlet.push_chunk(x, ts.tolist())
+                self.values.append(x)
+                self.stamps.append(ts)
+                n = due
+            time.sleep(0.01)
+
+    def __enter__(self) -> "Amplifier":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.halt.set()
+        self.join(2)
+
+
+def test_live_record_keeps_each_device_stream_raw(tmp_path, capsys, caplog):
+    """Bug 3: live --record retyped EEG to ECG, renamed channels, turned float32 into double64, replaced the
+    manufacturer and dropped the raw timestamps and clock offsets (what pyxdf needs to redo the sync)."""
+    import logging
+
+    t = tag()
+    profile = tmp_path / "amp.toml"
+    profile.write_text(f'[sensor.ecg]\nkind = "lsl"\nsource_id = "{t}-amp"\nmaps_to = "ECG"\nchannel = "ECG1"\n'
+                       'wait_s = 5\n')
+    xdf = tmp_path / "amp.xdf"
+    with Amplifier(f"{t}-amp") as amp:
+        rc, out, err = run_live(capsys, "--profile", str(profile), "--no-story", "--duration", "6", "--record",
+                                str(xdf), "--out", str(tmp_path / "files"), "--quiet")
+    assert rc == 0, err
+    raw, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=False, dejitter_timestamps=False)
+    mine = [s for s in raw if s["info"]["source_id"] == [f"{t}-amp"]]
+    assert len(mine) == 1
+    s = mine[0]
+    info = s["info"]
+    assert info["type"] == ["EEG"] and info["channel_format"] == ["float32"]
+    assert info["desc"][0]["manufacturer"] == ["Acme Amplifiers"]
+    assert [c["label"][0] for c in info["desc"][0]["channels"][0]["channel"]] == ["Cz", "ECG1"]
+    assert s["time_series"].dtype == np.float32
+    # the samples and stamps the device pushed, bit for bit: a contiguous run of them, none lost
+    pushed_x, pushed_t = np.concatenate(amp.values), np.concatenate(amp.stamps)
+    start = int(np.searchsorted(pushed_t, s["time_stamps"][0] - 1e-9))
+    n = len(s["time_stamps"])
+    assert n > 4 * 250
+    assert np.array_equal(s["time_stamps"], pushed_t[start:start + n])
+    assert np.array_equal(s["time_series"], pushed_x[start:start + n])
+    assert len(s["clock_times"]) >= 1 and s["footer"]["info"]["sample_count"] == [str(n)]
+    # what the pipeline derived from it is beside it, each derived stream with its own source_id
+    derived = [x for x in raw if x["info"]["source_id"][0].startswith("engage-live-amp-")]
+    assert {"HeartRate", "SignalQuality"} <= {x["info"]["type"][0] for x in derived}
+    ids = [x["info"]["source_id"][0] for x in raw]
+    assert len(ids) == len(set(ids))
+    # and pyxdf loads the file (synchronised, dejittered) without a single warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pyxdf"):
+        pyxdf.load_xdf(str(xdf))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]

@@ -396,3 +396,48 @@ def test_streams_that_share_a_source_id_are_all_recorded(tmp_path):
     s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
     assert set(s) == {"amp-exg", "amp-aux"}
     assert s["amp-exg"]["time_series"].shape == (10, 2) and s["amp-aux"]["time_series"].ravel().tolist() == [3.0] * 7
+
+
+def test_int64_streams_are_recorded_exactly(tmp_path):
+    """int64 went through float64 (2**62 + 1 came back as 2**62)."""
+    tag = uid()
+    o = outlet("counter", "Counter", 1, 0, f"{tag}-n", pylsl.cf_int64)
+    path = tmp_path / "n.xdf"
+    rec = XdfRecorder(path, [f"source_id={tag}-n"], resolve_interval=0.1)
+    rec.start()
+    values = [2**62 + 1, -(2**61) - 3, 2**53 + 1]
+    try:
+        wait_for(lambda: o.have_consumers(), what="consumer")
+        for i, v in enumerate(values):
+            o.push_sample([v], 100.0 + i)
+        wait_for(lambda: rec.writer.samples_written >= 3, what="samples")
+    finally:
+        rec.close()
+    s = load(path, synchronize_clocks=False, dejitter_timestamps=False)["counter"]
+    assert s["time_series"].dtype == np.int64 and s["time_series"].ravel().tolist() == values
+
+
+def test_a_stream_with_control_characters_in_its_header_does_not_stop_the_others(tmp_path):
+    """Issue 25, item 4: a stream whose name or unit held a control character stopped engage record with zero
+    samples of any stream; its header is now kept readable and both streams recorded."""
+    tag = uid()
+    info = pylsl.StreamInfo("bad\x07name", "EDA", 1, 10, pylsl.cf_float32, f"{tag}-bad")
+    ch = info.desc().append_child("channels").append_child("channel")
+    ch.append_child_value("label", "eda\x01")
+    ch.append_child_value("unit", "\x1buS")
+    bad = pylsl.StreamOutlet(info)
+    good = outlet("good", "EEG", 1, 10, f"{tag}-good")
+    path = tmp_path / "ctl.xdf"
+    rec = XdfRecorder(path, [f"starts-with(source_id,'{tag}-')"], resolve_interval=0.1)
+    rec.start()
+    try:
+        wait_for(lambda: bad.have_consumers() and good.have_consumers(), what="both consumed")
+        bad.push_chunk(np.ones((5, 1), dtype=np.float32))
+        good.push_chunk(np.full((4, 1), 2.0, dtype=np.float32))
+        wait_for(lambda: rec.writer.samples_written >= 9, what="both streams' samples")
+    finally:
+        rec.close()
+    assert rec.error is None and scan_xdf(path).ok
+    streams = {s.name: s for s in XdfReplay(path).streams()}
+    assert set(streams) == {"bad\x07name", "good"}
+    assert streams["bad\x07name"].channels == ("eda\x01",) and streams["bad\x07name"].units == ("\x1buS",)

@@ -326,3 +326,55 @@ def test_names_and_units_with_xml_characters_survive(tmp_path):
     back = XdfReplay(path).streams()[0]
     assert (back.name, back.type, back.channels, back.units, back.source_id) == \
         (info.name, info.type, info.channels, info.units, info.source_id)
+
+
+def test_control_characters_in_names_types_and_units_are_written_readably_and_read_back_intact(tmp_path):
+    """Issue 25, item 4: a name, unit or type with a control character made the writer's file unreadable."""
+    info = StreamInfo("EDA\x07left", "E\x01DA", ("ch\x1b[31m", "tab\tok"), ("\x00uS", "µS\x7f"), 4.0, "dev\x02",
+                      viewer="v\x03")
+    path = tmp_path / "ctl.xdf"
+    with XdfWriter(path) as w:
+        w.write_samples(w.add_stream(info), np.ones((3, 2)), [0.0, 0.25, 0.5])
+    assert scan_xdf(path).ok
+    streams, _ = pyxdf.load_xdf(str(path))  # any XML reader takes it
+    assert len(streams) == 1 and len(streams[0]["time_stamps"]) == 3
+    back = XdfReplay(path).streams()[0]
+    assert (back.name, back.type, back.channels, back.units, back.source_id) == \
+        (info.name, info.type, info.channels, info.units, info.source_id)
+
+
+@given(st.text(min_size=1, max_size=20), st.text(max_size=10))
+@SETTINGS
+def test_any_name_and_unit_round_trip(tmp_path_factory, name, unit):
+    name = name.strip() or "x"
+    info = StreamInfo(name, "T", ("c",), (unit.strip(),), 1.0, "sid")
+    path = tmp_path_factory.mktemp("any") / "any.xdf"
+    with XdfWriter(path) as w:
+        w.write_samples(w.add_stream(info), np.ones((1, 1)), [0.0])
+    back = XdfReplay(path).streams()[0]
+    assert (back.name, back.units) == (name, (unit.strip(),))
+
+
+def test_the_file_header_datetime_is_labrecorders(tmp_path):
+    """MNELAB's read_raw_xdf refused every engage file: its datetime was '…130205.123456+00:00', LabRecorder
+    writes '2024-05-08T13:02:05+0200' (local time, offset without a colon)."""
+    import datetime as dt
+    import re
+
+    path = tmp_path / "h.xdf"
+    XdfWriter(path).close()
+    _, header = pyxdf.load_xdf(str(path))
+    text = header["info"]["datetime"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", text), text
+    when = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 120
+
+
+def test_int64_values_are_written_exactly(tmp_path):
+    info = StreamInfo("counter", "Counter", ("n",), ("",), 0.0, "c")
+    values = np.array([[2**62 + 1], [-(2**61) - 3], [2**53 + 1]], dtype=np.int64)
+    path = tmp_path / "i64.xdf"
+    with XdfWriter(path) as w:
+        w.write_samples(w.add_stream(info, channel_format="int64"), values, [0.0, 1.0, 2.0])
+    got = load_raw(path)["counter"]["time_series"]
+    assert got.dtype == np.int64 and got.tolist() == values.tolist()

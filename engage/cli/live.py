@@ -480,7 +480,8 @@ def run(args: argparse.Namespace) -> int:
     failed: list[tuple[Any, str]] = []
     session = server = None
     try:
-        open_sensors(profile, clock.now(), opened, failed)
+        taps: list[Callable] = []  # the recorder, once it exists: told of every LSL stream a sensor opens
+        open_sensors(profile, clock.now(), opened, failed, on_open=lambda item: [tap(item) for tap in taps])
         for spec, why in failed:
             print(f"engage live: sensor {spec.name!r} ({spec.describe()}) not started: {why}", file=sys.stderr)
         required = [spec.name for spec, _ in failed if spec.required]
@@ -495,6 +496,8 @@ def run(args: argparse.Namespace) -> int:
         server = _start_dashboard(args) if args.dashboard else None
         session, counter, recorder = _build_session(args, profile, story, clock, opened,
                                                     observers=[server.observer] if server is not None else ())
+        if recorder is not None:
+            taps.append(recorder.record_stream)
         return _run_session(args, profile, session, counter, recorder, virtual, opened, failed)
     finally:
         if session is None:  # never ran: the runtime did not stop the opened sources
@@ -533,7 +536,7 @@ def _build_session(args, profile, story, clock, opened, observers=()):
         from engage.record.recorder import RecorderSink, XdfRecorder
 
         recorder = XdfRecorder(args.record, session=session_id)
-        extra.append(RecorderSink(recorder))
+        extra.append(RecorderSink(recorder, lsl_raw=True))  # LSL streams are recorded raw by the recorder itself
     kw = dict(story=story, viewer=lead_viewer(profile, opened), events_out=out / "events.jsonl",
               scenes_out=out / "scenes.jsonl" if story is not None else None, lsl=args.lsl, session_id=session_id,
               timeline=None if args.quiet else sys.stdout, extra_processors=extra)

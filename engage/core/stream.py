@@ -28,14 +28,34 @@ _XML_CONTROL = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]")
 _XML_MOVED = re.compile("[\\ue000-\\ue01f\\ue0fe\\ue0ff]")
 
 
+_XML_CHAR_REF = re.compile(r"&#(?:([0-9]+)|x([0-9A-Fa-f]+));")
+
+
+def _is_forbidden(code: int) -> bool:
+    return code < 0x20 and code not in (0x09, 0x0A, 0x0D) or code in (0xFFFE, 0xFFFF)
+
+
+def _moved(code: int) -> str:
+    return chr(0xE000 + (code & 0xFF))
+
+
 def xml_safe(text: str) -> str:
-    """``text`` with the control characters XML cannot hold moved to U+E000 + code (reversible with
+    """``text`` with the control characters XML cannot hold - raw, or written as character references
+    (``&#07;``, as liblsl's pugixml writes them) - moved to U+E000 + code (reversible with
     :func:`xml_restore`), so a header naming them stays readable by every XML parser.
 
     >>> xml_restore(xml_safe("EDA\x07 left")) == "EDA\x07 left"
     True
+    >>> xml_restore(xml_safe("<name>bad&#07;name</name>")) == "<name>bad\x07name</name>"
+    True
     """
-    return _XML_CONTROL.sub(lambda m: chr(0xE000 + (ord(m.group()) & 0xFF)), text)
+    def ref(m: re.Match) -> str:
+        code = int(m.group(1)) if m.group(1) is not None else int(m.group(2), 16)
+        return _moved(code) if _is_forbidden(code) else m.group(0)
+
+    if "&#" in text:
+        text = _XML_CHAR_REF.sub(ref, text)
+    return _XML_CONTROL.sub(lambda m: _moved(ord(m.group())), text)
 
 
 def xml_restore(text: str) -> str:

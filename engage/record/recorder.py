@@ -8,8 +8,15 @@ gap (logged, counted, and written as a ``sensor.gap`` event on the recorder's ow
 ``engage-record`` marker stream) while the others go on; when it comes back it continues in
 the same XDF stream.
 
+A live session's recorder follows the session's sensors instead of resolving on its own:
+:meth:`XdfRecorder.record_stream` is handed each LSL stream a sensor binds, and records it raw,
+exactly as ``engage record`` would (the header XML verbatim, the original channel format, raw
+timestamps, clock offsets, footer), while the pipeline reads its own, clock-corrected inlet.
+
 In-process streams (a pipeline's derived streams and events) come in through
-:class:`RecorderSink`, a runtime processor, already on the LSL clock.
+:class:`RecorderSink`, a runtime processor, already on the LSL clock. Each gets the ``source_id``
+its LSL outlet would have (``engage-<session>-<viewer>-<name>``, unique in the file) and a
+ClockOffset of zero now and then, so pyxdf synchronises them like any LSL stream, without a warning.
 
 >>> rec = XdfRecorder("session.xdf", ["type=EEG", "name=Markers"])   # doctest: +SKIP
 >>> rec.start(); time.sleep(60); rec.close()                          # doctest: +SKIP
@@ -21,7 +28,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from engage.core.event import Event
@@ -35,6 +43,8 @@ log = logging.getLogger(__name__)
 #: The recorder's own marker stream: gaps and notes about the recording, one JSON event each.
 RECORD_LOG_STREAM = StreamInfo("engage-record", "Markers", ("event",), ("",), IRREGULAR_RATE, "engage-record",
                                channel_format="string")
+#: Source ids of in-process streams kept as they are (their own contract), not made per session.
+_OWN_SOURCE_IDS = ("engage-events-",)
 
 
 def events_stream(session: str = "default") -> StreamInfo:
@@ -74,9 +84,13 @@ class XdfRecorder:
         self.bad_chunks = 0
         self._error: RecordingError | None = None
         self._ids: dict[StreamInfo, int] = {}
+        self._source_ids: set[str] = set()
+        self._offset_due: dict[int, float] = {}  # in-process stream id -> stream time of its next zero offset
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._inlets = None
+        self._lsl_lock = threading.Lock()
+        self._added: deque = deque()  # streams handed in by record_stream, for the loop to declare
         self.started_at: float | None = None
 
     @property
@@ -92,19 +106,41 @@ class XdfRecorder:
     def stream_id(self, info: StreamInfo) -> int:
         sid = self._ids.get(info)
         if sid is None:
-            sid = self._ids[info] = self.writer.add_stream(info)
+            from engage.events.lsl_outlets import outlet_source_id, unique_source_id
+
+            own = info.source_id.startswith(_OWN_SOURCE_IDS) and info.source_id not in self._source_ids
+            source_id = info.source_id if own else unique_source_id(outlet_source_id(info, self.session),
+                                                                     self._source_ids)
+            self._source_ids.add(source_id)
+            sid = self._ids[info] = self.writer.add_stream(replace(info, source_id=source_id))
         return sid
 
     def write_chunk(self, chunk: Chunk) -> None:
         if len(chunk) and self.error is None:
-            self._guard(lambda: self.writer.write_chunk(self.stream_id(chunk.info), chunk))
+            self._guard(lambda: self._write(self.stream_id(chunk.info), chunk.data, chunk.timestamps))
 
     def write_event(self, event: Event, stream: StreamInfo | None = None) -> None:
         """One event as a JSON string sample on the events stream (default ``engage-events``)."""
         info = stream or events_stream(self.session)
         if self.error is None:
-            self._guard(lambda: self.writer.write_samples(self.stream_id(info), [[event.to_json()]],
-                                                          [event.timestamp]))
+            self._guard(lambda: self._write(self.stream_id(info), [[event.to_json()]], [event.timestamp]))
+
+    def _write(self, sid: int, data, timestamps) -> None:
+        self.writer.write_samples(sid, data, timestamps)
+        # in-process streams are on this machine's LSL clock: offset zero, written now and then like
+        # LabRecorder's offsets (on the stream's own time, which a faster-than-real-time session moves too)
+        t = float(timestamps[-1])
+        due = self._offset_due.get(sid)
+        if due is None or t >= due:
+            self.writer.write_clock_offset(sid, float(timestamps[0]) if due is None else t, 0.0)
+            self._offset_due[sid] = t + self.clock_offset_interval
+
+    def _final_offsets(self) -> None:
+        """A last zero offset at each in-process stream's last sample, so its clock fit spans all of it."""
+        for sid in list(self._offset_due):
+            s = self.writer._streams[sid]
+            if s.last is not None and s.offsets and s.last > s.offsets[-1][0]:
+                self.writer.write_clock_offset(sid, s.last, 0.0)
 
     def _guard(self, fn) -> None:
         try:
@@ -116,22 +152,40 @@ class XdfRecorder:
 
     # ------------------------------------------------------------------ LSL streams
     def start(self) -> None:
-        """Start resolving and recording the LSL streams (no-op without predicates)."""
-        if not self.predicates:
+        """Start resolving and recording the LSL streams (no-op without predicates: see :meth:`record_stream`)."""
+        if self.predicates:
+            self._start_lsl()
+
+    def _start_lsl(self) -> None:
+        with self._lsl_lock:
+            if self._inlets is not None:
+                return
+            from engage.sensors.lsl import InletSet
+
+            import pylsl
+
+            self._pylsl = pylsl
+            self._inlets = InletSet(self.predicates, clocksync=False, dejitter=False, raw=True, allow_empty=True)
+            self.started_at = pylsl.local_clock()
+            self._thread = threading.Thread(target=self._loop, name="engage-recorder", daemon=True)
+            self._thread.start()
+            # time_correction() blocks for a round trip (longer for a new or dying stream): on its own thread,
+            # so it never holds up the pulling of samples
+            self._offset_thread = threading.Thread(target=self._offset_loop, name="engage-recorder-clock",
+                                                   daemon=True)
+            self._offset_thread.start()
+
+    def record_stream(self, stream) -> None:
+        """Record one LSL stream raw: a resolved ``pylsl.StreamInfo``, or an
+        :class:`~engage.sensors.lsl.Inlet` a sensor has just bound (its ``lsl_info``). Called on the
+        caller's thread (it opens an inlet); a stream handed in again after it came back continues in
+        the same XDF stream. Does nothing once the recording has stopped."""
+        if self._stop.is_set() or self.error is not None:
             return
-        from engage.sensors.lsl import InletSet
-
-        import pylsl
-
-        self._pylsl = pylsl
-        self._inlets = InletSet(self.predicates, clocksync=False, dejitter=False)
-        self.started_at = pylsl.local_clock()
-        self._thread = threading.Thread(target=self._loop, name="engage-recorder", daemon=True)
-        self._thread.start()
-        # time_correction() blocks for a round trip (longer for a new or dying stream): on its own thread,
-        # so it never holds up the pulling of samples
-        self._offset_thread = threading.Thread(target=self._offset_loop, name="engage-recorder-clock", daemon=True)
-        self._offset_thread.start()
+        self._start_lsl()
+        got = self._inlets.add(getattr(stream, "lsl_info", None) or stream)
+        if got is not None:
+            self._added.append(got)
 
     @property
     def inlets(self):
@@ -146,16 +200,22 @@ class XdfRecorder:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
+                new, back = [], []
                 if now >= next_resolve:
                     next_resolve = now + self.resolve_interval
                     new, back = self._inlets.resolve()
-                    for item in new:
-                        item.extra["next_offset"] = 0.0
-                        item.extra["sid"] = self.writer.add_stream_xml(item.xml)
-                    for item in back:
-                        self._gap_closed(item)
+                while self._added:
+                    item, again = self._added.popleft()
+                    (back if again and "sid" in item.extra else new).append(item)
+                for item in new:
+                    if "sid" not in item.extra:
+                        self._declare(item)
+                for item in back:
+                    self._gap_closed(item)
                 got_any = False
                 for item in self.inlets:
+                    if "sid" not in item.extra:
+                        continue
                     if item.lost:
                         if "gap" not in item.extra:
                             self._gap_opened(item)
@@ -178,6 +238,18 @@ class XdfRecorder:
         except Exception as exc:  # noqa: BLE001 - reported to the caller rather than dying silently
             log.exception("recorder thread failed")
             self.error = RecordingError(f"{self.writer.name}: recording stopped: {type(exc).__name__}: {exc}")
+
+    def _declare(self, item) -> None:
+        """Write a new LSL stream's header (verbatim; control characters XML cannot hold made safe)."""
+        try:
+            sid = self.writer.add_stream_xml(item.xml)
+        except ValueError as exc:  # one unusable header never stops the recording of the others
+            self.bad_chunks += 1
+            log.warning("%s: stream %r not recorded: %s", self.writer.name, item.info.name, exc)
+            item.extra["sid_error"] = str(exc)
+            return
+        item.extra["next_offset"] = 0.0
+        item.extra["sid"] = sid
 
     def _offset_loop(self) -> None:
         try:
@@ -254,6 +326,8 @@ class XdfRecorder:
         """Stop recording, write the stream footers and close the file."""
         self.stop()
         try:
+            if self.error is None:
+                self._final_offsets()
             self.writer.close()
         except RecordingError as exc:
             self.error = self.error or exc
@@ -269,6 +343,10 @@ class XdfRecorder:
 class RecorderSink(Processor):
     """Records a pipeline's streams (all, or those whose type is in ``types``) and its events.
 
+    ``lsl_raw``: chunks straight from an LSL inlet are left out, because the recorder records
+    those streams raw itself (:meth:`XdfRecorder.record_stream`): a recording keeps each device's
+    stream as it came, and what the pipeline derives beside it.
+
     >>> rec = XdfRecorder("session.xdf")                                      # doctest: +SKIP
     >>> Session([source], clock, extra_processors=[RecorderSink(rec)]).run()  # doctest: +SKIP
     """
@@ -276,11 +354,12 @@ class RecorderSink(Processor):
     name = "xdf-recorder"
 
     def __init__(self, recorder: XdfRecorder, types: Sequence[str] | None = None, events: bool = True,
-                 close_on_end: bool = True) -> None:
+                 close_on_end: bool = True, lsl_raw: bool = False) -> None:
         self.recorder = recorder
         self.types = None if types is None else set(types)
         self.events = events
         self.close_on_end = close_on_end
+        self.lsl_raw = lsl_raw
 
     def start(self, ctx) -> None:
         super().start(ctx)
@@ -294,6 +373,8 @@ class RecorderSink(Processor):
             pass  # kept in recorder.error; the session goes on
 
     def accepts(self, info: StreamInfo) -> bool:
+        if self.lsl_raw and any(k == "lsl_uid" for k, _ in info.metadata):
+            return False
         return self.types is None or info.type in self.types
 
     def process(self, chunk: Chunk) -> list[Chunk]:

@@ -29,6 +29,7 @@ import errno
 import io
 import logging
 import os
+import re
 import struct
 import threading
 import time
@@ -41,7 +42,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from engage.core.errors import EngageError
-from engage.core.stream import Chunk, StreamInfo
+from engage.core.stream import Chunk, StreamInfo, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ MAGIC = b"XDF:"
 TAG_FILE_HEADER, TAG_STREAM_HEADER, TAG_SAMPLES, TAG_CLOCK_OFFSET, TAG_BOUNDARY, TAG_STREAM_FOOTER = 1, 2, 3, 4, 5, 6
 #: The 16 bytes of every Boundary chunk, fixed by the specification.
 BOUNDARY_UUID = bytes([0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F, 0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4])
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 #: XDF channel formats and their little-endian numpy types (strings are written separately).
 FORMATS = {"double64": "<f8", "float32": "<f4", "int64": "<i8", "int32": "<i4", "int16": "<i2", "int8": "i1"}
 
@@ -99,18 +101,36 @@ def encode_samples(data: np.ndarray, timestamps: np.ndarray, channel_format: str
     return head + rec.tobytes()
 
 
+def _x(text: str) -> str:
+    """Text for an XML element: escaped, control characters made safe (read back with ``xml_restore``)."""
+    return escape(xml_safe(str(text)))
+
+
 def stream_xml(info: StreamInfo, channel_format: str) -> str:
-    """The StreamHeader XML of an in-process stream, in the shape LSL gives (channels in ``desc``)."""
+    """The StreamHeader XML of an in-process stream, in the shape LSL gives (channels in ``desc``).
+    A name, type or unit holding a control character (which XML cannot hold) is written with it
+    moved to the private-use plane (:func:`~engage.core.stream.xml_safe`) and read back intact."""
     channels = "".join(
-        f"<channel><label>{escape(c)}</label><unit>{escape(u)}</unit><type>{escape(info.type)}</type></channel>"
+        f"<channel><label>{_x(c)}</label><unit>{_x(u)}</unit><type>{_x(info.type)}</type></channel>"
         for c, u in zip(info.channels, info.units))
-    meta = "".join(f"<{escape(k)}>{escape(v)}</{escape(k)}>" for k, v in info.metadata if k.isidentifier())
-    return (f'<?xml version="1.0"?><info><name>{escape(info.name)}</name><type>{escape(info.type)}</type>'
+    meta = "".join(f"<{k}>{_x(v)}</{k}>" for k, v in info.metadata if _XML_NAME.match(k))
+    return (f'<?xml version="1.0"?><info><name>{_x(info.name)}</name><type>{_x(info.type)}</type>'
             f"<channel_count>{info.channel_count}</channel_count><nominal_srate>{info.nominal_rate!r}</nominal_srate>"
-            f"<channel_format>{channel_format}</channel_format><source_id>{escape(info.source_id)}</source_id>"
+            f"<channel_format>{channel_format}</channel_format><source_id>{_x(info.source_id)}</source_id>"
             f"<version>1.1</version><created_at>0</created_at><uid></uid><hostname></hostname>"
             f"<desc><channels>{channels}</channels><acquisition><manufacturer>engage</manufacturer>"
-            f"<viewer>{escape(info.viewer)}</viewer></acquisition>{meta}</desc></info>")
+            f"<viewer>{_x(info.viewer)}</viewer></acquisition>{meta}</desc></info>")
+
+
+def file_datetime(now: _dt.datetime | None = None) -> str:
+    """The FileHeader ``datetime`` as LabRecorder writes it: local time, ISO 8601 to the second, the UTC
+    offset without a colon (``2024-05-08T13:02:05+0200``), which MNELAB and other readers parse.
+
+    >>> file_datetime(_dt.datetime(2024, 5, 8, 13, 2, 5, 123456, tzinfo=_dt.timezone.utc))
+    '2024-05-08T13:02:05+0000'
+    """
+    now = now or _dt.datetime.now().astimezone()
+    return now.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 @dataclass
@@ -159,9 +179,8 @@ class XdfWriter:
         else:
             self.path, self._file, self._owned = None, target, False
         self._buffer += MAGIC
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat()
-        self._append(TAG_FILE_HEADER, f'<?xml version="1.0"?><info><version>1.0</version><datetime>{now}</datetime>'
-                                      f"<writer>engage</writer></info>".encode())
+        self._append(TAG_FILE_HEADER, f'<?xml version="1.0"?><info><version>1.0</version><datetime>{file_datetime()}'
+                                      f"</datetime><writer>engage</writer></info>".encode())
         self.flush()
 
     @property
@@ -188,7 +207,10 @@ class XdfWriter:
         return self._add(stream_xml(info, fmt), info.name, fmt, info.channel_count)
 
     def add_stream_xml(self, xml: str) -> int:
-        """Declare a stream from an LSL ``info.as_xml()`` header (kept verbatim, as LabRecorder does)."""
+        """Declare a stream from an LSL ``info.as_xml()`` header, kept verbatim as LabRecorder does - but for
+        control characters, which no XML reader accepts: those are moved to the private-use plane
+        (:func:`~engage.core.stream.xml_safe`; engage's readers restore them)."""
+        xml = xml_safe(xml)
         try:
             root = ElementTree.fromstring(xml)
         except ElementTree.ParseError as exc:
@@ -196,7 +218,12 @@ class XdfWriter:
         fmt = (root.findtext("channel_format") or "").strip()
         if fmt != "string" and fmt not in FORMATS:
             raise ValueError(f"stream header has an unknown channel_format {fmt!r}")
-        count = int((root.findtext("channel_count") or "0").strip())
+        try:
+            count = int((root.findtext("channel_count") or "0").strip())
+        except ValueError:
+            raise ValueError(f"stream header has a bad channel_count {root.findtext('channel_count')!r}") from None
+        if count < 0:
+            raise ValueError(f"stream header has a bad channel_count {count}")
         return self._add(xml, (root.findtext("name") or "").strip(), fmt, count)
 
     def _add(self, xml: str, name: str, fmt: str, count: int) -> int:
@@ -219,7 +246,12 @@ class XdfWriter:
         ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         if ts.size == 0:
             return
-        arr = np.asarray(data, dtype=object if s.channel_format == "string" else np.float64)
+        if s.channel_format == "string":
+            arr = np.asarray(data, dtype=object)
+        else:  # integers stay integers (int64 through float64 would lose digits), the rest goes through float64
+            arr = np.asarray(data)
+            if arr.dtype.kind not in "iuf":
+                arr = np.asarray(data, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr.reshape(ts.size, -1)
         if arr.shape != (ts.size, s.channel_count):

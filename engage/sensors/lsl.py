@@ -373,20 +373,26 @@ class InletSet:
     ``clocksync``/``dejitter`` set liblsl's post-processing: the recorder wants raw timestamps
     (it stores clock offsets), a live source corrected ones. ``raw``: :meth:`pull` returns numeric
     samples in the stream's own type (int64 stays exact) rather than float64.
-    ``on_open(item)`` is called after each stream is opened or reopened.
+    ``on_open(item)`` is called after each stream is opened or reopened. :meth:`add` binds one
+    stream another part has chosen (``predicates`` may then be empty: the recorder of a live
+    session records exactly what the session's sensors bind).
     Streams a ``"refuse"`` selector left alone are in :attr:`refused` (selector predicate → list of
     stream descriptions).
     """
 
+    #: The selector of streams bound with :meth:`add`.
+    FOLLOWED = "followed"
+
     def __init__(self, predicates: Sequence["str | StreamSelector"], clocksync: bool = True, dejitter: bool = True,
                  max_buflen: int = 360, open_timeout: float = 5.0, viewer: str = "viewer-1", raw: bool = False,
-                 on_open: Callable[[Inlet], None] | None = None, source_ids: SourceIds | None = None) -> None:
+                 on_open: Callable[[Inlet], None] | None = None, source_ids: SourceIds | None = None,
+                 allow_empty: bool = False) -> None:
         import pylsl
 
         self._pylsl = pylsl
         if isinstance(predicates, (str, StreamSelector)):
             predicates = [predicates]
-        if not predicates:
+        if not predicates and not allow_empty:
             raise ConfigError("no LSL predicate given (e.g. type=EEG)")
         self.selectors = [as_selector(p, viewer=viewer, several="all", from_engage=True) for p in predicates]
         self.predicates = [(sel.predicate, sel.xpath) for sel in self.selectors]
@@ -401,11 +407,27 @@ class InletSet:
         self.inlets: dict[str, Inlet] = {}
         self.matched: dict[str, int] = {sel.predicate: 0 for sel in self.selectors}
         self.refused: dict[str, list[str]] = {}
-        self._bound: dict[int, set[str]] = {i: set() for i in range(len(self.selectors))}
+        self._bound: dict[int, set[str]] = {i: set() for i in range(-1, len(self.selectors))}
         self._skipped: set[str] = set()  # uids not to open again (engage outlets found by XPath-less queries, …)
+        self._lock = threading.RLock()
+        self._follow = StreamSelector(f"name={self.FOLLOWED}", viewer=viewer, several="all", from_engage=True)
+
+    def add(self, info) -> tuple[Inlet, bool] | None:
+        """Bind the resolved ``pylsl.StreamInfo`` ``info`` (on the caller's thread): (its Inlet, whether it
+        is a known stream come back), or None when it cannot be opened now."""
+        with self._lock:
+            key = stream_key(info.name(), info.type(), info.source_id(), info.hostname(), info.uid())
+            known = self.inlets.get(key)
+            if known is not None and not known.lost and known.uid == info.uid():
+                return known, False
+            return self._bind(-1, self._follow, key, info)
 
     def resolve(self) -> tuple[list[Inlet], list[Inlet]]:
         """Open inlets on newly visible streams; returns (new inlets, reopened inlets)."""
+        with self._lock:
+            return self._resolve()
+
+    def _resolve(self) -> tuple[list[Inlet], list[Inlet]]:
         new, reopened = [], []
         for index, (sel, resolver) in enumerate(self._resolvers):
             results = resolver.results()
@@ -478,7 +500,8 @@ class InletSet:
             self._close(inlet)
             log.info("LSL stream %s is published by engage (%s); not bound", label, role)
             return None
-        self.matched[sel.predicate] += 1
+        if sel is not self._follow:
+            self.matched[sel.predicate] += 1
         self._bound[index].add(key)
         if known is None:
             try:

@@ -38,7 +38,7 @@ import numpy as np
 from engage.core.clock import MAX_TIMESTAMP_S
 from engage.core.errors import ConfigError, InputFileError
 from engage.core.runtime import Source
-from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo
+from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo, xml_restore
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +505,8 @@ def _channel_descs(info: dict) -> list[dict]:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    """An XML text value, control characters that were made XML-safe restored (:func:`xml_restore`)."""
+    return xml_restore(value.strip()) if isinstance(value, str) else ""
 
 
 def xdf_stream_info(info: dict, n_channels: int, viewer: str = "viewer-1") -> StreamInfo:
