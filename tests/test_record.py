@@ -377,6 +377,20 @@ def test_one_recording_mixes_lsl_inlets_and_in_process_streams(tmp_path):
     assert s["engage-events"]["info"]["source_id"] == [f"engage-events-{tag}"]
 
 
+def record_two(path, predicate: str, *pushes) -> XdfRecorder:
+    """Record ``predicate`` while each (outlet, rows) pair pushes its rows once consumed; returns the closed recorder."""
+    rec = XdfRecorder(path, [predicate], resolve_interval=0.1)
+    rec.start()
+    try:
+        wait_for(lambda: all(o.have_consumers() for o, _ in pushes), what="every outlet consumed")
+        for o, rows in pushes:
+            o.push_chunk(rows.astype(np.float32))
+        wait_for(lambda: rec.writer.samples_written >= sum(len(r) for _, r in pushes), what="every sample")
+    finally:
+        rec.close()
+    return rec
+
+
 def test_streams_that_share_a_source_id_are_all_recorded(tmp_path):
     """Bug 5: two streams with one source_id on one host but different names (cheap amplifiers do this)
     were recorded as one - the second silently dropped."""
@@ -384,15 +398,7 @@ def test_streams_that_share_a_source_id_are_all_recorded(tmp_path):
     a = outlet("amp-exg", "EXG", 2, 100, f"{tag}-amp")
     b = outlet("amp-aux", "AUX", 1, 100, f"{tag}-amp")
     path = tmp_path / "amp.xdf"
-    rec = XdfRecorder(path, [f"source_id={tag}-amp"], resolve_interval=0.1)
-    rec.start()
-    try:
-        wait_for(lambda: a.have_consumers() and b.have_consumers(), what="both consumed")
-        a.push_chunk(np.ones((10, 2), dtype=np.float32))
-        b.push_chunk(np.full((7, 1), 3.0, dtype=np.float32))
-        wait_for(lambda: rec.writer.samples_written >= 17, what="both streams' samples")
-    finally:
-        rec.close()
+    record_two(path, f"source_id={tag}-amp", (a, np.ones((10, 2))), (b, np.full((7, 1), 3.0)))
     s = load(path, synchronize_clocks=False, dejitter_timestamps=False)
     assert set(s) == {"amp-exg", "amp-aux"}
     assert s["amp-exg"]["time_series"].shape == (10, 2) and s["amp-aux"]["time_series"].ravel().tolist() == [3.0] * 7
@@ -428,15 +434,7 @@ def test_a_stream_with_control_characters_in_its_header_does_not_stop_the_others
     bad = pylsl.StreamOutlet(info)
     good = outlet("good", "EEG", 1, 10, f"{tag}-good")
     path = tmp_path / "ctl.xdf"
-    rec = XdfRecorder(path, [f"starts-with(source_id,'{tag}-')"], resolve_interval=0.1)
-    rec.start()
-    try:
-        wait_for(lambda: bad.have_consumers() and good.have_consumers(), what="both consumed")
-        bad.push_chunk(np.ones((5, 1), dtype=np.float32))
-        good.push_chunk(np.full((4, 1), 2.0, dtype=np.float32))
-        wait_for(lambda: rec.writer.samples_written >= 9, what="both streams' samples")
-    finally:
-        rec.close()
+    rec = record_two(path, f"starts-with(source_id,'{tag}-')", (bad, np.ones((5, 1))), (good, np.full((4, 1), 2.0)))
     assert rec.error is None and scan_xdf(path).ok
     streams = {s.name: s for s in XdfReplay(path).streams()}
     assert set(streams) == {"bad\x07name", "good"}
