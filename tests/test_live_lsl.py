@@ -228,3 +228,33 @@ def test_live_record_keeps_each_device_stream_raw(tmp_path, capsys, caplog):
     with caplog.at_level(logging.WARNING, logger="pyxdf"):
         pyxdf.load_xdf(str(xdf))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+
+
+def test_a_stream_that_appears_late_is_picked_up_and_recorded(tmp_path, capsys):
+    """Bug 6: a stream that appeared after the profile's wait was never picked up."""
+    t = tag()
+    profile = tmp_path / "late.toml"
+    profile.write_text(f'[sensor.eda]\nkind = "lsl"\nsource_id = "{t}-eda"\nmaps_to = "EDA"\nwait_s = 3\n'
+                       f'[sensor.resp]\nkind = "lsl"\nsource_id = "{t}-resp"\nmaps_to = "Respiration"\nwait_s = 0.5\n')
+    xdf = tmp_path / "late.xdf"
+    result = {}
+
+    def session() -> None:
+        result["run"] = run_live(capsys, "--profile", str(profile), "--no-story", "--duration", "8", "--record",
+                                 str(xdf), "--out", str(tmp_path / "files"), "--quiet")
+
+    with Device(f"{t}-EDA", "EDA", f"{t}-eda"):
+        thread = threading.Thread(target=session)
+        thread.start()
+        time.sleep(4.0)  # the belt is switched on after the session started
+        with Device(f"{t}-belt", "Resp", f"{t}-resp", rate=25.0, level=1.0) as belt:
+            thread.join(30)
+    rc, out, err = result["run"]
+    assert rc == 0, err
+    assert f"sensor 'resp' (lsl, source_id={t}-resp as Respiration) waiting: no LSL stream matches" in err
+    assert "still looking for the whole session" in err
+    streams, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=False, dejitter_timestamps=False)
+    late = [s for s in streams if s["info"]["name"] == [belt.name]]
+    assert len(late) == 1 and len(late[0]["time_stamps"]) > 25  # seconds of it, recorded raw
+    assert late[0]["info"]["type"] == ["Resp"]
+    assert f"{belt.name:<28} Respiration" in out  # and the pipeline had it

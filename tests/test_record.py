@@ -42,6 +42,13 @@ def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
         time.sleep(0.02)
 
 
+def eeg_pusher(tag: str) -> "Pusher":
+    """A started Pusher of a 100 Hz one-channel EEG outlet (source_id ``<tag>-eeg``) sending ones."""
+    pusher = Pusher([(outlet("eeg", "EEG", 1, 100, f"{tag}-eeg"), 100, 1)], lambda i, t, n: [1.0])
+    pusher.start()
+    return pusher
+
+
 class Pusher(threading.Thread):
     """Pushes regular streams in real time, liblsl stamping each chunk as a device driver would.
     ``value(i, t)`` gives the row of sample ``i`` at nominal time ``t`` seconds from the shared start."""
@@ -260,16 +267,21 @@ def test_record_cli_bad_input_is_clear(tmp_path):
         r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "y.xdf"), *args],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "no" / "y.xdf"), "--lsl",
+    (tmp_path / "afile").write_text("not a folder")
+    r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(tmp_path / "afile" / "y.xdf"), "--lsl",
                         "type=EEG"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 2 and "cannot create the folder" in r.stderr
+    for args, msg in [([], "needs --lsl PREDICATE"), (["--lsl", "type=EEG"], "needs -o FILE.xdf, or --participant"),
+                      (["--participant", "P-1", "--lsl", "type=EEG"], "a BIDS label is letters and digits only"),
+                      (["--lsl", "type=EEG", "--rcs", "--rcs-port", "0"], "--rcs-port must be within")]:
+        r = subprocess.run([sys.executable, "-m", "engage", "record", *args], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
 def test_record_goes_on_when_only_some_predicates_match_and_stops_after_duration(tmp_path):
     tag = uid()
-    o = outlet("eeg", "EEG", 1, 100, f"{tag}-eeg")
-    pusher = Pusher([(o, 100, 1)], lambda i, t, n: [1.0])
-    pusher.start()
+    pusher = eeg_pusher(tag)
     path = tmp_path / "part.xdf"
     try:
         r = subprocess.run([sys.executable, "-m", "engage", "record", "-o", str(path), "--lsl", f"source_id={tag}-eeg",
@@ -439,3 +451,122 @@ def test_a_stream_with_control_characters_in_its_header_does_not_stop_the_others
     streams = {s.name: s for s in XdfReplay(path).streams()}
     assert set(streams) == {"bad\x07name", "good"}
     assert streams["bad\x07name"].channels == ("eda\x01",) and streams["bad\x07name"].units == ("\x1buS",)
+
+
+def engage_record(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engage", "record", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_a_stream_that_never_appears_leaves_an_existing_file_as_it_was(tmp_path):
+    """Bug 4: engage record -o existing.xdf with a stream that never appears left an empty 140-byte file in its
+    place and exited 0."""
+    path = tmp_path / "existing.xdf"
+    path.write_bytes(b"XDF: a precious recording")
+    r = engage_record("-o", str(path), "--lsl", f"source_id={uid()}-never", "--duration", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "nothing recorded: no LSL stream matched" in r.stderr and "is as it was" in r.stderr
+    assert path.read_bytes() == b"XDF: a precious recording"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.xdf"]
+
+
+def test_an_existing_file_is_moved_aside_like_labrecorder_does(tmp_path):
+    tag = uid()
+    pusher = eeg_pusher(tag)
+    path = tmp_path / "s.xdf"
+    path.write_bytes(b"XDF: first")
+    try:
+        runs = [engage_record("-o", str(path), "--lsl", f"source_id={tag}-eeg", "--duration", "2", *extra)
+                for extra in ((), (), ("--overwrite",))]
+    finally:
+        pusher.stop()
+    assert [r.returncode for r in runs] == [0, 0, 0], runs[-1].stderr
+    assert f"{path} existed: moved to s_old1.xdf" in runs[0].stderr
+    assert f"{path} existed: moved to s_old2.xdf" in runs[1].stderr and "existed" not in runs[2].stderr
+    assert (tmp_path / "s_old1.xdf").read_bytes() == b"XDF: first"
+    assert len(load(tmp_path / "s_old2.xdf")["eeg"]["time_stamps"]) > 50
+    assert len(load(path)["eeg"]["time_stamps"]) > 50
+    assert not (tmp_path / "s_old3.xdf").exists()  # --overwrite replaced the file in place
+
+
+def test_a_required_stream_that_is_absent_fails_the_run(tmp_path):
+    tag = uid()
+    pusher = eeg_pusher(tag)
+    try:
+        r = engage_record("-o", str(tmp_path / "r.xdf"), "--lsl", f"source_id={tag}-eeg", "--require",
+                          f"source_id={tag}-markers", "--wait", "1.5", "--duration", "10")
+    finally:
+        pusher.stop()
+    assert r.returncode == 2
+    assert f"no required stream matches 'source_id={tag}-markers' after 1.5 s" in r.stderr
+    assert "visible streams:" in r.stderr and not (tmp_path / "r.xdf").exists()
+
+
+def test_bids_file_names_from_participant_session_task_and_run(tmp_path):
+    tag = uid()
+    pusher = eeg_pusher(tag)
+    try:
+        r = engage_record("--root", str(tmp_path / "study"), "--participant", "P007", "--session", "S02", "--task",
+                          "rest", "--run", "3", "--lsl", f"source_id={tag}-eeg", "--duration", "2")
+    finally:
+        pusher.stop()
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "study/sub-P007/ses-S02/eeg/sub-P007_ses-S02_task-rest_run-003_eeg.xdf"
+    assert path.is_file() and len(load(path)["eeg"]["time_stamps"]) > 50
+
+
+def test_labrecorder_remote_control_commands_drive_engage_record(tmp_path):
+    """A PsychoPy/MATLAB script written for LabRecorder's remote control socket drives engage record."""
+    import socket
+
+    tag = uid()
+    mk = outlet("trials", "Markers", 1, 0, f"{tag}-mk", pylsl.cf_string)
+    pusher = eeg_pusher(tag)
+    with socket.socket() as probe:  # a free port (each test runs in its own network namespace anyway)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "engage", "record", "--rcs", "--rcs-port", str(port), "--lsl",
+                             f"source_id={tag}-eeg"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        replies = sock.makefile("r")
+
+        def send(command: str) -> str:
+            sock.sendall(command.encode() + b"\n")
+            return replies.readline().strip()
+
+        root = tmp_path / "CurrentStudy"
+        assert send("select all") == "OK"
+        assert send(f"filename {{root:{root}}} {{task:memory}} {{participant:P003}} {{session:S001}} {{run:2}} "
+                    "{modality:eeg}") == "OK"
+        assert send("update") == "OK"
+        assert send("start") == "OK"
+        time.sleep(2.0)
+        mk.push_sample(["trial 1"])
+        time.sleep(1.0)
+        assert send("stop") == "OK"
+        assert send("rewind the tape") == "ERR Unknown command"
+        # a second run, legacy template
+        assert send(f"filename {{template:exp%n/block_%b.xdf}} {{run:4}}") == "OK"
+        assert send("start") == "OK"
+        time.sleep(1.5)
+        assert send("stop") == "OK"
+        sock.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        pusher.stop()
+    assert proc.returncode == 0, err
+    first = root / "sub-P003/ses-S001/eeg/sub-P003_ses-S001_task-memory_run-002_eeg.xdf"
+    s = load(first)
+    assert len(s["eeg"]["time_stamps"]) > 100 and s["trials"]["time_series"] == [["trial 1"]]
+    assert len(load(root / "exp004/block_memory.xdf")["eeg"]["time_stamps"]) > 50
+    assert "remote control on 127.0.0.1" in err and f"recording to {first}" in err

@@ -60,7 +60,10 @@ def register(sub) -> None:
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
     p.add_argument("--story", help="a story file (TOML, YAML or compiled ink JSON; default: the built-in story)")
     p.add_argument("--no-story", action="store_true", help="sensing, events and recording only; no controller")
-    p.add_argument("--record", metavar="FILE.xdf", help="record every raw and derived stream and every event to XDF")
+    p.add_argument("--record", metavar="FILE.xdf",
+                   help="record every raw and derived stream and every event to XDF (each LSL stream raw, as "
+                        "engage record records it); an existing file is moved to FILE_old1.xdf first")
+    p.add_argument("--overwrite", action="store_true", help="with --record: replace an existing file instead")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of session time")
     p.add_argument("--out", default="out/live", help="folder for events.jsonl, scenes.jsonl, session.png "
                                                      "(default: out/live)")
@@ -535,7 +538,12 @@ def _build_session(args, profile, story, clock, opened, observers=()):
     if args.record:
         from engage.record.recorder import RecorderSink, XdfRecorder
 
-        recorder = XdfRecorder(args.record, session=session_id)
+        from engage.record.naming import free_target
+
+        target = free_target(args.record, getattr(args, "overwrite", False))
+        if target.renamed is not None:
+            print(f"engage live: {args.record} existed: moved to {target.renamed.name}", file=sys.stderr)
+        recorder = XdfRecorder(target.path, session=session_id)
         extra.append(RecorderSink(recorder, lsl_raw=True))  # LSL streams are recorded raw by the recorder itself
     kw = dict(story=story, viewer=lead_viewer(profile, opened), events_out=out / "events.jsonl",
               scenes_out=out / "scenes.jsonl" if story is not None else None, lsl=args.lsl, session_id=session_id,
