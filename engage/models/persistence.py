@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -224,7 +225,7 @@ def _open_checked(path: Path) -> list[str]:
             _check_arrays(z, path)
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, RecursionError, EOFError,
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, ValueError, RecursionError, EOFError,
             NotImplementedError) as exc:  # a damaged archive or schema
         raise ModelFileError(f"{path}: damaged or tampered skops file ({type(exc).__name__}: {exc})") from None
     _check_schema(schema, path)

@@ -240,6 +240,8 @@ def _number(lo: float, hi: float, integer: bool = False, lo_open: bool = False) 
     def check(v: Any):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
             raise ValueError(f"must be {'an integer' if integer else 'a number'}, got {_kind_of(v)}")
+        if isinstance(v, int) and abs(v) > 2 ** 63:  # math.isfinite would overflow on it
+            raise ValueError(f"must be >= {lo:g} and <= {hi:g}, got an integer of {len(str(abs(v)))} digits")
         if not math.isfinite(v):
             raise ValueError(f"must be a finite number, got {v}")
         if v < lo or v > hi or (lo_open and v == lo):
@@ -462,6 +464,8 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{source}: not valid TOML: {str(exc).split(';')[0]}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     unknown = [k for k in doc if k not in ("profile", "sensor")]
