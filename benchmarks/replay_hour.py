@@ -70,41 +70,34 @@ def _source(path: Path, meta: dict):
     return src
 
 
-class _Digest:
-    """An observer hashing every derived chunk, per stream (data, timestamps), whatever the chunking."""
+def _digest():
+    from engage.core import Processor
 
-    name = "digest"
+    class Digest(Processor):
+        """An observer hashing every derived chunk, per stream (data, timestamps), whatever the chunking."""
 
-    def __init__(self) -> None:
-        self.hashes: dict[str, "hashlib._Hash"] = {}
+        name = "digest"
 
-    def start(self, ctx) -> None:
-        self.ctx = ctx
+        def __init__(self) -> None:
+            self.hashes: dict[str, "hashlib._Hash"] = {}
 
-    def accepts(self, info) -> bool:
-        return info.type not in RATES
+        def accepts(self, info) -> bool:
+            return info.type not in RATES
 
-    def process(self, chunk):
-        h = self.hashes.setdefault(f"{chunk.info.type}/{chunk.info.source_id}", hashlib.sha256())
-        for row_t, row in zip(chunk.timestamps, chunk.data):  # row by row: the same hash whatever the chunking
-            h.update(np.float64(row_t).tobytes())
-            h.update(np.ascontiguousarray(row, dtype=np.float64).tobytes())
-        return []
+        def process(self, chunk):
+            h = self.hashes.setdefault(f"{chunk.info.type}/{chunk.info.source_id}", hashlib.sha256())
+            for row_t, row in zip(chunk.timestamps, chunk.data):  # row by row: the same hash whatever the chunking
+                h.update(np.float64(row_t).tobytes())
+                h.update(np.ascontiguousarray(row, dtype=np.float64).tobytes())
+            return []
 
-    def tick(self, now):
-        return []
+        def on_event(self, event) -> None:
+            pass
 
-    def flush(self, now):
-        return []
+        def on_plan(self, plan) -> None:
+            pass
 
-    def close(self) -> None:
-        pass
-
-    def on_event(self, event) -> None:
-        pass
-
-    def on_plan(self, plan) -> None:
-        pass
+    return Digest()
 
 
 def child_replay(path: Path, meta: dict, out: Path, digest: bool, profile: str | None) -> dict:
@@ -115,7 +108,7 @@ def child_replay(path: Path, meta: dict, out: Path, digest: bool, profile: str |
     cpu0 = time.process_time()
     source = _source(path, meta)
     story = load_story(default_story_path())
-    observers = [_Digest()] if digest else []
+    observers = [_digest()] if digest else []
     session = Session([source], VirtualClock(source.start_time()), story=story, events_out=out / "events.jsonl",
                       scenes_out=out / "scenes.jsonl", observers=observers)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -133,8 +133,10 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
         RppgHeartRate(),  # heart rate from the face's colour, when no ECG/PPG/strap beats
         PerViewer(lambda v: FeatureWindow(viewer=v)),
         PerViewer(lambda v: BaselineCalibrator(calibration_s=calibration_s)),
-        *models,
+        # before the models: it is handed each FeaturesRelative row before a model scores it, so an event's
+        # evidence is the features of its own moment (it hears the scores wherever it stands)
         EngagementStateMachine(),
+        *models,
         MarkerEvents(),
     ]
 

@@ -14,8 +14,9 @@ arousal    arousal.high      arousal.low          ≥0.70 / ≤0.50
 attention  attention.lost    attention.regained   ≤0.40 / ≥0.60
 ========== ================= ==================== ===========
 
-Every event's evidence names the score, the threshold, the dwell and the latest relative
-features, plus a one-line ``reason`` and a stable ``reason_code``
+Every event's evidence names the score, the threshold, the dwell and the relative features of
+the moment it was decided (the ``FeaturesRelative`` row with the event's timestamp, or the last
+one before it), plus a one-line ``reason`` and a stable ``reason_code``
 (``<dimension>.<on|off>.threshold_held``). Each switch is also kept as a typed
 :class:`Transition` in ``history``; a NaN score (a model that does not estimate that dimension)
 never switches anything. ``suppressed`` counts, per reason code, the switches held back by the
@@ -29,7 +30,7 @@ confidence gate (``gate.low_confidence``) or the refractory period (``gate.refra
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from engage.core import Chunk, Processor, StreamInfo
@@ -92,7 +93,9 @@ class EngagementStateMachine(Processor):
         self.refractory_s = refractory_s
         self.min_confidence = min_confidence
         self._states: dict[tuple[str, str], _DimState] = {}
-        self._features: dict[str, dict[str, float]] = {}
+        # per viewer: the FeaturesRelative rows not yet behind the scores (the pipeline hands the state machine
+        # each row before the model scores it, so a score at t finds the row of t)
+        self._features: dict[str, deque[tuple[float, tuple[str, ...], object]]] = {}
         self.state: dict[str, dict[str, bool]] = {}
         self.history: list[Transition] = []
         self.suppressed: Counter = Counter()
@@ -103,14 +106,25 @@ class EngagementStateMachine(Processor):
     def process(self, chunk: Chunk) -> list[Chunk]:
         viewer = chunk.info.viewer
         if chunk.info.type == "FeaturesRelative":
-            self._features[viewer] = dict(zip(chunk.info.channels, (float(v) for v in chunk.data[-1])))
+            rows = self._features.setdefault(viewer, deque(maxlen=86400))  # (bounded: a day of rows without scores)
+            rows.extend((float(t), chunk.info.channels, row) for t, row in zip(chunk.timestamps, chunk.data))
             return []
         names = chunk.info.channels
         for t, row in zip(chunk.timestamps, chunk.data):
             values = dict(zip(names, (float(v) for v in row)))
+            rows = self._features.get(viewer)
+            while rows and len(rows) > 1 and rows[1][0] <= t:  # the rows before the one in force at t are done
+                rows.popleft()
             for dim in self.dimensions:
                 self._update(viewer, dim, float(t), values)
         return []
+
+    def _features_at(self, viewer: str, t: float) -> dict[str, float]:
+        rows = self._features.get(viewer)
+        if not rows or rows[0][0] > t:
+            return {}
+        _, channels, row = rows[0]
+        return dict(zip(channels, (float(v) for v in row)))
 
     def _update(self, viewer: str, dim: Dimension, t: float, values: dict[str, float]) -> None:
         st = self._states.setdefault((viewer, dim.name), _DimState())
@@ -144,7 +158,7 @@ class EngagementStateMachine(Processor):
             "reason": f"{dim.name} {score:.2f} {sign} {threshold:.2f} for {dwell:.1f} s",
             "reason_code": code,
             dim.name: score, "threshold": threshold, "dwell_s": dwell,
-            "features": self._features.get(viewer, {}),
+            "features": self._features_at(viewer, t),
         }
         st.pending_since, st.pending_conf = None, []
         self.state.setdefault(viewer, {})[dim.name] = st.active

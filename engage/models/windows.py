@@ -5,6 +5,11 @@ EDA features and the last ``attention_window_s`` seconds of face features into o
 row. Each modality carries its quality (0 when it is missing), so a missing strap or a lost face
 lowers confidence downstream instead of producing a guess.
 
+A window is summarised once every input has delivered a row past its end (a beat is known only
+some time after it happened; a device may send its samples in packets), or has sent nothing for
+``max_wait_s`` of session time (a sensor that stopped or never came), or at the end of the input:
+so its rows hold the same data whatever the chunking and pace at which the inputs arrive.
+
 >>> w = FeatureWindow(window_s=30, hop_s=1)
 >>> w.info("viewer-1").channels[:3]
 ('hr_mean', 'scr_rate', 'eda_tonic')
@@ -57,25 +62,42 @@ def in_time_range(processor: Processor, chunk: Chunk) -> Chunk | None:
 
 
 class _Buffer:
-    """Timestamps and rows of one input stream, trimmed to the longest window."""
+    """Timestamps and rows of one input stream, trimmed to the longest window (appended in place, grown by
+    doubling: a chunk costs a copy of itself, not of the buffer)."""
 
     def __init__(self, n_channels: int) -> None:
-        self.t = np.zeros(0)
-        self.x = np.zeros((0, n_channels))
+        self._t = np.empty(64)
+        self._x = np.empty((64, n_channels))
+        self._i0 = 0
+        self._n = 0
+
+    @property
+    def t(self) -> np.ndarray:
+        return self._t[self._i0:self._n]
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[self._i0:self._n]
 
     def add(self, chunk: Chunk, keep_after: float) -> None:
-        self.t = np.concatenate([self.t, chunk.timestamps])
-        self.x = np.vstack([self.x, chunk.data.astype(np.float64)])
+        m = len(chunk)
+        if self._n + m > self._t.size:
+            live = self._n - self._i0
+            t, x = np.empty(max(64, 2 * (live + m))), np.empty((max(64, 2 * (live + m)), self._x.shape[1]))
+            t[:live], x[:live] = self.t, self.x
+            self._t, self._x, self._i0, self._n = t, x, 0, live
+        self._t[self._n:self._n + m] = chunk.timestamps
+        self._x[self._n:self._n + m] = chunk.data
+        self._n += m
         self.trim(keep_after)
 
     def trim(self, keep_after: float) -> None:
-        i = int(np.searchsorted(self.t, keep_after, side="right"))
-        if i:
-            self.t, self.x = self.t[i:], self.x[i:]
+        self._i0 += int(np.searchsorted(self.t, keep_after, side="right"))
 
     def since(self, t0: float, now: float) -> tuple[np.ndarray, np.ndarray]:
-        m = (self.t > t0) & (self.t <= now)
-        return self.t[m], self.x[m]
+        t = self.t
+        m = (t > t0) & (t <= now)
+        return t[m], self.x[m]
 
 
 class FeatureWindow(Processor):
@@ -85,15 +107,20 @@ class FeatureWindow(Processor):
     inputs = ("HeartRate", "EDAFeatures", "FaceFeatures")
 
     def __init__(self, window_s: float = 30.0, hop_s: float = 1.0, attention_window_s: float = 10.0,
-                 viewer: str = "viewer-1") -> None:
+                 viewer: str = "viewer-1", max_wait_s: float = 5.0) -> None:
         self.window_s = window_s
         self.hop_s = hop_s
         self.attention_window_s = attention_window_s
         self.viewer = viewer
+        self.max_wait_s = max_wait_s
         self._buffers: dict[str, _Buffer] = {}
         self._channels: dict[str, tuple[str, ...]] = {}
-        self._next: float | None = None
+        self._next: float | None = None  # the end of the next window (None until the first is summarised)
         self._first: float | None = None
+        self._latest: dict[str, float] = {}  # per input: the latest row time received
+        self._arrived: dict[str, float] = {}  # per input: the session time of its last chunk
+        self._fresh: set[str] = set()  # inputs that delivered since the last tick
+        self._opened: float | None = None  # the session time the first input arrived
 
     def info(self, viewer: str) -> StreamInfo:
         return StreamInfo(f"{viewer}-features", "Features", FEATURE_CHANNELS, FEATURE_UNITS, 1.0 / self.hop_s,
@@ -110,8 +137,13 @@ class FeatureWindow(Processor):
         if kind not in self._buffers:
             self._buffers[kind] = _Buffer(chunk.info.channel_count)
             self._channels[kind] = chunk.info.channels
-        if self._first is None:
-            self._first = chunk.first_time
+        first = chunk.first_time
+        if self._next is None and (self._first is None or first < self._first):
+            self._first = first  # the earliest row of any input, until the first window is out
+        last = float(chunk.timestamps.max())
+        if last > self._latest.get(kind, -np.inf):
+            self._latest[kind] = last
+        self._fresh.add(kind)
         # keep what the next window to summarise still needs (a big chunk may span several windows)
         pending = self._next if self._next is not None else self._first + self.hop_s
         self._buffers[kind].add(chunk, min(chunk.last_time, pending) - max(self.window_s, self.attention_window_s))
@@ -120,18 +152,52 @@ class FeatureWindow(Processor):
     def _col(self, kind: str, x: np.ndarray, name: str) -> np.ndarray:
         return x[:, self._channels[kind].index(name)]
 
+    def _ready(self, end: float, now: float) -> bool:
+        """Whether every input has delivered a row after ``end`` or has been silent for ``max_wait_s``."""
+        for kind in self.inputs:
+            if self._latest.get(kind, -np.inf) > end:
+                continue
+            if now - self._arrived.get(kind, self._opened) >= self.max_wait_s:  # stopped, or never came
+                continue
+            return False
+        return True
+
+    def _arrivals(self, now: float) -> None:
+        for kind in self._fresh:
+            self._arrived[kind] = now
+        if self._fresh and self._opened is None:
+            self._opened = now
+        self._fresh.clear()
+
     def tick(self, now: float) -> list[Chunk]:
+        self._arrivals(now)
         if self._first is None or not abs(now) <= MAX_TIMESTAMP_S:
             return []
-        if self._next is None:
-            self._next = self._first + self.hop_s
+        return self._summarise_until(now, wait=True)
+
+    def flush(self, now: float) -> list[Chunk]:
+        """The input has ended: every window up to ``now``, without waiting for more."""
+        self._arrivals(now)
+        if self._first is None or not abs(now) <= MAX_TIMESTAMP_S:
+            return []
+        return self._summarise_until(now, wait=False)
+
+    def _summarise_until(self, now: float, wait: bool) -> list[Chunk]:
+        nxt = self._next if self._next is not None else self._first + self.hop_s
+        if now - nxt > self.window_s:  # after a long silence only the last window can hold data, unless data came
+            skip = np.floor((now - nxt - self.window_s) / self.hop_s)
+            held = [b.t[b.t > nxt - self.window_s] for b in self._buffers.values()]
+            earliest = min((float(h.min()) for h in held if h.size), default=np.inf)
+            skip = min(skip, max(0.0, np.floor((earliest - nxt) / self.hop_s)))
+            if skip > 0:
+                nxt += skip * self.hop_s
+                self._next = nxt
         rows, stamps = [], []
-        if now - self._next > self.window_s:  # after a long silence only the last window can hold data
-            self._next += np.floor((now - self._next - self.window_s) / self.hop_s) * self.hop_s
-        while self._next <= now:
-            rows.append(self.summarise(self._next))
-            stamps.append(self._next)
-            self._next = step_after(self._next, self.hop_s)
+        while nxt <= now and (not wait or self._ready(nxt, now)):
+            rows.append(self.summarise(nxt))
+            stamps.append(nxt)
+            nxt = step_after(nxt, self.hop_s)
+            self._next = nxt
         return [Chunk.from_rows(self.info(self.viewer), rows, stamps)] if rows else []
 
     def summarise(self, now: float) -> list[float]:
