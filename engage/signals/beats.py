@@ -7,23 +7,31 @@ in one compiled loop (numba), so the beats are *exactly* the same whatever the c
 ECG (:class:`EcgBeatDetector`): the signal is high-passed at 0.5 Hz (baseline wander) and
 band-passed at 5–15 Hz (QRS energy); the QRS feature is the absolute slope of the band-passed
 signal averaged over 100 ms. Candidate QRS regions are where the feature exceeds half of an
-adaptive threshold (Pan–Tompkins signal and noise levels); a region whose peak passes the full
-threshold is a beat, one that does not is kept as a search-back candidate when no beat follows
-for 1.66 mean RR intervals. A region whose feature stays above the full threshold for longer than
-0.5 s is a noise burst, not a QRS (a region that merely starts early on noise is still a beat). A
-200 ms refractory period, a T-wave test (a slope under half the previous QRS's within 360 ms) and a
-cap on how much one region may raise the signal level (noise bursts, wide ventricular beats) make it
-robust; after 3 s without a beat the signal level decays so a weaker signal is found again. The
-levels are learnt on the first 2 s of good signal (NaN and flat stretches start the learning anew).
+adaptive threshold (Pan–Tompkins signal and noise levels); a region also ends at a valley of the
+feature under half its peak once the feature has doubled again from it, so the beats of a
+ventricular run, or a normal beat right after a wide premature one, are separate regions even when
+the feature never falls in between. A region whose peak passes the full threshold is a beat, one
+that does not is kept as a search-back candidate when no beat follows for 1.66 mean RR intervals.
+The signal level is the median feature peak of the last 8 beats, so the large, wide ventricular
+beats of bigeminy or a run do not lift the threshold over the normal beats between them. A region
+whose feature stays above the full threshold for longer than 0.5 s is a noise burst, not a QRS (a
+region that merely starts early on noise is still a beat). A 200 ms refractory period (up to 0.4
+mean RR), a T-wave test within 360 ms of a beat (a repolarisation is slower than its QRS: under
+half its QRS energy and 1.5 times as wide, or a wave under 15 % of the beat's size) and a cap on how
+much one region may raise the signal level make it robust; after 3 s without a beat the signal
+level decays so a weaker signal is found again. The levels are learnt on the first 2 s of good
+signal (NaN and flat stretches start the learning anew).
 
-The R peak is the steepest local maximum (largest prominence per sample of width at half prominence; a
-minimum when the stream's QRS complexes are mostly inverted) of the signal high-passed at 0.5 Hz *with zero phase*
-(forwards and backwards over the last 3 s, recomputed for each QRS: a causal high-pass shifts wide
-waves by tens of milliseconds) and smoothed over one 50 Hz period, within the stretch where the QRS
-energy is above half its maximum, mapped back by the feature's delay (half the 100 ms box plus the
-band-pass's group delay). A search-back beat is taken only once its candidate is a refractory period
-old, so a real QRS right after a sub-threshold bump wins. ``finish()`` decides on a QRS complex still
-open when the stream ends.
+The R peak is the steepest local extreme (largest prominence per sample of width at half prominence) of
+the signal high-passed at 0.5 Hz *with zero phase* (forwards and backwards over the last 3 s,
+recomputed for each QRS: a causal high-pass shifts wide waves by tens of milliseconds) and smoothed
+over one 50 Hz period, within the stretch where the QRS energy is above half its maximum, mapped back
+by the feature's delay (half the 100 ms box plus the band-pass's group delay). It is a maximum, or a
+minimum when the stream's QRS complexes are mostly inverted, unless the opposite polarity holds the
+beat's main deflection (a ventricular beat of the opposite polarity: the cardiologists' fiducial point
+is that deflection, not the small wave before it). A search-back beat is taken only once its candidate
+is a refractory period old, so a real QRS right after a sub-threshold bump wins. ``finish()`` decides
+on a QRS complex still open when the stream ends.
 
 PPG (:class:`PpgBeatDetector`): Elgendi's two-moving-averages method made causal: band-pass
 0.5–8 Hz, clip negative, square, and mark blocks where the 111 ms average exceeds the 667 ms
@@ -52,12 +60,15 @@ __all__ = ["EcgBeatDetector", "PpgBeatDetector", "detect_ecg_beats", "detect_ppg
 
 # ---- state layout (floats) ----
 _F_SPK, _F_NPK, _F_LASTFP, _F_RRAVG, _F_GSUM, _F_PREVB, _F_RPEAK, _F_CANDFP, _F_WMAX, _F_WSUM, _F_PREVX, \
-    _F_LASTGOOD, _F_POL = range(13)
-_NF = 13
+    _F_LASTGOOD, _F_POL, _F_PPROM, _F_PSTEEP, _F_PSIGN, _F_VALLEY, _F_POSTMAX, _F_LASTPROM, _F_LASTSTEEP, \
+    _F_LASTSIGN, _F_RPROM, _F_RSTEEP = range(23)
+_F_LEV = 23  # the last _NLEV beats' feature peaks (a ring): the signal level is their median
+_NLEV = 8
+_NF = _F_LEV + _NLEV
 # ---- state layout (ints) ----
 _I_N, _I_INREG, _I_RSTART, _I_LASTBEAT, _I_CANDIDX, _I_WARM, _I_RUN, _I_BADCNT, _I_NBEATS, _I_HAVEPREV, \
-    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE = range(13)
-_NI = 13
+    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST = range(17)
+_NI = 17
 
 
 @njit(cache=True, nogil=True)
@@ -100,41 +111,13 @@ def _zero_phase_hp(ring_x, size, s0, n, sos, pad, zp, tmp):  # pragma: no cover 
 
 
 @njit(cache=True, nogil=True)
-def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
-    """Index (absolute) of the R peak in [lo, hi]: the steepest local maximum of the (smoothed) high-passed
-    signal - the largest prominence per sample of its width at half prominence - or the steepest minimum when
-    the stream's QRS complexes are mostly inverted (a running vote over the beats); the window's extreme when
-    it holds no local extreme. The R wave is the sharpest wave of a beat: a motion or T wave beside it can be
-    more prominent but is wider. Prominences and widths are measured over the wider [lo2, hi2] so a peak near
-    the window's edge is not judged on half its base."""
-    m = hi2 - lo2 + 1
-    mean = 0.0
-    vmax = -1e300
-    vmin = 1e300
-    imax = lo
-    imin = lo
-    for k in range(lo2, hi2 + 1):
-        v = _smoothed(zp, k - s0, half)
-        work[k - lo2] = v
-        if lo <= k <= hi:
-            mean += v
-            if v > vmax:
-                vmax = v
-                imax = k
-            if v < vmin:
-                vmin = v
-                imin = k
-    mean /= max(1, hi - lo + 1)
-    vote = -1.0 if (mean - vmin) > 1.4 * (vmax - mean) else 1.0
-    sf[_F_POL] = 0.9 * sf[_F_POL] + 0.1 * vote
-    sign = 1.0
-    best = imax
-    if sf[_F_POL] < 0.0:
-        sign = -1.0
-        best = imin
-    best_steep = -1.0
-    i = max(1, lo - lo2)
-    last = min(m - 2, hi - lo2)
+def _steepest(work, m, i0, i1, sign, out):  # pragma: no cover - compiled
+    """The steepest local extreme (maximum for ``sign`` 1, minimum for -1) of ``work[:m]`` whose middle lies in
+    ``[i0, i1]``: ``out`` gets (position, steepness = prominence / width at half prominence, prominence); position
+    -1 when there is none. Prominences and widths are measured over the whole ``work[:m]``."""
+    out[0], out[1], out[2] = -1.0, -1.0, 0.0
+    i = max(1, i0)
+    last = min(m - 2, i1)
     while i <= last:
         v = sign * work[i]
         if sign * work[i - 1] < v:
@@ -167,13 +150,161 @@ def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - co
                 left_x = a + (h - wa) / (wa1 - wa) if wa1 != wa else float(a)
                 right_x = b - (h - wb) / (wb1 - wb) if wb1 != wb else float(b)
                 steep = prom / max(right_x - left_x, 1.0)
-                if steep > best_steep and lo2 + (i + j) // 2 <= hi:
-                    best_steep = steep
-                    best = lo2 + (i + j) // 2
+                if steep > out[1] and (i + j) // 2 <= i1:
+                    out[0], out[1], out[2] = float((i + j) // 2), steep, prom
             i = j + 1
         else:
             i += 1
-    return best
+
+
+@njit(cache=True, nogil=True)
+def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - compiled
+    """Index (absolute) of the R peak in [lo, hi]: the steepest local extreme of the (smoothed) high-passed signal
+    - the largest prominence per sample of its width at half prominence - of the stream's usual QRS polarity (a
+    running vote over the beats), unless the opposite polarity holds a deflection more than twice as prominent and
+    steeper (a ventricular beat of the opposite polarity: its main deflection is the beat); the window's extreme
+    when it holds no local extreme. The R wave is the sharpest wave of a beat: a motion or T wave beside it can
+    be more prominent but is wider. Prominences and widths are measured over the wider [lo2, hi2] so a peak near
+    the window's edge is not judged on half its base."""
+    m = hi2 - lo2 + 1
+    mean = 0.0
+    vmax = -1e300
+    vmin = 1e300
+    imax = lo
+    imin = lo
+    for k in range(lo2, hi2 + 1):
+        v = _smoothed(zp, k - s0, half)
+        work[k - lo2] = v
+        if lo <= k <= hi:
+            mean += v
+            if v > vmax:
+                vmax = v
+                imax = k
+            if v < vmin:
+                vmin = v
+                imin = k
+    mean /= max(1, hi - lo + 1)
+    vote = -1.0 if (mean - vmin) > 1.4 * (vmax - mean) else 1.0
+    sf[_F_POL] = 0.9 * sf[_F_POL] + 0.1 * vote
+    sign = -1.0 if sf[_F_POL] < 0.0 else 1.0
+    usual = np.empty(3)
+    other = np.empty(3)
+    _steepest(work, m, lo - lo2, hi - lo2, sign, usual)
+    _steepest(work, m, lo - lo2, hi - lo2, -sign, other)
+    # the opposite polarity wins when it holds the beat's main deflection (four times as prominent, half as steep again)
+    # and the usual one holds no R wave of the stream's usual size (a motion wave beside a normal R wave is not a
+    # ventricular beat)
+    if other[0] >= 0 and (usual[0] < 0 or (other[2] > 4.0 * usual[2] and other[1] > 1.5 * usual[1]
+                                           and usual[2] < 0.5 * sf[_F_RPROM])):
+        sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN] = other[2], other[1], -sign
+        return lo2 + int(other[0])
+    if usual[0] >= 0:
+        sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN] = usual[2], usual[1], sign
+        return lo2 + int(usual[0])
+    sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN] = 0.0, 0.0, sign
+    return imin if sign < 0 else imax
+
+
+
+@njit(cache=True, nogil=True)
+def _push_level(sf, si, fp):  # pragma: no cover - compiled
+    """A beat's feature peak joins the ring of the last beats; the signal level becomes their median (so the
+    large, wide ventricular beats of bigeminy or a run do not lift the threshold over the normal beats)."""
+    k = si[_I_NLEV]
+    sf[_F_LEV + k % _NLEV] = fp
+    si[_I_NLEV] = k + 1
+    m = min(k + 1, _NLEV)
+    vals = np.sort(sf[_F_LEV:_F_LEV + m])
+    sf[_F_SPK] = 0.5 * (vals[(m - 1) // 2] + vals[m // 2])
+
+
+@njit(cache=True, nogil=True)
+def _same_complex(sf, fp):  # pragma: no cover - compiled
+    """Whether the region just placed repeats the last beat's complex and that beat was ventricular (of the
+    opposite polarity to the stream's usual R wave, or half as wide again): same polarity, prominence and width
+    within a factor 1.5, QRS energy within a factor 2. The next beat of a ventricular run: the rate-dependent part
+    of the refractory period does not apply to it (narrow complexes 200-300 ms apart are not a rhythm)."""
+    prom, steep = sf[_F_PPROM], sf[_F_PSTEEP]
+    lprom, lsteep = sf[_F_LASTPROM], sf[_F_LASTSTEEP]
+    if prom <= 0.0 or steep <= 0.0 or lprom <= 0.0 or lsteep <= 0.0 or sf[_F_PSIGN] != sf[_F_LASTSIGN]:
+        return False
+    width, lwidth = prom / steep, lprom / lsteep
+    ventricular = sf[_F_LASTSIGN] * sf[_F_POL] < 0.0 or (sf[_F_RSTEEP] > 0.0
+                                                          and lwidth > 1.5 * sf[_F_RPROM] / sf[_F_RSTEEP])
+    return (ventricular and lprom / 1.5 < prom < 1.5 * lprom and lwidth / 1.5 < width < 1.5 * lwidth
+            and 0.5 * sf[_F_LASTFP] < fp < 2.0 * sf[_F_LASTFP])
+
+
+@njit(cache=True, nogil=True)
+def _t_wave(sf, fp):  # pragma: no cover - compiled
+    """Whether a region within the T-wave window after the last beat is that beat's T wave (the placement's
+    prominence, steepness and sign are in ``sf``). A T wave is a repolarisation: slower than its QRS (the region's
+    QRS energy under half the last beat's and its main wave wider than the last beat's by half), or a wave too
+    small to be a QRS (under 15 % of the last beat's prominence)."""
+    prom, steep = sf[_F_PPROM], sf[_F_PSTEEP]
+    lprom, lsteep = sf[_F_LASTPROM], sf[_F_LASTSTEEP]
+    if prom <= 0.0 or steep <= 0.0 or lprom <= 0.0 or lsteep <= 0.0:
+        return fp < 0.5 * sf[_F_LASTFP]
+    wider = prom / steep > 1.5 * lprom / lsteep
+    return (fp < 0.5 * sf[_F_LASTFP] and wider) or prom < 0.15 * lprom
+
+
+@njit(cache=True, nogil=True)
+def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp,
+                  tmp, thr, refr, twave):  # pragma: no cover - compiled
+    """Decide on the QRS region that started at ``si[_I_RSTART]`` and ends at sample ``end`` (``n`` is now)."""
+    size = ring_c.shape[0]
+    max_region = int(round(0.5 * fs))
+    ext = int(round(0.1 * fs))
+    fp = sf[_F_RPEAK]
+    # the R peak lies where the QRS energy is: around the feature's maximum, while it stays above half of it
+    a = si[_I_PEAKIDX]
+    while a > si[_I_RSTART] and ring_f[(a - 1) % size] > 0.5 * fp:
+        a -= 1
+    b = si[_I_PEAKIDX]
+    while b < end and ring_f[(b + 1) % size] > 0.5 * fp:
+        b += 1
+    lo = max(a - delay, n - size + half, si[_I_LASTBEAT] + int(round(0.2 * fs)), half - 1, si[_I_FIRST])
+    hi = n - half + 1 if closing else min(b - delay, n - half + 1)
+    if si[_I_ABOVE] > max_region:  # energy above threshold for longer than any QRS: a burst
+        sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
+        return nout
+    if hi < lo:
+        return nout
+    # the R peak is placed on a zero-phase high-passed copy of the last 3 s (a causal high-pass shifts
+    # wide waves by tens of ms: NeuroKit2's ecg_clean filters forwards and backwards)
+    s0 = max(n - int(3.0 * fs), n - size + 1, 0)
+    _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
+    lo2 = max(lo - ext, s0 + half - 1)
+    lo = max(lo, lo2)
+    hi2 = max(hi, min(hi + ext, n - half + 1))
+    r = _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work) if hi >= lo else hi
+    rr = r - si[_I_LASTBEAT]
+    is_beat = fp > thr and (rr >= refr or (rr >= int(round(0.2 * fs)) and _same_complex(sf, fp)))
+    if is_beat and rr < twave and _t_wave(sf, fp):
+        is_beat = False
+    if is_beat:
+        out_idx[nout] = r
+        out_bad[nout] = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
+        nout += 1
+        si[_I_BADCNT] = 0
+        _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
+        sf[_F_LASTFP] = fp
+        sf[_F_LASTPROM], sf[_F_LASTSTEEP], sf[_F_LASTSIGN] = sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN]
+        if sf[_F_PSIGN] * sf[_F_POL] >= 0.0:  # the typical size of the usual R wave
+            sf[_F_RPROM] = sf[_F_PPROM] if sf[_F_RPROM] <= 0.0 else 0.875 * sf[_F_RPROM] + 0.125 * sf[_F_PPROM]
+            sf[_F_RSTEEP] = sf[_F_PSTEEP] if sf[_F_RSTEEP] <= 0.0 else 0.875 * sf[_F_RSTEEP] + 0.125 * sf[_F_PSTEEP]
+        if 0.4 * sf[_F_RRAVG] < rr < 2.0 * sf[_F_RRAVG]:
+            sf[_F_RRAVG] = 0.875 * sf[_F_RRAVG] + 0.125 * rr
+        si[_I_LASTBEAT] = r
+        sf[_F_CANDFP] = 0.0
+        si[_I_CANDIDX] = -1
+    elif rr >= refr:  # (a region within the refractory period is part of the last beat's complex, not noise)
+        sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
+        if fp > sf[_F_CANDFP] and rr >= twave:
+            sf[_F_CANDFP] = fp
+            si[_I_CANDIDX] = r
+    return nout
 
 
 @njit(cache=True, nogil=True)
@@ -182,79 +313,59 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
 
     ``delay`` is how far the feature lags the signal (half the 100 ms box plus the band-pass's group delay):
     a QRS region of the feature between samples ``a`` and ``b`` holds its R peak in ``[a - delay, b - delay]``.
+    A region ends where the feature falls under half the threshold, or at a valley under half its peak once the
+    feature has doubled again from it (the next beat of a run, or a beat right after a wide one).
     ``n = -1`` closes an open region at the end of the stream."""
-    size = ring_c.shape[0]
     refr = max(int(round(0.2 * fs)), int(0.4 * sf[_F_RRAVG]))
     twave = max(int(round(0.36 * fs)), int(0.5 * sf[_F_RRAVG]))
     max_region = int(round(0.5 * fs))
-    ext = int(round(0.1 * fs))
     closing = n < 0
     if closing:
         n = si[_I_N] - 1
-    decay = np.exp(-1.0 / (2.0 * fs))
     since = n - si[_I_LASTBEAT]
     if since > 3.0 * fs and not closing:  # lost the beat: let the signal level fall towards the noise level
+        decay = np.exp(-1.0 / (2.0 * fs))
         sf[_F_SPK] = sf[_F_NPK] + (sf[_F_SPK] - sf[_F_NPK]) * decay
+        for k in range(min(si[_I_NLEV], _NLEV)):
+            sf[_F_LEV + k] = sf[_F_NPK] + (sf[_F_LEV + k] - sf[_F_NPK]) * decay
     thr = sf[_F_NPK] + 0.25 * (sf[_F_SPK] - sf[_F_NPK])
     low = 0.5 * thr
     if si[_I_INREG] == 0:
         if f > low and not closing:
             si[_I_INREG] = 1
             si[_I_RSTART] = n
-            si[_I_PEAKIDX] = n
+            si[_I_PEAKIDX] = si[_I_VALLEYIDX] = si[_I_POSTMAXIDX] = n
             si[_I_ABOVE] = 0
-            sf[_F_RPEAK] = f
+            sf[_F_RPEAK] = sf[_F_VALLEY] = sf[_F_POSTMAX] = f
     else:
         if not closing:
             if f > sf[_F_RPEAK]:
-                sf[_F_RPEAK] = f
-                si[_I_PEAKIDX] = n
+                sf[_F_RPEAK] = sf[_F_VALLEY] = sf[_F_POSTMAX] = f
+                si[_I_PEAKIDX] = si[_I_VALLEYIDX] = si[_I_POSTMAXIDX] = n
+            elif f < sf[_F_VALLEY]:
+                sf[_F_VALLEY] = sf[_F_POSTMAX] = f
+                si[_I_VALLEYIDX] = si[_I_POSTMAXIDX] = n
+            elif f > sf[_F_POSTMAX]:
+                sf[_F_POSTMAX] = f
+                si[_I_POSTMAXIDX] = n
             if f > thr:
                 si[_I_ABOVE] += 1
         if closing or f <= low or n - si[_I_RSTART] > 2 * max_region:
             si[_I_INREG] = 0
-            fp = sf[_F_RPEAK]
-            # the R peak lies where the QRS energy is: around the feature's maximum, while it stays above half of it
-            a = si[_I_PEAKIDX]
-            while a > si[_I_RSTART] and ring_f[(a - 1) % size] > 0.5 * fp:
-                a -= 1
-            b = si[_I_PEAKIDX]
-            while b < n and ring_f[(b + 1) % size] > 0.5 * fp:
-                b += 1
-            lo = max(a - delay, n - size + half, si[_I_LASTBEAT] + int(round(0.2 * fs)), half - 1)
-            hi = n - half + 1 if closing else min(b - delay, n - half + 1)
-            if si[_I_ABOVE] > max_region:  # energy above threshold for longer than any QRS: a burst
-                sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
-            elif hi >= lo:
-                # the R peak is placed on a zero-phase high-passed copy of the last 3 s (a causal high-pass shifts
-                # wide waves by tens of ms: NeuroKit2's ecg_clean filters forwards and backwards)
-                s0 = max(n - int(3.0 * fs), n - size + 1, 0)
-                _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
-                lo2 = max(lo - ext, s0 + half - 1)
-                lo = max(lo, lo2)
-                hi2 = max(hi, min(hi + ext, n - half + 1))
-                r = _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work) if hi >= lo else hi
-                rr = r - si[_I_LASTBEAT]
-                is_beat = fp > thr and rr >= refr
-                if is_beat and rr < twave and fp < 0.5 * sf[_F_LASTFP]:
-                    is_beat = False  # a T wave
-                if is_beat:
-                    out_idx[nout] = r
-                    out_bad[nout] = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
-                    nout += 1
-                    si[_I_BADCNT] = 0
-                    sf[_F_SPK] = 0.875 * sf[_F_SPK] + 0.125 * min(fp, 3.0 * sf[_F_SPK])
-                    sf[_F_LASTFP] = fp
-                    if 0.4 * sf[_F_RRAVG] < rr < 2.0 * sf[_F_RRAVG]:
-                        sf[_F_RRAVG] = 0.875 * sf[_F_RRAVG] + 0.125 * rr
-                    si[_I_LASTBEAT] = r
-                    sf[_F_CANDFP] = 0.0
-                    si[_I_CANDIDX] = -1
-                else:
-                    sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
-                    if rr >= refr and fp > sf[_F_CANDFP] and rr >= twave:
-                        sf[_F_CANDFP] = fp
-                        si[_I_CANDIDX] = r
+            nout = _close_region(n, n, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work,
+                                 sos, zp, tmp, thr, refr, twave)
+        elif sf[_F_VALLEY] < 0.5 * sf[_F_RPEAK] and sf[_F_POSTMAX] > 2.0 * sf[_F_VALLEY]:
+            # a valley between two humps: the region so far ends there, the next one starts after it
+            v = si[_I_VALLEYIDX]
+            nout = _close_region(n, v, False, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work,
+                                 sos, zp, tmp, thr, refr, twave)
+            si[_I_RSTART] = v + 1
+            si[_I_ABOVE] = 0
+            for k in range(v + 1, n + 1):
+                if ring_f[k % ring_f.shape[0]] > thr:
+                    si[_I_ABOVE] += 1
+            sf[_F_RPEAK] = sf[_F_VALLEY] = sf[_F_POSTMAX] = f
+            si[_I_PEAKIDX] = si[_I_VALLEYIDX] = si[_I_POSTMAXIDX] = n
     # search back: no beat for 1.66 mean RR, take the best sub-threshold region since the last beat
     # (not before the candidate is a refractory period old: a real QRS right after a sub-threshold bump wins)
     if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0 and not closing \
@@ -266,7 +377,7 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
         nout += 1
         si[_I_BADCNT] = 0
         fp = sf[_F_CANDFP]
-        sf[_F_SPK] = 0.75 * sf[_F_SPK] + 0.25 * min(fp, 3.0 * sf[_F_SPK])
+        _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
         sf[_F_LASTFP] = fp
         si[_I_LASTBEAT] = r
         sf[_F_CANDFP] = 0.0
@@ -327,9 +438,13 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
                 sf[_F_WSUM] = 0.0
             elif si[_I_WARM] == warm_len:  # levels learnt: go back over the learning period
                 sf[_F_SPK] = 0.5 * sf[_F_WMAX]
+                sf[_F_LEV:_F_LEV + _NLEV] = sf[_F_SPK]  # the learnt level stands for the beats not seen yet
+                si[_I_NLEV] = _NLEV
                 sf[_F_NPK] = 0.5 * sf[_F_WSUM] / warm_len
                 sf[_F_RRAVG] = 0.8 * fs
                 si[_I_LASTBEAT] = n - warm_len - int(round(0.2 * fs))
+                # no R peak in the first 0.1 s: a QRS complex cut by the start of the stream is not placed
+                si[_I_FIRST] = n - warm_len + int(round(0.1 * fs))
                 for k in range(n - warm_len + 1, n + 1):
                     nout = _decide(k, ring_f[k % size], fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half,
                                    work, sos, zp, tmp)
