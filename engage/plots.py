@@ -70,3 +70,58 @@ def plot_session(log, path: str | Path, origin: float = 0.0, title: str = "engag
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_truth_vs_sensed(panels, path: str | Path, channel: str = "boredom",
+                         title: str = "simulated viewers: true state and what the sensing stack inferred") -> Path:
+    """Write a PNG of small multiples, one per simulated viewer: the viewer's latent ``channel``
+    (ground truth) against the ``Engagement`` stream's ``channel`` the pipeline inferred, with the
+    scene starts and the ``{channel}.onset``/``.offset`` events.
+
+    Parameters
+    ----------
+    panels : sequence of (label, truth, log)
+        ``truth`` is :meth:`~engage.sensors.simulated.SimulatedViewer.truth_array` (columns t, arousal,
+        boredom, attention); ``log`` the session's log.
+    path : str or Path
+    channel : {"boredom", "arousal", "attention"}
+
+    Returns
+    -------
+    Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column = {"arousal": 1, "boredom": 2, "attention": 3}[channel]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(panels)
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 2.6 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, (label, truth, log) in zip(axes.flat, panels):
+        ax.plot(truth[:, 0], truth[:, column], color="black", lw=1.2, label=f"true {channel}")
+        t, x = log.array("Engagement", channel)
+        if len(t):
+            ax.plot(t, x, color=EVENT_COLOURS.get(channel, "tab:blue"), lw=1.2, label=f"sensed {channel}")
+        for e in log.events:
+            if e.type == "scene.start":
+                ax.axvline(e.timestamp, color="0.75", lw=0.8, ls=":")
+            elif e.type in (f"{channel}.onset", f"{channel}.offset"):
+                ax.axvline(e.timestamp, color=EVENT_COLOURS.get(channel, "tab:blue"), lw=1.0,
+                           ls="-" if e.type.endswith("onset") else "--")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(label, fontsize=9)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("s")
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

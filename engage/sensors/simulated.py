@@ -1,25 +1,44 @@
-"""A simulated viewer: a :class:`~engage.core.runtime.Source` with a body and a mind.
+"""Simulated viewers: :class:`~engage.core.runtime.Source` s with a mind, a body and sensors.
 
-It closes the loop without hardware. A small latent model (novelty, arousal, boredom,
-attention) is driven by the scenes the narrative controller starts (``scene.start`` events on
-the bus); a simulated body turns that state into the three raw streams a real rig gives:
+A simulated viewer closes the loop without hardware. Its **mind**
+(:class:`~engage.sensors.sim_latent.StoryMind`) is driven by the scenes the narrative controller
+starts (``scene.start`` events on the bus): their intensity, their tone, how long each has played,
+what was seen before. Boredom comes from that story alone, never from the cues the sensing stack
+reads. Its **body** turns the mind's arousal, boredom and attention into signals, with magnitudes
+and time constants calibrated on real recordings (:mod:`engage.sensors.sim_calibration`;
+``sensors/simulated.md`` is the calibration table), and its **sensors** sample them:
 
-- ``sim-{viewer}-ecg`` (ECG, mV): beat by beat, each beat a stretched copy of one cycle made
-  once with NeuroKit2's ECGSYN; heart rate ``resting_hr + hr_reactivity * arousal`` with HRV
-  jitter and respiratory sinus arrhythmia; small noise and baseline wander;
-- ``sim-{viewer}-eda`` (EDA, µS): a tonic level slowly following arousal plus drift, and
-  Bateman-shaped skin conductance responses whose rate rises with arousal;
-- ``sim-{viewer}-face`` (Face): eye aspect ratios with blinks (more and longer when bored),
-  gaze on a normalised screen (x right, y down, 0..1 on screen) with off-screen episodes
-  (more and longer as attention falls), head pose, yawns, and rare face dropouts during
-  which every channel but ``face_present`` is NaN.
+- ``sim-{viewer}-ecg`` (ECG, mV, chest): beat by beat, a closed-form PQRST cycle stretched to each
+  RR interval; heart rate = resting rate + reactivity × 5.6 bpm per unit of arousal + 1.5 bpm at full
+  boredom + a slow fluctuation (SD 3 bpm), with respiratory sinus arrhythmia and beat jitter;
+- ``sim-{viewer}-ppg`` (PPG, wrist/finger pulse wave, off by default): one pulse per beat, a
+  pulse-transit time after the R peak;
+- ``sim-{viewer}-eda`` (EDA, µS, wrist like the Empatica E4): a tonic level that follows arousal
+  with a 151 s time constant (+51 % per unit of arousal × reactivity, -10 % at full boredom) and
+  drifts, plus skin conductance responses whose rate goes from 7 to 12 per minute with arousal and
+  scene starts that surprise;
+- ``sim-{viewer}-face`` (Face): eye aspect ratios with blinks (inhibited up to 55 % while engaged,
+  back to the resting rate when bored), gaze on a normalised screen (x right, y down, 0..1 on
+  screen) with looks away (3 % of the time engaged, 30 % fully bored), head pose whose fidgeting
+  grows with boredom, yawns, and rare face-tracking dropouts during which every channel but
+  ``face_present`` is NaN.
 
-Generation is streaming: the state is carried across :meth:`SimulatedViewer.read` calls, and
-every random draw comes from the viewer's seeded generators in an order that does not depend
-on how ``until`` is stepped, so the same seed gives byte-identical output whatever the reads.
-The streams start at the clock's time when the viewer is started (0 when it never is). The
-latent ground truth is kept at 10 Hz (:meth:`SimulatedViewer.truth_array`) and the true R-peak
-times in :attr:`SimulatedViewer.true_beats`, for tests and evaluation.
+Sensors can be left off (``sensors=``), never connect, or drop out (``faults=``): a viewer then
+delivers fewer streams or none for a while, and publishes ``sensor.gap`` events the way a lost LSL
+stream does; it never raises.
+
+Generation is streaming and deterministic: the state is carried across :meth:`SimulatedViewer.read`
+calls, and every random draw comes from the viewer's seeded generators in an order that does not
+depend on how ``until`` is stepped, so the same seed gives byte-identical output whatever the reads.
+Per-sample rendering only adds, multiplies and interpolates tabulated shapes
+(:mod:`engage.sensors.sim_waveforms`), so it is also the same on every CPU, and it needs no
+neurokit2. The streams start at the clock's time when the viewer is started (0 when it never is).
+
+:class:`SimulatedAudience` draws ``n`` viewers of the population (own ids, own traits, same film).
+
+The latent ground truth is kept at 10 Hz: :meth:`SimulatedViewer.latent_state` (what a thought
+probe would be answered from), :meth:`SimulatedViewer.truth_array` and
+:meth:`SimulatedViewer.latent_array`; the true R-peak times are :attr:`SimulatedViewer.true_beats`.
 
 >>> viewer = SimulatedViewer(seed=1)
 >>> viewer.on_scene(0.2, "calm", timestamp=0.0)
@@ -28,15 +47,18 @@ times in :attr:`SimulatedViewer.true_beats`, for tests and evaluation.
 [('ECG', 501), ('EDA', 33), ('Face', 61)]
 >>> viewer.truth_array().shape
 (21, 4)
+>>> round(viewer.latent_state().intensity, 1)
+0.2
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Iterator
 
 import numpy as np
 
@@ -45,60 +67,80 @@ from engage.core.event import Event
 from engage.core.runtime import Context, Source
 from engage.core.stream import Chunk, StreamInfo
 
+from . import sim_calibration as cal
+from .sim_latent import DT, LatentState, StoryMind, _ou_coefficients
+from .sim_waveforms import (ECG_POST, ECG_PRE, bateman_table, bump_table, ecg_template, ppg_template, ramp_table,
+                            table_at)
+
 log = logging.getLogger(__name__)
 
-__all__ = ["FACE_CHANNELS", "FACE_UNITS", "SimulatedViewer", "ViewerTraits"]
+__all__ = ["FACE_CHANNELS", "FACE_UNITS", "LATENT_COLUMNS", "SENSOR_KINDS", "LatentState", "SensorFaults",
+           "SimulatedAudience", "SimulatedViewer", "ViewerTraits"]
 
 FACE_CHANNELS = ("face_present", "ear_left", "ear_right", "gaze_on_screen", "gaze_x", "gaze_y",
                  "head_yaw", "head_pitch", "head_roll", "mouth_open")
 FACE_UNITS = ("bool", "ratio", "ratio", "bool", "norm", "norm", "deg", "deg", "deg", "ratio")
+#: The sensors a simulated viewer can wear.
+SENSOR_KINDS = ("ecg", "ppg", "eda", "face")
+#: Columns of :meth:`SimulatedViewer.latent_array` after the time column.
+LATENT_COLUMNS = ("arousal", "boredom", "attention", "novelty", "mind_wandering", "intensity", "hr_bpm", "scl_us",
+                  "engagement")
 
 DEFAULT_INTENSITY = 0.3  # what the viewer "watches" before the first scene starts
-
-_DT = 0.1  # latent model step, s
 _EPS = 1e-9
-# Latent columns kept per step: the first three (with the step time) are the public truth.
-_AROUSAL, _BOREDOM, _ATTENTION, _NOVELTY, _SCL, _YAW, _PITCH, _ROLL = range(8)
-_N_LATENT = 8
 
-# ECG: the template covers [-0.35, +0.65] s around the R peak at 60 bpm; a beat with RR
-# interval rr is stretched by sqrt(rr) (QT shortens roughly with the square root of RR).
-_TEMPLATE_RATE = 1000.0
-_TEMPLATE_PRE, _TEMPLATE_POST = 0.35, 0.65
-_HR_DELAY = 0.6  # s from arousal to heart rate (autonomic latency); also keeps beats causal
-_BEAT_LOOKAHEAD = 0.5  # > _TEMPLATE_PRE * sqrt(max RR); beats are made this far past a read
+# latent-grid columns (the public ones first, in LATENT_COLUMNS order)
+(_AROUSAL, _BOREDOM, _ATTENTION, _NOVELTY, _MW, _INTENSITY, _HR, _SCL, _ENGAGED,
+ _YAW, _PITCH, _ROLL, _WANDER, _PPG_WANDER) = range(14)
+_N_LATENT = 14
 
-_SCR_SUPPORT = 10.0  # an SCR is drawn for this many decay time constants
+_HR_DELAY = 0.6  # s from the latent heart rate to a beat (autonomic latency); also keeps beats causal
+_BEAT_LOOKAHEAD = 0.5  # > ECG_PRE * sqrt(max RR): beats are made this far past a read
 _CLOSED_EAR = 0.05
-_RAMP = 0.12  # s, gaze/head ramps in and out of an off-screen episode
+_RAMP = 0.12  # s, gaze/head ramps in and out of a look away
 # Where the gaze goes when it leaves the screen, and how the head turns: left, right, down (phone).
 _LOOK_AWAY = ((-0.35, 0.55, -28.0, -3.0), (1.35, 0.5, 28.0, -3.0), (0.5, 1.45, 0.0, -22.0))
+_NOTICE_S = 1.0  # a stream silent this long is reported lost (as an LSL inlet would)
+_CONNECT_WAIT_S = 5.0  # a sensor that has not connected after this long is reported
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+_OU_HR = _ou_coefficients(cal.HR_SLOW_TAU)
+_OU_DRIFT = _ou_coefficients(30.0)
+_OU_HEAD = _ou_coefficients(2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# traits and the population
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ViewerTraits:
-    """What makes one simulated viewer differ from another; drawn with :meth:`sample`.
+    """What makes one simulated viewer differ from another; :meth:`sample` draws them from the
+    population of the calibration table (``sensors/simulated.md``).
 
     >>> t = ViewerTraits.sample(np.random.default_rng(0))
-    >>> 60 <= t.resting_hr <= 80
+    >>> 50 <= t.resting_hr <= 110 and t.resting_scl > 0
     True
     """
 
-    resting_hr: float  # bpm
-    hr_reactivity: float  # bpm added at full arousal
-    hrv_ms: float  # beat-to-beat RR jitter sd, ms
-    eda_tonic: float  # µS resting level
-    eda_reactivity: float  # SCR amplitude scale, µS
-    scr_rate_max: float  # SCRs per minute at full arousal
-    blink_rate: float  # blinks per minute at rest
-    boredom_susceptibility: float  # 1/s, boredom growth in low-intensity, habituated scenes
-    habituation_rate: float  # 1/s, decay rate of novelty within a scene
-    noise: float  # sd of the latent-state noise
+    resting_hr: float  # bpm at rest (Stress-Predict rest blocks)
+    resting_scl: float  # µS, wrist skin conductance at rest (Stress-Predict rest blocks)
+    reactivity: float  # multiplies the heart-rate and skin-conductance responses to arousal (1 = typical)
+    boredom_proneness: float  # multiplies the need for stimulation (1 = typical; Boredom Proneness Scale spread)
+    blink_rate: float  # blinks per minute at rest, not watching anything
+    habituation_s: float  # s, how fast a scene's novelty wears off
+    hrv_ms: float  # SD of the beat-to-beat RR jitter, ms
+    noise: float  # SD of the slow noise on the latent state
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"viewer trait {f.name} must be a finite number, got {value!r}")
             if f.name == "noise" and value < 0:
                 raise ConfigError(f"viewer trait noise must be >= 0, got {value}")
@@ -107,150 +149,197 @@ class ViewerTraits:
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "ViewerTraits":
-        """Draw plausible traits (uniform within typical ranges) from ``rng``."""
-        u = rng.uniform
+        """Draw one viewer of the population from ``rng`` (always the same number of draws)."""
+        z = rng.standard_normal(6)
+        u = rng.random(2)
+        hr_q, scl_q = cal.STRESS_PREDICT["rest_hr_bpm"], cal.STRESS_PREDICT["rest_scl_us"]
+        # quartiles → a normal (heart rate) or log-normal (SCL) with the same quartiles
+        scl_median = math.sqrt(scl_q[0] * scl_q[2])
+        scl_sigma = math.log(scl_q[2] / scl_q[0]) / 1.349
+        blink_median = cal.PUBLISHED["blink_rate_rest_per_min"][0] / math.exp(0.3 ** 2 / 2)
         return cls(
-            resting_hr=float(u(60.0, 80.0)),
-            hr_reactivity=float(u(15.0, 30.0)),
-            hrv_ms=float(u(20.0, 50.0)),
-            eda_tonic=float(u(2.0, 8.0)),
-            eda_reactivity=float(u(0.3, 1.0)),
-            scr_rate_max=float(u(6.0, 12.0)),
-            blink_rate=float(u(12.0, 20.0)),
-            boredom_susceptibility=float(u(0.03, 0.06)),
-            habituation_rate=float(u(0.04, 0.08)),
-            noise=float(u(0.02, 0.05)),
+            resting_hr=_clip(hr_q[1] - cal.HR_PER_BOREDOM * cal.REST_BOREDOM + (hr_q[2] - hr_q[0]) / 1.349 * float(z[0]),
+                             50.0, 110.0),
+            resting_scl=_clip(scl_median * math.exp(scl_sigma * float(z[1])), 0.08, 20.0),
+            reactivity=_clip(math.exp(0.5 * float(z[2])), 0.25, 4.0),
+            boredom_proneness=_clip(1.0 + cal.PUBLISHED["boredom_proneness_cv"][0] * float(z[3]), 0.5, 1.6),
+            blink_rate=_clip(blink_median * math.exp(0.3 * float(z[4])), 4.0, 40.0),
+            habituation_s=_clip(45.0 * math.exp(0.3 * float(z[5])), 15.0, 150.0),
+            hrv_ms=15.0 + 20.0 * float(u[0]),
+            noise=0.02 + 0.03 * float(u[1]),
         )
 
 
-@functools.lru_cache(maxsize=8)
-def _ecg_template(random_state: int) -> np.ndarray:
-    """One clean ECGSYN cycle at 60 bpm, R peak at ``_TEMPLATE_PRE`` s, ends tapered to 0, in mV."""
-    import neurokit2 as nk  # heavy import, only needed once per template
+@dataclass(frozen=True)
+class SensorFaults:
+    """Sensors that fail: ``never`` lists kinds (``ecg``, ``ppg``, ``eda``, ``face``) that never
+    connect; ``dropouts`` lists ``(kind, start_s, duration_s)`` outages, ``start_s`` counted from
+    the viewer's start; ``dropout_rate_per_hour`` adds random outages to every worn sensor (log-normal
+    durations around ``dropout_median_s``), drawn from the viewer's seed.
 
-    ecg = np.asarray(nk.ecg_simulate(duration=8, sampling_rate=int(_TEMPLATE_RATE), heart_rate=60,
-                                     heart_rate_std=0, noise=0, method="ecgsyn", random_state=random_state))
-    pre, post = round(_TEMPLATE_PRE * _TEMPLATE_RATE), round(_TEMPLATE_POST * _TEMPLATE_RATE)
-    # the tallest peak in the middle of the record is the R peak of a settled cycle
-    mid = len(ecg) // 2
-    r = mid - 500 + int(np.argmax(ecg[mid - 500:mid + 500]))
-    cycle = ecg[r - pre:r + post + 1].copy()
-    cycle -= np.linspace(cycle[0], cycle[-1], len(cycle))  # ends at 0 so beats join smoothly
-    taper = round(0.04 * _TEMPLATE_RATE)
-    ramp = 0.5 * (1.0 - np.cos(np.linspace(0.0, np.pi, taper)))
-    cycle[:taper] *= ramp
-    cycle[-taper:] *= ramp[::-1]
-    cycle /= cycle[pre]  # R peak = 1
-    cycle.flags.writeable = False  # shared by every viewer with this template
-    return cycle
+    >>> SensorFaults(never=("ecg",), dropouts=(("eda", 30.0, 10.0),)).never
+    ('ecg',)
+    """
 
+    never: tuple[str, ...] = ()
+    dropouts: tuple[tuple[str, float, float], ...] = ()
+    dropout_rate_per_hour: float = 0.0
+    dropout_median_s: float = 20.0
 
-def _bump(x: np.ndarray) -> np.ndarray:
-    """Raised cosine on [0, 1] (0 at the ends, 1 in the middle), 0 outside."""
-    inside = (x >= 0.0) & (x <= 1.0)
-    return np.where(inside, 0.5 * (1.0 - np.cos(2.0 * np.pi * np.clip(x, 0.0, 1.0))), 0.0)
-
-
-def _plateau(t: np.ndarray, onset: float, duration: float, ramp: float) -> np.ndarray:
-    """1 during ``[onset, onset + duration]`` with cosine ramps of ``ramp`` s on each side."""
-    rise = np.clip((t - onset) / ramp, 0.0, 1.0)
-    fall = np.clip((onset + duration - t) / ramp, 0.0, 1.0)
-    return 0.5 * (1.0 - np.cos(np.pi * np.minimum(rise, fall)))
+    def __post_init__(self) -> None:
+        for kind in self.never:
+            if kind not in SENSOR_KINDS:
+                raise ConfigError(f"sensor fault: unknown sensor {kind!r} (known: {', '.join(SENSOR_KINDS)})")
+        for d in self.dropouts:
+            if len(d) != 3 or d[0] not in SENSOR_KINDS:
+                raise ConfigError(f"sensor fault: a dropout is (sensor, start_s, duration_s) with a sensor among "
+                                  f"{', '.join(SENSOR_KINDS)}; got {d!r}")
+            if not (math.isfinite(d[1]) and math.isfinite(d[2]) and d[1] >= 0 and d[2] > 0):
+                raise ConfigError(f"sensor fault: dropout {d!r} needs start_s >= 0 and duration_s > 0")
+        for name in ("dropout_rate_per_hour", "dropout_median_s"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0 or (name == "dropout_median_s" and v == 0):
+                raise ConfigError(f"sensor fault: {name} must be a positive number, got {v!r}")
 
 
-def _bateman(t: np.ndarray, tau_rise: float, tau_decay: float) -> np.ndarray:
-    """Bateman function normalised to a peak of 1, 0 for t < 0."""
-    t_peak = math.log(tau_decay / tau_rise) * tau_rise * tau_decay / (tau_decay - tau_rise)
-    peak = math.exp(-t_peak / tau_decay) - math.exp(-t_peak / tau_rise)
-    tt = np.maximum(t, 0.0)
-    return np.where(t >= 0.0, (np.exp(-tt / tau_decay) - np.exp(-tt / tau_rise)) / peak, 0.0)
+@dataclass
+class _Outages:
+    """One sensor's outages (sorted, absolute times) and what has been reported of them."""
+
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    drawn_until: float = -math.inf
+    reported_lost: int = 0
+    reported_back: int = 0
 
 
-def _ou(x: float, tau: float, sd: float, z: float) -> float:
-    """One exact step of an Ornstein-Uhlenbeck process of time constant ``tau`` and sd ``sd``."""
-    a = math.exp(-_DT / tau)
-    return x * a + sd * math.sqrt(1.0 - a * a) * z
-
-
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+# ------------------------------------------------------------------------------------------------
+# the viewer
+# ------------------------------------------------------------------------------------------------
 
 
 class SimulatedViewer(Source):
-    """A viewer whose ECG, EDA and face react to the scenes it is shown (see the module docstring).
+    """A viewer whose ECG, pulse, skin conductance and face react to the scenes it is shown (see the
+    module docstring).
 
-    Public state: ``traits``, the scene in force (``intensity``, ``tone``), the latent truth
-    (:meth:`truth_array`) and the true R peaks (:attr:`true_beats`), all up to the last read.
-    Viewers with the same seed are identical whatever their names: give each its own seed.
+    Parameters
+    ----------
+    seed : int
+        Same seed, same viewer and same signals, whatever its name.
+    viewer : str
+        Its id (stream names ``sim-{viewer}-…``, the viewer of every stream and event).
+    traits : ViewerTraits, optional
+        Default: drawn from the population with ``seed``.
+    ecg_rate, ppg_rate, eda_rate, face_rate : float
+        Sampling rates (Hz).
+    sensors : sequence of str
+        Which of ``ecg``, ``ppg``, ``eda``, ``face`` the viewer wears (default: ECG, EDA, face).
+    faults : SensorFaults, optional
+        Sensors that never connect or drop out.
+    scene_viewers : sequence of str, optional
+        The viewer ids whose ``scene.start`` events this viewer watches (default: its own id; a
+        group session passes the id its controller plays to).
+
+    Public state: ``traits``, the scene in force (``intensity``, ``tone``, ``scene``),
+    :meth:`latent_state`, :meth:`truth_array`, :meth:`latent_array` and :attr:`true_beats`, all up to
+    the last read.
 
     >>> from engage.core import Context, EventBus, VirtualClock
     >>> viewer = SimulatedViewer(seed=3)
     >>> viewer.start(Context(VirtualClock(), EventBus()))
     >>> viewer.ctx.bus.publish(Event("scene.start", 0.0, "viewer-1", evidence={"scene": "s1", "intensity": 0.9}))
     >>> _ = viewer.read(0.5)
-    >>> viewer.intensity
-    0.9
+    >>> viewer.intensity, viewer.scene
+    (0.9, 's1')
     """
 
     def __init__(self, seed: int = 0, viewer: str = "viewer-1", traits: ViewerTraits | None = None,
-                 ecg_rate: float = 250.0, eda_rate: float = 16.0, face_rate: float = 30.0) -> None:
-        for label, rate in (("ecg_rate", ecg_rate), ("eda_rate", eda_rate), ("face_rate", face_rate)):
-            if not math.isfinite(rate) or rate <= 0:
-                raise ConfigError(f"simulated viewer {viewer!r}: {label} must be a positive number, got {rate!r}")
+                 ecg_rate: float = 250.0, eda_rate: float = 16.0, face_rate: float = 30.0, ppg_rate: float = 64.0,
+                 sensors: Sequence[str] = ("ecg", "eda", "face"), faults: SensorFaults | None = None,
+                 scene_viewers: Sequence[str] | None = None) -> None:
+        rates = {"ecg": ecg_rate, "ppg": ppg_rate, "eda": eda_rate, "face": face_rate}
+        for kind, rate in rates.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+                raise ConfigError(f"simulated viewer {viewer!r}: {kind}_rate must be a positive number, got {rate!r}")
         if ecg_rate < 50:
             raise ConfigError(f"simulated viewer {viewer!r}: ecg_rate {ecg_rate} Hz is too low to draw an ECG")
+        if ppg_rate < 10:
+            raise ConfigError(f"simulated viewer {viewer!r}: ppg_rate {ppg_rate} Hz is too low to draw a pulse wave")
+        worn = tuple(sensors)
+        unknown = [k for k in worn if k not in SENSOR_KINDS]
+        if unknown or len(set(worn)) != len(worn):
+            raise ConfigError(f"simulated viewer {viewer!r}: sensors must be distinct names among "
+                              f"{', '.join(SENSOR_KINDS)}; got {', '.join(map(repr, worn)) or 'none'}")
+        if traits is not None and not isinstance(traits, ViewerTraits):
+            raise ConfigError(f"simulated viewer {viewer!r}: traits must be a ViewerTraits, got {type(traits).__name__}")
         self.seed = int(seed)
         self.viewer = viewer
         self.name = f"sim-{viewer}"
-        # Independent generators per process, so that how far one stream has been generated
-        # never changes the random numbers another one sees.
-        (traits_rng, body, self._rng_latent, self._rng_ecg, self._rng_eda, self._rng_face, *noise_rngs) = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(9))
-        # per-sample measurement noise, one generator per stream
-        self._rng_noise = dict(zip(("ecg", "eda", "face"), noise_rngs))
-        self.traits = traits if traits is not None else ViewerTraits.sample(traits_rng)
+        self.faults = faults if faults is not None else SensorFaults()
+        self.scene_viewers = frozenset(scene_viewers) if scene_viewers is not None else frozenset((viewer,))
+        # Independent generators per process, so that how far one stream has been generated (or
+        # whether it is worn at all) never changes the random numbers another one sees.
+        names = ("traits", "body", "mind", "physio", "scr", "beats", "face", "ecg", "ppg", "eda", "face_noise",
+                 "fault_ecg", "fault_ppg", "fault_eda", "fault_face")
+        rngs = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(len(names)))))
+        self._rng = rngs
+        self.traits = traits if traits is not None else ViewerTraits.sample(rngs["traits"])
 
-        self._ecg_info = StreamInfo(f"sim-{viewer}-ecg", "ECG", ("ecg",), ("mV",), float(ecg_rate),
-                                    f"engage-sim-{viewer}-ecg", viewer=viewer)
-        self._eda_info = StreamInfo(f"sim-{viewer}-eda", "EDA", ("eda",), ("uS",), float(eda_rate),
-                                    f"engage-sim-{viewer}-eda", viewer=viewer)
-        self._face_info = StreamInfo(f"sim-{viewer}-face", "Face", FACE_CHANNELS, FACE_UNITS, float(face_rate),
-                                     f"engage-sim-{viewer}-face", viewer=viewer)
+        self._infos = {
+            "ecg": StreamInfo(f"sim-{viewer}-ecg", "ECG", ("ecg",), ("mV",), float(ecg_rate), f"engage-sim-{viewer}-ecg",
+                              viewer=viewer, metadata=(("simulated", "true"), ("site", "chest"))),
+            "ppg": StreamInfo(f"sim-{viewer}-ppg", "PPG", ("ppg",), ("nW",), float(ppg_rate), f"engage-sim-{viewer}-ppg",
+                              viewer=viewer, metadata=(("simulated", "true"), ("site", "wrist"))),
+            "eda": StreamInfo(f"sim-{viewer}-eda", "EDA", ("eda",), ("uS",), float(eda_rate), f"engage-sim-{viewer}-eda",
+                              viewer=viewer, metadata=(("simulated", "true"), ("site", "wrist"))),
+            "face": StreamInfo(f"sim-{viewer}-face", "Face", FACE_CHANNELS, FACE_UNITS, float(face_rate),
+                               f"engage-sim-{viewer}-face", viewer=viewer, metadata=(("simulated", "true"),)),
+        }
+        self.sensors = tuple(k for k in SENSOR_KINDS if k in worn)
+        self._connected = tuple(k for k in self.sensors if k not in self.faults.never)
 
-        # Fixed physiology of this body, beyond the traits.
-        self._template = _ecg_template(int(body.integers(0, 2**31 - 1)))
-        self._ecg_gain = float(body.uniform(0.8, 1.5))  # mV at the R peak
-        self._resp_hz = float(body.uniform(0.2, 0.3))
-        self._resp_phase = float(body.uniform(0.0, 2 * np.pi))
-        self._wander_hz = float(body.uniform(0.03, 0.07))
-        self._wander_phase = float(body.uniform(0.0, 2 * np.pi))
-        self._ear_open = (float(body.uniform(0.28, 0.32)), float(body.uniform(0.28, 0.32)))
+        # Fixed physiology of this body, beyond the traits (always the same draws).
+        body = rngs["body"]
+        b = body.uniform(0.0, 1.0, 16)
+        self._template = ecg_template(tuple(round(0.8 + 0.4 * float(x), 3) for x in (b[0], b[1], 0.5, b[2], b[3])),
+                                      tuple(round(0.9 + 0.2 * float(x), 3) for x in b[4:9]))
+        self._ecg_gain = 0.8 + 0.7 * float(b[9])  # mV at the R peak
+        self._resp_hz = 0.2 + 0.1 * float(b[10])
+        self._resp_phase = 2 * math.pi * float(b[11])
+        self._wander_hz = 0.03 + 0.04 * float(b[12])
+        self._wander_phase = 2 * math.pi * float(b[13])
+        self._ear_open = (0.28 + 0.04 * float(b[14]), 0.28 + 0.04 * float(b[15]))
+        c = body.uniform(0.0, 1.0, 4)
+        # SCR shape: rise ~1.5-2.5 s to the peak, half recovery ~3-6 s (typical: Dawson, Schell & Filion 2007)
+        self._scr_shape = bateman_table(round(0.6 + 0.4 * float(c[0]), 2), round(2.5 + 2.0 * float(c[1]), 2))
+        self._ptt = 0.2 + 0.1 * float(c[2])  # pulse transit time, s
+        self._ppg_gain = 40.0 + 40.0 * float(c[3])
 
         self._t0 = 0.0
-        self._next_sample = {"ecg": 0, "eda": 0, "face": 0}
+        self._next_sample = dict.fromkeys(SENSOR_KINDS, 0)
         self._last_until = -math.inf
+        self._started_at: float | None = None
 
-        # latent state
+        tr = self.traits
+        self._mind = StoryMind(tr.boredom_proneness, tr.habituation_s, tr.noise, rngs["mind"], DEFAULT_INTENSITY)
         self._lat = np.zeros((1024, _N_LATENT))
         self._n_steps = 0
-        self._pending_scenes: list[tuple[float, float, str]] = []
-        self.intensity = DEFAULT_INTENSITY
-        self.tone = ""
-        self._novelty = 0.0
-        self._arousal = 0.25
-        self._boredom = 0.1
-        self._attention = 0.9
-        self._noise = [0.0, 0.0, 0.0]  # OU noise on arousal, boredom, attention
-        self._scl = self.traits.eda_tonic + 1.5 * self._arousal  # at its resting target
-        self._drift = 0.0  # µS, slow wandering of the tonic level
-        self._drift_rate = 0.0  # µS/s
+        self._pending_scenes: list[tuple[float, int, str, float, str]] = []  # time, order, id, intensity, tone
+        self._scene_order = 0
+        self._scene_log: list[tuple[float, str, float, str]] = [(-math.inf, "", DEFAULT_INTENSITY, "")]
+        self._scene_at_step: list[int] = []
+        self._surprise = 0.0  # of the scene that started at this step
+        # body state
+        self._hr_slow = 0.0
+        self._slow_arousal = self._mind.arousal
+        self._slow_boredom = self._mind.boredom
+        self._eda_drift = 0.0
+        self._eda_drift_rate = 0.0
         self._head = [0.0, 0.0, 0.0]
-
-        # beats: (R time, stretch factor); beats made but possibly still ahead of the reads
+        # beats: (R time, RR stretch); beats made but possibly still ahead of the reads
         self._beats: list[tuple[float, float]] = []
         self._all_beats: list[float] = []
         # episodes drawn on the latent grid, rendered at each stream's own rate
-        self._scrs: list[tuple[float, float, float, float]] = []  # onset, amplitude, tau_rise, tau_decay
+        self._scrs: list[tuple[float, float]] = []  # onset, amplitude
         self._blinks: list[tuple[float, float]] = []  # onset, duration
         self._yawns: list[tuple[float, float]] = []
         self._dropouts: list[tuple[float, float]] = []
@@ -259,11 +348,14 @@ class SimulatedViewer(Source):
         self._yawn_until = -math.inf
         self._dropout_until = -math.inf
         self._fixations: list[tuple[float, float, float]] = [(-math.inf, 0.5, 0.5)]  # onset, x, y
+        self._outages = {k: _Outages() for k in self._connected}
+        self._never_reported = False
 
     # ------------------------------------------------------------------ Source API
 
     def streams(self) -> list[StreamInfo]:
-        return [self._ecg_info, self._eda_info, self._face_info]
+        """The streams of the worn sensors that connect (one that never connects is not listed)."""
+        return [self._infos[k] for k in self._connected]
 
     def start(self, ctx: Context) -> None:
         """Start on ``ctx``'s clock and follow the ``scene.start`` events of its bus."""
@@ -281,65 +373,126 @@ class SimulatedViewer(Source):
             return []
         self._last_until = until
         self._advance_latent(until)
+        self._make_beats(until)
         out = []
-        for key, info, render in (("ecg", self._ecg_info, self._render_ecg),
-                                  ("eda", self._eda_info, self._render_eda),
-                                  ("face", self._face_info, self._render_face)):
-            ts = self._sample_times(key, info.nominal_rate, until)
+        render = {"ecg": self._render_ecg, "ppg": self._render_ppg, "eda": self._render_eda, "face": self._render_face}
+        for kind in self._connected:
+            info = self._infos[kind]
+            ts = self._sample_times(kind, info.nominal_rate, until)
+            if not len(ts):
+                continue
+            data = render[kind](ts)
+            keep = self._not_out(kind, ts)
+            if keep is not None:
+                ts, data = ts[keep], data[keep]
             if len(ts):
-                out.append(Chunk(info, render(ts), ts))
+                out.append(Chunk(info, data, ts))
+        self._prune_beats(until)
+        self._report_faults(until)
         return out
 
     # ------------------------------------------------------------------ scenes
 
-    def on_scene(self, intensity: float, tone: str = "", timestamp: float | None = None) -> None:
-        """A new scene of ``intensity`` (0..1) and ``tone`` starts at ``timestamp``.
+    @property
+    def intensity(self) -> float:
+        """Intensity of the scene in force (0..1)."""
+        return self._mind.intensity
+
+    @property
+    def tone(self) -> str:
+        return self._mind.tone
+
+    @property
+    def scene(self) -> str:
+        """Id of the scene in force ("" before the first, or when none was given)."""
+        return self._mind.scene
+
+    def on_scene(self, intensity: float, tone: str = "", timestamp: float | None = None, scene: str = "") -> None:
+        """A new scene of ``intensity`` (0..1), ``tone`` and id ``scene`` starts at ``timestamp``.
 
         The scene takes effect at the first latent step at or after ``timestamp``, i.e. during
         the next :meth:`read` that reaches it; a scene stamped before the data already generated
         takes effect at the next step (the past is never rewritten). Without a timestamp the
-        scene starts now: the context's clock, or the next latent step when not started.
+        scene starts now: the context's clock, or the next latent step when not started. The id
+        lets the viewer recognise a scene it has seen before (without one, every scene is new).
         """
+        if isinstance(intensity, bool) or not isinstance(intensity, (int, float, np.number)):
+            raise ConfigError(f"{self.name}: scene intensity must be a number in [0, 1], got {intensity!r}")
         intensity = float(intensity)
         if not (0.0 <= intensity <= 1.0):
             raise ConfigError(f"{self.name}: scene intensity must be in [0, 1], got {intensity!r}")
         if timestamp is None:
             ctx = getattr(self, "ctx", None)
-            timestamp = ctx.clock.now() if ctx is not None else self._t0 + self._n_steps * _DT
+            timestamp = ctx.clock.now() if ctx is not None else self._t0 + self._n_steps * DT
         timestamp = float(timestamp)
         if math.isnan(timestamp):
             raise ConfigError(f"{self.name}: scene timestamp is NaN")
-        self._pending_scenes.append((timestamp, intensity, str(tone)))
-        self._pending_scenes.sort(key=lambda s: s[0])  # stable: same-time scenes keep their order
+        self._scene_order += 1
+        bisect.insort(self._pending_scenes, (timestamp, self._scene_order, str(scene), intensity, str(tone)))
 
     def _on_event(self, event: Event) -> None:
-        if event.viewer != self.viewer:
+        if event.viewer not in self.scene_viewers:
             return
         try:
-            intensity = float(event.evidence["intensity"])
-            self.on_scene(intensity, str(event.evidence.get("tone", "") or ""), event.timestamp)
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            evidence = event.evidence
+            self.on_scene(evidence["intensity"], str(evidence.get("tone", "") or ""), event.timestamp,
+                          str(evidence.get("scene", "") or ""))
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             # a malformed event is counted and logged; the viewer keeps watching the last scene
             self.ctx.counters[f"{self.name}.bad_scene_events"] += 1
             log.warning("%s: ignoring scene.start without a valid intensity (%s): %s", self.name, exc,
                         event.to_json())
 
     def _apply_due_scenes(self, t: float) -> None:
+        self._surprise = 0.0
         while self._pending_scenes and self._pending_scenes[0][0] <= t + _EPS:
-            _, intensity, tone = self._pending_scenes.pop(0)
-            jump = 0.35 + 0.45 * abs(intensity - self.intensity)
-            if tone and self.tone and tone != self.tone:
-                jump += 0.2
-            self._novelty = min(1.0, self._novelty + jump)
-            self.intensity, self.tone = intensity, tone
+            _, _, scene, intensity, tone = self._pending_scenes.pop(0)
+            self._surprise = max(self._surprise, self._mind.start_scene(scene, intensity, tone))
+            self._scene_log.append((t, scene, intensity, tone))
 
     # ------------------------------------------------------------------ ground truth
 
     def truth_array(self) -> np.ndarray:
         """Latent ground truth so far at 10 Hz: columns ``t, arousal, boredom, attention``."""
         n = self._n_steps
-        t = self._t0 + np.arange(n) * _DT
-        return np.column_stack([t, self._lat[:n, [_AROUSAL, _BOREDOM, _ATTENTION]]])
+        return np.column_stack([self._t0 + np.arange(n) * DT, self._lat[:n, [_AROUSAL, _BOREDOM, _ATTENTION]]])
+
+    def latent_array(self) -> np.ndarray:
+        """Everything the viewer's mind and body did so far at 10 Hz: a time column, then
+        :data:`LATENT_COLUMNS` (``mind_wandering`` 0/1, ``hr_bpm`` the heart rate the beats follow,
+        ``scl_us`` the tonic skin conductance, ``engagement`` = attention × (1 - boredom))."""
+        n = self._n_steps
+        return np.column_stack([self._t0 + np.arange(n) * DT, self._lat[:n, :len(LATENT_COLUMNS)]])
+
+    def latent_state(self, t: float | None = None) -> LatentState:
+        """What the viewer was experiencing at time ``t`` (default: the last step made), from the
+        10 Hz latent log; for thought probes ("how bored are you?" → ``boredom``; "were you thinking
+        about the film?" → not ``mind_wandering``). Raises ``ValueError`` for a time not simulated yet
+        (read the viewer up to it first) or before its start.
+
+        >>> v = SimulatedViewer(seed=2)
+        >>> v.on_scene(0.9, "tense", timestamp=0.0, scene="chase")
+        >>> _ = v.read(30.0)
+        >>> s = v.latent_state(20.0)
+        >>> s.scene, s.tone, round(s.time_in_scene, 1)
+        ('chase', 'tense', 20.0)
+        """
+        if self._n_steps == 0:
+            raise ValueError(f"{self.name}: no latent state yet (read the viewer first)")
+        last_t = self._t0 + (self._n_steps - 1) * DT
+        if t is None:
+            t = last_t
+        t = float(t)
+        if not (self._t0 - _EPS <= t <= last_t + _EPS):
+            raise ValueError(f"{self.name}: no latent state at t={t:g} (simulated from {self._t0:g} to {last_t:g})")
+        k = min(self._n_steps - 1, max(0, math.floor((t - self._t0) / DT + _EPS)))
+        row = self._lat[k]
+        start, scene, intensity, tone = self._scene_log[self._scene_at_step[k]]
+        step_t = self._t0 + k * DT
+        return LatentState(t=step_t, arousal=float(row[_AROUSAL]), boredom=float(row[_BOREDOM]),
+                           attention=float(row[_ATTENTION]), novelty=float(row[_NOVELTY]),
+                           mind_wandering=bool(row[_MW]), scene=scene, intensity=intensity, tone=tone,
+                           time_in_scene=max(0.0, step_t - start) if math.isfinite(start) else step_t - self._t0)
 
     @property
     def true_beats(self) -> list[float]:
@@ -349,7 +502,7 @@ class SimulatedViewer(Source):
     # ------------------------------------------------------------------ latent model
 
     def _step_index(self, t: float) -> int:
-        return math.floor((t - self._t0) / _DT + _EPS)
+        return math.floor((t - self._t0) / DT + _EPS)
 
     def _advance_latent(self, until: float) -> None:
         last = self._step_index(until)
@@ -358,93 +511,105 @@ class SimulatedViewer(Source):
             grown[: self._n_steps] = self._lat[: self._n_steps]
             self._lat = grown
         while self._n_steps <= last:
-            self._lat[self._n_steps] = self._latent_step(self._t0 + self._n_steps * _DT)
+            t = self._t0 + self._n_steps * DT
+            self._apply_due_scenes(t)
+            self._scene_at_step.append(len(self._scene_log) - 1)
+            self._lat[self._n_steps] = self._step(t)
             self._n_steps += 1
 
-    def _latent_step(self, t: float) -> list[float]:
-        tr = self.traits
-        self._apply_due_scenes(t)
-        intensity, novelty = self.intensity, self._novelty
-        z = self._rng_latent.standard_normal(3)
+    def _step(self, t: float) -> list[float]:
+        mind, tr = self._mind, self.traits
+        arousal, boredom, attention, novelty, wandering = mind.step()
+        engagement = attention * (1.0 - boredom)
+        physio = self._rng["physio"]
+        z = physio.standard_normal(2).tolist()
 
-        low = _clip01((0.55 - intensity) / 0.35)  # 1 at intensity <= 0.2, 0 from 0.55
-        high = _clip01((intensity - 0.5) / 0.4)  # 0 up to 0.5, 1 from 0.9
-        grow = tr.boredom_susceptibility * low * (1.0 - novelty)
-        relief = 0.004 + 0.08 * high + 0.15 * novelty  # 1/s
-        b = self._boredom
-        self._boredom = _clip01(b + (grow * (1.0 - b) - relief * b) * _DT)
-        target = _clip01(0.05 + 0.75 * intensity + 0.4 * novelty - 0.15 * self._boredom)
-        self._arousal += (target - self._arousal) * _DT / 12.0
-        focus = _clip01(0.95 - 0.8 * self._boredom + 0.2 * novelty)
-        self._attention += (focus - self._attention) * _DT / 3.0
-        self._novelty = novelty * math.exp(-tr.habituation_rate * _DT)
-
-        self._noise = [_ou(n, 5.0, tr.noise, zi) for n, zi in zip(self._noise, z)]
-        arousal = _clip01(self._arousal + self._noise[0])
-        boredom = _clip01(self._boredom + self._noise[1])
-        attention = _clip01(self._attention + self._noise[2])
-
-        self._eda_step(t, arousal, novelty)
-        self._face_step(t, boredom, attention)
-        return [arousal, boredom, attention, novelty, self._scl + self._drift, *self._head]
-
-    def _eda_step(self, t: float, arousal: float, novelty: float) -> None:
-        tr, rng = self.traits, self._rng_eda
-        z, u, when = rng.standard_normal(), rng.random(), rng.random()
-        self._scl += (tr.eda_tonic + 1.5 * arousal - self._scl) * _DT / 30.0
+        # heart rate: arousal (reactivity-scaled), boredom, a slow fluctuation
+        self._hr_slow = self._hr_slow * _OU_HR[0] + cal.HR_SLOW_SD * _OU_HR[1] * z[0]
+        hr = (tr.resting_hr + tr.reactivity * cal.HR_PER_AROUSAL * (arousal - cal.AROUSAL_REST)
+              + cal.HR_PER_BOREDOM * boredom + self._hr_slow)
+        hr = _clip(hr, 35.0, 190.0)
+        # tonic skin conductance follows a slow copy of arousal and boredom, and drifts
+        self._slow_arousal += (arousal - self._slow_arousal) * DT / cal.SCL_TAU
+        self._slow_boredom += (boredom - self._slow_boredom) * DT / cal.SCL_TAU
         # integrated OU: a drift that is smooth over seconds (a plain OU would wiggle like SCRs)
-        self._drift_rate = _ou(self._drift_rate, 30.0, 0.0008 * tr.eda_tonic, z)
-        self._drift += (self._drift_rate - self._drift / 300.0) * _DT
-        rate = tr.scr_rate_max / 60.0 * min(1.5, 0.1 + 0.9 * arousal + 0.6 * novelty)
-        if u < rate * _DT:
-            amplitude = tr.eda_reactivity * (0.4 + 0.6 * arousal) * float(rng.lognormal(0.0, 0.4))
-            self._scrs.append((t + when * _DT, amplitude, float(rng.uniform(0.5, 1.0)), float(rng.uniform(3.0, 6.0))))
+        self._eda_drift_rate = self._eda_drift_rate * _OU_DRIFT[0] + 0.0008 * _OU_DRIFT[1] * z[1]
+        self._eda_drift += (self._eda_drift_rate - self._eda_drift / 300.0) * DT
+        scl = tr.resting_scl * max(0.2, 1.0 + tr.reactivity * cal.SCL_PER_AROUSAL * (self._slow_arousal - cal.AROUSAL_REST)
+                                   - cal.SCL_PER_BOREDOM * self._slow_boredom + self._eda_drift)
+        if "eda" in self._connected:
+            self._eda_events(t, arousal, boredom, scl)
+        if "face" in self._connected:
+            self._face_events(t, boredom, attention, engagement, wandering)
+        resp = 2 * math.pi * self._resp_hz * t + self._resp_phase
+        wander = 0.05 * math.sin(resp) + 0.04 * math.sin(2 * math.pi * self._wander_hz * t + self._wander_phase)
+        return [arousal, boredom, attention, novelty, float(wandering), mind.intensity, hr, scl, engagement,
+                *self._head, wander, 0.08 * math.sin(resp)]
 
-    def _face_step(self, t: float, boredom: float, attention: float) -> None:
-        tr, rng = self.traits, self._rng_face
-        u = rng.random(6)
-        when = rng.random(6) * _DT
-        z = rng.standard_normal(3)
-        motion = 1.0 + boredom  # fidgeting
-        self._head = [_ou(h, 2.0, sd * motion, zi) for h, sd, zi in zip(self._head, (3.0, 2.0, 1.5), z)]
+    def _eda_events(self, t: float, arousal: float, boredom: float, scl: float) -> None:
+        tr, rng = self.traits, self._rng["scr"]
+        u, when, size, orient = rng.random(), rng.random(), rng.standard_normal(), rng.random()
+        level = _clip((arousal - cal.AROUSAL_REST) / cal.AROUSAL_PER_INTENSITY, 0.0, 1.5)
+        rate = (cal.SCR_RATE_REST + (cal.SCR_RATE_TASK - cal.SCR_RATE_REST) * level) * (1.0 - 0.3 * boredom) / 60.0
+        rate *= tr.reactivity
+        # amplitude grows with the level, less than in proportion (a dry wrist still shows responses)
+        amplitude = (cal.SCR_AMP_REL * math.sqrt(scl * cal.SCR_AMP_LEVEL) * math.sqrt(tr.reactivity)
+                     * (0.7 + 0.6 * arousal) * math.exp(0.6 * size))
+        if u < rate * DT:
+            self._scrs.append((t + when * DT, amplitude))
+        if self._surprise > 0 and orient < self._surprise:  # an orienting response to a surprising scene
+            self._scrs.append((t + 1.5, 2.0 * amplitude))
 
-        if u[0] < tr.blink_rate / 60.0 * (1.0 + 1.5 * boredom) * _DT:
-            self._blinks.append((t + when[0], float(rng.uniform(0.1, 0.25)) + 0.15 * boredom))
-        if t >= self._away_until and u[1] < (0.5 + 10.0 * (1.0 - attention) ** 2) / 60.0 * _DT:
-            mean = 0.8 + 5.0 * (1.0 - attention)
-            duration = min(15.0, mean * float(rng.lognormal(-0.125, 0.5)))
-            self._away.append((t + when[1], duration, int(rng.integers(len(_LOOK_AWAY)))))
+    def _face_events(self, t: float, boredom: float, attention: float, engagement: float, wandering: bool) -> None:
+        tr, rng = self.traits, self._rng["face"]
+        u = rng.random(7).tolist()
+        when = (rng.random(6) * DT).tolist()
+        z = rng.standard_normal(6).tolist()
+        gain = (1.0 + 1.5 * boredom) * _OU_HEAD[1]  # engaged viewers hold still (Witchel et al.)
+        self._head = [h * _OU_HEAD[0] + sd * gain * zi for h, sd, zi in zip(self._head, (3.0, 2.0, 1.5), z[:3])]
+
+        blink_rate = tr.blink_rate * (1.0 - cal.BLINK_INHIBITION * engagement) * (1.0 + 0.2 * boredom)
+        if u[0] < blink_rate / 60.0 * DT or (self._surprise > 0 and u[6] < 0.3):  # and at scene breaks
+            duration = 0.2 * (1.0 + 0.3 * boredom) * math.exp(0.25 * float(z[3]))
+            self._blinks.append((t + when[0], _clip(duration, 0.08, 0.6)))
+        # looks away: the share of time away goes from 3 % (engaged) to 30 % (disengaged)
+        share = cal.LOOK_AWAY_ENGAGED + (cal.LOOK_AWAY_BORED - cal.LOOK_AWAY_ENGAGED) * (1.0 - engagement) ** 1.5
+        mean_s = 1.5 + 4.5 * (1.0 - engagement)
+        hazard = share / ((1.0 - share) * mean_s)
+        if t >= self._away_until and u[1] < hazard * DT:
+            duration = _clip(mean_s * math.exp(0.7 * float(z[4]) - 0.245), 0.3, 60.0)
+            self._away.append((t + when[1], duration, int(3 * u[5]) % 3))
             self._away_until = t + when[1] + duration + 2 * _RAMP
-        if boredom > 0.4 and t >= self._yawn_until and u[2] < 2.0 / 60.0 * (boredom - 0.4) / 0.6 * _DT:
-            duration = float(rng.uniform(3.0, 6.0))
+        if boredom > 0.5 and t >= self._yawn_until and u[2] < 1.5 / 60.0 * (boredom - 0.5) / 0.5 * DT:
+            duration = 3.0 + 3.0 * float(rng.random())
             self._yawns.append((t + when[2], duration))
             self._yawn_until = t + when[2] + duration
-        if t >= self._dropout_until and u[3] < 0.15 / 60.0 * _DT:
-            duration = float(rng.uniform(0.2, 1.5))
+        if t >= self._dropout_until and u[3] < 0.15 / 60.0 * DT:
+            duration = 0.2 + 1.3 * float(rng.random())
             self._dropouts.append((t + when[3], duration))
             self._dropout_until = t + when[3] + duration
-        if u[4] < 2.5 * _DT:  # a saccade to a new fixation on screen
-            x, y = np.clip(rng.normal(0.5, 0.15, 2), 0.05, 0.95)
-            self._fixations.append((t + when[4], float(x), float(y)))
+        if u[4] < 2.5 * (0.7 if wandering else 1.0) * DT:  # a saccade to a new fixation on screen
+            x, y = (_clip(0.5 + 0.15 * float(v), 0.05, 0.95) for v in rng.standard_normal(2))
+            self._fixations.append((t + when[4], x, y))
 
     def _latent_at(self, t: np.ndarray, columns: list[int]) -> np.ndarray:
         """Latent ``columns`` at times ``t``, shape (len(t), len(columns)), linearly
         interpolated one step late so that a sample never needs a step not yet made."""
         n = self._n_steps
-        x = np.clip((t - self._t0) / _DT - 1.0, 0.0, n - 1)
+        x = np.clip((t - self._t0) / DT - 1.0, 0.0, n - 1)
         j = np.floor(x).astype(int)
         j1 = np.minimum(j + 1, n - 1)
         frac = (x - j)[:, None]
         return self._lat[j][:, columns] * (1.0 - frac) + self._lat[j1][:, columns] * frac
 
-    def _arousal_at(self, t: float) -> float:
-        """Scalar :meth:`_latent_at` for the arousal column (one call per beat)."""
-        x = min(max((t - self._t0) / _DT - 1.0, 0.0), self._n_steps - 1)
+    def _latent_scalar(self, t: float, column: int) -> float:
+        """Scalar :meth:`_latent_at` of one column (one call per beat)."""
+        x = min(max((t - self._t0) / DT - 1.0, 0.0), self._n_steps - 1)
         j = math.floor(x)
         j1 = min(j + 1, self._n_steps - 1)
-        return float(self._lat[j, _AROUSAL] * (1.0 - (x - j)) + self._lat[j1, _AROUSAL] * (x - j))
+        return float(self._lat[j, column] * (1.0 - (x - j)) + self._lat[j1, column] * (x - j))
 
-    # ------------------------------------------------------------------ rendering
+    # ------------------------------------------------------------------ beats and sensors
 
     def _sample_times(self, key: str, rate: float, until: float) -> np.ndarray:
         k0 = self._next_sample[key]
@@ -458,15 +623,15 @@ class SimulatedViewer(Source):
         return self._t0 + np.arange(k0, k1) / rate
 
     def _make_beats(self, until: float) -> None:
-        tr, rng = self.traits, self._rng_ecg
+        tr, rng = self.traits, self._rng["beats"]
         if not self._beats:
-            first = self._t0 + float(rng.uniform(0.0, 0.8))
+            first = self._t0 + 0.8 * float(rng.random())
             self._beats.append((first, 1.0))
             self._all_beats.append(first)
         while self._beats[-1][0] < until + _BEAT_LOOKAHEAD:
             r = self._beats[-1][0]
-            arousal = self._arousal_at(r - _HR_DELAY)
-            hr = tr.resting_hr + tr.hr_reactivity * arousal
+            hr = self._latent_scalar(r - _HR_DELAY, _HR)
+            arousal = self._latent_scalar(r - _HR_DELAY, _AROUSAL)
             rsa = 0.6 * tr.hrv_ms / 1000.0 * (1.0 - 0.6 * arousal)  # vagal withdrawal under arousal
             rr = (60.0 / hr + rsa * math.sin(2 * math.pi * self._resp_hz * r + self._resp_phase)
                   + tr.hrv_ms / 1000.0 * float(rng.standard_normal()))
@@ -475,52 +640,73 @@ class SimulatedViewer(Source):
             self._all_beats.append(r + rr)
 
     def _render_ecg(self, ts: np.ndarray) -> np.ndarray:
-        self._make_beats(float(ts[-1]))
-        template = self._template
-        tx = np.arange(len(template)) / _TEMPLATE_RATE - _TEMPLATE_PRE
+        tx, template = self._template
         ecg = np.zeros(len(ts))
         for r, stretch in self._beats:
-            lo, hi = r - _TEMPLATE_PRE * stretch, r + _TEMPLATE_POST * stretch
+            lo, hi = r - ECG_PRE * stretch, r + ECG_POST * stretch
             i0, i1 = np.searchsorted(ts, lo), np.searchsorted(ts, hi, side="right")
             if i1 > i0:
                 ecg[i0:i1] += np.interp((ts[i0:i1] - r) / stretch, tx, template, left=0.0, right=0.0)
-        ecg *= self._ecg_gain
-        # beats that ended before these samples will never be drawn again (the last beat,
-        # made past the lookahead, always stays)
-        self._beats = [b for b in self._beats if b[0] + _TEMPLATE_POST * b[1] >= ts[-1]]
-        wander = (0.05 * np.sin(2 * np.pi * self._resp_hz * ts + self._resp_phase)
-                  + 0.04 * np.sin(2 * np.pi * self._wander_hz * ts + self._wander_phase))
-        noise = 0.012 * self._rng_noise["ecg"].standard_normal(len(ts))
-        return (ecg + wander + noise).reshape(-1, 1)
+        wander = self._latent_at(ts, [_WANDER])[:, 0]
+        noise = 0.012 * self._rng["ecg"].standard_normal(len(ts))
+        return (ecg * self._ecg_gain + wander + noise).reshape(-1, 1)
+
+    def _render_ppg(self, ts: np.ndarray) -> np.ndarray:
+        phase, pulse = ppg_template()
+        ppg = np.zeros(len(ts))
+        beats = self._beats
+        for (r, _), (r_next, _) in zip(beats, beats[1:]):
+            foot = r + self._ptt
+            rr = r_next - r
+            i0, i1 = np.searchsorted(ts, foot), np.searchsorted(ts, foot + rr, side="right")
+            if i1 > i0:
+                ppg[i0:i1] += np.interp((ts[i0:i1] - foot) / rr, phase, pulse, left=0.0, right=0.0)
+        resp = self._latent_at(ts, [_PPG_WANDER])[:, 0]
+        noise = 0.02 * self._rng["ppg"].standard_normal(len(ts))
+        return (self._ppg_gain * (ppg * (1.0 + resp) + resp + noise)).reshape(-1, 1)
+
+    def _prune_beats(self, until: float) -> None:
+        # a beat is dropped once neither the ECG (its cycle ends ECG_POST * sqrt(2) s after R at most)
+        # nor the pulse wave (which lasts from R + transit time to the next beat, RR <= 2 s) can reach
+        # a sample after ``until``; the last two beats always stay
+        horizon = until - (self._ptt + 2.0)
+        drop = 0
+        while drop < len(self._beats) - 2 and self._beats[drop][0] < horizon:
+            drop += 1
+        del self._beats[:drop]
 
     def _render_eda(self, ts: np.ndarray) -> np.ndarray:
         eda = self._latent_at(ts, [_SCL])[:, 0]
-        for onset, amplitude, tau_rise, tau_decay in self._scrs:
-            # exactly 0 past the support, so pruning (which depends on the reads) changes nothing
+        tx, _ = self._scr_shape
+        support = float(tx[-1])
+        for onset, amplitude in self._scrs:
             lag = ts - onset
-            active = (lag >= 0.0) & (lag <= _SCR_SUPPORT * tau_decay)
+            active = (lag >= 0.0) & (lag <= support)
             if active.any():
-                eda[active] += amplitude * _bateman(lag[active], tau_rise, tau_decay)
-        self._scrs = [s for s in self._scrs if s[0] + _SCR_SUPPORT * s[3] >= ts[-1]]
-        eda += 0.004 * self._rng_noise["eda"].standard_normal(len(ts))
-        return np.maximum(eda, 0.05).reshape(-1, 1)
+                eda[active] += amplitude * table_at(lag[active], self._scr_shape)
+        self._scrs = [s for s in self._scrs if s[0] + support >= ts[-1]]
+        eda += 0.0015 * self._rng["eda"].standard_normal(len(ts))
+        return np.maximum(eda, 0.02).reshape(-1, 1)
 
     def _render_face(self, ts: np.ndarray) -> np.ndarray:
         n = len(ts)
-        noise = self._rng_noise["face"].standard_normal((n, 6))
+        noise = self._rng["face_noise"].standard_normal((n, 6))
         boredom, yaw, pitch, roll = self._latent_at(ts, [_BOREDOM, _YAW, _PITCH, _ROLL]).T
+        bump, ramp = bump_table(), ramp_table()
 
         blink = np.zeros(n)
         for onset, duration in self._blinks:
-            blink += _bump((ts - onset) / duration)
+            blink += table_at((ts - onset) / duration, bump)
         blink = np.minimum(blink, 1.0)
         yawn = np.zeros(n)
         for onset, duration in self._yawns:
-            yawn += _bump((ts - onset) / duration)
+            yawn += table_at((ts - onset) / duration, bump)
         away = np.zeros(n)
         away_x, away_y, away_yaw, away_pitch = (np.zeros(n) for _ in range(4))
         for onset, duration, direction in self._away:
-            m = _plateau(ts, onset, duration, _RAMP)
+            rise = np.clip((ts - onset) / _RAMP, 0.0, 1.0)
+            fall = np.clip((onset + duration - ts) / _RAMP, 0.0, 1.0)
+            m = table_at(np.minimum(rise, fall), ramp)
             look_x, look_y, turn_yaw, turn_pitch = _LOOK_AWAY[direction]
             away += m
             away_x += m * look_x
@@ -545,11 +731,8 @@ class SimulatedViewer(Source):
             open_ear = (self._ear_open[eye] - 0.02 * boredom) * droop + 0.006 * noise[:, col]
             ears.append(open_ear - (open_ear - _CLOSED_EAR) * blink)
         mouth = np.clip(0.04 + 0.6 * yawn + 0.015 * noise[:, 4], 0.0, 1.0)
-        yaw = yaw + away_yaw
-        pitch = pitch + away_pitch
-        roll = roll + 0.3 * noise[:, 5]
-
-        face = np.column_stack([present, ears[0], ears[1], on_screen, gaze_x, gaze_y, yaw, pitch, roll, mouth])
+        face = np.column_stack([present, ears[0], ears[1], on_screen, gaze_x, gaze_y, yaw + away_yaw,
+                                pitch + away_pitch, roll + 0.3 * noise[:, 5], mouth])
         face[present == 0.0, 1:] = np.nan  # no face, no features
         self._prune_face(float(ts[-1]))
         return face
@@ -562,3 +745,109 @@ class SimulatedViewer(Source):
         # keep the fixation in force at t and any later ones
         current = bisect.bisect_right([f[0] for f in self._fixations], t) - 1
         self._fixations = self._fixations[max(current, 0):]
+
+    # ------------------------------------------------------------------ faults
+
+    def _spans(self, kind: str, until: float) -> list[tuple[float, float]]:
+        """Outages of ``kind`` (absolute times), random ones drawn up to ``until``."""
+        o = self._outages[kind]
+        if not o.spans and o.drawn_until == -math.inf:
+            o.spans = sorted((self._t0 + s, self._t0 + s + d) for k, s, d in self.faults.dropouts if k == kind)
+            o.drawn_until = self._t0
+        rate = self.faults.dropout_rate_per_hour / 3600.0
+        if rate > 0:
+            rng = self._rng[f"fault_{kind}"]
+            while o.drawn_until <= until:
+                start = o.drawn_until + float(rng.exponential(1.0 / rate))
+                duration = self.faults.dropout_median_s * math.exp(0.8 * float(rng.standard_normal()))
+                bisect.insort(o.spans, (start, start + duration))
+                o.drawn_until = start + duration
+        else:
+            o.drawn_until = max(o.drawn_until, until)
+        return o.spans
+
+    def _not_out(self, kind: str, ts: np.ndarray) -> np.ndarray | None:
+        spans = self._spans(kind, float(ts[-1]))
+        if not spans:
+            return None
+        keep = np.ones(len(ts), dtype=bool)
+        for a, b in spans:
+            if b >= ts[0] and a <= ts[-1]:
+                keep &= (ts < a) | (ts >= b)
+        return keep
+
+    def _report_faults(self, until: float) -> None:
+        ctx = getattr(self, "ctx", None)
+        if self.faults.never and not self._never_reported and until >= self._t0 + _CONNECT_WAIT_S:
+            self._never_reported = True
+            for kind in self.faults.never:
+                if kind in self.sensors:
+                    self._gap(ctx, self._t0, until - self._t0, self._infos[kind].name, "not connected")
+        for kind in self._connected:
+            o = self._outages[kind]
+            spans = self._spans(kind, until)
+            while o.reported_lost < len(spans) and until >= spans[o.reported_lost][0] + _NOTICE_S:
+                a, _ = spans[o.reported_lost]
+                self._gap(ctx, a, until - a, self._infos[kind].name, "stream lost")
+                o.reported_lost += 1
+            while o.reported_back < o.reported_lost and until >= spans[o.reported_back][1]:
+                a, b = spans[o.reported_back]
+                self._gap(ctx, a, b - a, self._infos[kind].name, "stream recovered")
+                o.reported_back += 1
+
+    def _gap(self, ctx: Context | None, start: float, duration: float, stream: str, reason: str) -> None:
+        log.info("%s: %s %s at %.3f (%.1f s)", self.name, stream, reason, start, duration)
+        if ctx is None:  # read() without a runtime: nothing to publish on
+            return
+        ctx.counters[f"{self.name}.gaps"] += 1
+        ctx.emit("sensor.gap", float(start), evidence={"stream": stream, "duration_s": float(duration), "reason": reason},
+                 source=self.name, viewer=self.viewer)
+
+
+# ------------------------------------------------------------------------------------------------
+# audiences
+# ------------------------------------------------------------------------------------------------
+
+
+class SimulatedAudience(Sequence):
+    """``n`` simulated viewers drawn from the population, for a group watching one film.
+
+    Viewer ``i`` is ``{prefix}-{i + 1}`` with seed ``viewer_seed(seed, i)``: its own traits and
+    signals, the same whatever ``n`` is (a bigger audience adds viewers, it does not change the
+    first ones). Each follows the ``scene.start`` events of its own id and of ``scene_viewers`` (a
+    group session passes the id its controller plays to). The viewers are ordinary
+    :class:`SimulatedViewer` sources: hand ``list(audience)`` to a session.
+
+    >>> audience = SimulatedAudience(3, seed=7)
+    >>> [v.viewer for v in audience]
+    ['viewer-1', 'viewer-2', 'viewer-3']
+    >>> SimulatedAudience(5, seed=7)[1].traits == audience[1].traits
+    True
+    """
+
+    def __init__(self, n: int, seed: int = 0, prefix: str = "viewer", scene_viewers: Sequence[str] = (),
+                 **viewer_kwargs) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"a simulated audience needs at least one viewer, got {n!r}")
+        self.seed = int(seed)
+        self.viewers = [SimulatedViewer(seed=self.viewer_seed(self.seed, i), viewer=f"{prefix}-{i + 1}",
+                                        scene_viewers=(f"{prefix}-{i + 1}", *scene_viewers), **viewer_kwargs)
+                        for i in range(n)]
+
+    @staticmethod
+    def viewer_seed(seed: int, i: int) -> int:
+        """The seed of viewer ``i`` of an audience drawn with ``seed``."""
+        return int(np.random.SeedSequence(seed, spawn_key=(i,)).generate_state(1)[0])
+
+    def __len__(self) -> int:
+        return len(self.viewers)
+
+    def __getitem__(self, i):
+        return self.viewers[i]
+
+    def __iter__(self) -> Iterator[SimulatedViewer]:
+        return iter(self.viewers)
+
+    def traits_table(self) -> list[dict]:
+        """Each viewer's id and traits, one dict per viewer."""
+        return [{"viewer": v.viewer, **v.traits.__dict__} for v in self.viewers]
