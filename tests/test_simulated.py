@@ -3,6 +3,7 @@ that reacts, sensors that fail, audiences."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -652,3 +653,65 @@ def test_the_simulator_needs_no_neurokit2_and_is_the_same_without_avx512():
     assert nk == "False"
     assert _run_python(_DIGEST, {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}).split()[0] == digest
     assert _run_python(_DIGEST, {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"}).split()[0] == digest
+
+
+# ---------------------------------------------------------------- in a profile, through the CLI
+
+
+def test_a_profile_sets_what_the_viewer_wears_and_what_fails():
+    from engage.sensors.profiles import profile_from_text
+
+    p = profile_from_text('[sensor.v]\nkind = "simulated"\nwears = ["ecg", "ppg", "face"]\nppg_rate = 32\n'
+                          '[sensor.v.faults]\nnever = ["ecg"]\ndropouts = [["face", 60, 20.5]]\n'
+                          'dropout_rate_per_hour = 2\n')
+    spec = p.sensors[0]
+    assert spec.wears == ("ecg", "ppg", "face") and spec.ppg_rate == 32.0
+    assert spec.faults == SensorFaults(never=("ecg",), dropouts=(("face", 60.0, 20.5),), dropout_rate_per_hour=2.0)
+    assert "wearing ecg, ppg, face, with sensor faults" in spec.describe()
+    assert profile_from_text('[sensor.v]\nkind = "simulated"\n').sensors[0].faults is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ('wears = ["ecg", "gsr"]', "wears must be an array of distinct sensors among ecg, ppg, eda, face"),
+    ('wears = "ecg"', "wears must be an array"),
+    ('faults = 3', "faults must be a table"),
+    ('[sensor.v.faults]\nnever = "ecg"', "faults.never must be an array of sensor names"),
+    ('[sensor.v.faults]\nnever = ["gsr"]', "unknown sensor 'gsr'"),
+    ('[sensor.v.faults]\ndropouts = [["face", 60]]', "faults.dropouts must be an array of [sensor, start_s, duration_s]"),
+    ('[sensor.v.faults]\ndropouts = [["face", 60, -1]]', "needs start_s >= 0 and duration_s > 0"),
+    ('[sensor.v.faults]\ndropout_rate_per_hour = -1', "faults: dropout_rate_per_hour must be >= 0"),
+    ('[sensor.v.faults]\nsometimes = 1', "faults: unknown key 'sometimes'"),
+])
+def test_bad_simulated_profile_keys_are_named(text, message):
+    from engage.sensors.profiles import profile_from_text
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        profile_from_text('[sensor.v]\nkind = "simulated"\n' + text + "\n")
+
+
+def test_engage_live_with_a_strap_that_never_connects_and_a_face_that_drops_out(tmp_path):
+    """The user's view: the session runs to its end, says which stream is missing and when the face was
+    lost, and the recording holds the streams that did come."""
+    import subprocess
+    import sys
+
+    import pyxdf
+
+    profile = tmp_path / "flaky.toml"
+    profile.write_text('[sensor.viewer]\nkind = "simulated"\nseed = 4\nwears = ["ecg", "eda", "face", "ppg"]\n'
+                       '[sensor.viewer.faults]\nnever = ["ecg"]\ndropouts = [["face", 60, 20]]\n')
+    xdf = tmp_path / "flaky.xdf"
+    r = subprocess.run([sys.executable, "-m", "engage", "live", "--profile", str(profile), "--speed", "0",
+                        "--duration", "100", "--record", str(xdf), "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "sim-viewer-1-ecg" in out and "not connected" in out
+    assert "sim-viewer-1-face 20.0 s (stream recovered)" in out
+    streams, _ = pyxdf.load_xdf(str(xdf))
+    names = {s["info"]["name"][0] for s in streams}
+    assert {"sim-viewer-1-eda", "sim-viewer-1-face", "sim-viewer-1-ppg", "viewer-1-heart-rate"} <= names
+    assert "sim-viewer-1-ecg" not in names
+    face = next(s for s in streams if s["info"]["name"][0] == "sim-viewer-1-face")
+    t = face["time_stamps"] - face["time_stamps"][0]
+    assert not np.any((t > 60.05) & (t < 79.95)) and t[-1] > 99

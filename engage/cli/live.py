@@ -141,7 +141,7 @@ def _open_simulated(spec, now: float) -> OpenedSensor:
     from engage.sensors.simulated import SimulatedViewer
 
     kw = dict(seed=spec.seed, viewer=spec.viewer, ecg_rate=spec.ecg_rate, eda_rate=spec.eda_rate,
-              face_rate=spec.face_rate)
+              face_rate=spec.face_rate, ppg_rate=spec.ppg_rate, sensors=spec.wears, faults=spec.faults)
     viewer = SimulatedViewer(**kw)
     if spec.traits:
         viewer = SimulatedViewer(traits=dataclasses.replace(viewer.traits, **dict(spec.traits)), **kw)

@@ -183,9 +183,13 @@ class SimulatedSensor(SensorSpec):
     ecg_rate: float = 250.0
     eda_rate: float = 16.0
     face_rate: float = 30.0
+    ppg_rate: float = 64.0
+    wears: tuple[str, ...] = ("ecg", "eda", "face")
+    faults: Any = None  # a SensorFaults, or None: every sensor works
 
     def describe(self) -> str:
-        return f"simulated viewer, seed {self.seed}"
+        worn = "" if self.wears == ("ecg", "eda", "face") else f", wearing {', '.join(self.wears) or 'nothing'}"
+        return f"simulated viewer, seed {self.seed}{worn}{', with sensor faults' if self.faults else ''}"
 
 
 Sensor = Union[WebcamSensor, BleHrmSensor, LslSensor, SimulatedSensor]
@@ -339,6 +343,7 @@ KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "simulated": {
         "seed": _number(0, 2**32 - 1, integer=True), "traits": lambda v: v,
         "ecg_rate": _number(50, 2000), "eda_rate": _number(1, 1000, lo_open=False), "face_rate": _number(1, 240),
+        "ppg_rate": _number(10, 1000), "wears": lambda v: v, "faults": lambda v: v,
     },
 }
 _CLASSES = {"webcam": WebcamSensor, "ble-hrm": BleHrmSensor, "lsl": LslSensor, "simulated": SimulatedSensor}
@@ -595,9 +600,44 @@ def _finish_lsl(where: str, values: dict) -> dict:
     return values
 
 
-def _finish_simulated(where: str, values: dict) -> dict:
-    from .simulated import ViewerTraits
+def _simulated_faults(where: str, table: Any):
+    """``[sensor.NAME.faults]`` → a :class:`~engage.sensors.simulated.SensorFaults`."""
+    from .simulated import SensorFaults
 
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: faults must be a table (never, dropouts, dropout_rate_per_hour, "
+                          f"dropout_median_s), got {_kind_of(table)}")
+    values = _checked(f"{where}: faults", table, {
+        "never": lambda v: v, "dropouts": lambda v: v, "dropout_rate_per_hour": _number(0, 3600),
+        "dropout_median_s": _number(0, 86400, lo_open=True)})
+    never = values.get("never", [])
+    if not isinstance(never, list) or not all(isinstance(k, str) for k in never):
+        raise ConfigError(f"{where}: faults.never must be an array of sensor names, got {_kind_of(never)}")
+    dropouts = values.get("dropouts", [])
+    if not isinstance(dropouts, list) or not all(isinstance(d, list) and len(d) == 3 and isinstance(d[0], str)
+                                                 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                         for x in d[1:]) for d in dropouts):
+        raise ConfigError(f"{where}: faults.dropouts must be an array of [sensor, start_s, duration_s], "
+                          f"e.g. [[\"face\", 120, 30]]")
+    try:
+        return SensorFaults(never=tuple(never), dropouts=tuple((d[0], float(d[1]), float(d[2])) for d in dropouts),
+                            **{k: values[k] for k in ("dropout_rate_per_hour", "dropout_median_s") if k in values})
+    except (ConfigError, OverflowError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _finish_simulated(where: str, values: dict) -> dict:
+    from .simulated import SENSOR_KINDS, ViewerTraits
+
+    if "wears" in values:
+        wears = values["wears"]
+        if (not isinstance(wears, list) or not all(isinstance(k, str) and k in SENSOR_KINDS for k in wears)
+                or len(set(wears)) != len(wears)):
+            raise ConfigError(f"{where}: wears must be an array of distinct sensors among "
+                              f"{', '.join(SENSOR_KINDS)}, got {wears!r}")
+        values["wears"] = tuple(wears)
+    if "faults" in values:
+        values["faults"] = _simulated_faults(where, values["faults"])
     traits = values.pop("traits", None)
     if traits is None:
         return values
