@@ -132,7 +132,7 @@ def _nested_models_fold(candidates: dict, i: int) -> tuple[str, np.ndarray]:
     best = max(inner, key=inner.get)
     kind, sets = candidates[best]
     train = [s for j, s in enumerate(sets) if j != i]
-    return best, np.mean([fit(train, k).predict_proba(sets[i].X)[:, 1] for k in _kinds(kind)], axis=0)
+    return best, np.mean([fit(train, k).predict_proba(sets[i].frame())[:, 1] for k in _kinds(kind)], axis=0)
 
 
 def _nested_models(candidates: dict, n_jobs: int = 1) -> tuple[dict, list]:
@@ -155,7 +155,7 @@ def _nested(variants: dict) -> tuple[dict, list]:
         best = max(keys, key=lambda k: inner_scores[k])
         chosen.append(best)
         model = fit([s for j, s in enumerate(variants[best]) if j != i], "logistic")
-        probs.append(model.predict_proba(variants[best][i].X)[:, 1])
+        probs.append(model.predict_proba(variants[best][i].frame())[:, 1])
     return report([variants[c][i] for i, c in enumerate(chosen)], probs), chosen
 
 

@@ -193,14 +193,17 @@ def test_pickles_asking_for_code_are_refused(tmp_path):
 
 
 def write_case(root: Path, n: int = 1, seconds: int = 10) -> Path:
+    """10 s: video 1 (an amusing clip) for 4 s, the blue screen (id 10) for 2 s, video 3 (boring-1) for 4 s."""
     (root / "physiological").mkdir(parents=True)
     (root / "annotations").mkdir(parents=True)
     t = np.arange(seconds * 1000)
+    video = lambda ms: 1 if ms < 4000 else (10 if ms < 6000 else 3)  # noqa: E731
     phys = "daqtime,ecg,bvp,gsr,rsp,skt,emg_zygo,emg_coru,emg_trap,video\n" + "\n".join(
-        f"{i},{0.1:.2f},{35 + np.sin(i / 100):.3f},{5 + i / 1e4:.4f},{30:.1f},{31.5},{0},{0},{0},{1}" for i in t)
+        f"{i},{0.1:.2f},{35 + np.sin(i / 100):.3f},{5 + i / 1e4:.4f},{30:.1f},{31.5},{0},{0},{0},{video(i)}" for i in t)
     (root / "physiological" / f"sub_{n}.csv").write_text(phys)
     ta = np.arange(seconds * 20) * 50
-    ann = "jstime,valence,arousal,video\n" + "\n".join(f"{j},5,{3.0 if j < 5000 else 7.5},1" for j in ta)
+    arousal = lambda ms: 3.0 if ms < 4000 else (5.0 if ms < 6000 else 7.5)  # noqa: E731
+    ann = "jstime,valence,arousal,video\n" + "\n".join(f"{j},6,{arousal(j)},{video(j)}" for j in ta)
     (root / "annotations" / f"sub_{n}.csv").write_text(ann)
     return root
 
@@ -211,8 +214,14 @@ def test_case_generated(tmp_path):
     rec = ds.load("sub_1")
     eda = rec.track("EDA")
     assert eda.info.nominal_rate == 1000.0 and len(eda.timestamps) == 10000
-    assert rec.label_at(np.array([1.0, 7.0])).tolist() == [0.0, 1.0]
     assert {t.info.type for t in rec.tracks} == {"PPG", "EDA", "TEMP", "ECG", "RESP"}
+    at = np.array([1.0, 5.0, 7.0])  # a clip, the blue screen, the boring clip
+    # the blue screen (joystick at rest, 5.0) is not "low arousal": it is left unlabelled
+    np.testing.assert_array_equal(rec.label_at(at), [0.0, np.nan, 1.0])
+    np.testing.assert_array_equal(rec.with_label("boring").label_at(at), [0.0, np.nan, 1.0])
+    np.testing.assert_array_equal(rec.with_label("video").label_at(at), [1.0, np.nan, 3.0])
+    with pytest.raises(DatasetError, match="no label 'bored'.*boring"):
+        rec.with_label("bored")
 
 
 def test_case_partial_and_malformed(tmp_path):
@@ -233,23 +242,60 @@ def test_case_partial_and_malformed(tmp_path):
 def test_deap_generated_and_malformed(tmp_path):
     rng = np.random.default_rng(2)
     data = rng.normal(size=(3, 40, 128 * 4)).astype(np.float32)
-    labels = np.array([[5, 2, 5, 5], [5, 8, 5, 5], [5, 6, 5, 5]], dtype=float)
+    data[:, 36, :] = 2e5  # GSR as skin resistance in ohms: 5 µS
+    data[1, 36, :128] = 1e5  # 10 µS during trial 2's first second
+    data[2, 36, 5] = 0.0  # a dropout
+    labels = np.array([[5, 2, 5, 5], [5, 8, 5, 5], [7, 6, 5, 5]], dtype=float)
     with open(tmp_path / "s01.dat", "wb") as f:
         pickle.dump({"data": data, "labels": labels}, f)
     ds = Deap(tmp_path)
     assert ds.subjects() == ["s01"]
+    trials = ds.sessions("s01")
+    assert [r.session for r in trials] == ["trial-01", "trial-02", "trial-03"]
+    assert all(r.subject == "s01" and len(r.track("EDA").timestamps) == 512 for r in trials)
+    eda = trials[1].track("EDA")
+    assert eda.info.units == ("uS",) and eda.data[0, 0] == pytest.approx(10.0) and eda.data[-1, 0] == pytest.approx(5.0)
+    assert np.isnan(trials[2].track("EDA").data[5, 0])
+    period = 4 + Deap.PAUSE_S
+    # each trial's rating holds during its video; its pre-trial seconds and the pauses are unlabelled
+    assert np.isnan(trials[1].label_at(np.array([period + 1.0]))[0])
+    assert trials[1].label_at(np.array([period + 3.5]))[0] == 1.0
     rec = ds.load("s01")
     assert {t.info.type for t in rec.tracks} == {"EDA", "RESP", "PPG", "TEMP"}
     assert len(rec.track("EDA").timestamps) == 3 * 512
-    period = 4 + Deap.PAUSE_S
-    got = rec.label_at(np.array([1.0, 5.0, period + 1, 2 * period + 1]))
-    assert np.array_equal(got, [0, np.nan, 1, 1], equal_nan=True)
+    got = rec.label_at(np.array([1.0, 3.5, 5.0, period + 3.5, 2 * period + 3.5]))
+    np.testing.assert_array_equal(got, [np.nan, 0, np.nan, 1, 1])
+    np.testing.assert_array_equal(rec.with_label("valence").label_at(np.array([3.5, 2 * period + 3.5])), [0, 1])
     with open(tmp_path / "s02.dat", "wb") as f:
         pickle.dump({"data": data[:, :10], "labels": labels}, f)
     with pytest.raises(DatasetError, match=r"s02\.dat: 'data' must be trials × 40 channels"):
         ds.load("s02")
     with pytest.raises(DatasetError, match="no DEAP files"):
         Deap(tmp_path / "nothing-here" if (tmp_path / "nothing-here").mkdir() is None else tmp_path).subjects()
+
+
+def test_deap_trials_get_their_own_baseline_from_the_pre_trial_seconds(tmp_path):
+    """Each trial is replayed alone; its first window covers the 3 pre-trial seconds and sets the
+    baseline, so a trial whose skin conductance starts high is not scored against another trial."""
+    from engage.models.training import WindowConfig, extract_windows
+
+    t = np.arange(63 * 128) / 128.0
+    data = np.zeros((2, 40, t.size))
+    data[0, 36] = 1e6 / (2.0 + 0.02 * (t > 3) * (t - 3))  # 2 µS at rest, rising 0.02 µS/s during the video
+    data[1, 36] = 1e6 / (8.0 + 0.02 * (t > 3) * (t - 3))  # the same rise from 8 µS
+    data[:, 38] = np.sin(2 * np.pi * 1.2 * t)  # a 72 bpm pulse
+    data[:, 39] = 33.0
+    with open(tmp_path / "s01.dat", "wb") as f:
+        pickle.dump({"data": data, "labels": np.array([[5, 8, 5, 5], [5, 2, 5, 5.0]])}, f)
+    ds = Deap(tmp_path)
+    (ws,) = extract_windows(ds, config=WindowConfig(**Deap.window_defaults))
+    assert set(ws.session) == {"trial-01", "trial-02"}
+    z = ws.X[:, ws.features.index("z_eda_tonic")]
+    first, second = z[ws.session == "trial-01"], z[ws.session == "trial-02"]
+    assert len(first) > 20 and len(second) > 20
+    # relative to its own pre-trial seconds: both rise from about 0; 8 µS against 2 µS is a smaller relative rise
+    assert abs(first[0]) < 3 and abs(second[0]) < 3 and first[-1] > second[-1] > 0
+    np.testing.assert_array_equal(np.unique(ws.y[ws.session == "trial-01"]), [1.0])
 
 
 # ---------------------------------------------------------------- XDF sessions with label markers

@@ -18,6 +18,16 @@ from engage.models.training import (WindowConfig, accuracy_since_change, extract
 from engage.models.wrist import WRIST_FEATURES, BaselineNormaliser, Collector, WristFeatureWindow, wrist_features
 
 
+
+@pytest.fixture(autouse=True)
+def _one_openmp_thread():
+    """Gradient boosting's OpenMP threads spin-wait on tiny training sets; on a shared, loaded
+    machine one thread is several times faster (11 s instead of 51 s for a test training)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
 def synthetic_recording(subject="v1", minutes=12, seed=0, effect=1.0) -> Recording:
     """EDA, HR, ACC and TEMP with 'stress' blocks (minutes 6-8 and 10-12) raising HR and EDA."""
     rng = np.random.default_rng(seed)
@@ -116,11 +126,11 @@ def test_classifier_learns_across_subjects_and_runs_live():
     # estimator parameters reach the pipeline; windows with a NaN label are left out of training
     assert fit(sets, "logistic", estimator__clf__C=0.5).get_params()["estimator__clf__C"] == 0.5
     np.testing.assert_allclose(loso(sets, "logistic", estimator__clf__C=0.5)[0],
-                               fit(sets[1:], "logistic", estimator__clf__C=0.5).predict_proba(sets[0].X)[:, 1])
+                               fit(sets[1:], "logistic", estimator__clf__C=0.5).predict_proba(sets[0].frame())[:, 1])
     blanked = [type(s)(s.subject, s.features, s.X, s.t, np.where(np.arange(len(s.y)) % 2 == 0, s.y, np.nan))
                for s in sets]
     even = [type(s)(s.subject, s.features, s.X[::2], s.t[::2], s.y[::2]) for s in sets]
-    np.testing.assert_allclose(fit(blanked).predict_proba(sets[0].X), fit(even).predict_proba(sets[0].X))
+    np.testing.assert_allclose(fit(blanked).predict_proba(sets[0].frame()), fit(even).predict_proba(sets[0].frame()))
 
 
 class SyntheticDataset:

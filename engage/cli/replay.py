@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     model = None
     if args.model:  # checked before any replay starts: a bad file is a one-line error
-        from engage.models.persistence import load_model
+        from engage.models.evaluation import open_model
 
-        model = load_model(args.model)
+        model = open_model(args.model)
     if path.suffix.lower() == ".csv":
         if not args.type:
             raise EngageError(f"{path}: a CSV recording needs --type (ECG, EDA, Face …)")

@@ -30,6 +30,9 @@ import pandas as pd
 from engage.core import Chunk, InputFileError, StreamInfo
 from engage.sensors.replay import RecordingSource
 
+__all__ = ["Dataset", "DatasetError", "Labels", "Recording", "RecordingReplay", "SAFE_FLOATS", "Track",
+           "iter_recordings", "read_text", "refuse_infinite"]
+
 
 #: ``float_precision`` for every ``pandas.read_csv`` of a file we did not write. pandas 2's default
 #: C float parser crashes the whole process (SIGSEGV, pandas 2.3) on an exponent with many digits
@@ -41,7 +44,24 @@ SAFE_FLOATS = "round_trip" if int(pd.__version__.split(".")[0]) < 3 else None
 
 def refuse_infinite(values, path: os.PathLike | str, what: str = "value") -> None:
     """Raise :class:`DatasetError` naming ``path`` and the first row holding ±inf (an overflowing
-    number in a file); NaN (an empty cell) passes as a gap."""
+    number in a file); NaN (an empty cell) passes as a gap.
+
+    Parameters
+    ----------
+    values
+        Rows of numbers read from ``path``.
+    path
+        The file, for the message.
+    what
+        What a value is, for the message.
+
+    Examples
+    --------
+    >>> refuse_infinite([[1.0], [float("inf")]], "EDA.csv", "sample")
+    Traceback (most recent call last):
+    ...
+    engage.datasets.base.DatasetError: EDA.csv: sample out of range in data row 2
+    """
     x = np.asarray(values, dtype=float)
     bad = np.isinf(x).reshape(len(x), -1).any(axis=1) if x.size else np.zeros(0, bool)
     if bad.any():
@@ -76,9 +96,9 @@ def read_text(path: os.PathLike | str, what: str = "file") -> str:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "tags.csv"
-    >>> _ = p.write_bytes("1495437500.5\n".encode("utf-16"))
+    >>> _ = p.write_bytes("1495437500.5\\n".encode("utf-16"))
     >>> read_text(p)
-    '1495437500.5\n'
+    '1495437500.5\\n'
     """
     path = Path(path)
     try:
@@ -101,8 +121,23 @@ Track = Chunk
 class Labels:
     """A label as a step function: ``values[i]`` holds from ``timestamps[i]`` until the next one.
 
-    ``end`` is when the last label stops holding (None: until the end of the recording).
-    Values are floats; NaN means "no label here" (e.g. a transition or an unannotated stretch).
+    Parameters
+    ----------
+    timestamps
+        When each value starts to hold (increasing).
+    values
+        Floats; NaN means "no label here" (e.g. a transition or an unannotated stretch).
+    name
+        What the label is.
+    classes
+        Names of the values 0, 1 … (for plots and cards).
+    end
+        When the last value stops holding (None: until the end of the recording).
+
+    Examples
+    --------
+    >>> Labels(np.array([0.0, 10.0]), np.array([0.0, 1.0]), end=20.0).at(np.array([5.0, 15.0, 25.0])).tolist()
+    [0.0, 1.0, nan]
     """
 
     timestamps: np.ndarray
@@ -112,6 +147,7 @@ class Labels:
     end: float | None = None
 
     def at(self, t: np.ndarray) -> np.ndarray:
+        """The label at times ``t`` (NaN before the first step, after ``end``, or where unlabelled)."""
         t = np.asarray(t, dtype=float)
         out = np.full(t.shape, np.nan)
         if self.timestamps.size == 0:
@@ -126,12 +162,51 @@ class Labels:
 
 @dataclass
 class Recording:
-    """One subject's session: streams and labels on one clock."""
+    """One subject's session: streams and labels on one clock.
+
+    Parameters
+    ----------
+    subject
+        The pseudonymous participant id (the unit of leave-one-subject-out).
+    tracks
+        The streams, each a whole-recording :class:`~engage.core.Chunk`.
+    labels
+        The default label (the dataset's own: stress, arousal …), or None.
+    meta
+        Anything else the loader knows (raw labels, tags, the session's file).
+    label_sets
+        Other labels by name (``boring`` in CASE, ``probe:boredom`` from thought probes), chosen
+        with :meth:`with_label` (``--label NAME`` on the command line).
+    session
+        Which session of the subject this is when a subject has several (DEAP's trials), else "".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from engage.core import StreamInfo
+    >>> info = StreamInfo("s1-eda", "EDA", ("eda",), ("uS",), 4.0, "s1-eda")
+    >>> rec = Recording("s1", [Track(info, np.ones((8, 1)), np.arange(8) / 4.0)],
+    ...                 label_sets={"bored": Labels(np.array([0.0]), np.array([1.0]))})
+    >>> rec.with_label("bored").label_at(np.array([1.0])).tolist()
+    [1.0]
+    """
 
     subject: str
     tracks: list[Track]
     labels: Labels | None = None
     meta: dict = field(default_factory=dict)
+    label_sets: dict[str, Labels] = field(default_factory=dict)
+    session: str = ""
+
+    def with_label(self, name: str | None) -> "Recording":
+        """This recording labelled by ``label_sets[name]`` (``None``: unchanged); a
+        :class:`DatasetError` lists the labels it has when ``name`` is not one of them."""
+        if name is None:
+            return self
+        if name not in self.label_sets:
+            have = ", ".join(sorted(self.label_sets)) or "none but the default"
+            raise DatasetError(f"{self.subject}: no label {name!r} in this recording (it has: {have})")
+        return Recording(self.subject, self.tracks, self.label_sets[name], self.meta, self.label_sets, self.session)
 
     def track(self, stream_type: str) -> Track | None:
         """The first track of a stream type (``EDA``, ``BVP``, ``ACC`` …), or None."""
@@ -157,7 +232,20 @@ class Recording:
 
 
 class RecordingReplay(RecordingSource):
-    """Replays a :class:`Recording` on the runtime's clock (gaps found and reported as usual)."""
+    """Replays a :class:`Recording` on the runtime's clock (gaps found and reported as usual).
+
+    Parameters
+    ----------
+    recording
+        What to replay (each track sorted by time first).
+
+    Examples
+    --------
+    >>> from engage.core import StreamInfo
+    >>> info = StreamInfo("s1-eda", "EDA", ("eda",), ("uS",), 4.0, "s1-eda")
+    >>> RecordingReplay(Recording("s1", [Track(info, np.ones((8, 1)), np.arange(8) / 4.0)])).start_time()
+    0.0
+    """
 
     name = "dataset-replay"
 
@@ -181,7 +269,24 @@ class Dataset(Protocol):
 
 
 def iter_recordings(dataset: Dataset, subjects: list[str] | None = None) -> Iterator[Recording]:
-    """Each subject's recording in turn."""
+    """Each subject's recording in turn.
+
+    Parameters
+    ----------
+    dataset
+        A loader.
+    subjects
+        Which (default: all).
+
+    Yields
+    ------
+    Recording
+        One per subject.
+
+    Examples
+    --------
+    >>> # for rec in iter_recordings(StressPredict(root)): print(rec.subject, rec.end - rec.start)
+    """
     for s in subjects or dataset.subjects():
         yield dataset.load(s)
 

@@ -28,6 +28,8 @@ from engage.core.clock import MAX_TIMESTAMP_S
 from .base import (SAFE_FLOATS, DatasetError, Labels, Recording, Track, read_text, refuse_infinite, require_dir,
                    require_file, stream)
 
+__all__ = ["E4_SIGNALS", "StressPredict", "load_e4_folder", "read_e4_ibi", "read_e4_signal", "read_e4_tags"]
+
 #: file → (stream type, channels, units, scale)
 E4_SIGNALS = {
     "BVP": ("PPG", ("ppg",), ("nW",), 1.0),
@@ -39,8 +41,27 @@ E4_SIGNALS = {
 
 
 def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """One E4 signal CSV → (samples × channels, UNIX timestamps, rate). Raises :class:`DatasetError`.
+    """One E4 signal CSV → samples, timestamps and rate.
 
+    Parameters
+    ----------
+    path
+        ``EDA.csv``, ``BVP.csv`` … (row 1: start time per column, row 2: rate, then samples).
+    n_channels
+        Columns expected (3 for ``ACC.csv``).
+
+    Returns
+    -------
+    tuple
+        Samples × channels, UNIX timestamps, rate in Hz.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file: not text, not numbers, a start time or rate out of range.
+
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "EDA.csv"
     >>> _ = p.write_text("100.0\\n4.0\\n0.5\\n0.6\\n")
@@ -70,7 +91,26 @@ def read_e4_signal(path: str | os.PathLike, n_channels: int) -> tuple[np.ndarray
 
 
 def read_e4_ibi(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``IBI.csv`` → (beat times as UNIX seconds, inter-beat intervals in s)."""
+    """``IBI.csv`` → beat times and inter-beat intervals.
+
+    Parameters
+    ----------
+    path
+        ``IBI.csv`` (row 1: ``<start time>, IBI``; then seconds since the start, interval).
+
+    Returns
+    -------
+    tuple
+        Beat times as UNIX seconds, intervals in s.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "IBI.csv"
+    >>> _ = p.write_text("1000.0, IBI\\n12.5,0.81\\n13.3,0.80\\n")
+    >>> [a.tolist() for a in read_e4_ibi(p)]
+    [[1012.5, 1013.3], [0.81, 0.8]]
+    """
     path = Path(path)
     require_file(path, "E4 IBI file")
     lines = read_text(path, "E4 IBI file").splitlines()
@@ -104,7 +144,26 @@ def _number(text: str) -> float:
 
 
 def read_e4_tags(path: str | os.PathLike) -> np.ndarray:
-    """A tags CSV → sorted unique UNIX times of the button presses."""
+    """A tags CSV → the button presses.
+
+    Parameters
+    ----------
+    path
+        ``tags.csv`` (one UNIX time per line).
+
+    Returns
+    -------
+    ndarray
+        Sorted unique UNIX times.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tags.csv"
+    >>> _ = p.write_text("1500.5\\n1200.0\\n")
+    >>> read_e4_tags(p).tolist()
+    [1200.0, 1500.5]
+    """
     path = Path(path)
     text = read_text(path, "E4 tags file").split()
     try:
@@ -118,10 +177,33 @@ def read_e4_tags(path: str | os.PathLike) -> np.ndarray:
 
 def load_e4_folder(folder: str | os.PathLike, subject: str, dataset: str = "e4",
                    signals: tuple[str, ...] = ("BVP", "EDA", "TEMP", "ACC", "HR")) -> list[Track]:
-    """The tracks of one E4 export folder. ``HR.csv`` (the device's own 1 Hz heart rate) becomes a
-    ``DeviceHR`` stream; ``IBI.csv`` (when present) an ``IBI`` stream (irregular; timestamp = beat
-    time; channel ``rr_s``). Both are the watch's estimates, kept apart from the ``HeartRate``
-    contract that engage's own beat detectors produce."""
+    """The tracks of one E4 export folder.
+
+    ``BVP`` becomes a ``PPG`` stream, ``ACC`` is scaled to g, ``HR.csv`` (the device's own 1 Hz
+    heart rate) becomes a ``DeviceHR`` stream and ``IBI.csv`` (when present) an ``IBI`` stream
+    (irregular; timestamp = beat time; channel ``rr_s``). Both are the watch's estimates, kept
+    apart from the ``HeartRate`` contract that engage's own beat detectors produce.
+
+    Parameters
+    ----------
+    folder
+        The export folder.
+    subject
+        The participant id the streams carry.
+    dataset
+        Name in the streams' source ids.
+    signals
+        Which signal files to read.
+
+    Returns
+    -------
+    list of Track
+        One per stream.
+
+    Examples
+    --------
+    >>> # tracks = load_e4_folder("Raw_data/S02", "S02"); [t.info.type for t in tracks]
+    """
     folder = Path(folder)
     tracks = []
     for name in signals:
@@ -139,6 +221,15 @@ class StressPredict:
 
     ``subjects()`` lists the participants with both a raw folder and labels.
 
+    Parameters
+    ----------
+    root
+        The folder holding ``Raw_data/`` and ``Processed_data/``.
+
+    Examples
+    --------
+    >>> StressPredict.name
+    'stress-predict'
     >>> # ds = StressPredict("../shared/data/stress_predict_e4"); rec = ds.load("S02")
     """
 

@@ -15,11 +15,13 @@ allocated that the file does not hold, and a pickle that asks for anything else 
   ``label`` at 700 Hz (1 baseline, 2 stress, 3 amusement; others transient). Binary: 2 → 1, 1 → 0.
 * **CASE** (Sharma et al. 2019): ``physiological/sub_N.csv`` at 1 kHz (``daqtime`` ms, ``ecg``,
   ``bvp``, ``gsr``, ``rsp``, ``skt``, EMG…, ``video``) and ``annotations/sub_N.csv`` at 20 Hz
-  (``jstime`` ms, ``valence``, ``arousal`` 0.5–9.5, ``video``). Binary: arousal > 5.
+  (``jstime`` ms, ``valence``, ``arousal`` 0.5–9.5, ``video``). Binary: arousal > 5 during the eight
+  clips (the blue screen between them is unlabelled); ``--label boring`` for the two boring clips.
 * **DEAP** (Koelstra et al. 2012): ``sNN.dat`` (``data_preprocessed_python``): ``data`` 40 trials
-  × 40 channels × 8064 samples at 128 Hz (channels 37–40: GSR, respiration, plethysmograph,
-  temperature), ``labels`` 40 × 4 (valence, arousal, dominance, liking; 1–9). Trials are laid
-  end to end with a 10 s pause between them. Binary: arousal > 5.
+  × 40 channels × 8064 samples at 128 Hz (3 s pre-trial, 60 s video; channels 37–40: GSR as
+  resistance in ohms → conductance, respiration, plethysmograph, temperature), ``labels`` 40 × 4
+  (valence, arousal, dominance, liking; 1–9). Each trial is its own session with its own
+  baseline from its pre-trial seconds. Binary: arousal > 5.
 
 >>> sorted(LOADERS)
 ['case', 'deap', 'wesad']
@@ -68,7 +70,18 @@ def _numbers(value, path: Path, what: str, ndim: int | None = None) -> np.ndarra
 
 
 class Wesad:
-    """WESAD: ``ROOT/SX/SX.pkl`` per subject (see the module docstring)."""
+    """WESAD: ``ROOT/SX/SX.pkl`` per subject (see the module docstring).
+
+    Parameters
+    ----------
+    root
+        The folder holding ``S2/``, ``S3/`` …
+
+    Examples
+    --------
+    >>> Wesad.WRIST["EDA"][:2]
+    ('EDA', ('eda',))
+    """
 
     name = "wesad"
     WRIST = {"BVP": ("PPG", ("ppg",), ("au",), 64.0), "EDA": ("EDA", ("eda",), ("uS",), 4.0),
@@ -113,10 +126,35 @@ class Wesad:
         return Recording(subject, tracks, labels, {"raw_labels": Labels(t, v, "condition")})
 
 
+#: CASE's eight clips by the ``video`` id of its files (Sharma et al. 2019, Table 1; the other ids
+#: are the start video and the blue screen shown between clips)
+CASE_VIDEOS = {1: "amusing-1", 2: "amusing-2", 3: "boring-1", 4: "boring-2", 5: "relaxed-1", 6: "relaxed-2",
+               7: "scary-1", 8: "scary-2"}
+
+
 class Case:
-    """CASE: ``ROOT/physiological/sub_N.csv`` and ``ROOT/annotations/sub_N.csv``."""
+    """CASE: ``ROOT/physiological/sub_N.csv`` and ``ROOT/annotations/sub_N.csv``.
+
+    The default label is high arousal (the joystick's arousal > 5) during the eight clips; the
+    blue screen between clips and the start video (about 39 % of a session, the joystick resting
+    at exactly 5.0) are left unlabelled, not counted as low arousal. ``label_sets``: ``boring``
+    (1 during CASE's two boring clips, 0 during the six others, unlabelled elsewhere: ``--label
+    boring``), ``valence`` (valence > 5 during the clips) and ``video`` (the video id itself, NaN
+    between clips).
+
+    Parameters
+    ----------
+    root
+        The folder holding ``physiological/`` and ``annotations/`` (CASE's ``data/interpolated``).
+
+    Examples
+    --------
+    >>> sorted(CASE_VIDEOS.values())[:3]
+    ['amusing-1', 'amusing-2', 'boring-1']
+    """
 
     name = "case"
+    label_names = ("boring", "valence", "video")
     SIGNALS = {"bvp": ("PPG", ("ppg",), ("%",)), "gsr": ("EDA", ("eda",), ("uS",)),
                "skt": ("TEMP", ("temp",), ("degC",)), "ecg": ("ECG", ("ecg",), ("mV",)),
                "rsp": ("RESP", ("resp",), ("%",))}
@@ -128,6 +166,13 @@ class Case:
                 raise DatasetError(f"{self.root / sub}: missing the {sub} folder of CASE")
 
     def subjects(self) -> list[str]:
+        """The ``sub_N`` files found, in numeric order.
+
+        Returns
+        -------
+        list of str
+            Subject ids.
+        """
         found = sorted((p.stem for p in (self.root / "physiological").glob("sub_*.csv")),
                        key=lambda s: int(re.sub(r"\D", "", s) or 0))
         if not found:
@@ -140,51 +185,108 @@ class Case:
         try:
             df = pd.read_csv(path, float_precision=SAFE_FLOATS)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DatasetError(f"{path}: unreadable CSV ({exc})") from None
+            raise DatasetError(f"{path}: unreadable CSV ({(str(exc).splitlines() or [''])[0][:120]})") from None
         missing = need - set(df.columns)
         if missing:
             raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         try:
             df = df.astype(float)
         except ValueError as exc:
-            raise DatasetError(f"{path}: non-numeric value ({exc})") from None
+            raise DatasetError(f"{path}: non-numeric value ({str(exc)[:120]})") from None
         refuse_infinite(df.to_numpy(), path)
         return df
 
     def load(self, subject: str) -> Recording:
+        """One subject's signals and labels.
+
+        Parameters
+        ----------
+        subject
+            ``sub_N``.
+
+        Returns
+        -------
+        Recording
+            Streams ``PPG``, ``EDA``, ``TEMP``, ``ECG``, ``RESP``; labels as in the class docstring.
+        """
         phys = self._csv(self.root / "physiological" / f"{subject}.csv", {"daqtime", "gsr", "bvp", "skt"})
-        ann = self._csv(self.root / "annotations" / f"{subject}.csv", {"jstime", "valence", "arousal"})
+        ann_path = self.root / "annotations" / f"{subject}.csv"
+        ann = self._csv(ann_path, {"jstime", "valence", "arousal", "video"})
         t = phys["daqtime"].to_numpy() / 1000.0
-        fs = 1.0 / float(np.median(np.diff(t))) if len(t) > 1 else 1000.0
+        fs = 1.0 / float(np.median(np.diff(t))) if len(t) > 1 and np.median(np.diff(t)) > 0 else 1000.0
         tracks = [Track(stream(subject, col, kind, ch, units, round(fs, 3), self.name),
                         phys[[col]].to_numpy(), t)
                   for col, (kind, ch, units) in self.SIGNALS.items() if col in phys.columns]
         ta = ann["jstime"].to_numpy() / 1000.0
-        arousal = ann["arousal"].to_numpy()
-        labels = Labels(ta, (arousal > 5.0).astype(float), "arousal", ("low", "high"),
-                        end=float(ta[-1]) + 0.05 if len(ta) else None)
-        return Recording(subject, tracks, labels, {"raw_labels": Labels(ta, arousal, "arousal")})
+        if len(ta) and np.any(np.diff(ta) < 0):
+            raise DatasetError(f"{ann_path}: 'jstime' goes back in time")
+        video = ann["video"].to_numpy()
+        clip = np.isin(video, list(CASE_VIDEOS))
+        end = float(ta[-1]) + 0.05 if len(ta) else None
+
+        def labels(values, name, classes=()):
+            return Labels(ta, np.where(clip, values, np.nan).astype(float), name, classes, end=end)
+
+        arousal, valence = ann["arousal"].to_numpy(), ann["valence"].to_numpy()
+        boring = np.isin(video, [k for k, v in CASE_VIDEOS.items() if v.startswith("boring")])
+        label_sets = {"arousal": labels(arousal > 5.0, "arousal", ("low", "high")),
+                      "boring": labels(boring, "boring", ("other clip", "boring clip")),
+                      "valence": labels(valence > 5.0, "valence", ("negative", "positive")),
+                      "video": labels(video, "video")}
+        return Recording(subject, tracks, label_sets["arousal"], {"raw_labels": Labels(ta, arousal, "arousal")},
+                         label_sets)
 
 
 class Deap:
-    """DEAP: ``ROOT/sNN.dat`` (preprocessed Python pickles)."""
+    """DEAP: ``ROOT/sNN.dat`` (the preprocessed Python pickles), one session per trial.
+
+    Each of a participant's 40 trials is its own session (:meth:`sessions`), replayed with its own
+    baseline taken from the trial's 3 pre-trial seconds (``window_defaults``: 20 s windows every
+    2 s, the first one over the pre-trial seconds alone): the files hold the trials in video order,
+    not in the order they were shown, so they are never joined into one session. The GSR channel
+    is skin *resistance* in ohms; it becomes conductance in µS (10⁶ / R; non-positive readings
+    are gaps). Labels: arousal rating > 5 during the trial's video (the pre-trial seconds are
+    unlabelled); ``label_sets`` also has ``valence`` (> 5).
+
+    Parameters
+    ----------
+    root
+        The folder holding ``s01.dat`` … (``data_preprocessed_python``).
+
+    Examples
+    --------
+    >>> Deap.PRE_TRIAL_S, Deap.window_defaults["first_window_s"]
+    (3.0, 3.0)
+    """
 
     name = "deap"
+    label_names = ("valence",)
     FS = 128.0
+    PRE_TRIAL_S = 3.0
+    #: sessions are laid on one clock, this far apart (so every window has its own time)
     PAUSE_S = 10.0
-    PERIPHERAL = {36: ("EDA", ("eda",), ("au",)), 37: ("RESP", ("resp",), ("au",)),
+    PERIPHERAL = {36: ("EDA", ("eda",), ("uS",)), 37: ("RESP", ("resp",), ("au",)),
                   38: ("PPG", ("ppg",), ("au",)), 39: ("TEMP", ("temp",), ("degC",))}
+    window_defaults = {"window_s": 20.0, "hop_s": 2.0, "calibration_s": 0.0, "first_window_s": 3.0,
+                       "rank_history_s": None, "label_lag_s": 0.0}
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = require_dir(root, "DEAP")
 
     def subjects(self) -> list[str]:
+        """The ``sNN.dat`` files found.
+
+        Returns
+        -------
+        list of str
+            Participant ids (``s01`` …).
+        """
         found = sorted(p.stem for p in self.root.glob("s[0-9]*.dat"))
         if not found:
             raise DatasetError(f"{self.root}: no DEAP files (s01.dat …) found")
         return found
 
-    def load(self, subject: str) -> Recording:
+    def _read(self, subject: str) -> tuple[np.ndarray, np.ndarray, Path]:
         path = self.root / f"{subject}.dat"
         doc = read_array_pickle(path)
         data = _numbers(_get(doc, "data", path=path), path, "data")
@@ -193,17 +295,97 @@ class Deap:
             raise DatasetError(f"{path}: 'data' must be trials × 40 channels × samples, got {data.shape}")
         if ratings.shape != (data.shape[0], 4):
             raise DatasetError(f"{path}: 'labels' must be {data.shape[0]} trials × 4 ratings, got {ratings.shape}")
+        return data, ratings, path
+
+    @staticmethod
+    def conductance(resistance_ohm: np.ndarray) -> np.ndarray:
+        """Skin conductance in µS from resistance in ohms (NaN where the reading is not positive).
+
+        Parameters
+        ----------
+        resistance_ohm
+            DEAP's GSR channel.
+
+        Returns
+        -------
+        ndarray
+            µS.
+
+        Examples
+        --------
+        >>> Deap.conductance(np.array([2e5, 0.0])).tolist()
+        [5.0, nan]
+        """
+        r = np.asarray(resistance_ohm, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(r > 0, 1e6 / r, np.nan)
+
+    def sessions(self, subject: str) -> list[Recording]:
+        """Each trial as its own recording (``session`` ``trial-01`` …), on one clock, trials
+        ``PAUSE_S`` apart.
+
+        Parameters
+        ----------
+        subject
+            ``sNN``.
+
+        Returns
+        -------
+        list of Recording
+            One per trial, in the file's (video) order.
+        """
+        data, ratings, _ = self._read(subject)
         n_trials, _, n = data.shape
         period = n / self.FS + self.PAUSE_S
-        t = np.concatenate([k * period + np.arange(n) / self.FS for k in range(n_trials)])
-        tracks = [Track(stream(subject, kind.lower(), kind, ch, units, self.FS, self.name),
-                        data[:, c, :].reshape(-1, 1), t) for c, (kind, ch, units) in self.PERIPHERAL.items()]
-        starts = np.arange(n_trials) * period
-        # each trial's rating holds during the trial; the pauses are unlabelled
-        lt = np.column_stack([starts, starts + n / self.FS]).reshape(-1)
-        lv = np.column_stack([(ratings[:, 1] > 5.0).astype(float), np.full(n_trials, np.nan)]).reshape(-1)
-        return Recording(subject, tracks, Labels(lt, lv, "arousal", ("low", "high")),
-                         {"raw_labels": ratings})
+        out = []
+        for k in range(n_trials):
+            t = k * period + np.arange(n) / self.FS
+            tracks = []
+            for c, (kind, ch, units) in self.PERIPHERAL.items():
+                x = data[k, c, :].reshape(-1, 1)
+                if kind == "EDA":
+                    x = self.conductance(x)
+                tracks.append(Track(stream(subject, kind.lower(), kind, ch, units, self.FS, self.name), x, t))
+            video = k * period + self.PRE_TRIAL_S
+
+            def step(value: float) -> Labels:
+                return Labels(np.array([k * period, video]), np.array([np.nan, value]), end=k * period + n / self.FS)
+
+            label_sets = {"arousal": step(float(ratings[k, 1] > 5.0)), "valence": step(float(ratings[k, 0] > 5.0))}
+            out.append(Recording(subject, tracks, label_sets["arousal"], {"raw_labels": ratings[k], "trial": k + 1},
+                                 label_sets, session=f"trial-{k + 1:02d}"))
+        return out
+
+    def load(self, subject: str) -> Recording:
+        """All of a participant's trials in one recording (for looking at them; training and
+        evaluation replay :meth:`sessions` one by one).
+
+        Parameters
+        ----------
+        subject
+            ``sNN``.
+
+        Returns
+        -------
+        Recording
+            The trials end to end, ``PAUSE_S`` apart; labels as in :meth:`sessions`.
+        """
+        trials = self.sessions(subject)
+        tracks = [Track(tr.info, np.vstack([s.tracks[i].data for s in trials]),
+                        np.concatenate([s.tracks[i].timestamps for s in trials]))
+                  for i, tr in enumerate(trials[0].tracks)]
+
+        def joined(name: str) -> Labels:
+            parts = [s.label_sets[name] for s in trials]
+            ts = np.concatenate([np.r_[p.timestamps, p.end] for p in parts])
+            vs = np.concatenate([np.r_[p.values, np.nan] for p in parts])
+            return Labels(ts, vs, name)
+
+        label_sets = {name: joined(name) for name in trials[0].label_sets}
+        return Recording(subject, tracks, label_sets["arousal"],
+                         {"raw_labels": np.array([s.meta["raw_labels"] for s in trials])}, label_sets)
 
 
 LOADERS = {"wesad": Wesad, "case": Case, "deap": Deap}
+
+__all__ = ["CASE_VIDEOS", "Case", "Deap", "LOADERS", "Wesad", "read_array_pickle"]

@@ -37,6 +37,8 @@ from engage.core import Chunk
 
 from .base import Labels, Recording
 
+__all__ = ["copy_seed", "piece_edges", "recording_reordered", "recording_shuffled"]
+
 
 def _span(recording: Recording) -> tuple[float, float]:
     """Start and end of a recording, the end one sample of the fastest track after its last sample."""
@@ -52,7 +54,26 @@ def piece_edges(recording: Recording, rng: np.random.Generator | None, min_piece
                 max_piece_s: float = 600.0) -> np.ndarray:
     """Where to cut: the start, every label change (including to or from "no label"), random cuts
     that split any stretch longer than ``max_piece_s`` into pieces of ``min_piece_s`` …
-    ``max_piece_s`` (``rng`` None: no random cuts), and the end. Returns sorted edges (seconds)."""
+    ``max_piece_s``, and the end.
+
+    Parameters
+    ----------
+    recording
+        What to cut.
+    rng
+        Random generator of the cuts inside long stretches (None: no random cuts).
+    min_piece_s, max_piece_s
+        Length of the pieces long stretches are cut into.
+
+    Returns
+    -------
+    ndarray
+        Sorted edges, in seconds.
+
+    Examples
+    --------
+    >>> # piece_edges(rec, None)   # the start, each label change, the end
+    """
     if not (np.isfinite(min_piece_s) and np.isfinite(max_piece_s) and 0 < min_piece_s <= max_piece_s):
         raise ValueError(f"need 0 < min_piece_s <= max_piece_s, got {min_piece_s!r}, {max_piece_s!r}")
     start, end = _span(recording)
@@ -82,9 +103,28 @@ def piece_edges(recording: Recording, rng: np.random.Generator | None, min_piece
 
 
 def recording_reordered(recording: Recording, edges: Sequence[float], order: Sequence[int]) -> Recording:
-    """The pieces between consecutive ``edges`` played back in ``order`` (a permutation of the
-    piece indices) from the recording's start, each sample and label moved with its piece.
-    ``meta["reordered"]`` lists the pieces (original start, end) in their new order."""
+    """The pieces between consecutive ``edges`` played back in ``order`` from the recording's
+    start, each sample and label moved with its piece.
+
+    Parameters
+    ----------
+    recording
+        What to re-order.
+    edges
+        Where the pieces start and end (as :func:`piece_edges` gives them).
+    order
+        A permutation of the piece indices.
+
+    Returns
+    -------
+    Recording
+        The re-ordered copy; ``meta["reordered"]`` lists the pieces (original start, end) in
+        their new order.
+
+    Examples
+    --------
+    >>> # recording_reordered(rec, piece_edges(rec, None), order=[2, 0, 1])   (see the module docstring)
+    """
     edges = np.asarray(edges, dtype=float)
     n = len(edges) - 1
     order = [int(k) for k in order]
@@ -127,13 +167,52 @@ def recording_reordered(recording: Recording, edges: Sequence[float], order: Seq
 
 def copy_seed(seed: int, subject: str, copy: int) -> np.random.Generator:
     """The random generator of one re-ordered copy: fixed by (seed, subject, copy), whatever the
-    order in which subjects and copies are processed."""
+    order in which subjects and copies are processed.
+
+    Parameters
+    ----------
+    seed
+        The training's seed.
+    subject
+        The participant (and session).
+    copy
+        The copy's number.
+
+    Returns
+    -------
+    numpy.random.Generator
+        Its generator.
+
+    Examples
+    --------
+    >>> bool(copy_seed(0, "S02", 1).integers(100) == copy_seed(0, "S02", 1).integers(100))
+    True
+    """
     return np.random.default_rng([int(seed), zlib.crc32(subject.encode()), int(copy)])
 
 
 def recording_shuffled(recording: Recording, rng: np.random.Generator, min_piece_s: float = 240.0,
                        max_piece_s: float = 600.0) -> Recording:
     """The recording cut by :func:`piece_edges` and played back in a random order (see the module
-    docstring). Deterministic for a given ``rng`` state."""
+    docstring). Deterministic for a given ``rng`` state.
+
+    Parameters
+    ----------
+    recording
+        What to re-order.
+    rng
+        Random generator (cuts and order).
+    min_piece_s, max_piece_s
+        As in :func:`piece_edges`.
+
+    Returns
+    -------
+    Recording
+        The re-ordered copy.
+
+    Examples
+    --------
+    >>> # copy = recording_shuffled(rec, copy_seed(0, rec.subject, 0))
+    """
     edges = piece_edges(recording, rng, min_piece_s, max_piece_s)
     return recording_reordered(recording, edges, rng.permutation(len(edges) - 1))

@@ -196,7 +196,28 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python unpickler: each opcode c
 
 def expanded_size(obj, limit: float, max_depth: int = MAX_DEPTH) -> int:
     """Bytes that ``obj`` stands for with every reference expanded (what ``numpy.asarray`` of it
-    would hold, roughly); raises ``ValueError`` past ``limit``, ``max_depth`` or on a cycle."""
+    would hold, roughly).
+
+    Parameters
+    ----------
+    obj
+        Unpickled containers and arrays.
+    limit
+        The most bytes allowed.
+    max_depth
+        The deepest nesting allowed.
+
+    Returns
+    -------
+    int
+        The expanded size; ``ValueError`` past ``limit``, ``max_depth`` or on a cycle.
+
+    Examples
+    --------
+    >>> a = np.zeros(100)
+    >>> expanded_size([a, a], 1e6)
+    1616
+    """
     sizes: dict[int, int] = {}
     active: set[int] = set()
 

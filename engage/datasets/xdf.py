@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,23 @@ from .base import DatasetError, Labels, Recording, Track, require_dir
 
 
 def parse_label_marker(text: str) -> float | None:
-    """The label a marker sets (NaN ends labelling), or None when it is not a label marker."""
+    """The label a ``label=VALUE`` marker sets.
+
+    Parameters
+    ----------
+    text
+        The marker's string.
+
+    Returns
+    -------
+    float or None
+        The value (NaN ends labelling), or None when it is not a label marker.
+
+    Examples
+    --------
+    >>> parse_label_marker("label=1"), parse_label_marker("scene.start")
+    (1.0, None)
+    """
     text = text.strip()
     if not text.startswith("label="):
         return None
@@ -34,7 +51,20 @@ def parse_label_marker(text: str) -> float | None:
 
 
 class XdfSessions:
-    """A folder of XDF sessions, labelled by markers (see the module docstring)."""
+    """A folder of XDF sessions, labelled by markers (see the module docstring).
+
+    Parameters
+    ----------
+    root
+        The folder; every ``*.xdf`` in it is one subject's session (subject id = file stem).
+    marker_stream
+        The marker stream's name (default: any string stream of type ``Markers``).
+
+    Examples
+    --------
+    >>> XdfSessions.name
+    'xdf'
+    """
 
     name = "xdf"
 
@@ -49,7 +79,10 @@ class XdfSessions:
         return found
 
     def load(self, subject: str) -> Recording:
-        path = self.root / f"{subject}.xdf"
+        return self.load_path(self.root / f"{subject}.xdf", subject)
+
+    def load_path(self, path: Path, subject: str) -> Recording:
+        """One XDF file as the recording of ``subject``."""
         if not path.is_file():
             raise DatasetError(f"{path}: no such XDF session")
         replay = XdfReplay(path, viewer=subject)

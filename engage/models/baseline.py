@@ -26,12 +26,32 @@ from engage.core import Chunk, Processor, StreamInfo
 
 from .windows import FEATURE_CHANNELS
 
+__all__ = ["BaselineCalibrator"]
+
 _Z = {"hr_mean": ("z_hr", 2.0), "scr_rate": ("z_scr", 1.0), "eda_tonic": ("z_tonic", 0.2),
       "blink_rate": ("z_blink", 3.0)}
 _PASS = ("on_screen", "hr_quality", "eda_quality", "face_quality")
 
 
 class BaselineCalibrator(Processor):
+    """``Features`` rows → ``FeaturesRelative`` z-scores against the viewer's own first minute,
+    adapting slowly after it (see the module docstring).
+
+    Parameters
+    ----------
+    calibration_s
+        Seconds of rows that fix the baseline.
+    min_quality
+        Rows whose modality quality is below this do not move the baseline.
+    adapt_tau_s
+        Time constant of the slow adaptation (None: none).
+
+    Examples
+    --------
+    >>> BaselineCalibrator(calibration_s=60).relative_channels[:2]
+    ('z_hr', 'z_scr')
+    """
+
     name = "baseline"
     relative_channels = tuple(z for z, _ in _Z.values()) + _PASS
 

@@ -28,10 +28,30 @@ from engage.core import Chunk, Processor, StreamInfo
 
 ENGAGEMENT_CHANNELS = ("arousal", "boredom", "attention", "confidence", "quality")
 
+__all__ = ["ENGAGEMENT_CHANNELS", "RuleEngagementModel", "engagement_info"]
+
 
 def engagement_info(viewer: str, stream_type: str = "Engagement") -> StreamInfo:
-    """The ``Engagement`` contract's stream info (another ``stream_type`` for an intermediate estimate
-    that a fusion step turns into ``Engagement``)."""
+    """The ``Engagement`` contract's stream info.
+
+    Parameters
+    ----------
+    viewer
+        Whose estimate it is.
+    stream_type
+        ``Engagement``, or another type for an intermediate estimate that a fusion step turns
+        into ``Engagement`` (``EngagementRules``, ``ArousalModel``).
+
+    Returns
+    -------
+    StreamInfo
+        Channels ``arousal``, ``boredom``, ``attention``, ``confidence``, ``quality``.
+
+    Examples
+    --------
+    >>> engagement_info("v1").name, engagement_info("v1", "ArousalModel").type
+    ('v1-engagement', 'ArousalModel')
+    """
     suffix = "engagement" if stream_type == "Engagement" else stream_type.lower()
     return StreamInfo(f"{viewer}-{suffix}", stream_type, ENGAGEMENT_CHANNELS, ("score",) * 5, 1.0,
                       f"engage-{viewer}-{suffix}", viewer=viewer)
@@ -46,6 +66,26 @@ def _ok(v: float) -> bool:
 
 
 class RuleEngagementModel(Processor):
+    """Relative features → arousal, boredom and attention by the documented rules (see the
+    module docstring).
+
+    Parameters
+    ----------
+    arousal_gain
+        Slope of the arousal logistic.
+    boredom_bias
+        Offset of the boredom logistic.
+    output_type
+        The stream type of its rows.
+
+    Examples
+    --------
+    >>> m = RuleEngagementModel()
+    >>> round(m.score({"z_hr": 2, "z_scr": 1, "z_tonic": 1, "z_blink": 0, "on_screen": 1.0,
+    ...                "hr_quality": 1, "eda_quality": 1, "face_quality": 1})["arousal"], 2)
+    0.85
+    """
+
     name = "rule-model"
 
     def __init__(self, arousal_gain: float = 1.2, boredom_bias: float = -0.5, output_type: str = "Engagement") -> None:

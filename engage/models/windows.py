@@ -22,6 +22,8 @@ import numpy as np
 from engage.core import Chunk, Processor, StreamInfo
 from engage.core.clock import MAX_TIMESTAMP_S
 
+__all__ = ["FEATURE_CHANNELS", "FEATURE_UNITS", "FeatureWindow", "in_time_range", "step_after"]
+
 FEATURE_CHANNELS = ("hr_mean", "scr_rate", "eda_tonic", "blink_rate", "on_screen",
                     "hr_quality", "eda_quality", "face_quality")
 FEATURE_UNITS = ("bpm", "1/min", "uS", "1/min", "ratio", "ratio", "ratio", "ratio")
@@ -31,6 +33,20 @@ def step_after(t: float, step: float) -> float:
     """``t + step``, or the next representable time when ``step`` is below ``t``'s resolution, so a
     loop that advances time always advances.
 
+    Parameters
+    ----------
+    t
+        A time in seconds.
+    step
+        How far to move (positive).
+
+    Returns
+    -------
+    float
+        The next time, always greater than ``t``.
+
+    Examples
+    --------
     >>> step_after(1.0, 0.5), step_after(1e17, 1.0) > 1e17
     (1.5, True)
     """
@@ -41,7 +57,27 @@ def step_after(t: float, step: float) -> float:
 def in_time_range(processor: Processor, chunk: Chunk) -> Chunk | None:
     """``chunk`` without the rows whose timestamp is not finite or beyond ±``MAX_TIMESTAMP_S``
     (None when nothing is left). Dropped rows are counted (``<processor>.out_of_range_samples``)
-    and marked once per stream as a ``sensor.gap``: a window cannot step through such times."""
+    and marked once per stream as a ``sensor.gap``: a window cannot step through such times.
+
+    Parameters
+    ----------
+    processor
+        The processor receiving the chunk (its context counts and marks the gap, when started).
+    chunk
+        The input.
+
+    Returns
+    -------
+    Chunk or None
+        The rows with usable times.
+
+    Examples
+    --------
+    >>> info = StreamInfo("hr", "HeartRate", ("hr_bpm",), ("bpm",), 1.0, "hr")
+    >>> c = in_time_range(FeatureWindow(), Chunk(info, np.ones((3, 1)), np.array([1.0, 1e17, 2.0])))
+    >>> c.timestamps.tolist()
+    [1.0, 2.0]
+    """
     ts = chunk.timestamps
     ok = np.abs(ts) <= MAX_TIMESTAMP_S  # NaN compares False
     if ok.all():
@@ -101,7 +137,26 @@ class _Buffer:
 
 
 class FeatureWindow(Processor):
-    """``HeartRate`` + ``EDAFeatures`` + ``FaceFeatures`` of one viewer → ``Features`` rows."""
+    """``HeartRate`` + ``EDAFeatures`` + ``FaceFeatures`` of one viewer → ``Features`` rows (see
+    the module docstring).
+
+    Parameters
+    ----------
+    window_s
+        Seconds of heart rate and EDA summarised by each row.
+    hop_s
+        Seconds between rows.
+    attention_window_s
+        Seconds of face features (gaze on screen) summarised by each row.
+    viewer
+        The viewer whose streams it takes.
+
+    Examples
+    --------
+    >>> w = FeatureWindow(window_s=30, hop_s=1)
+    >>> w.info("viewer-1").channels[:3]
+    ('hr_mean', 'scr_rate', 'eda_tonic')
+    """
 
     name = "feature-window"
     inputs = ("HeartRate", "EDAFeatures", "FaceFeatures")

@@ -42,6 +42,9 @@ from engage.signals.eda import EdaFeatures
 
 from .windows import MAX_TIMESTAMP_S, _Buffer, in_time_range, step_after
 
+__all__ = ["BaselineNormaliser", "Collector", "LEVEL_FEATURES", "WRIST_FEATURES", "WRIST_QUALITIES", "WindowSet",
+           "WristFeatureWindow", "concat_windows", "renormalise", "windows_frame", "wrist_features", "wrist_processors"]
+
 WRIST_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "eda_slope",
                   "acc_sd", "acc_energy", "temp_mean", "temp_slope", "bvp_amp", "bvp_amp_sd",
                   "hr_slope", "hrv_sdnn", "hrv_lf_hf", "scr_amp", "eda_range")
@@ -64,6 +67,21 @@ def _slope_per_min(t: np.ndarray, x: np.ndarray) -> float:
 class WristFeatureWindow(Processor):
     """Wrist streams of one viewer → ``WristFeatures`` every ``hop_s`` (see the module docstring).
 
+    Parameters
+    ----------
+    window_s
+        Seconds summarised by each row.
+    hop_s
+        Seconds between rows.
+    viewer
+        Take only this viewer's streams (None: the first viewer seen).
+    first_s
+        When the first row comes, in seconds after the first sample (default ``window_s``: a full
+        window). Shorter gives a first row over just that stretch - DEAP's 3 pre-trial seconds,
+        which then set each trial's baseline.
+
+    Examples
+    --------
     >>> WristFeatureWindow(window_s=60, hop_s=5).info("s1").channels[-4:]
     ('hr_quality', 'eda_quality', 'acc_quality', 'temp_quality')
     """
@@ -74,11 +92,13 @@ class WristFeatureWindow(Processor):
     #: ``now``: an hour of empty rows is kept, not the ten million of a clock that jumped a year
     max_empty_s = 3600.0
 
-    def __init__(self, window_s: float = 60.0, hop_s: float = 5.0, viewer: str | None = None) -> None:
-        if window_s <= 0 or hop_s <= 0:
-            raise ValueError("window_s and hop_s must be positive")
+    def __init__(self, window_s: float = 60.0, hop_s: float = 5.0, viewer: str | None = None,
+                 first_s: float | None = None) -> None:
+        if window_s <= 0 or hop_s <= 0 or (first_s is not None and not 0 < first_s <= window_s):
+            raise ValueError("window_s and hop_s must be positive, first_s in (0, window_s]")
         self.window_s = window_s
         self.hop_s = hop_s
+        self.first_s = window_s if first_s is None else first_s
         self.viewer = viewer
         self._buffers: dict[str, _Buffer] = {}
         self._channels: dict[str, tuple[str, ...]] = {}
@@ -106,7 +126,7 @@ class WristFeatureWindow(Processor):
         if self._first is None or chunk.first_time < self._first:
             self._first = chunk.first_time if self._first is None else self._first
         # keep what the next window to summarise still needs (a big chunk may span several windows)
-        pending = self._next if self._next is not None else self._first + self.window_s
+        pending = self._next if self._next is not None else self._first + self.first_s
         self._buffers[kind].add(chunk, min(chunk.last_time, pending) - self.window_s)
         return []
 
@@ -114,7 +134,7 @@ class WristFeatureWindow(Processor):
         if self._first is None or not abs(now) <= MAX_TIMESTAMP_S:
             return []
         if self._next is None:
-            self._next = self._first + self.window_s
+            self._next = self._first + self.first_s
         rows, stamps = [], []
         if now - self._next > self.window_s + self.max_empty_s:  # a long silence: its empty windows are skipped
             self._next += np.floor((now - self._next - self.window_s) / self.hop_s) * self.hop_s
@@ -233,6 +253,25 @@ class BaselineNormaliser(Processor):
     the baseline scale. The onset of a stressor is a *rise* (EDA, heart rate) whatever the
     level the viewer started from; the change is causal and uses no time since the start.
 
+    Parameters
+    ----------
+    calibration_s
+        Seconds of rows that fix the baseline.
+    adapt_tau_s
+        Time constant of the centre's slow adaptation.
+    floor
+        The least scale, as a fraction of the centre.
+    input_type
+        The feature stream it reads (output: ``<input_type>Relative``).
+    levels
+        The features made relative (the others pass through).
+    rank_history_s
+        Seconds of the viewer's own rows that percentile ranks are taken among (None: no ranks).
+    delta_s
+        Change features against the viewer's row this long before (None: none).
+
+    Examples
+    --------
     >>> BaselineNormaliser(calibration_s=180).input_type
     'WristFeatures'
     """
@@ -366,7 +405,19 @@ class BaselineNormaliser(Processor):
 
 
 class Collector(Processor):
-    """A sink keeping every row of one stream type (for training and evaluation)."""
+    """A sink keeping every row of one stream type (for training and evaluation).
+
+    Parameters
+    ----------
+    stream_type
+        The type it keeps.
+
+    Examples
+    --------
+    >>> c = Collector("WristFeatures")
+    >>> c.accepts(WristFeatureWindow().info("v1")), c.arrays()[0].size
+    (True, 0)
+    """
 
     name = "collector"
 
@@ -393,24 +444,147 @@ class Collector(Processor):
 
 @dataclass
 class WindowSet:
-    """The feature windows of one recording: ``X`` (windows × features), their end times and labels."""
+    """The feature windows of one participant: ``X`` (windows × features), their end times and labels.
+
+    Parameters
+    ----------
+    subject
+        The participant.
+    features
+        The column names of ``X``, in order.
+    X
+        One row per window.
+    t
+        Each window's end time on the recording's clock.
+    y
+        Each window's label (NaN: unlabelled).
+    raw, raw_t
+        The windows before baseline normalisation (``WristFeatures`` rows and their times), so
+        other baseline settings can be tried without replaying the recording (:func:`renormalise`).
+    session
+        Each window's session when the participant has several (DEAP's trials), else None.
+
+    Examples
+    --------
+    >>> ws = WindowSet("s1", ("z_hr_mean", "eda_quality"), np.array([[0.5, 1.0]]), np.array([60.0]),
+    ...                np.array([1.0]))
+    >>> ws.frame()
+          z_hr_mean  eda_quality
+    time                        
+    60.0        0.5          1.0
+    """
 
     subject: str
     features: tuple[str, ...]
     X: np.ndarray
     t: np.ndarray
     y: np.ndarray
-    #: the windows before baseline normalisation (``WristFeatures`` rows, their times), so other
-    #: baseline settings can be tried without replaying the recording (:func:`renormalise`)
     raw: np.ndarray | None = None
     raw_t: np.ndarray | None = None
+    session: np.ndarray | None = None
+
+    def frame(self):
+        """The windows as a ``pandas.DataFrame``: one column per feature (named), indexed by ``time``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``X`` with its column names; a model trained by engage refuses anything else.
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self.X, columns=list(self.features), index=pd.Index(self.t, name="time"))
+
+
+def windows_frame(sets) -> "pd.DataFrame":
+    """Every participant's windows in one long ``pandas.DataFrame``: ``subject``, ``session``,
+    ``time``, ``label`` and one column per feature.
+
+    Parameters
+    ----------
+    sets
+        :class:`WindowSet` objects with the same features.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per window.
+
+    Examples
+    --------
+    >>> ws = WindowSet("s1", ("z_hr_mean",), np.array([[0.5], [0.7]]), np.array([60.0, 65.0]), np.array([0, 1.0]))
+    >>> list(windows_frame([ws]).columns)
+    ['subject', 'session', 'time', 'label', 'z_hr_mean']
+    """
+    import pandas as pd
+
+    parts = []
+    for s in sets:
+        head = pd.DataFrame({"subject": s.subject, "session": s.session if s.session is not None else "",
+                             "time": s.t, "label": s.y})
+        parts.append(pd.concat([head, pd.DataFrame(s.X, columns=list(s.features))], axis=1))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["subject", "session", "time", "label"])
+
+
+def concat_windows(parts: list[WindowSet]) -> WindowSet:
+    """The windows of one participant's sessions in one :class:`WindowSet` (``session`` says which).
+
+    Parameters
+    ----------
+    parts
+        One :class:`WindowSet` per session, same subject and features, sessions named in their
+        ``session`` arrays.
+
+    Returns
+    -------
+    WindowSet
+        Their rows in order.
+
+    Examples
+    --------
+    >>> a = WindowSet("s1", ("x",), np.ones((2, 1)), np.array([1.0, 2.0]), np.zeros(2), session=np.array(["t1"] * 2))
+    >>> b = WindowSet("s1", ("x",), np.ones((1, 1)), np.array([9.0]), np.ones(1), session=np.array(["t2"]))
+    >>> concat_windows([a, b]).session.tolist()
+    ['t1', 't1', 't2']
+    """
+    parts = [p for p in parts if len(p.t)] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    raw = [p.raw for p in parts if p.raw is not None]
+    return WindowSet(first.subject, first.features,
+                     np.vstack([p.X.reshape(-1, len(first.features)) for p in parts]),
+                     np.concatenate([p.t for p in parts]), np.concatenate([p.y for p in parts]),
+                     np.vstack(raw) if len(raw) == len(parts) else None,
+                     np.concatenate([p.raw_t for p in parts]) if len(raw) == len(parts) else None,
+                     np.concatenate([p.session if p.session is not None else np.full(len(p.t), "") for p in parts]))
 
 
 def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_history_s: float | None,
                 labels=None, label_lag_s: float = 0.0, delta_s: float | None = None) -> WindowSet:
     """``ws`` with its raw windows put through another :class:`BaselineNormaliser` - the same rows
     the live chain would give with those settings (the normaliser works row by row, causally).
-    ``labels`` (a callable time → label, e.g. ``recording.label_at``) relabels the windows.
+
+    Parameters
+    ----------
+    ws
+        Windows with their raw rows kept (as :func:`wrist_features` returns them).
+    calibration_s, adapt_tau_s, rank_history_s, delta_s
+        The normaliser's settings.
+    labels
+        A callable time → label (e.g. ``recording.label_at``) to relabel the windows; None keeps
+        the labels ``ws`` has.
+    label_lag_s
+        With ``labels``: each window takes the label this long before its end.
+
+    Returns
+    -------
+    WindowSet
+        The renormalised windows.
+
+    Examples
+    --------
+    >>> # wide = renormalise(ws, calibration_s=600, adapt_tau_s=1800, rank_history_s=None)
     """
     if ws.raw is None or ws.raw_t is None:
         raise ValueError(f"{ws.subject}: no raw windows kept")
@@ -427,29 +601,68 @@ def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_hi
 
 def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                      adapt_tau_s: float = 1800.0, rank_history_s: float | None = None,
-                     delta_s: float | None = None) -> list[Processor]:
-    """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline."""
-    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s),
+                     delta_s: float | None = None, first_window_s: float | None = None) -> list[Processor]:
+    """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline.
+
+    Parameters
+    ----------
+    window_s, hop_s, first_window_s
+        Of the :class:`WristFeatureWindow` (``first_window_s`` is its ``first_s``).
+    calibration_s, adapt_tau_s, rank_history_s, delta_s
+        Of the :class:`BaselineNormaliser`.
+
+    Returns
+    -------
+    list of Processor
+        In routing order.
+
+    Examples
+    --------
+    >>> [p.name for p in wrist_processors()][-2:]
+    ['wrist-window', 'wrist-baseline']
+    """
+    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s, first_s=first_window_s),
             BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s, delta_s=delta_s)]
 
 
 def wrist_features(recording, window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                    adapt_tau_s: float = 1800.0, rank_history_s: float | None = None, label_lag_s: float = 0.0,
-                   step: float = 1.0, delta_s: float | None = None, chain: list[Processor] | None = None) -> WindowSet:
-    """Replay ``recording`` through the wrist chain on a virtual clock; label each window by the
-    label at ``label_lag_s`` before its end (0: its end; ``window_s / 2``: its centre, the label
-    covering most of it). Windows without a label get NaN. ``chain``: other processors to replay
-    through instead of :func:`wrist_processors` with these settings (e.g. an ``EdaFeatures`` with
-    other SCR criteria); it must end in a ``WristFeatureWindow`` and a ``BaselineNormaliser``.
+                   step: float = 1.0, delta_s: float | None = None, chain: list[Processor] | None = None,
+                   first_window_s: float | None = None) -> WindowSet:
+    """Replay ``recording`` through the wrist chain on a virtual clock - exactly the live processors.
 
-    >>> # ws = wrist_features(StressPredict(root).load("S02")); ws.X.shape
+    Parameters
+    ----------
+    recording
+        A :class:`~engage.datasets.base.Recording`.
+    window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s, delta_s, first_window_s
+        As in :func:`wrist_processors`.
+    label_lag_s
+        Each window takes the label in force this long before its end (0: its end;
+        ``window_s / 2``: its centre, the label covering most of it). Windows without a label get NaN.
+    step
+        The runtime's step in seconds (results do not depend on it).
+    chain
+        Other processors to replay through instead of :func:`wrist_processors` with these settings
+        (e.g. an ``EdaFeatures`` with other SCR criteria); it must end in a ``WristFeatureWindow``
+        and a ``BaselineNormaliser``.
+
+    Returns
+    -------
+    WindowSet
+        The relative windows, their labels, and the raw windows.
+
+    Examples
+    --------
+    >>> # ws = wrist_features(StressPredict(root).load("S02")); ws.frame().shape
     """
     collector, raw = Collector("WristFeaturesRelative"), Collector("WristFeatures")
     runtime = Runtime(VirtualClock(), [recording.source()],
                       list(chain or wrist_processors(window_s, hop_s, calibration_s, adapt_tau_s, rank_history_s,
-                                                     delta_s)) + [collector, raw],
+                                                     delta_s, first_window_s)) + [collector, raw],
                       bus=EventBus(), step=step, viewer=recording.subject)
     runtime.run()
     t, X = collector.arrays()
     raw_t, raw_x = raw.arrays()
-    return WindowSet(recording.subject, collector.channels, X, t, recording.label_at(t - label_lag_s), raw_x, raw_t)
+    return WindowSet(recording.subject, collector.channels, X, t, recording.label_at(t - label_lag_s), raw_x, raw_t,
+                     np.full(len(t), recording.session) if getattr(recording, "session", "") else None)
