@@ -58,6 +58,35 @@ def test_detector_adapts_to_a_new_open_level():
     assert len(detect_blinks(t, ear)) == 2
 
 
+def test_first_frames_blink_and_threshold_adapts_per_viewer():
+    """A blink 0.1 s into the stream is found (no baseline to learn first); after three deep blinks the closing
+    threshold moves half-way to their depth, so a later squint to 0.66 of the open eye is no longer a blink (with
+    the literature's 0.7 it was, and still is for a detector that does not adapt)."""
+    blinks = [(0.1, 0.2), (3.0, 0.2), (6.0, 0.2), (9.0, 0.2)]
+    t, ear = _series(seconds=20, blinks=blinks)
+    squint = (t >= 14.0) & (t < 14.25)
+    ear[squint] = 0.66 * 0.3
+    adaptive, fixed = BlinkDetector(), BlinkDetector(adapt=False)
+    found = [[b for b in (d.update(float(a), float(e)) for a, e in zip(t, ear)) if b is not None]
+             for d in (adaptive, fixed)]
+    assert len(found[0]) == 4 and found[0][0].onset < 0.2
+    assert adaptive.close_ratio < 0.6  # these blinks close the eye to under a fifth of its opening
+    assert len(found[1]) == 5  # the squint
+
+
+def test_eye_openness_undoes_head_pose_and_weights_the_nearer_eye():
+    from engage.signals.face import eye_openness
+
+    yaw = np.array([0.0, 30.0, -30.0, np.nan])
+    inflated = 0.3 / np.cos(np.radians(np.nan_to_num(yaw)))  # the eye width foreshortened by the turn
+    assert np.allclose(eye_openness(inflated, inflated, yaw, np.zeros(4)), 0.3)
+    # yaw > 0 brings the viewer's right eye nearer: it counts 3:1 at 30 degrees
+    assert eye_openness(np.array([0.1]), np.array([0.3]), np.array([30.0]))[0] == pytest.approx(0.25 * np.cos(np.radians(30)))
+    pitched = 0.3 * np.cos(np.radians(20.0))  # the lids' gap foreshortened by a head pitched 20 degrees
+    assert eye_openness(np.array([pitched]), np.array([pitched]), None, np.array([-20.0]))[0] == pytest.approx(0.3)
+    assert np.isnan(eye_openness(np.array([np.nan]), np.array([np.nan]))[0])
+
+
 def test_bad_thresholds_rejected():
     with pytest.raises(ValueError, match="0 < close_ratio < open_ratio"):
         BlinkDetector(close_ratio=0.9, open_ratio=0.8)

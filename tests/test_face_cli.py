@@ -27,8 +27,20 @@ def test_eval_blinks_on_the_annotated_clip(shared_data, capsys, tmp_path):
     assert main(["eval", "blinks", "--video", str(video), "--annotations", str(ann), "--detections", str(det)]) == 0
     r = _last_json(capsys.readouterr().out)
     assert set(r) >= {"precision", "recall", "f1", "n_reference", "n_detected"}
-    assert r["n_reference"] == 10 and r["f1"] >= 0.95
+    assert r["n_reference"] == 10 and r["f1"] == 1.0
     assert len(det.read_text().splitlines()) == r["n_detected"] + 1
+
+
+@pytest.mark.realdata
+def test_eval_blinks_on_a_real_webcam_from_the_first_second(shared_data, capsys, tmp_path):
+    """UBFC-rPPG subject 1 (a real webcam, the subject looking down at a screen): its two blinks, closed around
+    frames 16-21 and 60-63 (the first 0.55 s into the clip), are both found and nothing else is."""
+    video = shared_data / "ubfc_rppg_clip" / "vid.avi"
+    ann = tmp_path / "ubfc_blinks.csv"
+    ann.write_text("video,onset_frame,offset_frame\nvid.avi,16,21\nvid.avi,60,63\n")
+    assert main(["eval", "blinks", "--video", str(video), "--annotations", str(ann)]) == 0
+    r = _last_json(capsys.readouterr().out)
+    assert (r["n_reference"], r["n_detected"], r["true_positives"]) == (2, 2, 2)
 
 
 @pytest.mark.realdata

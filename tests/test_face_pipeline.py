@@ -76,8 +76,53 @@ def test_blinks_on_the_real_clip(clip_rows, shared_data):
         ref = [(int(r["onset_frame"]) / 25, (int(r["offset_frame"]) + 1) / 25) for r in csv.DictReader(fh)]
     found = detect_blinks(t, ear)
     result = match_blinks([(b.onset, b.offset) for b in found], ref)
-    assert result["f1"] >= 0.95, result
+    assert result["f1"] == 1.0, result
     assert all(0.05 < b.duration < 0.5 for b in found)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("start", [0, 3, 6, 8])
+def test_blinks_from_the_first_frames(clip_rows, shared_data, start):
+    """The clip cut to start 1-9 frames before its first blink (frames 9-13): a viewer who blinks as they sit
+    down. The blink counts from the first frames (it needed 5 frames of history before: cut at frame 6 or 8, the
+    first blink was lost), and every other blink is still found, through FaceFeatures on the Face stream."""
+    t, rows = clip_rows
+    with (shared_data / "talking_head_blinks" / "blinks_helper_annotation.csv").open() as fh:
+        ref = [(int(r["onset_frame"]) / 25, (int(r["offset_frame"]) + 1) / 25) for r in csv.DictReader(fh)]
+    info = StreamInfo("webcam-v-face", "Face", FACE_CHANNELS, FACE_UNITS, 25.0, "x", viewer="v")
+    out = FaceFeatures().process(Chunk(info, rows[start:], t[start:]))[0]
+    durations = out.data[:, out.info.channels.index("blink_duration")]
+    ends = out.timestamps[durations > 0]
+    found = list(zip(ends - durations[durations > 0], ends))
+    assert match_blinks(found, ref)["f1"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def ubfc_rows(shared_data):
+    path = shared_data / "ubfc_rppg_clip" / "vid.avi"
+    if not path.exists():
+        pytest.skip("UBFC clip not present")
+    analyzer = FaceAnalyzer()
+    frames = _frames(path)
+    fps = 29.264
+    rows = np.array([analyzer(f, i / fps) for i, f in enumerate(frames)])
+    analyzer.close()
+    return np.arange(len(rows)) / fps, rows, fps
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("start", [0, 10, 13])
+def test_real_webcam_blinks_looking_down_from_the_first_frames(ubfc_rows, start):
+    """UBFC subject 1 looks down at a screen (half-lidded: an eye aspect ratio of 0.21-0.30) and blinks at frames
+    16-21 and 60-63: both blinks and nothing else, also with the clip cut to start 3 frames before the first."""
+    t, rows, fps = ubfc_rows
+    info = StreamInfo("webcam-v-face", "Face", FACE_CHANNELS, FACE_UNITS, fps, "x", viewer="v")
+    out = FaceFeatures().process(Chunk(info, rows[start:], t[start:]))[0]
+    durations = out.data[:, out.info.channels.index("blink_duration")]
+    end_frames = np.flatnonzero(durations > 0) + start  # the frames each blink is confirmed on (lids back up)
+    assert len(end_frames) == 2
+    assert 21 <= end_frames[0] <= 33 and 63 <= end_frames[1] <= 68  # the first one reopens slowly (to frame 31)
+    assert np.all((durations[durations > 0] > 0.1) & (durations[durations > 0] < 0.45))
 
 
 @pytest.mark.realdata

@@ -136,6 +136,7 @@ def face_series(video: str | Path, task: str | None = None, rppg_roi: bool = Tru
 
 def run_blinks(args: argparse.Namespace) -> int:
     from engage.signals.blinks import detect_blinks, match_blinks
+    from engage.signals.face import eye_openness
     from engage.signals.face_mesh import FACE_CHANNELS
 
     from engage.sensors.webcam import VideoFileSource
@@ -144,7 +145,8 @@ def run_blinks(args: argparse.Namespace) -> int:
     reference = read_blink_annotations(args.annotations, args.video, probe.fps)
     probe.stop()
     ts, rows, fps = face_series(args.video, args.task, rppg_roi=False)
-    ear = (rows[:, FACE_CHANNELS.index("ear_left")] + rows[:, FACE_CHANNELS.index("ear_right")]) / 2
+    col = {name: rows[:, FACE_CHANNELS.index(name)] for name in ("ear_left", "ear_right", "head_yaw", "head_pitch")}
+    ear = eye_openness(col["ear_left"], col["ear_right"], col["head_yaw"], col["head_pitch"])
     ear[rows[:, 0] < 0.5] = np.nan
     blinks = detect_blinks(ts, ear)
     detected = [(b.onset, b.offset) for b in blinks]

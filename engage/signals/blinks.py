@@ -1,17 +1,24 @@
 """Blink detection from an eye-openness series (eye aspect ratio, or openness in mm), causal.
 
-Per viewer, the **open-eye level** is the running median of the openness over the last
-``history_s`` seconds (blinks take well under a tenth of the time, so the median is the open
-eye) and adapts to each viewer, lighting and distance. A blink **starts** when the openness
-falls below ``close_ratio`` × the open level and **ends** when it comes back above
-``open_ratio`` × the open level (hysteresis against noise); its onset and offset are the
-interpolated crossings of the half-way level, so the duration does not depend on the frame
-rate's phase. A closure longer than ``max_blink_s`` is not a blink (eyes closed, looking down):
-it is reported as a closure and counts toward PERCLOS only.
+Per viewer, the **open-eye level** a blink is measured against is the median openness of the
+last ``level_s`` seconds outside blinks (blink frames are left out, so it is the open eye): it
+is known from the first frame (a blink needs an open eye before it, so the frames seen so far
+are that eye: no long baseline has to be learnt before the first blink counts) and follows a
+lowered gaze or a half-lidded look within a second, so a blink from half-closed lids is measured
+against them. A
+blink **starts** when the openness falls below ``close_ratio`` × the open level and **ends** when
+it comes back above ``open_ratio`` × the open level (hysteresis against noise); its onset and
+offset are the interpolated crossings of the half-way level, so the duration does not depend on
+the frame rate's phase. A closure longer than ``max_blink_s`` is not a blink (eyes closed,
+looking down): it is reported as a closure and counts toward PERCLOS only. After three blinks
+the closing threshold **adapts to the viewer**: half-way between the open eye and the median
+depth of their last blinks (within 0.55–0.75 of the open level), so deep blinkers are not
+triggered by a squint and shallow ones are not missed.
 
 **PERCLOS** is the fraction of the last ``perclos_window_s`` seconds with the eye at least 80 %
-closed (openness < 0.2 of open, the P80 definition); **blink rate** is blinks per minute over the
-same window. Frames without a face are gaps: a blink cannot span them.
+closed (openness < 0.2 of the running median over ``history_s``, the P80 definition); **blink
+rate** is blinks per minute over the same window. Frames without a face are gaps: a blink cannot
+span them.
 
 >>> import numpy as np
 >>> t = np.arange(0, 4, 1 / 30)
@@ -32,6 +39,10 @@ import numpy as np
 #: (literature values for EAR-based detection, Soukupová & Čech 2016; not fitted to a clip).
 CLOSE_RATIO, OPEN_RATIO, HALF_RATIO = 0.7, 0.85, 0.775
 P80_RATIO = 0.2
+#: the open level is this quantile of the recent openness outside blinks (the median: blink frames are left out)
+OPEN_QUANTILE = 0.5
+#: the per-viewer closing threshold: half-way to the median depth of the last blinks, within these bounds
+ADAPT_AFTER, ADAPT_RANGE = 3, (0.55, 0.75)
 
 
 @dataclass(frozen=True)
@@ -57,17 +68,25 @@ class BlinkDetector:
 
     def __init__(self, close_ratio: float = CLOSE_RATIO, open_ratio: float = OPEN_RATIO,
                  max_blink_s: float = 0.8, history_s: float = 10.0, perclos_window_s: float = 60.0,
-                 min_history: int = 5) -> None:
+                 min_history: int = 5, level_s: float = 1.5, adapt: bool = True) -> None:
         if not 0 < close_ratio < open_ratio <= 1:
             raise ValueError("blink thresholds need 0 < close_ratio < open_ratio <= 1")
+        if not level_s > 0:
+            raise ValueError("level_s must be positive")
         self.close_ratio, self.open_ratio = close_ratio, open_ratio
         self.half_ratio = (close_ratio + open_ratio) / 2
         self.max_blink_s = max_blink_s
         self.history_s = history_s
         self.perclos_window_s = perclos_window_s
         self.min_history = min_history
+        self.level_s = level_s
+        self.adapt = adapt
         self._hist: deque[tuple[float, float]] = deque()
         self._sorted: list[float] = []  # the openness values of _hist, sorted (running median in O(log n) + memmove)
+        self._median: float | None = None  # the long-run open level (PERCLOS)
+        self._recent: deque[tuple[float, float]] = deque()  # openness outside blinks over the last level_s
+        self._recent_sorted: list[float] = []
+        self._depths: deque[float] = deque(maxlen=10)
         self._open: float | None = None
         self._closing = False
         self._onset: float | None = None
@@ -82,7 +101,16 @@ class BlinkDetector:
 
     @property
     def open_level(self) -> float | None:
+        """The open-eye level blinks are measured against (None before the first frame)."""
         return self._open
+
+    def _adapt(self, depth: float) -> None:
+        """A blink of this viewer reached ``depth``: after a few, the closing threshold moves half-way to them."""
+        self._depths.append(depth)
+        if self.adapt and len(self._depths) >= ADAPT_AFTER:
+            lo, hi = ADAPT_RANGE
+            self.close_ratio = float(np.clip(0.5 * (1.0 + float(np.median(self._depths))), lo, hi))
+            self.half_ratio = (self.close_ratio + self.open_ratio) / 2
 
     def reset(self) -> None:
         """Forget an ongoing blink (face lost); the open level is kept."""
@@ -133,21 +161,32 @@ class BlinkDetector:
                     if self._onset is not None and 0 < offset - self._onset <= self.max_blink_s:
                         blink = Blink(self._onset, offset, self._min / self._open)
                         self._blinks.append(offset)
+                        self._adapt(blink.depth)
                     else:
                         self.closures += 1
                     self._closing, self._onset, self._min, self._half_down = False, None, np.inf, None
-            closed = openness < P80_RATIO * self._open
+        if self._median is not None and self._median > 0:
+            closed = openness < P80_RATIO * self._median
             self._closed_time.append((t, 1.0 if closed else 0.0))
             self._closed_count += int(closed)
-        # the open level: running median of the recent openness (frozen during a blink)
+        # PERCLOS's level: the running median of the openness over history_s
         self._hist.append((t, openness))
         insort(self._sorted, openness)
         while self._hist and self._hist[0][0] < t - self.history_s:
             del self._sorted[bisect_left(self._sorted, self._hist.popleft()[1])]
         n = len(self._sorted)
-        if n >= self.min_history and not self._closing:
+        if n >= self.min_history:
             s = self._sorted
-            self._open = float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
+            self._median = float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
+        # the blinks' level: a high quantile of the last level_s seconds outside blinks (frozen during a blink)
+        if not self._closing:
+            self._recent.append((t, openness))
+            insort(self._recent_sorted, openness)
+        while self._recent and self._recent[0][0] < t - self.level_s:
+            del self._recent_sorted[bisect_left(self._recent_sorted, self._recent.popleft()[1])]
+        if self._recent_sorted and not self._closing:
+            r = self._recent_sorted
+            self._open = float(r[min(len(r) - 1, int(OPEN_QUANTILE * len(r)))])
         self._prev = (t, openness)
         while self._blinks and self._blinks[0] < t - self.perclos_window_s:
             self._blinks.popleft()
@@ -163,7 +202,7 @@ class BlinkDetector:
         return 60.0 * len(self._blinks) / span
 
     def perclos(self) -> float:
-        """Fraction of the last window with the eye ≥ 80 % closed (NaN before the open level is known)."""
+        """Fraction of the last window with the eye ≥ 80 % closed (NaN before ``min_history`` frames)."""
         if not self._closed_time:
             return float("nan")
         return self._closed_count / len(self._closed_time)

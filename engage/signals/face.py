@@ -4,13 +4,14 @@ Input: a ``Face`` stream with at least ``face_present``; it uses ``ear_left``/``
 ``gaze_on_screen``, ``mouth_open``, ``head_yaw``/``head_pitch`` and ``head_motion`` when present
 (the webcam pipeline, :class:`~engage.signals.face_mesh.FaceAnalyzer`, and the simulated viewer
 both produce it). Blinks come from the streaming, per-viewer adaptive
-:class:`~engage.signals.blinks.BlinkDetector` on the mean eye aspect ratio.
+:class:`~engage.signals.blinks.BlinkDetector` on both eyes' aspect ratios normalised for head pose
+(:func:`eye_openness`).
 
 Output ``FaceFeatures``, one row per frame: ``face_present``, ``on_screen``, ``blink_duration``
 (non-zero on the frame a blink ends, in seconds), ``quality`` (the contract), then
 ``blink_rate`` (per minute, last 60 s), ``perclos`` (0..1, last 60 s), ``yawn`` (the duration in
 seconds on the frame a yawn ends), ``head_motion`` (face widths per second) and ``ear`` (the
-mean eye aspect ratio). ``quality`` is 0 without a face and falls as the head turns past 30°,
+eye openness the blinks are found on: :func:`eye_openness`). ``quality`` is 0 without a face and falls as the head turns past 30°,
 where eye landmarks become unreliable.
 
 >>> from engage.core import StreamInfo
@@ -31,6 +32,46 @@ FACE_CHANNELS = ("face_present", "on_screen", "blink_duration", "quality", "blin
 FACE_UNITS = ("bool", "bool", "s", "ratio", "1/min", "ratio", "s", "face/s", "ratio")
 #: A yawn: the mouth opened past this ratio of its width for at least ``min_yawn_s``.
 YAWN_MOUTH, MIN_YAWN_S = 0.45, 1.5
+
+
+#: head angles beyond this are clipped in the pose normalisation (the landmarks are unreliable there anyway)
+MAX_POSE_DEG = 45.0
+
+
+def eye_openness(ear_left: np.ndarray, ear_right: np.ndarray, yaw: np.ndarray | None = None,
+                 pitch: np.ndarray | None = None) -> np.ndarray:
+    """One eye openness per frame from both eyes' aspect ratios, normalised for head pose.
+
+    A turned head foreshortens the eyes' width by cos(yaw), which inflates the aspect ratio, and a
+    pitched one their height by cos(pitch): both are undone. The eyes are weighted by how well the
+    camera sees them: the nearer eye counts more as the head turns (``yaw`` > 0 turns the face
+    toward the image's right, bringing the viewer's right eye nearer), and an eye whose ratio is
+    missing leaves the other alone. Angles in degrees; NaN or absent angles count as 0.
+
+    >>> eye_openness(np.array([0.3]), np.array([0.3]), np.array([0.0]), np.array([0.0]))
+    array([0.3])
+    >>> float(eye_openness(np.array([0.3]), np.array([np.nan]))[0])
+    0.3
+    """
+    left = np.asarray(ear_left, dtype=np.float64)
+    right = np.asarray(ear_right, dtype=np.float64)
+
+    def _rad(a):
+        if a is None:
+            return np.zeros(left.shape)
+        a = np.asarray(a, dtype=np.float64)
+        return np.radians(np.clip(np.where(np.isfinite(a), a, 0.0), -MAX_POSE_DEG, MAX_POSE_DEG))
+
+    y, p = _rad(yaw), _rad(pitch)
+    w_right = 0.5 * (1.0 + np.sin(y))
+    w_left = 1.0 - w_right
+    ok_l, ok_r = np.isfinite(left), np.isfinite(right)
+    wl, wr = np.where(ok_l, w_left, 0.0), np.where(ok_r, w_right, 0.0)
+    total = wl + wr
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ear = (np.where(ok_l, left, 0.0) * wl + np.where(ok_r, right, 0.0) * wr) / total
+    ear = np.where(total > 0, ear, np.nan)
+    return ear * np.cos(y) / np.cos(p)
 
 
 class _FaceState:
@@ -62,11 +103,12 @@ class FaceFeatures(Processor):
         info = chunk.info
         st = self._state.setdefault(info, _FaceState(**self.blink_kwargs))
         present = chunk.channel("face_present").astype(np.float64) > 0.5  # NaN compares False
-        ear = (self._col(chunk, "ear_left") + self._col(chunk, "ear_right")) / 2
+        yaw_deg, pitch_deg = self._col(chunk, "head_yaw"), self._col(chunk, "head_pitch")
+        ear = eye_openness(self._col(chunk, "ear_left"), self._col(chunk, "ear_right"), yaw_deg, pitch_deg)
         on = self._col(chunk, "gaze_on_screen", default=1.0)
         on_screen = present & (on > 0.5)
         mouth = self._col(chunk, "mouth_open")
-        turn = np.fmax(np.abs(self._col(chunk, "head_yaw", 0.0)), np.abs(self._col(chunk, "head_pitch", 0.0)))
+        turn = np.fmax(np.abs(np.nan_to_num(yaw_deg)), np.abs(np.nan_to_num(pitch_deg)))
         motion = self._col(chunk, "head_motion")
         n = len(chunk)
         blink, rate, perclos, yawn = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
