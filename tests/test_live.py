@@ -503,3 +503,23 @@ def test_a_live_recording_becomes_a_report_with_plots(simulated_session, tmp_pat
     import html as html_lib
 
     assert html_lib.escape(scenes[1])[:30] in text or scenes[1][:30] in text  # the decisions are listed
+
+
+def test_replaying_a_live_recording_gives_the_live_sessions_events(simulated_session, tmp_path, capsys):
+    """Bug 1, second half: replaying an engage recording fed its recorded derived streams and events back into
+    the pipeline (23 boredom onsets instead of 39). Only its raw streams are processed now."""
+    from engage.core.event import ENGAGEMENT_EVENT_TYPES
+
+    rc, _, _, xdf, files = simulated_session
+    assert rc == 0
+    assert main(["replay", str(xdf), "--no-story", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "recorded by engage:" in out and "shown as recorded, not re-processed" in out
+    kinds = set(ENGAGEMENT_EVENT_TYPES) | {"baseline.ready"}
+
+    def key(path):
+        return [(e["type"], e["viewer"], round(e["timestamp"], 3)) for e in map(json.loads, path.read_text().splitlines())
+                if e["type"] in kinds]
+
+    live, replayed = key(files / "events.jsonl"), key(tmp_path / "events.jsonl")
+    assert len(live) >= 3 and replayed == live

@@ -136,6 +136,11 @@ def test_two_peoples_skin_conductance_is_never_one_viewer(tmp_path, capsys):
         tonic = f["time_series"][:, labels.index("tonic_us")]
         assert len(tonic) and np.nanmedian(tonic) == pytest.approx(level, abs=1.0)
         assert np.all(np.diff(f["time_stamps"]) >= 0)
+    # a replay gives each raw stream back the viewer the live session gave it
+    from engage.sensors.replay import XdfReplay
+
+    replayed = {i.name: (i.viewer, i.type) for i in XdfReplay(xdf, recorded_viewers=True).streams()}
+    assert replayed == {f"{t}-S01-EDA": ("S01", "EDA"), f"{t}-S02-EDA": ("S02", "EDA")}
 
 
 class Amplifier(threading.Thread):

@@ -294,43 +294,63 @@ def test_record_goes_on_when_only_some_predicates_match_and_stops_after_duration
     assert len(load(path)["eeg"]["time_stamps"]) > 50
 
 
-def test_replay_realtime_to_lsl_publishes_the_recording_at_its_pace(tmp_path):
+def pull_all(inlet, want: int, timeout: float = 30.0) -> tuple[list, list, list]:
+    """Samples, stamps and arrival times from ``inlet`` until ``want`` came or the stream ended."""
+    got, stamps, arrival = [], [], []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        try:
+            s, ts = inlet.pull_chunk(timeout=0.2)
+        except pylsl.util.LostError:
+            break
+        got += s
+        stamps += ts
+        arrival += [time.monotonic()] * len(ts)
+    return got, stamps, arrival
+
+
+def test_replay_to_lsl_is_a_player(tmp_path):
+    """Bug 6: replay --to-lsl created its outlets on the first chunk (every consumer missed the first 1-1.5 s),
+    published float32 streams as double64 under new names, and left the events' JSON timestamps on the
+    recording's clock while moving their LSL stamps."""
     tag = uid()
     path = tmp_path / f"{tag}.xdf"
-    x = np.column_stack([np.arange(300.0), -np.arange(300.0)])
+    x = np.column_stack([np.arange(300.0), -np.arange(300.0)]).astype(np.float32)
     t = 50.0 + np.arange(300) / 100.0
     with XdfWriter(path) as w:
-        sid = w.add_stream(StreamInfo("eeg", "EEG", ("a", "b"), ("uV", "uV"), 100.0, "src"))
+        sid = w.add_stream(StreamInfo("eeg", "EEG", ("a", "b"), ("uV", "uV"), 100.0, f"{tag}-src"),
+                           channel_format="float32")
         w.write_samples(sid, x, t)
-        mid = w.add_stream(StreamInfo("mk", "Markers", ("m",), ("",), 0.0, "m", channel_format="string"))
+        mid = w.add_stream(StreamInfo("mk", "Markers", ("m",), ("",), 0.0, f"{tag}-m", channel_format="string"))
         w.write_samples(mid, [["go"], ["stop"]], [50.5, 52.5])
-    proc = _engage("replay", str(path), "--realtime", "--to-lsl", "--no-story", "--quiet", "--out", str(tmp_path / "o"))
+        eid = w.add_stream(StreamInfo("engage-events", "Markers", ("event",), ("",), 0.0, f"engage-events-{tag}",
+                                      channel_format="string"), role="events")
+        w.write_samples(eid, [[Event("boredom.onset", 51.0, "viewer-1", 0.8).to_json()]], [51.0])
+    proc = _engage("replay", str(path), "--realtime", "--to-lsl", "--no-story", "--quiet", "--lead-in", "2",
+                   "--out", str(tmp_path / "o"))
     try:
-        found = pylsl.resolve_byprop("source_id", f"engage-replay-{tag}-viewer-1-eeg", timeout=60)
+        found = pylsl.resolve_byprop("source_id", f"{tag}-src", timeout=60)  # the recorded stream's own source_id
         assert found, "the replay's outlet did not appear"
         inlet = pylsl.StreamInlet(found[0], recover=False)
-        got, stamps, arrival = [], [], []
-        deadline = time.monotonic() + 30
-        while len(got) < 300 and time.monotonic() < deadline:
-            try:
-                s, ts = inlet.pull_chunk(timeout=0.2)
-            except pylsl.util.LostError:
-                break
-            got += s
-            stamps += ts
-            arrival += [time.monotonic()] * len(ts)
+        header = inlet.info(10)
+        inlet.open_stream(10)
+        events = pylsl.StreamInlet(pylsl.resolve_byprop("source_id", f"engage-events-{tag}", timeout=10)[0])
+        events.open_stream(10)
+        got, stamps, arrival = pull_all(inlet, 300)
+        event, event_stamp = events.pull_sample(timeout=10)
         proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, proc.stderr.read()
-    # the outlet opens with the first chunk, so the very first samples may go out before we connect
-    n = len(got)
-    assert n > 200
-    assert np.array_equal(np.array(got), x[-n:])
+    assert len(got) == 300 and np.array_equal(np.array(got, dtype=np.float32), x)  # from the very first sample
+    assert header.channel_format() == pylsl.cf_float32 and header.type() == "EEG"
+    assert header.desc().child("engage").child_value("role") == "replay"
     assert np.allclose(np.diff(stamps), 0.01, atol=1e-6)  # the recording's own spacing, moved onto today's clock
     assert abs(stamps[-1] - pylsl.local_clock()) < 30
     assert arrival[-1] - arrival[0] > 1.0  # paced, not dumped at once
+    assert Event.from_json(event[0]).timestamp == pytest.approx(event_stamp, abs=1e-5)
+    assert event_stamp == pytest.approx(stamps[0] + 1.0, abs=1e-5)  # 1 s after the first sample, as recorded
 
 
 def test_a_stream_back_with_another_layout_is_recorded_as_a_new_stream(tmp_path):

@@ -613,3 +613,77 @@ def test_csv_values_round_trip_exactly(rows):
         assert np.concatenate([c.data for c in chunks])[:, 0].tolist() == [v for _, v in rows]
         assert np.concatenate([c.timestamps for c in chunks]).tolist() == [t for t, _ in rows]
         assert source.gaps == len(find_gaps("rt", np.array([t for t, _ in rows]), source.streams()[0].nominal_rate))
+
+
+# --------------------------------------------------------------------------------------------
+# engage recordings, windows, loops
+# --------------------------------------------------------------------------------------------
+
+
+def engage_recording(path: Path) -> Path:
+    """What a live session writes: a raw ECG, a derived HeartRate and the events, each with its role."""
+    from engage.core import Event, StreamInfo
+    from engage.record import XdfWriter
+
+    with XdfWriter(path) as w:
+        raw = w.add_stream(StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 10.0, "e"), role="raw")
+        w.write_samples(raw, np.arange(100.0).reshape(-1, 1), 100 + np.arange(100) * 0.1)
+        hr = w.add_stream(StreamInfo("viewer-1-heart-rate", "HeartRate", ("hr_bpm",), ("bpm",), 0.0, "h"),
+                          role="derived")
+        w.write_samples(hr, [[60.0], [61.0]], [102.0, 104.0])
+        ev = w.add_stream(StreamInfo("engage-events", "Markers", ("event",), ("",), 0.0, "engage-events-x",
+                                     channel_format="string"), role="events")
+        w.write_samples(ev, [[Event("boredom.onset", 105.0, "viewer-1", 0.9).to_json()]], [105.0])
+    return path
+
+
+def test_an_engage_recording_feeds_only_its_raw_streams_unless_asked(tmp_path):
+    path = engage_recording(tmp_path / "e.xdf")
+    src = XdfReplay(path)
+    assert [s.name for s in src.streams()] == ["ecg"] and src.made_by_engage and src.closed_cleanly
+    assert {r.info.name: r.role for r in src.recorded} == {"ecg": "raw", "viewer-1-heart-rate": "derived",
+                                                            "engage-events": "events"}
+    assert [e.type for e in src.recorded_events] == ["boredom.onset"]
+    assert not [e for e in replay(src).events() if e.type == "marker"]  # the recorded events are not re-read
+    assert {s.name for s in XdfReplay(path, derived=True).streams()} == {"ecg", "viewer-1-heart-rate", "engage-events"}
+    # a LabRecorder file (no roles, no engage manufacturer) is all raw
+    assert all(r.role == "raw" for r in XdfReplay(gappy_recording(tmp_path / "g.xdf")).recorded)
+
+
+def test_a_window_of_the_recording(tmp_path):
+    src = XdfReplay(engage_recording(tmp_path / "e.xdf"), start_s=2.0, end_s=4.0)
+    _, ts = concat(src.read(math.inf), "ecg")
+    assert ts[0] == pytest.approx(102.0) and ts[-1] == pytest.approx(104.0) and len(ts) == 21
+    with pytest.raises(ConfigError, match="must come after its start"):
+        XdfReplay(tmp_path / "e.xdf", start_s=5, end_s=1)
+    with pytest.raises(ConfigError, match="nothing recorded between 60 s and the end"):
+        XdfReplay(tmp_path / "e.xdf", start_s=60)
+
+
+def test_a_looping_replay_moves_time_forward_and_marks_each_restart(tmp_path):
+    src = XdfReplay(engage_recording(tmp_path / "e.xdf"), loop=True)
+    collector = Collector()
+    Runtime(VirtualClock(), [src], [collector], step=0.5).run(duration=25.0)
+    _, ts = collector.stream("ecg")
+    assert len(ts) > 200 and np.all(np.diff(ts) > 0)  # two passes and more, never backwards
+    restarts = [e for e in collector.events() if e.evidence.get("reason") == "replay loop"]
+    assert len(restarts) == src.passes - 1 >= 2
+    assert restarts[0].evidence["duration_s"] == pytest.approx(1.0)  # last sample to first: the 1 s loop gap
+
+
+def test_replay_says_when_a_recording_was_not_closed_cleanly(tmp_path, capsys):
+    from engage.cli import main
+    from engage.core import StreamInfo
+    from engage.record import XdfWriter
+
+    path = tmp_path / "killed.xdf"
+    w = XdfWriter(path)
+    sid = w.add_stream(StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 100.0, "e"))
+    w.write_samples(sid, np.zeros((300, 1)), 10 + np.arange(300) / 100)
+    w.flush()  # and the recorder dies: no footer
+    assert not XdfReplay(path).closed_cleanly
+    assert main(["replay", str(path), "--no-story", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    assert "was not closed cleanly" in capsys.readouterr().err
+    w.close()
+    assert main(["replay", str(path), "--no-story", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    assert "was not closed cleanly" not in capsys.readouterr().err

@@ -98,34 +98,31 @@ class OpenedSensor:
 
 def _mapped_lsl_source_class():
     from engage.core.stream import Chunk
-    from engage.sensors.lsl import LslSource
+    from engage.sensors.lsl import LslSource, map_stream
 
     class MappedLslSource(LslSource):
         """An :class:`LslSource` whose streams are retyped to the engage type the profile maps them to
         (``maps_to``), the chosen ``channel`` renamed to the name that type's consumers look up. Only
-        what the pipeline sees is retyped: a recording keeps each stream as its device sent it."""
+        what the pipeline sees is retyped: a recording keeps each stream as its device sent it, and
+        the binding (``item.extra["binding"]``) so that a replay maps it the same way."""
 
-        def __init__(self, selector, maps_to: str, channel: str | None, name: str, **kw) -> None:
-            super().__init__([selector], viewer=selector.viewer, **kw)
+        def __init__(self, selector, maps_to: str, channel: str | None, name: str, on_open=None, **kw) -> None:
+            super().__init__([selector], viewer=selector.viewer, on_open=self._opened, **kw)
             self.name = name
             self.maps_to, self.channel = maps_to, channel
+            self._outer_open = on_open
             self._infos: dict = {}
+
+        def _opened(self, item) -> None:
+            item.extra["binding"] = {"sensor": self.name, "maps_to": self.maps_to, "channel": self.channel,
+                                     "viewer": item.viewer, "engage_source_id": item.info.source_id}
+            if self._outer_open is not None:
+                self._outer_open(item)
 
         def _map(self, info):
             out = self._infos.get(info)
             if out is None:
-                from engage.sensors.profiles import LSL_STREAM_TYPES
-
-                channels = list(info.channels)
-                wanted = LSL_STREAM_TYPES.get(self.maps_to)
-                if self.channel is not None and wanted and wanted not in channels and self.channel in channels:
-                    channels[channels.index(self.channel)] = wanted
-                elif self.channel is not None and self.channel not in channels:
-                    log.warning("%s: stream %r has no channel %r (channels: %s); using the first", self.name,
-                                info.name, self.channel, ", ".join(info.channels))
-                meta = tuple(info.metadata) + (("lsl_type", info.type), ("profile_sensor", self.name))
-                out = self._infos[info] = dataclasses.replace(info, type=self.maps_to, channels=tuple(channels),
-                                                              metadata=meta)
+                out = self._infos[info] = map_stream(info, self.maps_to, self.channel, self.name)
             return out
 
         def streams(self):

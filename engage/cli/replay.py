@@ -24,6 +24,7 @@ def register(sub) -> None:
                "  engage replay ecg.csv --type ECG\n"
                "  engage replay e4_session.xdf --model models/arousal-wrist.skops   # arousal from the wrist model\n"
                "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace\n"
+               "  engage replay session.xdf --realtime --to-lsl --loop --streams EEG --start 60 --end 120\n"
                "  engage replay session.xdf --realtime --dashboard # watch it in the browser (prints the URLs)\n"
                "  engage replay session.xdf --realtime --dashboard --host 0.0.0.0 --token SECRET --keep-open")
     r.add_argument("file", help="recording: .xdf, or .csv with a 'timestamp' column")
@@ -37,8 +38,21 @@ def register(sub) -> None:
                                    "where the recording has its wrist signals, from the rule model elsewhere")
     r.add_argument("--realtime", action="store_true", help="replay at the original pace (default: as fast as possible)")
     r.add_argument("--to-lsl", action="store_true",
-                   help="publish the recording's streams, the derived streams and the events as LSL outlets, "
-                        "timestamps moved onto the current LSL clock (use with --realtime for other tools)")
+                   help="play the recording onto LSL: every stream's outlet declared from its recorded header "
+                        "(format, source_id, description) before the first sample, after a --lead-in; timestamps "
+                        "(and the events' JSON timestamps) moved onto the current LSL clock; the pipeline's "
+                        "derived streams and events too when the file holds none of its own (use with --realtime)")
+    r.add_argument("--lead-in", type=float, default=2.0, metavar="S",
+                   help="with --to-lsl: seconds between declaring the outlets and the first sample, so consumers "
+                        "connect first (default: 2)")
+    r.add_argument("--loop", action="store_true", help="start over at the end (time keeps going forward), until Ctrl-C")
+    r.add_argument("--start", type=float, metavar="S", help="begin S seconds into the recording")
+    r.add_argument("--end", type=float, metavar="S", help="end S seconds into the recording")
+    r.add_argument("--streams", action="append", metavar="NAME_OR_TYPE",
+                   help="only these streams (a name or a type; repeat for more)")
+    r.add_argument("--reprocess-derived", action="store_true",
+                   help="an engage recording: also feed its recorded derived streams and events to the pipeline "
+                        "(by default only its raw streams are processed; what engage recorded is shown as it was)")
     d = add_dashboard_options(r, "while replaying (use with --realtime)")
     d.add_argument("--keep-open", action="store_true", help="keep the dashboard up after the replay until Ctrl-C")
     r.set_defaults(func=run)
@@ -57,15 +71,23 @@ def run(args: argparse.Namespace) -> int:
         from engage.models.evaluation import open_model
 
         model = open_model(args.model)
+    if not args.lead_in >= 0:
+        raise EngageError(f"--lead-in must be 0 or more seconds, got {args.lead_in}")
     if path.suffix.lower() == ".csv":
         if not args.type:
             raise EngageError(f"{path}: a CSV recording needs --type (ECG, EDA, Face …)")
+        if args.loop or args.start is not None or args.end is not None or args.streams:
+            raise EngageError("--loop, --start, --end and --streams are for XDF recordings")
         source = CsvReplay(path, stream_type=args.type)
     else:
-        source = XdfReplay(path)
+        source = XdfReplay(path, streams=args.streams, derived=args.reprocess_derived, start_s=args.start,
+                           end_s=args.end, loop=args.loop, recorded_viewers=True)
     problem = getattr(source, "problem", None)
     if problem:
         print(f"engage: warning: {path}: {problem}; replaying the readable part", file=sys.stderr)
+    elif isinstance(source, XdfReplay) and not source.closed_cleanly:
+        print(f"engage: note: {path} was not closed cleanly (no footer for some streams: the recorder was killed "
+              "or lost its disk); replaying everything that was written", file=sys.stderr)
     out = Path(args.out) if args.out else Path("out") / f"replay-{path.stem}"
     events_out = Path(args.events_out) if args.events_out else out / "events.jsonl"
     story = None if args.no_story else load_story(args.story or default_story_path())
@@ -80,22 +102,11 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     start = source.start_time()
     start = start if start is not None else 0.0
-    clock = PacedClock(start) if args.realtime else VirtualClock(start)
     extra = []
-    event_outlet = None
+    event_outlet = player = None
     if args.to_lsl:
-        from engage.sensors.lsl import quiet_liblsl
-
-        quiet_liblsl()
-        import pylsl
-
-        from engage.events.lsl_outlets import LslOutletSink
-        from engage.events.publishers import LslEventOutlet
-
-        offset = pylsl.local_clock() - start  # the recording's first sample goes out "now"
-        session_id = f"replay-{path.stem}"
-        extra.append(LslOutletSink(session=session_id, types=None, time_offset=offset))
-        event_outlet = LslEventOutlet(session_id, time_offset=offset)
+        player, event_outlet = _player(args, path, source, start, extra)
+    clock = PacedClock(start) if args.realtime else VirtualClock(start)
     session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
                       timeline=None if args.quiet else sys.stdout, extra_processors=extra, model=model,
@@ -106,12 +117,20 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(f"{s.name} ({s.type}, {s.channel_count} ch)" for s in source.streams())
         print(f"engage replay: {path} - {names or 'no streams with samples'}\n")
     bar, on_step = progress(getattr(source, "duration", 0.0) or 0.0, "replay")
+    if player is not None:
+        step = on_step
+
+        def on_step(now: float) -> None:
+            player.advance(now)
+            step(now)
     try:
         result = session.run(on_step=on_step)
         if dashboard is not None and args.keep_open:
             _wait_for_ctrl_c(dashboard)
     finally:
         bar.close()
+        if player is not None:
+            player.close()
         if event_outlet is not None:
             event_outlet.close()
         if dashboard is not None:
@@ -119,10 +138,53 @@ def run(args: argparse.Namespace) -> int:
     result.outputs["plot"] = plot_session(result.log, out / "session.png", origin=result.start,
                                           title=f"engage replay - {path.name}")
     print_summary(result)
+    _describe_recorded(source)
     if problem:
         print(f"engage: error: {path}: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _player(args, path: Path, source, start: float, extra: list):
+    """``--to-lsl``: the recording's own streams on a player (declared, then a lead-in), and the pipeline's
+    derived streams and events when the file has none of its own; returns (player, event outlet)."""
+    from engage.sensors.lsl import quiet_liblsl
+    from engage.sensors.replay import XdfReplay
+
+    quiet_liblsl()
+    from engage.events.lsl_outlets import DERIVED_TYPES, LslOutletSink, RecordingPlayer
+    from engage.events.publishers import LslEventOutlet
+
+    session_id = f"replay-{path.stem}"
+    player = None
+    if isinstance(source, XdfReplay):
+        player = RecordingPlayer(source.player_source(), source.recorded, session_id, args.lead_in)
+        player.declare()
+        print(f"engage replay: {len(player.outlets)} LSL outlets declared; playing in {args.lead_in:g} s",
+              file=sys.stderr, flush=True)
+        offset = player.start(start)
+    else:
+        import pylsl
+
+        offset = pylsl.local_clock() - start
+    event_outlet = None
+    if player is None or not source.made_by_engage or args.reprocess_derived:
+        extra.append(LslOutletSink(session=session_id, time_offset=offset, types=None if player is None else DERIVED_TYPES))
+        event_outlet = LslEventOutlet(session_id, time_offset=offset)
+    return player, event_outlet
+
+
+def _describe_recorded(source) -> None:
+    """What an engage recording holds besides its raw streams, shown as recorded (not re-processed)."""
+    kept = [r for r in getattr(source, "recorded", []) if r.role != "raw"]
+    if not kept or getattr(source, "derived", False):
+        return
+    counts: dict[str, int] = {}
+    for e in source.recorded_events:
+        counts[e.type] = counts.get(e.type, 0) + 1
+    events = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    print(f"  recorded by engage: {sum(r.role == 'derived' for r in kept)} derived streams and these events, shown "
+          f"as recorded, not re-processed (--reprocess-derived feeds them to the pipeline): {events}")
 
 
 def _wait_for_ctrl_c(dashboard) -> None:

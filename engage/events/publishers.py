@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -70,7 +71,9 @@ class LslEventOutlet:
         self.count = 0
 
     def __call__(self, event: Event) -> None:
-        self._outlet.push_sample([event.to_json()], event.timestamp + self.time_offset)
+        if self.time_offset:  # the JSON's timestamp on the same clock as the LSL stamp
+            event = replace(event, timestamp=event.timestamp + self.time_offset)
+        self._outlet.push_sample([event.to_json()], event.timestamp)
         self.count += 1
 
     def have_consumers(self) -> bool:

@@ -103,7 +103,9 @@ class XdfRecorder:
         self._error = value
 
     # ------------------------------------------------------------------ in-process streams
-    def stream_id(self, info: StreamInfo) -> int:
+    def stream_id(self, info: StreamInfo, role: str | None = None) -> int:
+        """The XDF stream id of an in-process stream (declared on first use; ``role``: ``raw``,
+        ``derived``, ``events`` or ``log``, written in its header for a replay to read)."""
         sid = self._ids.get(info)
         if sid is None:
             from engage.events.lsl_outlets import outlet_source_id, unique_source_id
@@ -112,18 +114,20 @@ class XdfRecorder:
             source_id = info.source_id if own else unique_source_id(outlet_source_id(info, self.session),
                                                                      self._source_ids)
             self._source_ids.add(source_id)
-            sid = self._ids[info] = self.writer.add_stream(replace(info, source_id=source_id))
+            sid = self._ids[info] = self.writer.add_stream(replace(info, source_id=source_id), role=role)
         return sid
 
-    def write_chunk(self, chunk: Chunk) -> None:
+    def write_chunk(self, chunk: Chunk, role: str | None = None) -> None:
         if len(chunk) and self.error is None:
-            self._guard(lambda: self._write(self.stream_id(chunk.info), chunk.data, chunk.timestamps))
+            self._guard(lambda: self._write(self.stream_id(chunk.info, role), chunk.data, chunk.timestamps))
 
     def write_event(self, event: Event, stream: StreamInfo | None = None) -> None:
-        """One event as a JSON string sample on the events stream (default ``engage-events``)."""
+        """One event as a JSON string sample on the events stream (default ``engage-events``; the
+        recorder's own notes go on :data:`RECORD_LOG_STREAM`)."""
         info = stream or events_stream(self.session)
+        role = "log" if info is RECORD_LOG_STREAM else "events"
         if self.error is None:
-            self._guard(lambda: self._write(self.stream_id(info), [[event.to_json()]], [event.timestamp]))
+            self._guard(lambda: self._write(self.stream_id(info, role), [[event.to_json()]], [event.timestamp]))
 
     def _write(self, sid: int, data, timestamps) -> None:
         self.writer.write_samples(sid, data, timestamps)
@@ -184,8 +188,19 @@ class XdfRecorder:
             return
         self._start_lsl()
         got = self._inlets.add(getattr(stream, "lsl_info", None) or stream)
-        if got is not None:
-            self._added.append(got)
+        if got is None:
+            return
+        self._added.append(got)
+        binding = getattr(stream, "extra", {}).get("binding")
+        if binding is not None and not got[1]:  # how the session reads it: a replay maps it the same way
+            info = got[0].lsl_info
+            evidence = {"name": info.name(), "type": info.type(), "source_id": info.source_id(),
+                        "hostname": info.hostname(), **binding}
+            try:
+                self.write_event(Event("stream.bound", self._pylsl.local_clock(), str(binding.get("viewer", "")),
+                                       1.0, evidence, "engage-record"), RECORD_LOG_STREAM)
+            except RecordingError:
+                pass  # kept in self.error
 
     @property
     def inlets(self):
@@ -354,12 +369,16 @@ class RecorderSink(Processor):
     name = "xdf-recorder"
 
     def __init__(self, recorder: XdfRecorder, types: Sequence[str] | None = None, events: bool = True,
-                 close_on_end: bool = True, lsl_raw: bool = False) -> None:
+                 close_on_end: bool = True, lsl_raw: bool = False,
+                 raw_streams: Callable[[], set[StreamInfo]] | None = None) -> None:
         self.recorder = recorder
         self.types = None if types is None else set(types)
         self.events = events
         self.close_on_end = close_on_end
         self.lsl_raw = lsl_raw
+        #: The streams the session's sources produce (raw input; all others are derived), when known.
+        self.raw_streams = raw_streams
+        self._roles: dict[StreamInfo, str | None] = {}
 
     def start(self, ctx) -> None:
         super().start(ctx)
@@ -377,8 +396,15 @@ class RecorderSink(Processor):
             return False
         return self.types is None or info.type in self.types
 
+    def _role(self, info: StreamInfo) -> str | None:
+        role = self._roles.get(info, "?")
+        if role == "?":
+            role = None if self.raw_streams is None else ("raw" if info in self.raw_streams() else "derived")
+            self._roles[info] = role
+        return role
+
     def process(self, chunk: Chunk) -> list[Chunk]:
-        self.recorder.write_chunk(chunk)
+        self.recorder.write_chunk(chunk, self._role(chunk.info))
         return []
 
     def tick(self, now: float) -> list[Chunk]:

@@ -106,10 +106,12 @@ def _x(text: str) -> str:
     return escape(xml_safe(str(text)))
 
 
-def stream_xml(info: StreamInfo, channel_format: str) -> str:
-    """The StreamHeader XML of an in-process stream, in the shape LSL gives (channels in ``desc``).
-    A name, type or unit holding a control character (which XML cannot hold) is written with it
-    moved to the private-use plane (:func:`~engage.core.stream.xml_safe`) and read back intact."""
+def stream_xml(info: StreamInfo, channel_format: str, role: str | None = None) -> str:
+    """The StreamHeader XML of an in-process stream, in the shape LSL gives (channels in ``desc``), with
+    ``<engage><role>…</role></engage>`` when the role is known (``raw``, ``derived``, ``events``, ``log``:
+    what a replay feeds to its pipeline). A name, type or unit holding a control character (which XML
+    cannot hold) is written with it moved to the private-use plane
+    (:func:`~engage.core.stream.xml_safe`) and read back intact."""
     channels = "".join(
         f"<channel><label>{_x(c)}</label><unit>{_x(u)}</unit><type>{_x(info.type)}</type></channel>"
         for c, u in zip(info.channels, info.units))
@@ -119,7 +121,8 @@ def stream_xml(info: StreamInfo, channel_format: str) -> str:
             f"<channel_format>{channel_format}</channel_format><source_id>{_x(info.source_id)}</source_id>"
             f"<version>1.1</version><created_at>0</created_at><uid></uid><hostname></hostname>"
             f"<desc><channels>{channels}</channels><acquisition><manufacturer>engage</manufacturer>"
-            f"<viewer>{_x(info.viewer)}</viewer></acquisition>{meta}</desc></info>")
+            f"<viewer>{_x(info.viewer)}</viewer></acquisition>{meta}"
+            + (f"<engage><role>{_x(role)}</role></engage>" if role else "") + "</desc></info>")
 
 
 def file_datetime(now: _dt.datetime | None = None) -> str:
@@ -199,12 +202,13 @@ class XdfWriter:
             raise RecordingError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
     # ------------------------------------------------------------------ streams
-    def add_stream(self, info: StreamInfo, channel_format: str | None = None) -> int:
-        """Declare an in-process stream; numeric streams are stored as double64 unless told otherwise."""
+    def add_stream(self, info: StreamInfo, channel_format: str | None = None, role: str | None = None) -> int:
+        """Declare an in-process stream; numeric streams are stored as double64 unless told otherwise;
+        ``role`` marks what it is to a replay (see :func:`stream_xml`)."""
         fmt = channel_format or ("string" if info.is_string else "double64")
         if fmt != "string" and fmt not in FORMATS:
             raise ValueError(f"unknown XDF channel format {fmt!r}")
-        return self._add(stream_xml(info, fmt), info.name, fmt, info.channel_count)
+        return self._add(stream_xml(info, fmt, role), info.name, fmt, info.channel_count)
 
     def add_stream_xml(self, xml: str) -> int:
         """Declare a stream from an LSL ``info.as_xml()`` header, kept verbatim as LabRecorder does - but for

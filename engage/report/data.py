@@ -350,7 +350,7 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
     from engage.sensors.replay import XdfReplay, gap_threshold
 
     path = Path(path)
-    source = XdfReplay(path, viewer=viewer)
+    source = XdfReplay(path, viewer=viewer, derived=True)  # its own derived streams and events are read, not redone
     infos = source.streams()
     if not infos:
         where = f" (damaged at byte {source.scan.problem_offset}: {source.problem})" if source.problem else ""

@@ -592,6 +592,31 @@ class InletSet:
         self._resolvers = []
 
 
+def map_stream(info: StreamInfo, maps_to: str, channel: str | None = None, sensor: str = "") -> StreamInfo:
+    """``info`` as a profile's sensor hands it to the pipeline: retyped to ``maps_to`` and the device's
+    ``channel`` renamed to the name that type's consumers look up (``GSR`` → ``eda`` for ``EDA``); the
+    original type is kept in the metadata (``lsl_type``). Only what the pipeline sees: a recording keeps
+    the stream as the device sent it.
+
+    >>> i = StreamInfo("shimmer", "GSR", ("GSR", "PPG"), ("uS", ""), 32.0, "s1")
+    >>> m = map_stream(i, "EDA", "GSR"); (m.type, m.channels)
+    ('EDA', ('eda', 'PPG'))
+    """
+    from dataclasses import replace
+
+    from engage.sensors.profiles import LSL_STREAM_TYPES
+
+    channels = list(info.channels)
+    wanted = LSL_STREAM_TYPES.get(maps_to)
+    if channel is not None and wanted and wanted not in channels and channel in channels:
+        channels[channels.index(channel)] = wanted
+    elif channel is not None and channel not in channels:
+        log.warning("%s: stream %r has no channel %r (channels: %s); using the first", sensor or "lsl", info.name,
+                    channel, ", ".join(info.channels))
+    meta = tuple(info.metadata) + (("lsl_type", info.type),) + ((("profile_sensor", sensor),) if sensor else ())
+    return replace(info, type=maps_to, channels=tuple(channels), metadata=meta)
+
+
 def _replace_source_id(info: StreamInfo, source_id: str) -> StreamInfo:
     from dataclasses import replace
 

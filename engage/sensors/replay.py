@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 from xml.etree import ElementTree
@@ -38,7 +38,7 @@ import numpy as np
 from engage.core.clock import MAX_TIMESTAMP_S
 from engage.core.errors import ConfigError, InputFileError
 from engage.core.runtime import Source
-from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo, xml_restore
+from engage.core.stream import IRREGULAR_RATE, Chunk, StreamInfo, xml_restore, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class XdfScan:
 
     ``good_bytes`` is the offset just after the last intact chunk; ``problem`` says what is
     wrong at ``problem_offset`` (both ``None`` for an intact file). ``stream_ids`` lists the
-    ids of the stream headers in the good part, in file order.
+    ids of the stream headers in the good part, in file order; ``headers`` their XML text,
+    ``footers`` the ids of the streams that have a StreamFooter (a recorder writes them when it
+    closes the file: a stream without one was still being recorded when the recorder died).
     """
 
     path: Path
@@ -71,10 +73,17 @@ class XdfScan:
     problem: str | None
     problem_offset: int | None
     stream_ids: list[int]
+    headers: dict[int, str] = field(default_factory=dict)
+    footers: frozenset[int] = frozenset()
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def closed_cleanly(self) -> bool:
+        """Whether every stream has its footer (the recorder closed the file) and nothing is damaged."""
+        return self.ok and all(sid in self.footers for sid in self.stream_ids)
 
 
 def _not_xdf(path: Path, why: str) -> InputFileError:
@@ -233,9 +242,11 @@ def _scan_chunks(path: Path, f: io.BufferedReader, file_size: int) -> XdfScan:
     n_chunks = 0
     stream_ids: list[int] = []
     layouts: dict[int, _StreamLayout] = {}
+    headers: dict[int, str] = {}
+    footers: set[int] = set()
 
     def result(problem: str | None = None, offset: int | None = None) -> XdfScan:
-        return XdfScan(path, n_chunks, pos, file_size, problem, offset, stream_ids)
+        return XdfScan(path, n_chunks, pos, file_size, problem, offset, stream_ids, headers, frozenset(footers))
 
     while pos < file_size:
         f.seek(pos)
@@ -262,9 +273,11 @@ def _scan_chunks(path: Path, f: io.BufferedReader, file_size: int) -> XdfScan:
                 return result(f"{what} chunk at byte {pos} declares {length} bytes, too short for a stream id", pos)
             stream_id = int.from_bytes(f.read(4), "little")
             if tag == 2:
-                problem, layout = _check_header(f.read(length - 6), what)
+                content = f.read(length - 6)
+                problem, layout = _check_header(content, what)
                 if layout is not None:
                     layouts[stream_id] = layout
+                    headers[stream_id] = content.decode("utf-8", "replace")
                     if stream_id not in stream_ids:
                         stream_ids.append(stream_id)
             elif tag in (3, 4, 6) and stream_id not in layouts:
@@ -273,6 +286,7 @@ def _scan_chunks(path: Path, f: io.BufferedReader, file_size: int) -> XdfScan:
                 problem = _check_samples(f.read(length - 6), layouts[stream_id])
             elif tag == 6:
                 problem = _check_footer(f.read(length - 6))
+                footers.add(stream_id)
             elif tag == 4 and length != 2 + 4 + 16:
                 problem = f"ClockOffset chunk of {length} bytes (expected 22)"
         elif tag == 1:
@@ -370,12 +384,14 @@ class RecordingSource(Source):
 
     The base of every recording replay (XDF, CSV, dataset files, RR exports): a subclass loads
     its streams and hands each to :meth:`add_track`; reading by time, gap events, ``next_time``
-    and ``exhausted`` come from here.
+    and ``exhausted`` come from here. With ``loop`` the recording starts over when it ends, its
+    timestamps moved on by its length and ``loop_gap_s`` each time (time only ever goes
+    forward; each restart is a ``sensor.gap`` of reason ``"replay loop"``).
     """
 
     name = "recording"
 
-    def __init__(self, viewer: str) -> None:
+    def __init__(self, viewer: str, loop: bool = False, loop_gap_s: float = 1.0) -> None:
         self.viewer = viewer
         self._tracks: list[_Track] = []
         #: Number of ``sensor.gap`` events published so far.
@@ -384,19 +400,25 @@ class RecordingSource(Source):
         self.found_gaps: list[Gap] = []
         #: Samples left out because their timestamp was NaN or infinite.
         self.dropped_samples = 0
+        self.loop = loop
+        self.loop_gap_s = loop_gap_s
+        #: How far the current pass is moved on from the recorded times (0 on the first pass).
+        self.shift = 0.0
+        #: Passes started so far (1 on the first).
+        self.passes = 1
 
     def add_track(self, info: StreamInfo, data: np.ndarray, timestamps: np.ndarray,
                   clock_breaks: Sequence[int] = (), gaps: list[Gap] | None = None) -> None:
         """Add one stream. Its gaps are found with :func:`find_gaps` unless the caller knows them
         better (``gaps``, e.g. beats missing from an RR series); samples without a finite timestamp
-        are dropped and counted, and so are those beyond ±``MAX_TIMESTAMP_S`` (a corrupt time)."""
-        finite = np.abs(timestamps) <= MAX_TIMESTAMP_S  # False for NaN
+        are dropped and counted."""
+        finite = np.isfinite(timestamps)
         if not finite.all():
             # a sample without a usable time cannot be placed on the clock (and would stall replay)
             kept = np.flatnonzero(finite)
             self.dropped_samples += int(timestamps.size - kept.size)
-            log.warning("%s: stream %r: dropped %d samples without a finite timestamp within ±%g s", self.name,
-                        info.name, timestamps.size - kept.size, MAX_TIMESTAMP_S)
+            log.warning("%s: stream %r: dropped %d samples without a finite timestamp", self.name, info.name,
+                        timestamps.size - kept.size)
             clock_breaks = [int(np.searchsorted(kept, b)) for b in clock_breaks]
             data, timestamps = data[kept], timestamps[kept]
             if timestamps.size == 0:
@@ -409,9 +431,13 @@ class RecordingSource(Source):
     def streams(self) -> list[StreamInfo]:
         return [t.info for t in self._tracks]
 
-    def start_time(self) -> float | None:
+    def _first(self) -> float | None:
         firsts = [float(t.timestamps.min()) for t in self._tracks if len(t.timestamps)]
         return min(firsts) if firsts else None
+
+    def start_time(self) -> float | None:
+        first = self._first()
+        return None if first is None else first + self.shift
 
     @property
     def duration(self) -> float:
@@ -424,7 +450,19 @@ class RecordingSource(Source):
 
     @property
     def exhausted(self) -> bool:
-        return all(t.done for t in self._tracks)
+        return not self.loop and all(t.done for t in self._tracks)
+
+    def _rewind(self) -> None:
+        """Start the next pass of a looping replay: each stream's restart is a gap, in time order."""
+        old = self.shift
+        self.shift += self.duration + self.loop_gap_s
+        self.passes += 1
+        for t in self._tracks:
+            t.pos, t.segment, t.gap_emitted = 0, 0, [False] * len(t.gaps)
+            if len(t.timestamps):
+                end = float(t.timestamps[-1]) + old
+                self._emit_gap(Gap(t.info.name, 0, end, float(t.timestamps[0]) + self.shift - end, "replay loop", end),
+                               shifted=True)
 
     def next_time(self) -> float | None:
         """The earliest time at which :meth:`read` has something new (a sample or a gap
@@ -437,12 +475,18 @@ class RecordingSource(Source):
                 times.append(t.gaps[t.segment].notice_time)
             else:
                 times.append(float(t.timestamps[t.pos]))
-        return min(times) if times else None
+        if not times:
+            first = self._first()
+            return None if not self.loop or first is None else first + self.shift + self.duration + self.loop_gap_s
+        return min(times) + self.shift
 
     def read(self, until: float) -> list[Chunk]:
+        if self.loop and self._tracks and all(t.done for t in self._tracks) and \
+                until >= (self._first() or 0.0) + self.shift + self.duration + self.loop_gap_s:
+            self._rewind()
         out: list[Chunk] = []
         for track in self._tracks:
-            out.extend(self._read_track(track, until))
+            out.extend(self._read_track(track, until - self.shift))
         return out
 
     def _read_track(self, t: _Track, until: float) -> list[Chunk]:
@@ -453,7 +497,8 @@ class RecordingSource(Source):
                 # within a segment timestamps never decrease, so a binary search finds the cut
                 stop = t.pos + int(np.searchsorted(t.timestamps[t.pos:end], until, side="right"))
                 if stop > t.pos:
-                    chunks.append(Chunk(t.info, t.data[t.pos:stop], t.timestamps[t.pos:stop]))
+                    ts = t.timestamps[t.pos:stop]
+                    chunks.append(Chunk(t.info, t.data[t.pos:stop], ts + self.shift if self.shift else ts))
                     t.pos = stop
                 if stop < end:
                     break
@@ -469,14 +514,15 @@ class RecordingSource(Source):
             t.segment += 1
         return chunks
 
-    def _emit_gap(self, gap: Gap) -> None:
+    def _emit_gap(self, gap: Gap, shifted: bool = False) -> None:
         self.gaps += 1
-        log.info("%s: gap in %r at %.3f (%.3f s, %s)", self.name, gap.stream, gap.start, gap.duration_s, gap.reason)
+        start = gap.start if shifted else gap.start + self.shift
+        log.info("%s: gap in %r at %.3f (%.3f s, %s)", self.name, gap.stream, start, gap.duration_s, gap.reason)
         ctx = getattr(self, "ctx", None)
         if ctx is None:  # read() without a runtime (e.g. a quick look in a notebook): count only
             return
         ctx.counters[f"{self.name}.gaps"] += 1
-        ctx.emit("sensor.gap", gap.start, confidence=1.0,
+        ctx.emit("sensor.gap", start, confidence=1.0,
                  evidence={"stream": gap.stream, "duration_s": gap.duration_s, "reason": gap.reason},
                  source=self.name, viewer=self.viewer)
 
@@ -532,6 +578,7 @@ def xdf_stream_info(info: dict, n_channels: int, viewer: str = "viewer-1") -> St
         labels.append(_text(_first(d, "label")) or f"ch{i}")
         units.append(_text(_first(d, "unit")))
     fmt = "string" if _first(info, "channel_format") == "string" else "float64"
+    host = _text(_first(info, "hostname"))
     return StreamInfo(
         name=name,
         type=_text(_first(info, "type")),
@@ -541,7 +588,7 @@ def xdf_stream_info(info: dict, n_channels: int, viewer: str = "viewer-1") -> St
         source_id=_text(_first(info, "source_id")) or f"xdf-{stream_id}",
         channel_format=fmt,
         viewer=viewer,
-        metadata=(("xdf_stream_id", str(stream_id)),),
+        metadata=(("xdf_stream_id", str(stream_id)),) + ((("hostname", host),) if host else ()),
     )
 
 
@@ -617,14 +664,83 @@ def _load_xdf_quietly(source: str | io.BytesIO) -> tuple[list[dict], list[str], 
     return streams, messages, drop.dropped
 
 
+#: Stream types engage's pipeline derives: in a file engage wrote before it marked each stream's role,
+#: these (and the ``engage-events``/``engage-record`` marker streams) are its output, the rest raw input.
+ENGAGE_DERIVED_TYPES = frozenset({
+    "HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative", "Engagement",
+    "EngagementRules", "ArousalModel", "SignalQuality", "RespirationRate", "RPPG", "WristFeatures",
+    "WristFeaturesRelative", "Group"})
+#: What a recorded stream is to a replay: input to process, or output engage recorded.
+ROLES = ("raw", "derived", "events", "log")
+
+
+def recorded_role(header_xml: str | None, name: str, type_: str) -> str:
+    """Whether a recorded stream is ``raw`` input, or engage's own ``derived`` stream, ``events`` or recorder
+    ``log``: from the ``<engage><role>`` its header carries, else (older engage files, with engage as the
+    ``acquisition/manufacturer``) from its type and name; any other stream is raw.
+
+    >>> recorded_role("<info><desc><engage><role>derived</role></engage></desc></info>", "hr", "HeartRate")
+    'derived'
+    >>> recorded_role("<info><name>EEG</name></info>", "EEG", "EEG")
+    'raw'
+    """
+    if not header_xml:
+        return "raw"
+    try:
+        root = ElementTree.fromstring(xml_safe(header_xml))
+    except ElementTree.ParseError:
+        return "raw"
+    role = (root.findtext("desc/engage/role") or "").strip()
+    if role in ROLES:
+        return role
+    if role in ("replay", "sensor"):  # a player's or a bridge's outlet, recorded: input like any device
+        return "raw"
+    made_by_engage = role or (root.findtext("desc/acquisition/manufacturer") or "").strip() == "engage" \
+        or (root.findtext("desc/manufacturer") or "").strip() == "engage"
+    if not made_by_engage:
+        return "raw"
+    if name == "engage-events" or name.startswith("engage-events") and type_ == "Markers":
+        return "events"
+    if name == "engage-record":
+        return "log"
+    return "derived" if type_ in ENGAGE_DERIVED_TYPES else "raw"
+
+
+@dataclass
+class RecordedStream:
+    """One stream of an XDF file as a replay holds it: what it is (``role``: see :func:`recorded_role`),
+    its samples and its header XML (for a player that republishes it as it was)."""
+
+    info: StreamInfo
+    role: str
+    data: np.ndarray
+    timestamps: np.ndarray
+    header: str | None
+    clock_breaks: list[int]
+    recorded_type: str = ""  # the type in the file, before a live session's mapping is applied
+    native: np.ndarray | None = None  # the samples in their recorded numeric type, when it is not float64
+
+
 class XdfReplay(RecordingSource):
     """Replays an XDF recording (LabRecorder format) on the runtime's clock.
 
     ``streams`` selects streams by name or type (default: all). Streams without samples are
     skipped. A damaged file is replayed up to its first bad chunk; ``problem`` then says what
-    is wrong (``None`` for an intact file). ``clock_segments`` holds pyxdf's clock segments
+    is wrong (``None`` for an intact file), and :attr:`closed_cleanly` whether the recorder
+    closed it (every stream has its footer). ``clock_segments`` holds pyxdf's clock segments
     (inclusive sample-index ranges between clock resets) per stream name, ``load_warnings``
     what pyxdf warned about while loading.
+
+    A recording made by engage holds its raw streams beside what engage derived from them
+    (``derived`` streams, ``events``, the recorder's ``log``; see :func:`recorded_role`). Only
+    the raw streams are fed to the pipeline unless ``derived`` is true (then every stream is); all are in
+    :attr:`recorded` (and the events parsed in :attr:`recorded_events`). A raw stream a live
+    session's sensor bound is given back the engage type, channel name and viewer that sensor
+    gave it (the session logged each binding), so a replay processes what the live session did.
+    With ``recorded_viewers`` every stream keeps the viewer its header names.
+
+    ``start_s``/``end_s`` keep only that window (seconds from the recording's first sample);
+    ``loop`` plays it over and over (see :class:`RecordingSource`).
 
     >>> src = XdfReplay("minimal.xdf")                             # doctest: +SKIP
     >>> [(s.name, s.type, s.nominal_rate) for s in src.streams()]  # doctest: +SKIP
@@ -636,13 +752,24 @@ class XdfReplay(RecordingSource):
     name = "xdf-replay"
 
     def __init__(self, path: str | os.PathLike, streams: Sequence[str] | None = None,
-                 viewer: str = "viewer-1") -> None:
-        super().__init__(viewer)
+                 viewer: str = "viewer-1", derived: bool = False, start_s: float | None = None,
+                 end_s: float | None = None, loop: bool = False, recorded_viewers: bool = False) -> None:
+        super().__init__(viewer, loop=loop)
         self.path = Path(path)
         self.scan = scan_xdf(self.path)
         self.problem: str | None = self.scan.problem
         self.clock_segments: dict[str, list[tuple[int, int]]] = {}
         self.load_warnings: list[str] = []
+        self.recorded: list[RecordedStream] = []
+        self.recorded_events: list = []
+        self.derived = derived
+        self.recorded_viewers = recorded_viewers
+        if start_s is not None and end_s is not None and not end_s > start_s:
+            raise ConfigError(f"{self.path}: the window's end ({end_s:g} s) must come after its start ({start_s:g} s)")
+        for what, v in (("start", start_s), ("end", end_s)):
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{self.path}: window {what} must be a time >= 0 in seconds, got {v!r}")
+        self.window = (start_s, end_s)
         if self.problem is not None:
             log.warning("%s: damaged XDF file, replaying the first %d of %d bytes: %s",
                         self.path, self.scan.good_bytes, self.scan.file_size, self.problem)
@@ -650,6 +777,16 @@ class XdfReplay(RecordingSource):
         self._select_and_add(raw, streams)
         if self.dropped_samples:
             log.warning("%s: left out %d samples without a finite timestamp", self.path, self.dropped_samples)
+
+    @property
+    def closed_cleanly(self) -> bool:
+        """Whether the recorder closed the file (every stream has its footer) and nothing is damaged."""
+        return self.scan.closed_cleanly
+
+    @property
+    def made_by_engage(self) -> bool:
+        """Whether the file holds engage's own output (derived streams or events) beside its raw streams."""
+        return any(r.role != "raw" for r in self.recorded)
 
     def _load(self) -> list[dict]:
         try:
@@ -703,10 +840,111 @@ class XdfReplay(RecordingSource):
             if data.shape[1] == 0:
                 log.warning("%s: skipping stream %r, which has no channels", self.path, _first(info, "name"))
                 continue
-            stream_info = xdf_stream_info(info, data.shape[1], self.viewer)
+            header = self.scan.headers.get(info.get("stream_id"))
+            viewer = (self.recorded_viewers and _desc_value(info, "acquisition", "viewer")) or self.viewer
+            stream_info = xdf_stream_info(info, data.shape[1], viewer)
             segments = [(int(a), int(b)) for a, b in info.get("clock_segments") or []]
             self.clock_segments[stream_info.name] = segments
-            self.add_track(stream_info, data, timestamps, clock_breaks=[a for a, _ in segments[1:]])
+            role = recorded_role(header, stream_info.name, stream_info.type)
+            series = stream["time_series"]
+            native = series.reshape(len(timestamps), -1) if isinstance(series, np.ndarray) and \
+                series.dtype != np.float64 else None
+            self.recorded.append(RecordedStream(stream_info, role, data, timestamps, header,
+                                                [a for a, _ in segments[1:]], stream_info.type, native))
+        self._apply_bindings()
+        self._apply_window()
+        for r in self.recorded:
+            if r.role == "events":
+                self.recorded_events.extend(_parse_events(r.data[:, 0]))
+            if r.role == "raw" or self.derived:
+                self.add_track(r.info, r.data, r.timestamps, clock_breaks=r.clock_breaks)
+
+    def _apply_bindings(self) -> None:
+        """Give each raw stream a live session's sensor bound the type, channel and viewer it had there."""
+        from engage.sensors.lsl import map_stream
+
+        bindings: dict[tuple, dict] = {}
+        for r in self.recorded:
+            if r.role == "log":
+                for e in _parse_events(r.data[:, 0]):
+                    if e.type == "stream.bound":
+                        ev = e.evidence
+                        bindings[(ev.get("name"), ev.get("source_id"), ev.get("hostname") or "")] = ev
+        if not bindings:
+            return
+        for r in self.recorded:
+            if r.role != "raw":
+                continue
+            ev = bindings.get((r.info.name, r.info.source_id, dict(r.info.metadata).get("hostname", "")))
+            if ev is None:
+                continue
+            info = r.info
+            if ev.get("maps_to"):
+                info = map_stream(info, ev["maps_to"], ev.get("channel"), ev.get("sensor", ""))
+            if ev.get("viewer"):
+                info = replace(info, viewer=str(ev["viewer"]))
+            if ev.get("engage_source_id"):
+                info = replace(info, source_id=str(ev["engage_source_id"]))
+            r.info = info
+
+    def _apply_window(self) -> None:
+        start_s, end_s = self.window
+        if start_s is None and end_s is None:
+            return
+        firsts = [float(r.timestamps.min()) for r in self.recorded if len(r.timestamps)]
+        if not firsts:
+            return
+        t0 = min(firsts)
+        lo = t0 + (start_s or 0.0)
+        hi = t0 + end_s if end_s is not None else np.inf
+        kept = []
+        for r in self.recorded:
+            keep = (r.timestamps >= lo) & (r.timestamps <= hi)
+            if not keep.any():
+                continue
+            index = np.flatnonzero(keep)
+            r.clock_breaks = [int(np.searchsorted(index, b)) for b in r.clock_breaks if index[0] < b <= index[-1]]
+            r.data, r.timestamps = r.data[keep], r.timestamps[keep]
+            if r.native is not None:
+                r.native = r.native[keep]
+            kept.append(r)
+        if not kept:
+            raise ConfigError(f"{self.path}: nothing recorded between {start_s or 0:g} s and "
+                              f"{end_s if end_s is not None else 'the end'} s (the recording lasts "
+                              f"{max(float(r.timestamps.max()) for r in self.recorded) - t0:.1f} s)")
+        self.recorded = kept
+
+    def player_source(self) -> RecordingSource:
+        """Every recorded stream (raw, derived, events, log) as one source, window and loop as this replay,
+        each in its recorded numeric type, for a player that republishes the recording as it was (the
+        track's ``info.metadata`` holds ``recorded_index``: its place in :attr:`recorded`)."""
+        src = RecordingSource(self.viewer, loop=self.loop, loop_gap_s=self.loop_gap_s)
+        for i, r in enumerate(self.recorded):
+            info = replace(r.info, metadata=tuple(r.info.metadata) + (("recorded_index", str(i)),))
+            src.add_track(info, r.native if r.native is not None else r.data, r.timestamps,
+                          clock_breaks=r.clock_breaks)
+        return src
+
+
+def _desc_value(info: dict, *path: str) -> str:
+    """The text at ``desc/<path…>`` of a pyxdf stream info ("" when absent)."""
+    node: Any = info
+    for key in ("desc", *path):
+        node = _first(node, key) if isinstance(node, dict) else None
+    return _text(node)
+
+
+def _parse_events(values) -> list:
+    """The engage events in a column of JSON strings (anything else is skipped)."""
+    from engage.core.event import Event
+
+    out = []
+    for v in values:
+        try:
+            out.append(Event.from_json(str(v)))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 # --------------------------------------------------------------------------------------------
