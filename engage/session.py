@@ -114,10 +114,9 @@ def build_processors(viewer: str = "viewer-1", calibration_s: float = 60.0,
         models: list[Processor] = [RuleEngagementModel()]
     else:
         from engage.models.classifier import EngagementFusion
-        from engage.models.evaluation import model_processors
-        from engage.models.persistence import LoadedModel, load_model
+        from engage.models.evaluation import model_processors, open_model
 
-        loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        loaded = open_model(model)
         chain = model_processors(loaded)
         models = [RuleEngagementModel(output_type="EngagementRules"),
                   *(PerViewer(lambda v, i=i: model_processors(loaded)[i]) for i in range(len(chain))),
