@@ -23,3 +23,32 @@ def talking_head_clip(shared_data: Path) -> Path:
     if not path.exists():
         pytest.skip("talking-head clip not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def ubfc_face_rows(shared_data: Path):
+    """UBFC-rPPG subject 1's first 2.5 s (a real webcam) through the face analyzer: (timestamps, Face rows, fps,
+    the oximeter's PPG at each frame). Frame i is at i / 29.264 s; the ground truth's time row starts at frame 0."""
+    pytest.importorskip("mediapipe")
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from engage.signals.face_mesh import FaceAnalyzer
+
+    folder = shared_data / "ubfc_rppg_clip"
+    if not (folder / "vid.avi").exists():
+        pytest.skip("UBFC clip not present")
+    cap = cv2.VideoCapture(str(folder / "vid.avi"))
+    fps = 29.264
+    analyzer = FaceAnalyzer()
+    rows = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        rows.append(analyzer(frame, len(rows) / fps))
+    cap.release()
+    analyzer.close()
+    t = np.arange(len(rows)) / fps
+    truth = np.loadtxt(folder / "ground_truth.txt")
+    return t, np.asarray(rows), fps, np.interp(t, truth[2], truth[0])

@@ -97,25 +97,12 @@ def test_blinks_from_the_first_frames(clip_rows, shared_data, start):
     assert match_blinks(found, ref)["f1"] == 1.0
 
 
-@pytest.fixture(scope="module")
-def ubfc_rows(shared_data):
-    path = shared_data / "ubfc_rppg_clip" / "vid.avi"
-    if not path.exists():
-        pytest.skip("UBFC clip not present")
-    analyzer = FaceAnalyzer()
-    frames = _frames(path)
-    fps = 29.264
-    rows = np.array([analyzer(f, i / fps) for i, f in enumerate(frames)])
-    analyzer.close()
-    return np.arange(len(rows)) / fps, rows, fps
-
-
 @pytest.mark.realdata
 @pytest.mark.parametrize("start", [0, 10, 13])
-def test_real_webcam_blinks_looking_down_from_the_first_frames(ubfc_rows, start):
+def test_real_webcam_blinks_looking_down_from_the_first_frames(ubfc_face_rows, start):
     """UBFC subject 1 looks down at a screen (half-lidded: an eye aspect ratio of 0.21-0.30) and blinks at frames
     16-21 and 60-63: both blinks and nothing else, also with the clip cut to start 3 frames before the first."""
-    t, rows, fps = ubfc_rows
+    t, rows, fps, _ = ubfc_face_rows
     info = StreamInfo("webcam-v-face", "Face", FACE_CHANNELS, FACE_UNITS, fps, "x", viewer="v")
     out = FaceFeatures().process(Chunk(info, rows[start:], t[start:]))[0]
     durations = out.data[:, out.info.channels.index("blink_duration")]

@@ -205,7 +205,7 @@ def test_streaming_survives_any_values(values):
     out = RppgHeartRate(window_s=4.0).process(Chunk(_rgb_info(), rgb, t))
     for c in out:
         assert np.all((c.channel("quality") >= 0) & (c.channel("quality") <= 1))
-        assert c.info.type == "RPPG" or np.all(np.isfinite(c.channel("rr_s")))
+        assert c.info.type in ("RPPG", "PulseWave") or np.all(np.isfinite(c.channel("rr_s")))
 
 
 def _frame_rgb(path):

@@ -49,7 +49,7 @@ def register_eval(sub) -> None:
                "  engage eval rppg --video face.mp4 --method chrom")
     r.add_argument("--video", required=True, help="video file")
     r.add_argument("--roi", choices=["face", "frame"], default="face",
-                   help="face: forehead and cheeks from the face landmarks (default); frame: the whole frame "
+                   help="face: the skin of the face from its landmarks (default); frame: the whole frame "
                         "(for clips that are already a skin patch)")
     r.add_argument("--method", choices=["pos", "chrom"], default="pos", help="rPPG projection (default: pos)")
     r.add_argument("--window", type=float, default=10.0, help="window length in seconds (default: 10)")

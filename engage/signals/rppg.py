@@ -2,7 +2,7 @@
 
 Input: an ``RGB`` stream (or the webcam's ``Face`` stream, which carries them), one row per
 video frame, the mean red, green and blue of skin regions (channels ``r``, ``g``, ``b``; the
-face pipeline averages the forehead and both cheeks, the ``--roi frame`` evaluation the whole
+face pipeline averages the skin of the whole face, the ``--roi frame`` evaluation the whole
 frame). The pulse is recovered with **POS** (Wang et al. 2017, "Algorithmic principles of remote
 PPG") or **CHROM** (de Haan & Jeanne 2013), both computed causally over short overlapping
 windows (1.6 s) and overlap-added, then detrended and band-passed to 0.7–3.5 Hz; the heart rate
@@ -15,9 +15,13 @@ within ±0.1 Hz of the fundamental and the first harmonic against the rest of th
 to 0..1 against the SNR that noise alone reaches (:data:`SNR_FLOOR_DB`). When the SNR is high
 enough, beat intervals are taken from the filtered pulse's peaks.
 
-Output of the streaming :class:`RppgHeartRate`: the window estimates as an ``RPPG`` stream, and
-the beats on the cardiac ``HeartRate`` contract (source id ``engage-<viewer>-hr-rppg``), which
-the session's feature windows use when no better beat source (ECG, PPG, strap) is live.
+Output of the streaming :class:`RppgHeartRate`: the window estimates as an ``RPPG`` stream, the
+beats on the cardiac ``HeartRate`` contract (source id ``engage-<viewer>-hr-rppg``), which
+the session's feature windows use when no better beat source (ECG, PPG, strap) is live, and the
+**pulse waveform** itself as a ``PulseWave`` stream, one row per frame (:class:`PulseWaveform`:
+the skin's green, where haemoglobin absorbs most, as a relative change with blood volume
+upwards, band-passed causally to 0.7–3.5 Hz; with its quality, the SNR quality of the last
+window of that waveform).
 
 >>> import numpy as np
 >>> fs, t = 30.0, np.arange(0, 20, 1 / 30.0)
@@ -47,6 +51,11 @@ RGB_CHANNELS = ("r", "g", "b")
 #: channels of the ``RPPG`` stream of window estimates (the beats go out on the cardiac ``HeartRate`` contract)
 RPPG_CHANNELS = ("hr_bpm", "snr_db", "quality", "beats", "active")
 RPPG_UNITS = ("bpm", "dB", "ratio", "count", "bool")
+#: channels of the ``PulseWave`` stream: the pulse waveform (relative change of the skin's green, blood volume up)
+#: and its quality (the SNR quality of the waveform's last window)
+PULSE_CHANNELS, PULSE_UNITS = ("pulse", "quality"), ("ratio", "ratio")
+#: the waveform's quality needs this much of it (then it uses the last ``window_s``)
+PULSE_QUALITY_MIN_S = 2.0
 LOW_HZ, HIGH_HZ = 0.7, 3.5
 #: the heart rate is searched for in 0.7–3.0 Hz (42–180 bpm), a resting viewer's range.
 HR_MAX_HZ = 3.0
@@ -102,6 +111,54 @@ def pulse_signal(rgb: np.ndarray, fs: float, method: str = "pos", window_s: floa
     for j in range(w):
         out[j:j + len(h)] += h[:, j]
     return out
+
+
+class PulseWaveform:
+    """The pulse waveform of a stream of skin colours, causally, one value per frame.
+
+    The green channel carries the pulse best (haemoglobin absorbs green light most): each frame's
+    green relative to its running mean (an exponential average over ``mean_s``), negated so that
+    the waveform rises with blood volume as an oximeter's PPG does, band-passed to 0.7–3.5 Hz by
+    a second-order Butterworth filter whose state is carried across calls (the output is the same
+    whatever the chunking; its phase moves a pulse at 60-180 bpm by -0.13 to +0.06 s).
+    Frames without a colour (no face) are held at the last one and give NaN. POS and CHROM, which
+    cancel motion and light over windows, are what the heart rate uses; on a frame-by-frame
+    waveform their per-window normalisation makes steps at every window edge.
+
+    >>> fs = 30.0; t = np.arange(0, 10, 1 / fs)
+    >>> g = 100 * (1 - 0.002 * np.sin(2 * np.pi * 1.2 * t))          # green dips as blood arrives
+    >>> wave = PulseWaveform(fs).process(np.column_stack([g, g, g]))
+    >>> pulse = np.sin(2 * np.pi * 1.2 * t)                          # blood volume
+    >>> bool(max(np.corrcoef(wave[150:-5], pulse[150 + k:len(t) + k - 5])[0, 1] for k in range(5)) > 0.95)
+    True
+    """
+
+    def __init__(self, fs: float, mean_s: float = 1.6) -> None:
+        if not np.isfinite(fs) or fs < 2 * LOW_HZ:
+            raise ValueError(f"pulse waveform needs a frame rate of at least {2 * LOW_HZ} fps, got {fs}")
+        self.fs = float(fs)
+        self.sos = signal.butter(2, [LOW_HZ, min(HIGH_HZ, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+        self._zi = np.zeros((self.sos.shape[0], 2))
+        self._alpha = 1.0 - np.exp(-1.0 / (mean_s * fs))
+        self._mean: float | None = None
+        self._last = 0.0
+
+    def process(self, rgb: np.ndarray) -> np.ndarray:
+        """The waveform at each of the next frames' (n, 3) colours (NaN where a frame has none)."""
+        from .beats import sosfilt_stateful
+
+        rgb = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+        g = rgb[:, 1]
+        ok = np.isfinite(rgb).all(axis=1) & (g > 0)
+        rel = np.empty(len(g))
+        for i in range(len(g)):  # a running mean per frame: a few operations, and the exact same for any chunking
+            if ok[i]:
+                self._mean = g[i] if self._mean is None else self._mean + self._alpha * (g[i] - self._mean)
+                self._last = 1.0 - g[i] / self._mean
+            rel[i] = self._last
+        out = sosfilt_stateful(self.sos, rel, self._zi)
+        out[~ok] = np.nan
+        return out
 
 
 def reject_spikes(rgb: np.ndarray, fs: float, k: float = SPIKE_K,
@@ -237,12 +294,15 @@ def combine_estimates(estimates: list[HrEstimate]) -> float:
 
 
 class RppgHeartRate(Processor):
-    """Streaming rPPG: ``RGB`` frames (or the webcam's ``Face`` stream) in, two streams out.
+    """Streaming rPPG: ``RGB`` frames (or the webcam's ``Face`` stream) in, three streams out.
 
     - ``RPPG`` (source id ``engage-<viewer>-rppg``): one row per estimate, every ``step_s``
       seconds over the last ``window_s`` seconds (the first once ``min_window_s`` of frames
       exist): ``hr_bpm``, ``snr_db``, ``quality``, ``beats`` (how many beats it published) and
       ``active`` (1 when it fed the cardiac path, 0 when a better beat source did).
+    - ``PulseWave`` (source id ``engage-<viewer>-pulse-rppg``, the input's frame rate): one row per frame,
+      ``pulse`` (:class:`PulseWaveform`) and ``quality`` (the SNR quality of the waveform's last
+      ``window_s``, refreshed every ``step_s`` once 2 s exist; 0 before, and on frames without a face).
     - ``HeartRate`` on the cardiac contract (:func:`engage.signals.cardiac.heart_rate_info`,
       source id ``engage-<viewer>-hr-rppg``): one row per beat, stamped at the beat, only when
       the window's SNR allows beats; ``hr_smooth_bpm`` is the window's spectral heart rate,
@@ -276,6 +336,7 @@ class RppgHeartRate(Processor):
         self._next: dict[StreamInfo, float] = {}
         self._last_beat: dict[StreamInfo, float] = {}
         self._better: dict[str, float] = {}  # viewer -> time of the last good beat of another source
+        self._wave: dict[StreamInfo, _WaveState] = {}
         self.deferred_beats = 0
 
     def accepts(self, info: StreamInfo) -> bool:
@@ -312,6 +373,7 @@ class RppgHeartRate(Processor):
             return []
         rows, times = self._buf.setdefault(info, (deque(), deque()))
         rgb = np.column_stack([chunk.channel(c) for c in RGB_CHANNELS])
+        out = self._pulse_wave(info, chunk, rgb)
         est_rows, est_ts, hr_rows, hr_ts = [], [], [], []
         for i in range(len(chunk)):
             t = float(chunk.timestamps[i])
@@ -338,12 +400,38 @@ class RppgHeartRate(Processor):
                     self.ctx.counters["rppg.deferred_beats"] += len(beats)
             est_rows.append([est.hr_bpm, est.snr_db, est.quality, float(len(beats) if active else 0), float(active)])
             est_ts.append(t)
-        out = []
         if est_rows:
             out.append(Chunk(rppg_info(info.viewer), np.asarray(est_rows, dtype=np.float64), np.asarray(est_ts)))
         if hr_rows:
             out.append(Chunk(self._hr_info(info.viewer), np.asarray(hr_rows, dtype=np.float64), np.asarray(hr_ts)))
         return out
+
+    def _pulse_wave(self, info: StreamInfo, chunk: Chunk, rgb: np.ndarray) -> list[Chunk]:
+        """The ``PulseWave`` rows of this chunk: the waveform of each frame and the quality of its last window."""
+        st = self._wave.get(info)
+        if st is None:
+            fs = float(info.nominal_rate)
+            if not fs > 0 and len(chunk) > 1:
+                dt = np.diff(chunk.timestamps)
+                fs = 1.0 / float(np.median(dt)) if np.median(dt) > 0 else 0.0
+            if not fs >= 2 * LOW_HZ:
+                return []
+            st = self._wave[info] = _WaveState(PulseWaveform(fs), pulse_info(info.viewer, fs))
+        wave = st.wave.process(rgb)
+        quality = np.empty(len(wave))
+        for i, (t, v) in enumerate(zip(chunk.timestamps.tolist(), wave.tolist())):
+            st.times.append(t)
+            st.values.append(v)
+            while st.times[0] < t - self.window_s:
+                st.times.popleft()
+                st.values.popleft()
+            if t >= st.next and t - st.times[0] >= PULSE_QUALITY_MIN_S:
+                st.next = t + self.step_s
+                values = np.asarray(st.values)
+                values = values[np.isfinite(values)]
+                st.quality = snr_quality(spectrum_hr(values, st.wave.fs)[1]) if len(values) >= 8 else 0.0
+            quality[i] = st.quality if np.isfinite(v) else 0.0
+        return [Chunk(st.info, np.column_stack([wave, quality]), chunk.timestamps.astype(np.float64))]
 
     @staticmethod
     def _hr_info(viewer: str) -> StreamInfo:
@@ -373,6 +461,23 @@ class RppgHeartRate(Processor):
         if new:
             self._last_beat[info] = new[-1][0]
         return est, new
+
+
+class _WaveState:
+    """One input stream's pulse waveform: the filter, the recent waveform (for its quality), the output info."""
+
+    def __init__(self, wave: PulseWaveform, info: StreamInfo) -> None:
+        self.wave, self.info = wave, info
+        self.times: deque[float] = deque()
+        self.values: deque[float] = deque()
+        self.next = -np.inf
+        self.quality = 0.0
+
+
+def pulse_info(viewer: str, fs: float) -> StreamInfo:
+    """The ``PulseWave`` stream: the face's pulse waveform, one row per frame (see :class:`PulseWaveform`)."""
+    return StreamInfo(f"{viewer}-pulse", "PulseWave", PULSE_CHANNELS, PULSE_UNITS, float(fs),
+                      f"engage-{viewer}-pulse-rppg", viewer=viewer)
 
 
 def rppg_info(viewer: str) -> StreamInfo:
