@@ -110,6 +110,7 @@ class ThreadedSource(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._dropped: list[Chunk] = []
+        self._failures: list[tuple[str, str, float, int]] = []
         self._lock = threading.Lock()
 
     def acquire(self) -> Chunk | None:
@@ -120,14 +121,34 @@ class ThreadedSource(Source):
         self._thread = threading.Thread(target=self._loop, name=f"engage-{self.name}", daemon=True)
         self._thread.start()
 
+    #: Retries of a failing ``acquire()`` wait this long at first, doubling up to ``RETRY_MAX_S``.
+    RETRY_FIRST_S = 0.1
+    RETRY_MAX_S = 5.0
+
     def _loop(self) -> None:
+        failing: dict | None = None  # since when and how often acquire() has been failing
         while not self._stop.is_set():
             try:
                 chunk = self.acquire()
-            except Exception:  # noqa: BLE001 - a device error is reported, the thread goes on
-                log.exception("%s: acquisition failed", self.name)
-                time.sleep(0.1)
+            except Exception as exc:  # noqa: BLE001 - a device error is a gap and a retry, the thread goes on
+                if failing is None:  # said once (the traceback at debug), not at every retry
+                    failing = {"since": time.monotonic(), "count": 0, "wait": self.RETRY_FIRST_S}
+                    log.warning("%s: acquisition failed: %s: %s; retrying with backoff", self.name,
+                                type(exc).__name__, exc)
+                    log.debug("%s: acquisition failed", self.name, exc_info=True)
+                    with self._lock:
+                        self._failures.append(("start", f"{type(exc).__name__}: {exc}", 0.0, 0))
+                failing["count"] += 1
+                self._stop.wait(failing["wait"])
+                failing["wait"] = min(self.RETRY_MAX_S, failing["wait"] * 2)
                 continue
+            if failing is not None:
+                spent = time.monotonic() - failing["since"]
+                log.warning("%s: acquisition works again after %d failures (%.1f s)", self.name, failing["count"],
+                            spent)
+                with self._lock:
+                    self._failures.append(("end", "acquisition works again", spent, failing["count"]))
+                failing = None
             if chunk is None or len(chunk) == 0:
                 continue
             while True:
@@ -145,6 +166,13 @@ class ThreadedSource(Source):
     def read(self, until: float) -> list[Chunk]:
         with self._lock:
             dropped, self._dropped = self._dropped, []
+            failures, self._failures = self._failures, []
+        for what, reason, spent, count in failures:  # one gap when a device starts failing, one when it is back
+            now = self.ctx.clock.now()
+            self.ctx.counters[f"{self.name}.failures"] += count
+            self.ctx.emit("sensor.gap", now - spent, evidence={
+                "source": self.name, "reason": reason, "duration_s": spent if what == "end" else None,
+                "failures": count}, source=self.name)
         for d in dropped:
             self.ctx.counters[f"{self.name}.dropped_samples"] += len(d)
             self.ctx.emit("sensor.gap", d.first_time, evidence={

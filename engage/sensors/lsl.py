@@ -623,6 +623,79 @@ def _replace_source_id(info: StreamInfo, source_id: str) -> StreamInfo:
     return replace(info, source_id=source_id)
 
 
+class StreamClock:
+    """Causal dejittering of one regular stream's clock-corrected timestamps, in segments.
+
+    Within a segment the timestamps are fitted as ``a + b·k`` (k: the sample's index in the
+    segment) by least squares with exponential forgetting (half-life ``halflife_s``, as liblsl's
+    own dejitter), so a stamp's jitter is smoothed and a device clock's drift followed. A stamp
+    more than ``break_s`` from the fit (a hole, or the device's clock jumping) ends the segment:
+    the next starts fresh from that stamp, so one jump never bends the timestamps after it.
+
+    >>> c = StreamClock(10.0); t = c.apply(np.arange(20) / 10.0 + 100.0); float(t[-1])
+    101.9
+    """
+
+    def __init__(self, rate: float, halflife_s: float = 90.0, break_s: float | None = None) -> None:
+        self.rate = float(rate)
+        self.keep = 0.5 ** (1.0 / max(1.0, halflife_s * self.rate))
+        self.break_s = break_s if break_s is not None else max(1.0, 5.0 / self.rate)
+        self.segments = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.k = 0  # samples in the segment
+        self.t0: float | None = None
+        self._s = np.zeros(5)  # decayed sums: w, k, t, kk, kt (t relative to t0)
+
+    def _fit(self) -> tuple[float, float]:
+        w, sk, st, skk, skt = self._s
+        det = w * skk - sk * sk
+        if self.k < 2 or det <= 1e-9 * max(1.0, w * skk):
+            return (st / w if w else 0.0), 1.0 / self.rate
+        b = (w * skt - sk * st) / det
+        return (st - b * sk) / w, b
+
+    def apply(self, stamps: np.ndarray) -> np.ndarray:
+        """Dejittered timestamps of the next samples (in order); starts a new segment where one breaks."""
+        stamps = np.asarray(stamps, dtype=np.float64)
+        out = np.empty(len(stamps))
+        done = 0
+        while done < len(stamps):
+            t = stamps[done:]
+            if self.t0 is None:
+                self.t0 = float(t[0])
+                self.segments += 1
+            elif self.k:
+                a, b = self._fit()
+                far = np.flatnonzero(np.abs(t - (self.t0 + a + b * (self.k + np.arange(len(t))))) > self.break_s)
+                if len(far) and far[0] == 0:
+                    self._reset()
+                    continue
+                if len(far):
+                    t = t[:far[0]]
+            out[done:done + len(t)] = self._update(t)
+            done += len(t)
+        return out
+
+    def _update(self, t: np.ndarray) -> np.ndarray:
+        """Add samples to the segment's decayed sums; each gets the fit that includes it (causal)."""
+        n = len(t)
+        k = self.k + np.arange(n, dtype=np.float64)
+        x = t - self.t0
+        grow = self.keep ** -np.arange(n, dtype=np.float64)  # keep^-i, cumulated then scaled by keep^j
+        v = np.stack([np.ones(n), k, x, k * k, k * x], axis=1) * grow[:, None]
+        sums = (np.cumsum(v, axis=0) + self._s * self.keep) / grow[:, None]
+        w, sk, st, skk, skt = sums.T
+        det = w * skk - sk * sk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.where(det > 1e-9 * np.maximum(1.0, w * skk), (w * skt - sk * st) / det, 1.0 / self.rate)
+        a = (st - b * sk) / w
+        self._s = sums[-1]
+        self.k += n
+        return self.t0 + a + b * k
+
+
 class LslSource(ThreadedSource):
     """Any LSL stream as an engage source (see the module docstring).
 
@@ -650,7 +723,10 @@ class LslSource(ThreadedSource):
         if isinstance(predicates, (str, StreamSelector)):
             predicates = [predicates]
         selectors = [as_selector(p, viewer=viewer, several="all") for p in predicates]
-        self._set = InletSet(selectors, clocksync=True, dejitter=dejitter, viewer=viewer, on_open=on_open,
+        # liblsl corrects the clock; engage dejitters (StreamClock), so a clock jump starts a new segment
+        # instead of bending the timestamps for minutes after it, and stamps off this machine's clock are caught
+        self.dejitter = dejitter
+        self._set = InletSet(selectors, clocksync=True, dejitter=False, viewer=viewer, on_open=on_open,
                              source_ids=source_ids)
         self._pending: deque[Chunk] = deque()
         self._gaps: deque[tuple[float, str, dict]] = deque()
@@ -696,8 +772,10 @@ class LslSource(ThreadedSource):
         for item in list(self._set.inlets.values()):
             got = self._set.pull(item)
             if got is not None:
-                self._pending.append(Chunk(item.info, got[0], got[1]))
-                item.extra["last_stamp"] = float(got[1][-1])
+                data, stamps = self._on_clock(item, *got)
+                if len(stamps):
+                    self._pending.append(Chunk(item.info, data, stamps))
+                    item.extra["last_stamp"] = float(stamps[-1])
             elif item.lost and item.key not in self._seen_lost:
                 self._seen_lost.add(item.key)
                 start = item.extra.get("last_stamp", item.lost_at)
@@ -709,6 +787,35 @@ class LslSource(ThreadedSource):
             return self._pending.popleft()
         time.sleep(0.005)
         return None
+
+    #: A clock-corrected stamp further than this from this machine's clock when it arrives is off-clock.
+    OFF_CLOCK_S = 30.0
+
+    def _on_clock(self, item: Inlet, data: np.ndarray, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples whose stamps are on this machine's clock, dejittered; samples stamped far from it (a device
+        clock that jumped) are left out, and that is a gap, reported once per episode."""
+        now = self._set._pylsl.local_clock()
+        ok = np.abs(stamps - now) <= self.OFF_CLOCK_S
+        state = item.extra.setdefault("clock", {"off": None, "dropped": 0})
+        if not ok.all():
+            if state["off"] is None:
+                state["off"] = item.extra.get("last_stamp", now)
+                log.warning("LSL stream %s: timestamps %.0f s off this machine's clock; left out until they are back",
+                            item.label or item.info.name, float(np.median(stamps[~ok]) - now))
+            state["dropped"] += int((~ok).sum())
+            data, stamps = data[ok], stamps[ok]
+        if ok.any() and state["off"] is not None:
+            start = state["off"]
+            self._gaps.append((start, item.viewer, {"stream": item.info.name, "start": start,
+                                                    "duration_s": float(stamps[0]) - start, "reason": "clock jump",
+                                                    "samples": state["dropped"]}))
+            state["off"], state["dropped"] = None, 0
+        if len(stamps) and self.dejitter and item.info.nominal_rate > 0:
+            clock = item.extra.get("dejitter")
+            if clock is None:
+                clock = item.extra["dejitter"] = StreamClock(item.info.nominal_rate)
+            stamps = clock.apply(stamps)
+        return data, stamps
 
     def read(self, until: float) -> list[Chunk]:
         while self._gaps:
