@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engage.core import Chunk, ConfigError, Context, EventBus, LslClock, Runtime, StreamInfo, VirtualClock
 from engage.events.lsl_outlets import LslOutletSink, make_lsl_info, outlet_source_id
 from engage.sensors.lsl import InletSet, LslSource, list_streams, parse_predicate, stream_info_from_xml
+from support.processing import Take
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -106,29 +107,7 @@ def run_source(src: LslSource, until, timeout: float = 20.0):
     bus = EventBus()
     bus.subscribe(events.append)
 
-    class Take:
-        name = "take"
-
-        def start(self, ctx):
-            self.ctx = ctx
-
-        def accepts(self, info):
-            return True
-
-        def process(self, c):
-            chunks.append(c)
-            return []
-
-        def tick(self, now):
-            return []
-
-        def flush(self, now):
-            return []
-
-        def close(self):
-            pass
-
-    rt = Runtime(LslClock(), [src], [Take()], bus=bus, step=0.02)
+    rt = Runtime(LslClock(), [src], [Take(chunks)], bus=bus, step=0.02)
     thread = threading.Thread(target=rt.run, kwargs={"duration": timeout}, daemon=True)
     thread.start()
     return rt, thread, chunks, events

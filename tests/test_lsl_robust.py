@@ -14,34 +14,9 @@ import pytest
 
 from engage.core import Chunk, EventBus, LslClock, Runtime, StreamInfo, ThreadedSource
 from engage.sensors.lsl import LslSource, StreamClock
+from support.processing import Take
 
 pylsl = pytest.importorskip("pylsl")
-
-
-class Take:
-    name = "take"
-
-    def __init__(self) -> None:
-        self.chunks: list[Chunk] = []
-
-    def start(self, ctx):
-        self.ctx = ctx
-
-    def accepts(self, info):
-        return True
-
-    def process(self, c):
-        self.chunks.append(c)
-        return []
-
-    def tick(self, now):
-        return []
-
-    def flush(self, now):
-        return []
-
-    def close(self):
-        pass
 
 
 def run_for(source, seconds: float) -> tuple[Take, list]:
@@ -122,7 +97,7 @@ def test_an_hour_clock_jump_is_a_gap_and_the_stream_recovers():
     assert [g.evidence["reason"] for g in gaps] == ["clock jump"]
     assert gaps[0].evidence["samples"] == len(jumped) and gaps[0].evidence["duration_s"] == pytest.approx(1.0, abs=0.1)
     after = stamps[stamps > jumped[-1]]
-    assert len(after) > 400  # the stream went on, on the right clock, within a millisecond of the device's stamps
+    assert len(after) > 300  # the stream went on, on the right clock, within a millisecond of the device's stamps
     assert np.max(np.abs(after - np.asarray(truth)[-len(after):])) < 1e-3
 
 

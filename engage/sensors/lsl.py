@@ -629,7 +629,8 @@ class StreamClock:
     Within a segment the timestamps are fitted as ``a + b·k`` (k: the sample's index in the
     segment) by least squares with exponential forgetting (half-life ``halflife_s``, as liblsl's
     own dejitter), so a stamp's jitter is smoothed and a device clock's drift followed. A stamp
-    more than ``break_s`` from the fit (a hole, or the device's clock jumping) ends the segment:
+    more than ``break_s`` (default: 5 samples, at least 0.1 s) from the fit - a hole, or the device's
+    clock jumping - ends the segment:
     the next starts fresh from that stamp, so one jump never bends the timestamps after it.
 
     >>> c = StreamClock(10.0); t = c.apply(np.arange(20) / 10.0 + 100.0); float(t[-1])
@@ -639,7 +640,7 @@ class StreamClock:
     def __init__(self, rate: float, halflife_s: float = 90.0, break_s: float | None = None) -> None:
         self.rate = float(rate)
         self.keep = 0.5 ** (1.0 / max(1.0, halflife_s * self.rate))
-        self.break_s = break_s if break_s is not None else max(1.0, 5.0 / self.rate)
+        self.break_s = break_s if break_s is not None else max(0.1, 5.0 / self.rate)
         self.segments = 0
         self._reset()
 
@@ -810,6 +811,8 @@ class LslSource(ThreadedSource):
                                                     "duration_s": float(stamps[0]) - start, "reason": "clock jump",
                                                     "samples": state["dropped"]}))
             state["off"], state["dropped"] = None, 0
+            if "dejitter" in item.extra:
+                item.extra["dejitter"]._reset()  # the stamps after the episode start a segment of their own
         if len(stamps) and self.dejitter and item.info.nominal_rate > 0:
             clock = item.extra.get("dejitter")
             if clock is None:

@@ -17,3 +17,19 @@ def run_processor(processor: Processor, info: StreamInfo, x: np.ndarray, t: np.n
     if not out:
         return np.zeros(0), np.zeros((0, 1))
     return np.concatenate([o.timestamps for o in out]), np.vstack([o.data for o in out])
+
+
+class Take(Processor):
+    """A sink that keeps every chunk it is given (any stream)."""
+
+    name = "take"
+
+    def __init__(self, chunks: list | None = None) -> None:
+        self.chunks = [] if chunks is None else chunks
+
+    def accepts(self, info) -> bool:
+        return True
+
+    def process(self, chunk):
+        self.chunks.append(chunk)
+        return []
