@@ -26,7 +26,6 @@ the beats cover.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
@@ -70,11 +69,11 @@ def hrv_nn(beat_times_s: np.ndarray) -> dict[str, float]:
     for t in np.asarray(beat_times_s, dtype=np.float64).tolist():
         if tracker.update(t) is None:
             continue
-        beat = tracker.window[-1]
-        if beat.clean:
-            if beat.after_clean:
-                diffs.append(beat.rr - rr[-1])
-            rr.append(beat.rr)
+        beats, last = tracker.beats, tracker.beats.n - 1
+        if beats.clean[last]:
+            if beats.after_clean[last]:
+                diffs.append(float(beats.rr[last]) - rr[-1])
+            rr.append(float(beats.rr[last]))
     r, d = np.array(rr), np.array(diffs)
     return {"mean_rr": float(r.mean()) if r.size else np.nan, "sdnn": float(r.std(ddof=1)) if r.size > 1 else np.nan,
             "rmssd": float(np.sqrt(np.mean(d * d))) if d.size else np.nan,
@@ -96,12 +95,34 @@ def lf_hf_ratio(beat_times: np.ndarray, rr_s: np.ndarray, fs_resample: float = 4
     return float(lf / hf) if hf > 0 else np.nan
 
 
-@dataclass
-class _Beat:
-    time: float
-    rr: float
-    clean: bool
-    after_clean: bool  # the previous interval was clean and adjacent (for successive differences)
+class _Beats:
+    """The beats of the last 5 min in arrays, oldest first (appended in place, compacted when full): ``long`` is
+    ``[lo, n)``, the HRV window its suffix ``[win, n)`` (both trimmed from the front, as two queues would be)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.time, self.rr = np.empty(size), np.empty(size)
+        self.clean, self.after_clean = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+        self.lo = self.win = self.n = 0
+
+    def append(self, time: float, rr: float, clean: bool, after_clean: bool) -> None:
+        if self.n == self.time.size:
+            keep = slice(self.lo, self.n)
+            size = max(256, 2 * (self.n - self.lo))
+            for name in ("time", "rr", "clean", "after_clean"):
+                old = getattr(self, name)
+                new = np.zeros(size, dtype=old.dtype)
+                new[:self.n - self.lo] = old[keep]
+                setattr(self, name, new)
+            self.win, self.n, self.lo = self.win - self.lo, self.n - self.lo, 0
+        i = self.n
+        self.time[i], self.rr[i], self.clean[i], self.after_clean[i] = time, rr, clean, after_clean
+        self.n += 1
+
+    def trim(self, time: float, window_s: float, long_s: float) -> None:
+        while self.win < self.n and self.time[self.win] < time - window_s:
+            self.win += 1
+        while self.lo < self.n and self.time[self.lo] < time - long_s:
+            self.lo += 1
 
 
 class BeatTracker:
@@ -115,13 +136,12 @@ class BeatTracker:
         self.smooth_tau_s = smooth_tau_s
         self.last_time: float | None = None
         self.accepted: deque[float] = deque(maxlen=9)
-        self.window: deque[_Beat] = deque()
-        self.long: deque[_Beat] = deque()  # up to 5 min, for LF/HF
+        self.beats = _Beats()  # the HRV window and up to 5 min for LF/HF
         self.smooth: float | None = None
         self.prev_clean = False
         self.prev_premature = False
         self.rejected = 0
-        self._lf_hf = (-np.inf, np.nan)  # (time computed, value): refreshed every 5 s
+        self._lf_hf = (-np.inf, np.nan)  # (time computed, value): refreshed every 30 s
 
     def reset(self) -> None:
         """Forget the previous beat (after a gap, a clock jump, a lost contact): the next beat starts anew."""
@@ -173,32 +193,29 @@ class BeatTracker:
         hr_row = {"hr_bpm": hr, "rr_s": rr, "quality": quality,
                   "hr_smooth_bpm": self.smooth if self.smooth is not None else hr,
                   "ectopic": float(ectopic)}
-        beat = _Beat(time, rr, clean, self.prev_clean and clean)
+        self.beats.append(time, rr, clean, self.prev_clean and clean)
         self.prev_clean = clean
-        self.window.append(beat)
-        self.long.append(beat)
-        while self.window and self.window[0].time < time - self.window_s:
-            self.window.popleft()
-        while self.long and self.long[0].time < time - 300.0:
-            self.long.popleft()
+        self.beats.trim(time, self.window_s, 300.0)
         return hr_row, self._hrv(time)
 
     def _hrv(self, now: float) -> dict | None:
-        w = np.array([(b.rr, b.clean, b.after_clean) for b in self.window], dtype=np.float64)
-        clean = w[:, 1] > 0
+        b = self.beats
+        clean = b.clean[b.win:b.n]
         n_clean = int(clean.sum())
         if n_clean < 5:
             return None
-        rr = w[clean, 0]
-        pair = np.flatnonzero(w[1:, 2] > 0) + 1
-        d = w[pair, 0] - w[pair - 1, 0]
-        covered = min(1.0, float(w[:, 0].sum()) / self.window_s)
-        quality = covered * n_clean / len(w)
+        rr_all = b.rr[b.win:b.n]
+        rr = rr_all[clean]
+        pair = np.flatnonzero(b.after_clean[b.win + 1:b.n]) + 1
+        d = rr_all[pair] - rr_all[pair - 1]
+        covered = min(1.0, float(rr_all.sum()) / self.window_s)
+        quality = covered * n_clean / len(rr_all)
         if now - self._lf_hf[0] >= 30.0:
-            long_clean = [b for b in self.long if b.clean]
+            long_clean = b.clean[b.lo:b.n]
+            long_rr = b.rr[b.lo:b.n][long_clean]
             lf_hf = np.nan
-            if sum(b.rr for b in long_clean) >= self.lf_hf_min_s:
-                lf_hf = lf_hf_ratio(np.array([b.time for b in long_clean]), np.array([b.rr for b in long_clean]))
+            if sum(long_rr.tolist()) >= self.lf_hf_min_s:
+                lf_hf = lf_hf_ratio(b.time[b.lo:b.n][long_clean], long_rr)
             self._lf_hf = (now, lf_hf)
         lf_hf = self._lf_hf[1]
         return {"mean_rr": float(rr.mean()), "sdnn": float(rr.std(ddof=1)),
