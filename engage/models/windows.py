@@ -106,6 +106,7 @@ class _Buffer:
         self._x = np.empty((64, n_channels))
         self._i0 = 0
         self._n = 0
+        self._sorted = True  # timestamps never decreased: windows are found by bisection
 
     @property
     def t(self) -> np.ndarray:
@@ -122,7 +123,10 @@ class _Buffer:
             t, x = np.empty(max(64, 2 * (live + m))), np.empty((max(64, 2 * (live + m)), self._x.shape[1]))
             t[:live], x[:live] = self.t, self.x
             self._t, self._x, self._i0, self._n = t, x, 0, live
-        self._t[self._n:self._n + m] = chunk.timestamps
+        ts = chunk.timestamps
+        if self._sorted and m and ((self._n and ts[0] < self._t[self._n - 1]) or np.any(ts[1:] < ts[:-1])):
+            self._sorted = False
+        self._t[self._n:self._n + m] = ts
         self._x[self._n:self._n + m] = chunk.data
         self._n += m
         self.trim(keep_after)
@@ -131,7 +135,11 @@ class _Buffer:
         self._i0 += int(np.searchsorted(self.t, keep_after, side="right"))
 
     def since(self, t0: float, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """The rows with ``t0 < t <= now`` (read only)."""
         t = self.t
+        if self._sorted:
+            i, j = np.searchsorted(t, (t0, now), side="right")
+            return t[i:j], self.x[i:j]
         m = (t > t0) & (t <= now)
         return t[m], self.x[m]
 
