@@ -28,8 +28,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from scipy import signal
-from scipy.integrate import trapezoid
+from numba import njit
 
 HRV_CHANNELS = ("mean_rr", "sdnn", "rmssd", "pnn50", "lf_hf", "quality")
 HRV_UNITS = ("s", "s", "s", "ratio", "ratio", "ratio")
@@ -82,6 +81,9 @@ def hrv_nn(beat_times_s: np.ndarray) -> dict[str, float]:
 
 def lf_hf_ratio(beat_times: np.ndarray, rr_s: np.ndarray, fs_resample: float = 4.0) -> float:
     """LF (0.04–0.15 Hz) over HF (0.15–0.4 Hz) power of the RR tachogram (linear resampling + Welch)."""
+    from scipy import signal  # heavy: imported when the first LF/HF is due, not at start-up
+    from scipy.integrate import trapezoid
+
     t = np.asarray(beat_times, dtype=np.float64)
     rr = np.asarray(rr_s, dtype=np.float64)
     if t.size < 10 or t[-1] - t[0] < 60:
@@ -93,6 +95,99 @@ def lf_hf_ratio(beat_times: np.ndarray, rr_s: np.ndarray, fs_resample: float = 4
     lf = trapezoid(p[(f >= 0.04) & (f < 0.15)], f[(f >= 0.04) & (f < 0.15)])
     hf = trapezoid(p[(f >= 0.15) & (f < 0.4)], f[(f >= 0.15) & (f < 0.4)])
     return float(lf / hf) if hf > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _block_sum(a, lo, n):  # pragma: no cover - compiled
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _sum(a, lo, n):  # pragma: no cover - compiled
+    """``np.sum(a[lo:lo + n])`` to the last bit: NumPy's pairwise summation (8 accumulators in blocks of up to
+    128, halves above), its recursion unrolled on a stack (numba's cache mishandles recursive functions)."""
+    if n <= 128:
+        return 0.0 + _block_sum(a, lo, n)
+    los, ns, stage = np.empty(130, np.int64), np.empty(130, np.int64), np.zeros(130, np.int64)
+    vals = np.empty(130)
+    top, nv = 0, 0
+    los[0], ns[0] = lo, n
+    while top >= 0:
+        m = ns[top]
+        if m <= 128:
+            vals[nv] = _block_sum(a, los[top], m)
+            nv += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if stage[top] < 2:  # push the left half, then the right one
+            right = stage[top] == 1
+            stage[top] += 1
+            top += 1
+            los[top], ns[top], stage[top] = los[top - 1] + (half if right else 0), m - half if right else half, 0
+        else:  # both halves summed
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+            top -= 1
+    return 0.0 + vals[0]
+
+
+@njit(cache=True, nogil=True)
+def _window_stats(rr, clean, after_clean, out):  # pragma: no cover - compiled
+    """The HRV row of a window of intervals, as NumPy computes it (mean, ``std(ddof=1)``, RMS of successive
+    differences, pNN50): fills ``out`` with [mean_rr, sdnn, rmssd, pnn50, sum of all intervals] and returns the
+    number of clean intervals."""
+    n = rr.shape[0]
+    nn = np.empty(n)
+    d2 = np.empty(n)
+    k = 0
+    m = 0
+    big = 0
+    for i in range(n):
+        if clean[i]:
+            nn[k] = rr[i]
+            k += 1
+        if i > 0 and after_clean[i]:
+            d = rr[i] - rr[i - 1]
+            d2[m] = d * d
+            if abs(d) > 0.05:
+                big += 1
+            m += 1
+    out[4] = _sum(rr, 0, n)
+    if k < 5:
+        return k
+    mean = _sum(nn, 0, k) / k
+    for i in range(k):
+        x = nn[i] - mean
+        nn[i] = x * x
+    out[0] = mean
+    out[1] = np.sqrt(_sum(nn, 0, k) / (k - 1))
+    out[2] = np.sqrt(_sum(d2, 0, m) / m) if m else np.nan
+    out[3] = big / m if m else np.nan
+    return k
 
 
 class _Beats:
@@ -200,16 +295,12 @@ class BeatTracker:
 
     def _hrv(self, now: float) -> dict | None:
         b = self.beats
-        clean = b.clean[b.win:b.n]
-        n_clean = int(clean.sum())
+        stats = np.empty(5)
+        n_clean = _window_stats(b.rr[b.win:b.n], b.clean[b.win:b.n], b.after_clean[b.win:b.n], stats)
         if n_clean < 5:
             return None
-        rr_all = b.rr[b.win:b.n]
-        rr = rr_all[clean]
-        pair = np.flatnonzero(b.after_clean[b.win + 1:b.n]) + 1
-        d = rr_all[pair] - rr_all[pair - 1]
-        covered = min(1.0, float(rr_all.sum()) / self.window_s)
-        quality = covered * n_clean / len(rr_all)
+        covered = min(1.0, float(stats[4]) / self.window_s)
+        quality = covered * n_clean / (b.n - b.win)
         if now - self._lf_hf[0] >= 30.0:
             long_clean = b.clean[b.lo:b.n]
             long_rr = b.rr[b.lo:b.n][long_clean]
@@ -217,8 +308,5 @@ class BeatTracker:
             if sum(long_rr.tolist()) >= self.lf_hf_min_s:
                 lf_hf = lf_hf_ratio(b.time[b.lo:b.n][long_clean], long_rr)
             self._lf_hf = (now, lf_hf)
-        lf_hf = self._lf_hf[1]
-        return {"mean_rr": float(rr.mean()), "sdnn": float(rr.std(ddof=1)),
-                "rmssd": float(np.sqrt(np.mean(d * d))) if d.size else np.nan,
-                "pnn50": float(np.mean(np.abs(d) > 0.05)) if d.size else np.nan,
-                "lf_hf": lf_hf, "quality": float(quality)}
+        return {"mean_rr": float(stats[0]), "sdnn": float(stats[1]), "rmssd": float(stats[2]), "pnn50": float(stats[3]),
+                "lf_hf": self._lf_hf[1], "quality": float(quality)}
