@@ -89,6 +89,20 @@ class StreamInfo:
         if self.nominal_rate < 0:
             raise ValueError(f"stream {self.name!r}: negative nominal rate {self.nominal_rate}")
 
+    def __hash__(self) -> int:
+        # computed once: every chunk is routed by its stream (the generated hash rehashed all fields each time)
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.name, self.type, self.channels, self.units, self.nominal_rate, self.source_id,
+                      self.channel_format, self.viewer, self.metadata))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_hash", None)  # string hashes differ between processes
+        return state
+
     @property
     def channel_count(self) -> int:
         return len(self.channels)
@@ -114,6 +128,9 @@ class Chunk:
     timestamps: np.ndarray
 
     def __post_init__(self) -> None:
+        d, t = self.data.shape, self.timestamps.shape
+        if len(d) == 2 and len(t) == 1 and d[0] == t[0] and d[1] == len(self.info.channels):
+            return
         if self.data.ndim != 2 or self.timestamps.ndim != 1:
             raise ValueError(f"chunk of {self.info.name!r}: data must be 2-D and timestamps 1-D")
         if self.data.shape[0] != self.timestamps.shape[0]:

@@ -97,6 +97,11 @@ def in_time_range(processor: Processor, chunk: Chunk) -> Chunk | None:
     return Chunk(chunk.info, chunk.data[ok], ts[ok])
 
 
+def _mean(x: np.ndarray) -> float:
+    """``np.mean`` of a non-empty 1-D array, to the last bit, without its Python-level overhead."""
+    return float(np.add.reduce(x) / x.shape[0])
+
+
 class _Buffer:
     """Timestamps and rows of one input stream, trimmed to the longest window (appended in place, grown by
     doubling: a chunk costs a copy of itself, not of the buffer)."""
@@ -272,23 +277,23 @@ class FeatureWindow(Processor):
             _, x = self._buffers["HeartRate"].since(now - self.window_s, now)
             good = x[self._col("HeartRate", x, "quality") >= 0.5] if len(x) else x
             if len(good):
-                hr_mean = float(np.mean(self._col("HeartRate", good, "hr_bpm")))
-                hr_q = float(min(1.0, np.sum(self._col("HeartRate", good, "rr_s")) / span))
+                hr_mean = _mean(self._col("HeartRate", good, "hr_bpm"))
+                hr_q = float(min(1.0, np.add.reduce(self._col("HeartRate", good, "rr_s")) / span))
         if "EDAFeatures" in self._buffers and span > 0:
             t, x = self._buffers["EDAFeatures"].since(now - self.window_s, now)
             if len(x):
                 q = self._col("EDAFeatures", x, "quality")
-                tonic = float(np.mean(self._col("EDAFeatures", x, "tonic_us")))
+                tonic = _mean(self._col("EDAFeatures", x, "tonic_us"))
                 scr_rate = float(np.count_nonzero(self._col("EDAFeatures", x, "scr_amplitude")) / (span / 60.0))
-                eda_q = float(np.mean(q) * min(1.0, (t[-1] - t[0] + 1e-9) / (0.8 * span)))
+                eda_q = float(_mean(q) * min(1.0, (t[-1] - t[0] + 1e-9) / (0.8 * span)))
         att_span = min(self.attention_window_s, now - self._first) if self._first is not None else 0.0
         if "FaceFeatures" in self._buffers and att_span > 0:
             t, x = self._buffers["FaceFeatures"].since(now - self.attention_window_s, now)
             if len(x):
                 present = self._col("FaceFeatures", x, "face_present")
-                on_screen = float(np.mean(self._col("FaceFeatures", x, "on_screen")))
+                on_screen = _mean(self._col("FaceFeatures", x, "on_screen"))
                 _, xl = self._buffers["FaceFeatures"].since(now - self.window_s, now)
                 blinks = np.count_nonzero(self._col("FaceFeatures", xl, "blink_duration"))
                 blink_rate = float(blinks / (span / 60.0)) if span > 0 else np.nan
-                face_q = float(np.mean(present) * min(1.0, (t[-1] - t[0] + 1e-9) / (0.8 * att_span)))
+                face_q = float(_mean(present) * min(1.0, (t[-1] - t[0] + 1e-9) / (0.8 * att_span)))
         return [hr_mean, scr_rate, tonic, blink_rate, on_screen, hr_q, eda_q, face_q]

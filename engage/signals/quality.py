@@ -155,6 +155,7 @@ class WindowQuality:
         self.steep = EDA_MAX_SLOPE_US_S / fs if eda else np.inf
         self._sf = np.array([0.0, 0.0, 0.0, 0.0, 1e300, -1e300])
         self._si = np.zeros(_NSI, dtype=np.int64)
+        self._out = np.empty((4, 9))
         self._amps: deque[float] = deque(maxlen=history)
         self._recent: deque[float] = deque(maxlen=64)  # quality of the last windows, the newest last
         self.windows = 0
@@ -179,7 +180,9 @@ class WindowQuality:
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         if x.size // self.wlen + 2 > self._recent.maxlen:  # a long chunk: every sample of it still finds its window
             self._recent = deque(self._recent, maxlen=x.size // self.wlen + 2)
-        out = np.empty((x.size // self.wlen + 1, 9))
+        if x.size // self.wlen + 1 > self._out.shape[0]:
+            self._out = np.empty((x.size // self.wlen + 1, 9))
+        out = self._out  # (reused: the rows are read out below)
         n = _sqi_kernel(x, self.wlen, self.flat_len, self.sat_len, self.lo, self.hi, self.steep, self._sf, self._si, out)
         rows = []
         for c in out[:n]:
@@ -287,12 +290,10 @@ class SignalQualityIndex(Processor):
         wq, out_info = cur
         col = info.channels.index(info.type.lower()) if info.type.lower() in info.channels else 0
         n0 = int(wq._si[0])
-        x = chunk.data[:, col].astype(np.float64)
-        ts = chunk.timestamps.astype(np.float64)
-        rows = wq.update(x)
+        rows = wq.update(chunk.data[:, col])
         if not rows:
             return []
         # each completed window's last sample is in this chunk: its timestamp is the row's
         ends = np.arange(n0 // wq.wlen + 1, n0 // wq.wlen + 1 + len(rows)) * wq.wlen - 1 - n0
-        out_t = ts[ends]
+        out_t = chunk.timestamps.astype(np.float64)[ends]
         return [Chunk.from_rows(out_info, rows, out_t)]
