@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from engage.narrative.story import default_story_path, load_story
     from engage.plots import plot_session
     from engage.sensors.replay import CsvReplay, PacedClock, XdfReplay
-    from engage.session import Session
+    from engage.session import REPLAY_STEP_S, Session
 
     path = Path(args.file)
     model = None
@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     session = Session([source], clock, story=story,
                       events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
                       timeline=None if args.quiet else sys.stdout, extra_processors=extra, model=model,
-                      observers=[dashboard.observer] if dashboard is not None else ())
+                      observers=[dashboard.observer] if dashboard is not None else (),
+                      step=REPLAY_STEP_S if story is None and model is None and dashboard is None and not args.realtime
+                      else 0.1)
     if event_outlet is not None:
         session.bus.subscribe(event_outlet)
     if not args.quiet:
