@@ -25,8 +25,6 @@ from engage.models.wrist import WindowSet, windows_frame
 ESTIMATORS = [Clip()]  # every estimator or transformer engage exposes (make_classifier returns scikit-learn's own)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
-
 @pytest.fixture(autouse=True)
 def _one_openmp_thread():
     """Gradient boosting's OpenMP threads spin-wait on tiny training sets; on a shared, loaded
@@ -36,6 +34,8 @@ def _one_openmp_thread():
     with threadpool_limits(limits=1, user_api="openmp"):
         yield
 
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
 def test_check_estimator_passes(estimator):
     """``Clip`` failed 13 of scikit-learn's checks (no input validation, no feature names, no fit check)."""
     results = check_estimator(estimator, on_fail=None)
