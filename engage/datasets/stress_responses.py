@@ -42,6 +42,9 @@ from typing import Sequence
 
 import numpy as np
 
+#: The entry points; the measures below them are public to the calibration tests, not an API.
+__all__ = ["stress_predict_summary", "simulated_summary"]
+
 #: The stress tasks of the Stress-Predict protocol, in the order every participant did them.
 TASKS = ("stroop", "interview", "hyperventilation")
 #: Event-locked bins: 10 s wide, from 2 min before a label change to 5 min after it.
@@ -309,11 +312,26 @@ class _Collector:
 def stress_predict_summary(root: str | os.PathLike, subjects: Sequence[str] | None = None) -> dict:
     """Every real-data number of the calibration table, from the Stress-Predict folder ``root``.
 
-    Returns a dict: quartiles (25/50/75 %) across participants (``rest_*``, ``scr_*``, ``hr_slow_sd_bpm``)
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The Stress-Predict E4 folder (``Raw_data/S01`` … and the labels).
+    subjects : sequence of str, optional
+        Participants to include (default: every one found).
+
+    Returns
+    -------
+    dict
+        Quartiles (25/50/75 %) across participants (``rest_*``, ``scr_*``, ``hr_slow_sd_bpm``)
     or across task blocks (``task_*``, ``null_*``), the fitted time courses (``hr_onset``, ``hr_offset``,
     ``scl_onset``, ``scl_offset``: dicts of ``A``, ``delay_s``, ``tau_s``) and the event-locked means
     they were fitted to (``locked``), ``per_task`` quartiles of ΔHR and relative ΔSCL, and the counts
     ``participants`` and ``task_blocks``.
+
+    Examples
+    --------
+    >>> real = stress_predict_summary("../shared/data/stress_predict_e4")  # doctest: +SKIP
+    >>> real["task_dhr_bpm"]  # doctest: +SKIP
     """
     from .e4 import StressPredict
 
@@ -334,7 +352,26 @@ def simulated_summary(n: int = 20, seed: int = 0, protocol: Sequence[tuple[str, 
     """The same measures on ``n`` simulated viewers put through the Stress-Predict timetable: a rest
     block is a scene of intensity 0 (tone ``rest``), a stress task one of intensity 1 (its own tone),
     each block its own scene. Heart rate is the simulated beats' rate at 1 Hz, skin conductance the
-    simulated wrist EDA at 4 Hz (the E4's rate)."""
+    simulated wrist EDA at 4 Hz (the E4's rate).
+
+    Parameters
+    ----------
+    n : int
+        Number of simulated viewers (drawn from the population with ``seed``).
+    seed : int
+        Seed of the audience.
+    protocol : sequence of (str, float)
+        The timetable as (block, duration s); ``rest`` blocks are calm scenes, any other a stress task.
+
+    Returns
+    -------
+    dict
+        The same keys as :func:`stress_predict_summary`.
+
+    Examples
+    --------
+    >>> sim = simulated_summary(n=20, seed=0)  # doctest: +SKIP
+    """
     from engage.sensors.simulated import SimulatedAudience
 
     edges = np.concatenate([[0.0], np.cumsum([d for _, d in protocol])])
