@@ -35,18 +35,20 @@ FLAT_FILM = ((0.0, 0.2, "calm", "platform"), (60.0, 0.2, "calm", "waiting room")
 def _cpu(code: str) -> float:
     """CPU seconds of a fresh interpreter running ``code``."""
     out = subprocess.run([sys.executable, "-c", "import time; t = time.process_time()\n" + code
-                          + "\nprint(time.process_time() - t)"], capture_output=True, text=True, check=True)
+                          + "\nprint(time.process_time() - t)"], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"benchmark step failed:\n{out.stderr}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def speed(hours: float = 1.0) -> None:
-    s = hours * 3600.0
+    s = int(round(hours * 3600.0))
     ours = _cpu(f"""
 from engage.sensors.simulated import SimulatedViewer
 v = SimulatedViewer(seed=1, sensors=("ecg", "ppg", "eda", "face"))
 for k in range(12):
     v.on_scene(0.2 + 0.06 * k, "t%d" % (k % 4), timestamp=300.0 * k, scene="s%d" % k)
-for u in range(1, int({s}) + 1):
+for u in range(1, {s} + 1):
     v.read(float(u))
 """)
     theirs = _cpu(f"""
