@@ -33,6 +33,12 @@ is that deflection, not the small wave before it). A search-back beat is taken o
 is a refractory period old, so a real QRS right after a sub-threshold bump wins. ``finish()`` decides
 on a QRS complex still open when the stream ends.
 
+Ventricular flutter and fibrillation have waves, not beats: two beats in a row under 0.25 s apart
+(240 a minute and more) are taken for such waves, and no beat is output until an interval of
+0.25 s comes again; the samples in between are flagged, so the beat that ends the episode carries
+its interval as bad signal (a gap in heart rate and HRV). A beat under 0.25 s after the last is
+therefore confirmed only once the next one (or 0.4 s without one) shows it was not a flutter wave.
+
 PPG (:class:`PpgBeatDetector`): Elgendi's two-moving-averages method made causal: band-pass
 0.5–8 Hz, clip negative, square, and mark blocks where the 111 ms average exceeds the 667 ms
 average plus 2 % of the signal level; a block longer than the 111 ms window holds one pulse
@@ -61,14 +67,17 @@ __all__ = ["EcgBeatDetector", "PpgBeatDetector", "detect_ecg_beats", "detect_ppg
 # ---- state layout (floats) ----
 _F_SPK, _F_NPK, _F_LASTFP, _F_RRAVG, _F_GSUM, _F_PREVB, _F_RPEAK, _F_CANDFP, _F_WMAX, _F_WSUM, _F_PREVX, \
     _F_LASTGOOD, _F_POL, _F_PPROM, _F_PSTEEP, _F_PSIGN, _F_VALLEY, _F_POSTMAX, _F_LASTPROM, _F_LASTSTEEP, \
-    _F_LASTSIGN, _F_RPROM, _F_RSTEEP = range(23)
-_F_LEV = 23  # the last _NLEV beats' feature peaks (a ring): the signal level is their median
+    _F_LASTSIGN, _F_RPROM, _F_RSTEEP, _F_PENDBAD = range(24)
+_F_LEV = 24  # the last _NLEV beats' feature peaks (a ring): the signal level is their median
 _NLEV = 8
 _NF = _F_LEV + _NLEV
 # ---- state layout (ints) ----
 _I_N, _I_INREG, _I_RSTART, _I_LASTBEAT, _I_CANDIDX, _I_WARM, _I_RUN, _I_BADCNT, _I_NBEATS, _I_HAVEPREV, \
-    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST = range(17)
-_NI = 17
+    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST, _I_PEND, _I_FLUTTER = range(19)
+_NI = 19
+#: two intervals in a row under this (s), 240 per minute, are ventricular flutter or fibrillation waves, not beats;
+#: the flutter is over at the first interval of at least this again
+FLUTTER_RR_S = 0.25
 
 
 @njit(cache=True, nogil=True)
@@ -219,6 +228,49 @@ def _push_level(sf, si, fp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _emit(r, rr, fs, si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
+    """Output a beat at ``r`` (``rr`` samples after the last one) unless it is a flutter or fibrillation wave.
+
+    A beat under ``FLUTTER_RR_S`` after the last one is held; when the next comes as fast too, the two are waves of
+    ventricular flutter or fibrillation (a sustained 240 per minute and more: no cardiac cycle, no beat), and no
+    beat is output until an interval of ``FLUTTER_RR_S`` again; that first beat carries its interval as flagged (its
+    samples are counted as bad). A held beat followed by a normal interval, or by nothing for a while, was a real
+    one (a short-coupled premature beat) and is output then."""
+    bad = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
+    si[_I_BADCNT] = 0
+    if si[_I_FLUTTER] == 1:
+        if rr >= int(round(FLUTTER_RR_S * fs)):
+            si[_I_FLUTTER] = 0
+            out_idx[nout] = r
+            out_bad[nout] = 1.0
+            nout += 1
+        return nout
+    if rr < int(round(FLUTTER_RR_S * fs)):
+        if si[_I_PEND] >= 0:
+            si[_I_PEND] = -1
+            si[_I_FLUTTER] = 1
+        else:
+            si[_I_PEND] = r
+            sf[_F_PENDBAD] = bad
+        return nout
+    nout = _release(si, sf, out_idx, out_bad, nout)
+    out_idx[nout] = r
+    out_bad[nout] = bad
+    return nout + 1
+
+
+@njit(cache=True, nogil=True)
+def _release(si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
+    """Output the held short-interval beat, if any."""
+    if si[_I_PEND] >= 0:
+        out_idx[nout] = si[_I_PEND]
+        out_bad[nout] = sf[_F_PENDBAD]
+        si[_I_PEND] = -1
+        nout += 1
+    return nout
+
+
+@njit(cache=True, nogil=True)
 def _same_complex(sf, fp):  # pragma: no cover - compiled
     """Whether the region just placed repeats the last beat's complex and that beat was ventricular (of the
     opposite polarity to the stream's usual R wave, or half as wide again): same polarity, prominence and width
@@ -284,10 +336,7 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     if is_beat and rr < twave and _t_wave(sf, fp):
         is_beat = False
     if is_beat:
-        out_idx[nout] = r
-        out_bad[nout] = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
-        nout += 1
-        si[_I_BADCNT] = 0
+        nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
         _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
         sf[_F_LASTFP] = fp
         sf[_F_LASTPROM], sf[_F_LASTSTEEP], sf[_F_LASTSIGN] = sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN]
@@ -323,6 +372,10 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
     if closing:
         n = si[_I_N] - 1
     since = n - si[_I_LASTBEAT]
+    if si[_I_FLUTTER] == 1 and not closing:
+        si[_I_BADCNT] += 1
+    if si[_I_PEND] >= 0 and (closing or n - si[_I_PEND] > int(round((FLUTTER_RR_S + 0.15) * fs)) + delay):
+        nout = _release(si, sf, out_idx, out_bad, nout)
     if since > 3.0 * fs and not closing:  # lost the beat: let the signal level fall towards the noise level
         decay = np.exp(-1.0 / (2.0 * fs))
         sf[_F_SPK] = sf[_F_NPK] + (sf[_F_SPK] - sf[_F_NPK]) * decay
@@ -372,10 +425,7 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
             and n - si[_I_CANDIDX] > refr + delay:
         r = si[_I_CANDIDX]
         rr = r - si[_I_LASTBEAT]
-        out_idx[nout] = r
-        out_bad[nout] = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
-        nout += 1
-        si[_I_BADCNT] = 0
+        nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
         fp = sf[_F_CANDFP]
         _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
         sf[_F_LASTFP] = fp
@@ -455,10 +505,13 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
 
 @njit(cache=True, nogil=True)
 def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work, sos, zp, tmp):  # pragma: no cover
-    """End of stream: decide on a QRS region still open (the last beat of a recording)."""
-    if si[_I_INREG] == 0 or si[_I_WARM] < int(round(2.0 * fs)):
+    """End of stream: decide on a QRS region still open (the last beat of a recording), and output a held beat."""
+    if si[_I_WARM] < int(round(2.0 * fs)):
         return 0
-    return _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work, sos, zp, tmp)
+    nout = 0
+    if si[_I_INREG] == 1:
+        nout = _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work, sos, zp, tmp)
+    return _release(si, sf, out_idx, out_bad, nout)
 
 
 @njit(cache=True, nogil=True)
@@ -582,6 +635,7 @@ class EcgBeatDetector(_Detector):
         self._sf = np.zeros(_NF)
         self._si = np.zeros(_NI, dtype=np.int64)
         self._si[_I_CANDIDX] = -1
+        self._si[_I_PEND] = -1
         self._ring_c = np.zeros(int(4 * fs))
         self._ring_f = np.zeros(int(4 * fs))
         self._ring_g = np.zeros(max(1, int(round(0.1 * fs))))
@@ -607,7 +661,7 @@ class EcgBeatDetector(_Detector):
         >>> EcgBeatDetector(250.0).finish()[0].size
         0
         """
-        out_idx, out_bad = np.empty(2, dtype=np.int64), np.empty(2)
+        out_idx, out_bad = np.empty(4, dtype=np.int64), np.empty(4)
         n = _ecg_close(self.fs, self._sf, self._si, self._ring_c, self._ring_f, out_idx, out_bad, self._delay, self._half,
                        self._work, self._sos_hp, self._zp, self._tmp) if self._started else 0
         return out_idx[:n].copy(), out_bad[:n].copy()

@@ -222,7 +222,7 @@ class _SampledHeartRate(Processor):
                 st.out.tracker.last_time = t
                 continue
             if st.bad_run_start is not None:
-                self._gap(info, st.bad_run_start, t - st.bad_run_start, "bad signal (NaN, flat line or clipping)")
+                self._gap(info, st.bad_run_start, t - st.bad_run_start, "bad signal (NaN, flat line, clipping, flutter or fibrillation)")
                 st.bad_run_start = None
             prev = st.out.tracker.last_time
             # the beat's quality: its own flagged samples and the signal quality of the window before it
