@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TextIO, runtime_checkable
 
 import numpy as np
 
@@ -226,7 +226,9 @@ class Session:
     present, from the rules elsewhere (see :func:`build_processors`).
     Each of ``observers`` (a :class:`SessionObserver`, e.g. the dashboard's) runs after the pipeline
     as a processor, hears every event on the bus and every scene plan; one that has ``on_story(story)``
-    is told the story first.
+    is told the story first, and one that has ``choices`` (a :class:`~engage.narrative.choice.ChoiceBox`:
+    the player page's viewer picks) lets the viewer choose where the story offers a choice
+    (:class:`~engage.narrative.choice.ViewerChoicePolicy`).
     """
 
     def __init__(
@@ -260,7 +262,13 @@ class Session:
         processors = build_processors(viewer, calibration_s, model)
         self.controller: Controller | None = None
         if story is not None:
-            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks, policy=DirectorPolicy())
+            policy: Any = DirectorPolicy()
+            boxes = [o.choices for o in observers if getattr(o, "choices", None) is not None]
+            if boxes:
+                from engage.narrative.choice import ViewerChoicePolicy
+
+                policy = ViewerChoicePolicy(policy, boxes[0])
+            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks, policy=policy)
             processors.append(self.controller)
         processors.append(self.log)
         self.timeline = None

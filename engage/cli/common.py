@@ -37,7 +37,33 @@ def add_dashboard_options(parser: argparse.ArgumentParser, what: str) -> argpars
     d.add_argument("--token", default=os.environ.get("ENGAGE_DASHBOARD_TOKEN") or None,
                    help="a secret the pages, API and WebSocket require (needed off 127.0.0.1). Prefer setting "
                         "$ENGAGE_DASHBOARD_TOKEN (the default): an option shows in the process list")
+    d.add_argument("--media", metavar="DIR",
+                   help="the film's media folder: the clips, stills and sounds the story's tags (video, image, "
+                        "audio, sfx) name, or files named after its scenes; the player page plays them (served "
+                        "from this folder only). 'engage media make-sample DIR' makes one for the sample film")
+    d.add_argument("--choice-window", type=float, default=10.0, metavar="S",
+                   help="where the story offers a choice, the player shows it for the scene's last S seconds; the "
+                        "viewer answers by key, click or touch, else the policy's pick plays (default: 10; 0: the "
+                        "viewer never chooses)")
     return d
+
+
+def dashboard_server(args: argparse.Namespace, story=None):
+    """A :class:`~engage.dashboard.DashboardServer` (not started) from the ``add_dashboard_options`` options;
+    :class:`~engage.core.errors.ConfigError` for a bad host, token, media folder or choice window."""
+    from engage.core.errors import ConfigError
+    from engage.dashboard import DashboardServer
+
+    media = None
+    if getattr(args, "media", None):
+        from engage.media import MediaLibrary
+
+        media = MediaLibrary(args.media)
+    window = getattr(args, "choice_window", 10.0)
+    if not (window >= 0 and window < float("inf")):
+        raise ConfigError(f"--choice-window must be >= 0 seconds, got {window:g}")
+    return DashboardServer(host=args.host, port=args.port, token=args.token, story=story, media=media,
+                           choice_window_s=window)
 
 
 def setup_logging(level: str, fmt: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from engage.core.errors import ConfigError, EngageError
 
-from .common import FORMATTER, add_dashboard_options, print_summary
+from .common import FORMATTER, add_dashboard_options, dashboard_server, print_summary
 
 ORDER = 15
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ examples:
   engage live --profile polar-h10 --duration 600
   engage live --profile lab-rig --record session.xdf --story film.ink.json
   engage live --profile sensors/my-rig.toml --dashboard --port 8800
+  engage media make-sample film/ && engage live --profile simulated --story \
+      engage/narrative/stories/last_broadcast.ink.json --media film/ --dashboard   # the sample film
+  engage live --profile webcam --story film.ink.json --media film/ --dashboard --loop 30   # an installation
   engage live --list-profiles
 
 Built-in profiles live in the top-level sensors/ folder (every key documented in
@@ -72,6 +75,10 @@ def register(sub) -> None:
                         "as possible (default: 1, the LSL clock)")
     p.add_argument("--lsl", action="store_true", help="also publish events and derived streams as LSL outlets")
     p.add_argument("--quiet", action="store_true", help="no timeline, only the sensor lines and the summary")
+    p.add_argument("--loop", type=float, metavar="S",
+                   help="an installation: at the story's end start it again after S seconds (the player shows "
+                        "the end card, then its idle screen) instead of ending the session; runs until "
+                        "--duration or Ctrl-C. Open the player with ?kiosk=1 for a screen nobody touches")
     add_dashboard_options(p, "during the session")
     p.set_defaults(func=run)
 
@@ -421,6 +428,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--record {args.record}: the recording is XDF; give a file name ending in .xdf")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be within 0..65535, got {args.port}")
+    if args.loop is not None and not (0 <= args.loop < float("inf")):
+        raise ConfigError(f"--loop must be >= 0 seconds, got {args.loop:g}")
+    if args.media and not Path(args.media).is_dir():
+        raise ConfigError(f"--media {args.media}: not a folder (engage media make-sample DIR makes the sample film's)")
     for option, folder in (("--out", Path(args.out)), ("--record", Path(args.record).parent if args.record else None)):
         if folder is None:
             continue
@@ -432,17 +443,19 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _start_dashboard(args: argparse.Namespace):
     try:
-        from engage.dashboard import DashboardServer
+        server = dashboard_server(args)  # bad host/token/media: ConfigError, exit 2
     except ImportError as exc:
         print(f"engage live: dashboard: not available ({exc}); going on without it", file=sys.stderr)
         return None
-    server = DashboardServer(host=args.host, port=args.port, token=args.token)  # bad host/token: ConfigError, exit 2
     try:
         server.start()
     except ConfigError as exc:
         print(f"engage live: dashboard: {exc}; going on without it", file=sys.stderr)
         return None
     print(f"engage live: dashboard at {server.url}  (player: {server.player_url})", file=sys.stderr)
+    if args.loop is not None:
+        kiosk = server.player_url + ("&" if "?" in server.player_url else "?") + "kiosk=1"
+        print(f"engage live: installation screen: {kiosk}", file=sys.stderr)
     return server
 
 
@@ -554,7 +567,9 @@ def _run_session(args, profile, session, counter, recorder, virtual, opened, fai
     from engage.plots import plot_session
 
     controller = session.controller
-    if controller is not None:
+    if controller is not None and args.loop is not None:
+        controller.restart_after_s = float(args.loop)  # an installation: again and again
+    elif controller is not None:
         controller.stop_at_end = True
         controller.on_end = session.runtime.stop
     state = {"signals": 0}
@@ -571,7 +586,7 @@ def _run_session(args, profile, session, counter, recorder, virtual, opened, fai
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
-    until = "the story's end" if controller is not None else "Ctrl-C"
+    until = "the story's end" if controller is not None and args.loop is None else "Ctrl-C"
     if args.duration is not None:
         until += f" or {args.duration:g} s"
     pace = ("" if not virtual else

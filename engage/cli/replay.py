@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engage.core.errors import EngageError
 
-from .common import FORMATTER, add_dashboard_options, print_summary, progress
+from .common import FORMATTER, add_dashboard_options, dashboard_server, print_summary, progress
 
 ORDER = 20
 
@@ -93,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
     story = None if args.no_story else load_story(args.story or default_story_path())
     dashboard = None  # started before the paced clock, so the replay's first seconds are not skipped
     if getattr(args, "dashboard", False):
-        from engage.dashboard import DashboardServer
-
-        dashboard = DashboardServer(host=args.host, port=args.port, token=args.token, story=story).start()
+        dashboard = dashboard_server(args, story=story).start()
         print(f"engage replay: dashboard {dashboard.url}\n               player    {dashboard.player_url}", flush=True)
         if not args.realtime:
             print("engage: note: without --realtime the replay runs as fast as it can; add --realtime to watch it",

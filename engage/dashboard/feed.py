@@ -16,14 +16,21 @@ The pipeline thread must never wait for a browser. So:
 
 Message kinds (each a JSON object with ``kind``): ``snapshot`` (everything, sent first),
 ``series`` (new points of one series), ``event``, ``plan`` (with the upcoming options when the
-story is known), ``status`` (per-stream rate, last-sample age and gaps), ``pong``.
+story is known, and the ``film``: media cues, next candidates to preload, the viewer's choice, see
+:mod:`engage.dashboard.film`), ``status`` (per-stream rate, last-sample age and gaps), ``adapt``
+(the grade and the mix following the viewer's state within a scene), ``choice`` (a viewer's pick was
+taken), ``pong``.
+
+Pages may send: ``{"op": "ping"}``, ``{"op": "snapshot"}``, ``{"op": "choose", "scene", "at",
+"option", "via", "response_s"}`` (the viewer's pick, for the scene that started at ``at``) and
+``{"op": "media_error", "url", "error"}`` (a file the browser could not play; logged once).
 
 >>> from engage.core import Event
 >>> feed = DashboardFeed()
 >>> sub = feed.subscribe()
 >>> feed.on_event(Event("boredom.onset", 12.0, "viewer-1", 0.8, {"boredom": 0.7}))
 >>> [json.loads(m)["kind"] for m in sub.drain()]
-['event']
+['event', 'adapt']
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ import numpy as np
 from engage.core import Chunk, Event, Processor, StreamInfo
 from engage.narrative.plan import ScenePlan
 
+from .film import Film
+
 log = logging.getLogger(__name__)
 
 #: Message kinds a subscriber may ask for.
-KINDS = ("snapshot", "series", "event", "plan", "status", "pong")
+KINDS = ("snapshot", "series", "event", "plan", "status", "adapt", "choice", "pong")
 
 #: Stream types the pipeline derives (and any ``…Relative``); every other stream is shown as a sensor.
 DERIVED_TYPES = frozenset({"HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative",
@@ -244,6 +253,10 @@ class DashboardFeed(Processor):
     ``story`` (optional) lets plan messages list the scenes that may come next. ``points_per_s``
     is the trace resolution on the data clock, ``max_rate`` the most messages per series per wall
     second, ``history_s`` how much of each trace a new page gets, ``queue_size`` each client's bound.
+    ``media`` (a :class:`~engage.media.MediaLibrary`) gives the player its clips, stills and sounds;
+    ``choice_window_s`` is how long before a scene's end a choice is put to the viewer (0: never).
+    :attr:`choices` holds the viewer's picks for the controller
+    (:class:`~engage.narrative.choice.ViewerChoicePolicy`).
     """
 
     name = "dashboard"
@@ -251,12 +264,14 @@ class DashboardFeed(Processor):
     def __init__(self, story: Any = None, points_per_s: float = 10.0, max_rate: float = 10.0,
                  history_s: float = 180.0, max_events: int = 200, max_plans: int = 50,
                  queue_size: int = 256, status_interval: float = 0.5, snapshot_interval: float = 1.0,
-                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+                 wall_clock: Callable[[], float] = time.monotonic, media: Any = None,
+                 choice_window_s: float = 10.0) -> None:
         for label, value in (("points_per_s", points_per_s), ("max_rate", max_rate), ("history_s", history_s),
                              ("status_interval", status_interval), ("snapshot_interval", snapshot_interval)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"dashboard feed: {label} must be a positive number, got {value!r}")
         self.story = story
+        self.film = Film(story, media=media, choice_window_s=choice_window_s)
         self.points_per_s = float(points_per_s)
         self.min_interval = 1.0 / float(max_rate)
         self.status_interval = float(status_interval)
@@ -427,6 +442,11 @@ class DashboardFeed(Processor):
         return {"now": _num(now), "origin": self.origin, "streams": [s.to_dict(now) for s in streams],
                 "unmatched_gaps": self._gap_unmatched}
 
+    @property
+    def choices(self):
+        """The viewer's picks (a :class:`~engage.narrative.choice.ChoiceBox`) for the session's controller."""
+        return self.film.choices
+
     def on_event(self, event: Event) -> None:
         d = event.to_dict()
         with self._lock:
@@ -434,6 +454,9 @@ class DashboardFeed(Processor):
                 self._count_gap(event)
             self._events.append(d)
             self._publish("event", {"event": d})
+            mood = self.film.on_event(event)
+            if mood is not None:
+                self._publish("adapt", {"mood": mood})
 
     def _count_gap(self, event: Event) -> None:
         stream = str(event.evidence.get("stream", ""))
@@ -451,12 +474,14 @@ class DashboardFeed(Processor):
         """The session's story (a :class:`~engage.session.Session` calls this), unless one was given."""
         if self.story is None:
             self.story = story
+        self.film.on_story(story)
 
     def on_plan(self, plan: ScenePlan) -> None:
         d = self._plan_dict(plan)
         with self._lock:
             self._plans.append(d)
-            self._publish("plan", {"plan": d})
+            # wall: when it left (Unix time), so a page can measure the delay to the first frame of its clip
+            self._publish("plan", {"plan": d, "wall": round(time.time(), 4)})
 
     def _plan_dict(self, plan: ScenePlan) -> dict[str, Any]:
         d = plan.to_dict()
@@ -471,6 +496,11 @@ class DashboardFeed(Processor):
                 log.debug("dashboard: no options for scene %r", plan.scene, exc_info=True)
         d["upcoming"] = upcoming
         d["ending"] = self.story is not None and not upcoming
+        try:
+            d["film"] = self.film.describe(plan)
+        except Exception:  # noqa: BLE001 - the player then shows the plan's text alone
+            log.exception("dashboard: describing scene %r for the player failed", plan.scene)
+            d["film"] = None
         return d
 
     # -- snapshots -----------------------------------------------------------------------------
@@ -486,7 +516,7 @@ class DashboardFeed(Processor):
                                    "v": [p[1] for p in self._history[s.key]]} for s in SERIES},
                 "blinks": [list(b) for b in self._blinks],
                 "events": list(self._events), "plans": list(self._plans),
-                "status": self._status(),
+                "status": self._status(), "mood": dict(self.film.mood),
             }
 
     def snapshot_message(self, sub: Subscriber) -> str:
@@ -512,8 +542,10 @@ class DashboardFeed(Processor):
 
     def client_message(self, sub: Subscriber, text: str | bytes | None) -> None:
         """Handle a message from a page: ``{"op": "ping"}`` → ``pong``; ``{"op": "snapshot"}`` → a fresh
-        snapshot. Anything else is ignored and counted in :attr:`malformed`."""
-        op = None
+        snapshot; ``{"op": "choose", …}`` → the viewer's pick, announced to every page as a ``choice``
+        message when taken; ``{"op": "media_error", …}`` → a logged warning. Anything else is ignored and
+        counted in :attr:`malformed`."""
+        op = msg = None
         if isinstance(text, str) and len(text) <= 4096:
             try:
                 msg = json.loads(text)
@@ -526,9 +558,40 @@ class DashboardFeed(Processor):
         elif op == "snapshot":
             sub.resync = True
             sub.put(_dumps({"kind": "pong", "now": self.now}))  # wakes the sender
+        elif op == "choose" and self._choose(sub, msg):
+            pass
+        elif op == "media_error" and isinstance(msg.get("url"), str):
+            self._media_error(msg)
         else:
             with self._lock:
                 self.malformed += 1
+
+    def _choose(self, sub: Subscriber, msg: dict[str, Any]) -> bool:
+        scene, at, option = msg.get("scene"), msg.get("at"), msg.get("option")
+        if not (isinstance(scene, str) and isinstance(option, str) and isinstance(at, (int, float))):
+            return False
+        via = msg.get("via") if msg.get("via") in ("key", "click", "touch") else "click"
+        taken = self.film.choices.put(scene, float(at), option, via=via, response_s=msg.get("response_s"))
+        payload = {"scene": scene, "at": at, "option": option, "via": via, "taken": taken}
+        if taken:
+            log.info("viewer chose %r in scene %r (by %s)", option, scene, via)
+            with self._lock:
+                self._publish("choice", payload)
+        else:
+            sub.put(_dumps({"kind": "choice", **payload}))
+        return True
+
+    def _media_error(self, msg: dict[str, Any]) -> None:
+        url = str(msg["url"])[:300]
+        error = str(msg.get("error", "unknown"))[:200]
+        scene = msg.get("scene")
+        where = f" of scene {str(scene)[:80]!r}" if isinstance(scene, str) else ""
+        text = f"media: the player could not play {url}{where} ({error}); the scene plays without it"
+        media = self.film.media
+        if media is not None:
+            media.warn(text)
+        else:
+            log.warning("%s", text)
 
     def stats(self) -> dict[str, int]:
         return {"published": self.published, "dropped": self.dropped, "malformed": self.malformed,

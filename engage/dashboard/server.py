@@ -2,7 +2,10 @@
 
 Routes: ``/`` the operator's dashboard, ``/player`` the player page, ``/api/state`` a JSON snapshot,
 ``/api/stats`` the feed's counters, ``/ws`` the live feed (``?topics=plan,event`` to receive
-less), ``/static/…`` the pages' scripts and styles (code only, no data).
+less; the player also sends the viewer's choices on it), ``/static/…`` the pages' scripts and
+styles (code only, no data), ``/media/…`` the film's clips, stills and sounds from the ``--media``
+folder only (:class:`~engage.media.MediaLibrary` refuses any path leading out of it), served in
+pieces with HTTP range requests so a file of any size is streamed, never read whole.
 
 Security: the server binds 127.0.0.1 unless told otherwise, and any other address needs a token.
 With a token, the pages, the API and the WebSocket each require it (``?token=…`` or an
@@ -118,7 +121,9 @@ def _static(name: str) -> bytes:
 def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
     """The FastAPI application serving ``feed`` (see the module docstring)."""
     from fastapi import FastAPI, Request, WebSocket
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+    from engage.media import MIME_TYPES
     from starlette.websockets import WebSocketDisconnect
 
     guard = _Guard(token)
@@ -173,6 +178,20 @@ def create_app(feed: DashboardFeed, token: str | None = None) -> Any:
         except (OSError, ValueError):  # absent, or a name the file system refuses
             return Response(status_code=404)
         return Response(body, media_type=types[kind], headers={"Cache-Control": "no-store"})
+
+    media_headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+                     "Cross-Origin-Resource-Policy": "same-origin"}
+
+    @app.api_route("/media/{name:path}", methods=["GET", "HEAD"])
+    def media(name: str, request: Request) -> Response:
+        if not ok(request):
+            return denied
+        library = feed.film.media
+        path = library.locate(name) if library is not None else None
+        mime = MIME_TYPES.get(path.suffix.lower()) if path is not None else None
+        if path is None or mime is None:
+            return Response(status_code=404)
+        return FileResponse(path, media_type=mime, headers=media_headers)  # Range: 206 with the bytes asked for
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -232,6 +251,8 @@ class DashboardServer:
 
     ``host`` defaults to 127.0.0.1; any other address needs ``token`` (else :class:`ConfigError`).
     ``port=0`` picks a free port. ``story`` (optional) lets the page show the scenes that may come next.
+    ``media`` (a :class:`~engage.media.MediaLibrary`) is the film's media folder, ``choice_window_s`` how
+    long the viewer is given to choose (see :class:`DashboardFeed` for the other options).
 
     >>> DashboardServer(host="0.0.0.0")  # doctest: +ELLIPSIS
     Traceback (most recent call last):

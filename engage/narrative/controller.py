@@ -236,7 +236,9 @@ class Controller(Processor):
     :class:`~engage.narrative.rewriter.RewriteService`) prepares rewrites of the scenes that may
     follow while a scene plays; the plan of the next scene uses one only if it is ready.
     ``stop_at_end`` ends the story at its first ending (``finished``, then ``on_end()``)
-    instead of starting again. ``plot_changes`` counts departures from the authored path.
+    instead of starting again; otherwise it starts again ``restart_after_s`` seconds after the
+    ending (an installation's end card and idle screen fill the pause). ``plot_changes`` counts
+    departures from the authored path.
 
     ``on_plan`` callbacks (for example a :class:`~engage.narrative.plan.ScenePlanWriter` or a
     player) receive every :class:`ScenePlan`; one that raises is logged and counted, never
@@ -256,6 +258,7 @@ class Controller(Processor):
         rewriter: Any | None = None,
         stop_at_end: bool = False,
         on_end: Callable[[], None] | None = None,
+        restart_after_s: float = 0.0,
     ) -> None:
         if isinstance(story, Story):
             problems = fatal_problems(story)
@@ -266,6 +269,10 @@ class Controller(Processor):
             self.player = story
         if not (isinstance(min_confidence, (int, float)) and 0.0 <= min_confidence <= 1.0):
             raise ConfigError(f"controller: min_confidence must be within [0, 1], got {min_confidence!r}")
+        if not (isinstance(restart_after_s, (int, float)) and 0.0 <= restart_after_s < math.inf):
+            raise ConfigError(f"controller: restart_after_s must be >= 0 seconds, got {restart_after_s!r}")
+        self.restart_after_s = float(restart_after_s)
+        self._ended: tuple[float, Scene] | None = None  # (when to start again, the ending) between episodes
         self.story = story
         self.rewriter = rewriter
         self.stop_at_end = stop_at_end
@@ -307,6 +314,12 @@ class Controller(Processor):
         if not hasattr(self, "ctx"):
             raise RuntimeError("Controller.tick() called before start(ctx)")
         if self.finished:
+            return []
+        if self._ended is not None:  # between episodes
+            if now < self._ended[0]:
+                return []
+            ending, self._ended = self._ended[1], None
+            self._play_start(now, previous=ending)
             return []
         observe = getattr(self.policy, "observe", None)
         if observe is not None:
@@ -370,6 +383,9 @@ class Controller(Processor):
                 if self.on_end is not None:
                     self.on_end()
                 return
+            if self.restart_after_s > 0:
+                self._ended = (now + self.restart_after_s, current)
+                return
             self._play_start(now, previous=current)
             return
         if len(options) == 1:
@@ -412,6 +428,8 @@ class Controller(Processor):
         else:
             reason = (f"story ended at '{previous.title}' (episode {self.episode - 1}): starting episode "
                       f"{self.episode} from '{first.title}'")
+            if self.restart_after_s > 0:
+                reason += f" after a {self.restart_after_s:g} s pause"
             rule = "restart"
         self._begin(Choice(first, reason, rule, evidence={"trigger": None}), (first,), now, previous)
 

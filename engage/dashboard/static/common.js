@@ -15,8 +15,10 @@ const Engage = (() => {
     return u.toString();
   }
 
-  // Connects, hands every message to onMessage, reconnects with a growing pause when the server goes.
-  function connect(topics, onMessage, onState) {
+  // Connects, hands every message to onMessage, reconnects with a growing pause (up to opts.maxDelay ms)
+  // when the server goes. Returns { send(obj) }: a message to the server, false when not connected.
+  function connect(topics, onMessage, onState, opts) {
+    const maxDelay = (opts && opts.maxDelay) || 10000;
     let delay = 500, ws = null, pinger = null;
     function open() {
       onState("connecting");
@@ -38,10 +40,25 @@ const Engage = (() => {
         clearInterval(pinger);
         onState(e.code === 1008 ? "refused (token?)" : "disconnected");
         setTimeout(open, delay);
-        delay = Math.min(delay * 2, 10000);
+        delay = Math.min(delay * 2, maxDelay);
       };
     }
     open();
+    return {
+      send(obj) {
+        if (!ws || ws.readyState !== 1) return false;
+        ws.send(JSON.stringify(obj));
+        return true;
+      },
+    };
+  }
+
+  // A URL the server serves (media, pages) with the page's token carried over.
+  function withToken(url) {
+    if (!token || !url) return url;
+    const u = new URL(url, location.href);
+    u.searchParams.set("token", token);
+    return u.pathname + u.search;
   }
 
   function clock(seconds) {
@@ -101,5 +118,5 @@ const Engage = (() => {
     return { background: rgb(bg), accent: rgb(mix(accent, luminance(bg) > 0.45 ? [0, 0, 0] : [255, 255, 255], 0.55)), text: rgb(fg), dark: rgb(mix(bg, [0, 0, 0], 0.5)) };
   }
 
-  return { token, wsUrl, connect, clock, fmt, el, palette };
+  return { token, wsUrl, connect, withToken, clock, fmt, el, palette };
 })();

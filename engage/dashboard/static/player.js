@@ -1,121 +1,701 @@
-// engage player: presents each scene plan as it comes - text, palette, pacing, music intensity.
+// engage player: plays the film the controller plans - a clip, a still or a title card per scene, cut or
+// crossfaded, graded with the scene's palette; an audio bed per scene whose stems follow the music
+// intensity; sound effects; subtitles; the viewer's choices and thought probes; an end card, an idle
+// screen between viewers, and a kiosk mode that keeps playing while the server restarts.
+// Page options (query string): kiosk=1, overlay=1, endcard=SECONDS, token=… (carried to every request).
 "use strict";
 
 (() => {
   const E = Engage;
   const $ = (id) => document.getElementById(id);
-  const FADE_S = { slow: 2.4, steady: 1.2, fast: 0.35 };      // the cut between scenes
-  const WORD_MS = { slow: 170, steady: 100, fast: 45 };        // how fast the text appears
-  let current = null, now = null, nowAt = 0, revealTimer = null, swapTimer = null, music = 0;
+  const params = new URLSearchParams(location.search);
+  const KIOSK = params.get("kiosk") === "1";
+  const ENDCARD_S = Math.max(2, Number(params.get("endcard")) || 12);
+  const WORD_MS = { slow: 150, steady: 90, fast: 45 };
+  const KEEP_VIDEOS = 8;                          // preloaded clips kept in memory at most
+  const PRELOAD = params.get("preload") !== "0";  // preload=0: fetch each clip when its scene starts (a phone on data)
+
+  const stage = $("stage"), videosBox = $("videos"), stillsBox = $("stills");
+  let sess = { now: null, at: 0 };                // session clock: last known time and when it was learnt
+  let current = null, front = null, frontStill = null, mood = { boost: 0, state: "neutral" };
+  let sceneTimers = [], revealTimer = null, storyTitle = null, sessionEnded = false, z = 1;
+  const pool = new Map();                         // clip URL → <video>, preloaded
+  const stillCache = new Map();
+  const stats = [];                               // per cut: scene, url, plan → first frame (ms)
+  const warned = new Set();
+  let conn = null;
+
+  if (KIOSK) document.body.classList.add("kiosk");
+  if (params.get("fx") === "0") document.body.classList.add("nofx");   // fx=0: no grade layers (a weak device)
+  if (params.get("overlay") === "1") $("overlay").hidden = false;
+
+  function sessionNow() {
+    return sess.now === null ? null : sess.now + (performance.now() - sess.at) / 1000;
+  }
+  function learnTime(t) {
+    if (t === null || t === undefined || !isFinite(t)) return;
+    sess = { now: t, at: performance.now() };
+  }
+  function later(seconds, fn) {
+    const id = setTimeout(fn, Math.max(0, seconds * 1000));
+    sceneTimers.push(id);
+    return id;
+  }
+  function untilSession(t) {                      // seconds from now until session time t
+    const n = sessionNow();
+    return n === null ? 0 : t - n;
+  }
+
+  // ---------------------------------------------------------------------------------- messages
 
   function onMessage(m) {
     if (m.kind === "snapshot") {
-      if (m.now !== null && m.now !== undefined) { now = m.now; nowAt = performance.now(); }
+      learnTime(m.now);
+      if (m.mood) setMood(m.mood);
       const plans = m.plans || [];
-      if (plans.length) show(plans[plans.length - 1], true);
+      if (plans.length) show(plans[plans.length - 1], { resume: true });
     } else if (m.kind === "plan") {
-      show(m.plan, false);
+      learnTime(m.plan.timestamp);
+      const recv = m.wall ? performance.timeOrigin + performance.now() - m.wall * 1000 : null;
+      show(m.plan, { wall: m.wall, recv });
     } else if (m.kind === "status") {
-      if (m.now !== null && m.now !== undefined) { now = m.now; nowAt = performance.now(); }
-      if (m.ended) $("kicker").textContent = "the session has ended";
+      learnTime(m.now);
+      if (m.ended) sessionOver();
+    } else if (m.kind === "adapt") {
+      setMood(m.mood);
+    } else if (m.kind === "choice") {
+      choiceTaken(m);
+    } else if (m.kind === "probe") {
+      if (window.EngageProbe) window.EngageProbe.show(m);
     }
   }
 
-  function show(plan, immediately) {
-    if (current && plan.timestamp === current.timestamp && plan.scene === current.scene) return;
-    current = plan;
-    const d = plan.directives || {};
-    const pacing = FADE_S[d.pacing] ? d.pacing : "steady";
-    const fade = immediately ? 0 : FADE_S[pacing];
-    const scene = $("scene");
-    scene.style.transitionDuration = fade + "s";
-    $("stage").style.transitionDuration = Math.max(fade, 0.3) * 1.5 + "s";
-    scene.classList.add("out");
-    clearTimeout(swapTimer);
-    swapTimer = setTimeout(() => {
-      render(plan, pacing);
-      scene.classList.remove("out");
-    }, fade * 1000);
+  function mediaError(url, err, scene) {
+    const key = url + "|" + (scene || "");
+    if (warned.has(key)) return;
+    warned.add(key);
+    const code = err && err.code ? ["", "aborted", "network", "decode", "unsupported format"][err.code] || String(err.code) : String(err || "error");
+    if (conn) conn.send({ op: "media_error", url, error: code, scene: scene || (current && current.scene) || null });
+    $("ov-media").textContent = "could not play " + url + " (" + code + ")";
   }
 
-  function render(plan, pacing) {
-    const d = plan.directives || {};
-    const stage = $("stage");
+  // ---------------------------------------------------------------------------------- a scene
+
+  function cuesOf(plan) {
+    const film = plan.film || {};
+    const cues = film.cues || {};
+    return {
+      headline: cues.headline || plan.title || "", body: cues.body !== undefined ? cues.body : (plan.text || ""),
+      speaker: cues.speaker || null, video: cues.video || null, image: cues.image || null,
+      audio: cues.audio || [], sfx: cues.sfx || [], text: cues.text || "card",
+      transition: cues.transition || { type: "crossfade", seconds: 1.2 },
+    };
+  }
+
+  function show(plan, opts) {
+    if (current && plan.timestamp === current.timestamp && plan.scene === current.scene) return;
+    const first = !current;
+    current = plan;
+    const film = plan.film || {};
+    const cues = cuesOf(plan);
+    if (film.story) storyTitle = film.story;
+    sceneTimers.forEach(clearTimeout); sceneTimers = [];
+    clearInterval(revealTimer);
+    const n = sessionNow();
+    const offset = opts.resume && n !== null ? Math.max(0, n - plan.timestamp) : 0;
+    const tr = opts.resume || first ? { type: "cut", seconds: 0 } : cues.transition;
+    sessionEnded = false;
     stage.dataset.scene = plan.scene;
-    stage.dataset.pacing = pacing;
+    stage.dataset.state = "playing";
+    stage.dataset.text = cues.text;
+    stage.dataset.episode = String(plan.episode || 1);
+    $("endcard").hidden = true;
+    $("idle").hidden = true;
+
+    // the picture
+    if (cues.video) {
+      playClip(cues.video, tr, offset, plan, opts.wall, opts.recv);
+      hideStill(tr);
+      stage.dataset.picture = "video";
+    } else {
+      stopClip(tr);
+      if (cues.image) { showStill(cues.image, tr, plan.duration_s, offset); stage.dataset.picture = "still"; }
+      else { hideStill(tr); stage.dataset.picture = "none"; }
+    }
+    grade(plan);
+    // the words
+    showText(plan, cues, offset, first || (plan.episode > 1 && plan.evidence && plan.evidence.rule === "restart"));
+    // the sound
+    setBed(cues.audio, tr, plan);
+    for (const s of cues.sfx) if (s.at >= offset - 0.25) sfx(s.url, s.at - offset);
+    // what comes next
+    offerChoice(plan);
+    if (film.ending) later(untilSession(plan.timestamp + plan.duration_s), endCard);
+    preload(film.candidates || []);
+    overlay(plan, cues);
+  }
+
+  // ---------------------------------------------------------------------------------- clips
+
+  function clip(url) {
+    let v = pool.get(url);
+    if (!v) {
+      v = document.createElement("video");
+      v.className = "clip";
+      v.muted = true;
+      v.playsInline = true;
+      v.setAttribute("playsinline", "");
+      v.setAttribute("aria-hidden", "true");
+      v.disablePictureInPicture = true;
+      v.preload = "auto";
+      v.loop = true;
+      v.dataset.url = url;
+      v.addEventListener("error", () => mediaError(url, v.error));
+      v.src = E.withToken(url);
+      videosBox.append(v);
+      pool.set(url, v);
+    }
+    v.lastUsed = performance.now();
+    return v;
+  }
+
+  function evict(keep) {
+    const most = PRELOAD ? KEEP_VIDEOS : 1;
+    if (pool.size <= most) return;
+    const old = [...pool.values()].filter((v) => v !== front && !v.classList.contains("on") && !keep.has(v.dataset.url))
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const v of old.slice(0, pool.size - most)) {
+      pool.delete(v.dataset.url);
+      v.removeAttribute("src"); v.load(); v.remove();
+    }
+  }
+
+  function seekTo(v, offset, loop) {
+    const apply = () => {
+      const d = v.duration;
+      if (!isFinite(d) || d <= 0) return;
+      v.currentTime = loop ? offset % d : Math.min(offset, Math.max(0, d - 0.05));
+    };
+    if (v.readyState >= 1) apply(); else v.addEventListener("loadedmetadata", apply, { once: true });
+  }
+
+  function playClip(cue, tr, offset, plan, wall, recv) {
+    const v = clip(cue.url);
+    v.loop = cue.loop !== false;
+    v.muted = !sound.on;
+    const same = v === front;
+    if (same && !offset) return;                  // the same clip runs on under the next scene
+    v.dataset.warm = "";
+    if (offset > 0) seekTo(v, offset, v.loop);
+    else if (!same && v.currentTime > 0) v.currentTime = 0;
+    // the cut's delay: from the plan leaving the server (wall) to the frame that first shows the clip (its layer
+    // revealed holding a decoded frame: the rendering frame after the reveal), and to the first frame of motion
+    const stat = wall ? { scene: plan.scene, url: cue.url, transition: tr.type, received_ms: recv,
+                          preloaded: v.readyState >= 2, ms: null, moving_ms: null } : null;
+    const since = (t) => Math.round((performance.timeOrigin + t - wall * 1000) * 10) / 10;
+    if (stat && "requestVideoFrameCallback" in v) {
+      v.requestVideoFrameCallback((t, meta) => { stat.moving_ms = since(meta.presentationTime || t); });
+    }
+    const p = v.play();
+    if (p && p.catch) p.catch((err) => { if (err && err.name === "NotAllowedError") needGesture(); });
+    const old = front;
+    front = v;
+    const reveal = () => {
+      swap(v, old, tr, retire);
+      if (stat) requestAnimationFrame(() => requestAnimationFrame((t) => {   // the frame after the one painting it
+        stat.ms = since(t);
+        stats.push(stat);
+        $("ov-latency").textContent = Math.round(stat.ms) + " ms (" + tr.type + (stat.preloaded ? ", preloaded" : "") + ")";
+      }));
+    };
+    if (v.readyState >= 2) reveal(); else v.addEventListener("loadeddata", reveal, { once: true });
+  }
+
+  // new on top of old: at once (cut) or fading in over it (crossfade); then old is hidden and `done(old)`
+  function swap(el, old, tr, done) {
+    if (el === old) { el.classList.add("on"); return; }
+    el.style.zIndex = String(++z);
+    if (tr.type === "cut" || !old || !tr.seconds) {
+      el.classList.remove("fading");
+      el.style.transitionDuration = "0s";
+      el.classList.add("on");
+      if (old && old !== front && old !== frontStill) { old.classList.remove("on"); done(old); }
+      return;
+    }
+    el.classList.add("fading");
+    el.style.transitionDuration = tr.seconds + "s";
+    void el.offsetWidth;                          // start from opacity 0
+    el.classList.add("on");
+    setTimeout(() => {                            // not a scene timer: a quick next plan must not cancel it
+      if (old !== front && old !== frontStill) { old.classList.remove("fading"); old.style.transitionDuration = "0s"; old.classList.remove("on"); done(old); }
+    }, tr.seconds * 1000 + 50);
+  }
+
+  function stopClip(tr) {
+    const old = front;
+    front = null;
+    if (!old) return;
+    old.classList.add("fading");
+    old.style.transitionDuration = (tr.type === "cut" ? 0 : tr.seconds) + "s";
+    old.classList.remove("on");
+    setTimeout(() => { if (old !== front) retire(old); }, (tr.seconds || 0) * 1000 + 100);
+  }
+
+  // a clip that has left the screen is let go: the next time it is wanted a fresh element is made (from the
+  // browser's cache), which starts at its first frame without a seek
+  function retire(v) {
+    if (v === front) return;
+    if (pool.get(v.dataset.url) === v) pool.delete(v.dataset.url);
+    v.pause();
+    v.removeAttribute("src");
+    v.load();
+    v.remove();
+  }
+
+  // ---------------------------------------------------------------------------------- stills
+
+  function showStill(cue, tr, duration, offset) {
+    const el = document.createElement("div");
+    el.className = "still";
+    el.style.backgroundImage = 'url("' + E.withToken(cue.url).replace(/"/g, "%22") + '")';
+    const motion = ["in", "out", "left", "right"].includes(cue.motion) ? cue.motion : "in";
+    el.style.animation = "kb-" + motion + " " + Math.max(4, duration + 4) + "s linear " + (-offset) + "s forwards";
+    stillsBox.append(el);
+    const img = stillCache.get(cue.url) || new Image();
+    if (!stillCache.has(cue.url)) { img.src = E.withToken(cue.url); stillCache.set(cue.url, img); }
+    img.addEventListener("error", () => mediaError(cue.url, "image could not be decoded"), { once: true });
+    const old = frontStill;
+    frontStill = el;
+    const reveal = () => swap(el, old, tr, (o) => o.remove());
+    if (img.complete && img.naturalWidth) reveal();
+    else { img.addEventListener("load", reveal, { once: true }); img.addEventListener("error", () => { el.remove(); if (frontStill === el) frontStill = null; }, { once: true }); }
+  }
+
+  function hideStill(tr) {
+    const old = frontStill;
+    frontStill = null;
+    if (!old) return;
+    old.classList.add("fading");
+    old.style.transitionDuration = (tr.type === "cut" ? 0 : tr.seconds) + "s";
+    old.classList.remove("on");
+    setTimeout(() => old.remove(), (tr.seconds || 0) * 1000 + 200);
+  }
+
+  // a preloaded clip is played for a frame, muted and unseen, then held at its start: its decoder is up
+  // and its first frame decoded, so the cut to it shows a frame at once
+  function warm(v) {
+    if (v === front || v.dataset.warm === "1") return;
+    const go = () => {
+      if (v === front) return;
+      v.dataset.warm = "1";
+      v.muted = true;
+      const hold = () => { if (v !== front) { v.pause(); v.currentTime = 0; } };
+      const p = v.play();
+      if ("requestVideoFrameCallback" in v) v.requestVideoFrameCallback(hold); else v.addEventListener("playing", hold, { once: true });
+      if (p && p.catch) p.catch(() => { v.dataset.warm = ""; });
+    };
+    if (v.readyState >= 3) go(); else v.addEventListener("canplay", go, { once: true });
+  }
+
+  function preload(candidates) {
+    if (!PRELOAD) { evict(new Set()); return; }
+    const keep = new Set(front ? [front.dataset.url] : []);
+    for (const c of candidates) {
+      if (c.video) { keep.add(c.video); warm(clip(c.video)); }
+      if (c.image && !stillCache.has(c.image)) { const img = new Image(); img.src = E.withToken(c.image); stillCache.set(c.image, img); }
+      for (const a of c.audio || []) sound.warm(a);
+    }
+    evict(keep);
+    while (stillCache.size > 24) stillCache.delete(stillCache.keys().next().value);
+  }
+
+  // ---------------------------------------------------------------------------------- the grade
+
+  function musicLevel() {
+    const d = (current && current.directives) || {};
+    const base = typeof d.music_intensity === "number" ? d.music_intensity : 0.3;
+    return Math.max(0, Math.min(1, base + (mood.boost || 0)));
+  }
+
+  // the grade: the palette's colour washed over the picture, saturation and shade following the music
+  // intensity and the viewer's mood; the layers ease over seconds (CSS transitions)
+  function grade(plan) {
+    const d = (plan && plan.directives) || {};
     const pal = E.palette(d.palette);
+    const words = String(d.palette || "").toLowerCase();
+    const m = musicLevel();
+    const muted = /sepia|grey|gray|fog|silver|ash/.test(words) ? 0.45 : 0;
+    const dark = /black|night|midnight|storm/.test(words) ? 0.22 : 0;
+    const veil = Math.min(0.85, muted + (1 - m) * 0.25 + (mood.state === "overloaded" ? 0.3 : 0) - (mood.state === "bored" ? 0.1 : 0));
+    $("wash").style.backgroundColor = pal.accent;
+    $("wash").style.opacity = String(Math.min(0.85, 0.3 + 0.3 * m + (mood.state === "bored" ? 0.15 : 0)).toFixed(3));
+    $("veil").style.opacity = String(Math.max(0, veil).toFixed(3));
+    $("shade").style.opacity = String((dark + (mood.state === "overloaded" ? 0.1 : 0)).toFixed(3));
     stage.style.backgroundColor = pal.background;
     stage.style.color = pal.text;
-    $("kicker").textContent = [d.pacing, d.stakes ? d.stakes + " stakes" : null, plan.episode > 1 ? "episode " + plan.episode : null]
-      .filter(Boolean).join(" · ");
-    $("kicker").style.color = pal.accent;
-    $("title").textContent = plan.title;
+  }
+
+  function setMood(m) {
+    mood = m || { boost: 0, state: "neutral" };
+    $("ov-mood").textContent = mood.state + (mood.boost ? " (" + (mood.boost > 0 ? "+" : "") + mood.boost + ")" : "");
+    stage.dataset.mood = mood.state;
+    if (current) grade(current);
+    sound.levels();
+  }
+
+  // ---------------------------------------------------------------------------------- words
+
+  function sentences(text) {
+    const parts = String(text || "").match(/[^.!?…]+[.!?…]+["'”’)]*|[^.!?…]+$/g) || [];
+    const out = [];
+    for (let s of parts.map((x) => x.trim()).filter(Boolean)) {
+      while (s.length > 90) {                      // long lines break at a comma or a space, never mid-word
+        let cut = s.lastIndexOf(", ", 80);
+        if (cut < 30) cut = s.lastIndexOf(" ", 80);
+        if (cut < 30) break;
+        out.push(s.slice(0, cut + 1).trim()); s = s.slice(cut + 1).trim();
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  function showText(plan, cues, offset, opening) {
+    const d = plan.directives || {};
+    const pacing = WORD_MS[d.pacing] ? d.pacing : "steady";
+    const card = $("card"), lower = $("lower-third"), sub = $("subtitle-text");
+    card.classList.remove("on"); lower.classList.remove("on"); sub.classList.remove("on");
     $("ai-label").hidden = !plan.ai_generated;
-    music = typeof d.music_intensity === "number" ? Math.max(0, Math.min(1, d.music_intensity)) : 0.3;
-    setSound();
-    // the text appears word by word, at the scene's pace
-    const p = $("text"); p.textContent = "";
-    const words = String(plan.text || "").split(/(\s+)/);
-    const spans = [];
-    for (const w of words) {
-      if (/^\s+$/.test(w)) { p.append(document.createTextNode(w)); continue; }
-      const s = E.el("span", "w", w); p.append(s); spans.push(s);
+    $("chapter").textContent = opening && storyTitle ? storyTitle : "";
+    $("title").textContent = cues.headline;
+    if (cues.text === "none") return;
+    if (cues.text === "card") {
+      const p = $("text"); p.textContent = "";
+      const spans = [];
+      for (const w of String(cues.body || "").split(/(\s+)/)) {
+        if (!w) continue;
+        if (/^\s+$/.test(w)) { p.append(document.createTextNode(w)); continue; }
+        const s = E.el("span", "w", w); p.append(s); spans.push(s);
+      }
+      later(0.15, () => card.classList.add("on"));
+      let k = Math.min(spans.length, Math.floor(offset * 1000 / WORD_MS[pacing]));
+      spans.slice(0, k).forEach((s) => s.classList.add("on"));
+      later(1.2 - Math.min(offset, 1.2), () => {
+        revealTimer = setInterval(() => {
+          if (k >= spans.length) { clearInterval(revealTimer); return; }
+          spans[k++].classList.add("on");
+        }, WORD_MS[pacing]);
+      });
+      return;
     }
-    clearInterval(revealTimer);
-    let k = 0;
-    revealTimer = setInterval(() => {
-      if (k >= spans.length) { clearInterval(revealTimer); return; }
-      spans[k++].classList.add("on");
-    }, WORD_MS[pacing]);
-  }
-
-  // the music meter and the progress bar, every frame
-  const bars = Array.from(document.querySelectorAll("#music i"));
-  let phase = 0, last = performance.now();
-  function frame(t) {
-    const dt = (t - last) / 1000; last = t;
-    phase += dt * (0.6 + 4 * music);
-    bars.forEach((b, i) => {
-      const h = 0.12 + music * (0.45 + 0.43 * Math.sin(phase * (1 + i * 0.37) + i));
-      b.style.height = Math.round(100 * Math.max(0.08, Math.min(1, h))) + "%";
+    // subtitles over the picture: the headline as a lower third, then the lines, spread over the scene
+    $("lower-title").textContent = cues.headline;
+    if (offset < 4.5) { later(0.6 - offset, () => lower.classList.add("on")); later(4.6 - offset, () => lower.classList.remove("on")); }
+    const lines = sentences(cues.body);
+    const choice = plan.film && plan.film.choice;
+    const start = 5.0, end = Math.max(start + 2, plan.duration_s - (choice ? choice.window_s : 0) - 1);
+    const weights = lines.map((l) => Math.max(28, l.length));
+    const total = weights.reduce((a, b) => a + b, 0) || 1;
+    let t = start;
+    lines.forEach((line, i) => {
+      const len = Math.min(7.5, (end - start) * weights[i] / total);
+      const from = t, to = t + len - 0.35;
+      t += len;
+      if (to <= offset) return;
+      later(from - offset, () => {
+        sub.textContent = "";
+        if (cues.speaker) sub.append(E.el("b", "", cues.speaker));
+        sub.append(document.createTextNode(line));
+        sub.classList.add("on");
+      });
+      later(to - offset, () => sub.classList.remove("on"));
     });
-    if (current) {
-      const t0 = current.timestamp, n = now === null ? null : now + (performance.now() - nowAt) / 1000;
-      const f = n === null ? 0 : (n - t0) / current.duration_s;
-      $("progress").style.width = Math.round(100 * Math.max(0, Math.min(1, f))) + "%";
+  }
+
+  // ---------------------------------------------------------------------------------- choices
+
+  let choosing = null;                            // { plan, options, opened } while a choice is on screen
+
+  function offerChoice(plan) {
+    const box = $("choice");
+    box.hidden = true; box.classList.remove("decided");
+    choosing = null;
+    const choice = plan.film && plan.film.choice;
+    if (!choice || !choice.options || choice.options.length < 2) return;
+    const wait = untilSession(choice.opens_at);
+    const left = untilSession(choice.closes_at);
+    if (left <= 0.3) return;
+    later(wait, () => {
+      const opts = $("choice-options"); opts.textContent = "";
+      choice.options.forEach((o, i) => {
+        const b = E.el("button", "", "");
+        b.type = "button";
+        b.dataset.option = o.id;
+        b.append(E.el("kbd", "", String(i + 1)), document.createTextNode(o.label));
+        b.addEventListener("pointerdown", (e) => { e.preventDefault(); pick(o.id, e.pointerType === "touch" ? "touch" : "click"); });
+        b.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(o.id, "key"); } });
+        opts.append(b);
+      });
+      const timer = $("choice-timer");
+      const remaining = Math.max(0.1, untilSession(choice.closes_at));
+      timer.style.transition = "none"; timer.style.transform = "scaleX(" + Math.min(1, remaining / choice.window_s) + ")";
+      void timer.offsetWidth;
+      timer.style.transition = "transform " + remaining + "s linear"; timer.style.transform = "scaleX(0)";
+      box.hidden = false;
+      choosing = { plan, options: choice.options, opened: performance.now(), picked: null };
+      later(remaining, () => { box.hidden = true; choosing = null; });
+    });
+  }
+
+  function pick(option, via) {
+    if (!choosing || choosing.picked) return;
+    choosing.picked = option;
+    const rt = (performance.now() - choosing.opened) / 1000;
+    conn.send({ op: "choose", scene: choosing.plan.scene, at: choosing.plan.timestamp, option, via, response_s: Math.round(rt * 1000) / 1000 });
+    mark(option);
+  }
+
+  function mark(option) {
+    const box = $("choice");
+    box.classList.add("decided");
+    for (const b of box.querySelectorAll("button")) b.classList.toggle("chosen", b.dataset.option === option);
+  }
+
+  function choiceTaken(m) {
+    if (!current || m.scene !== current.scene) return;
+    if (m.taken) { if (choosing) choosing.picked = m.option; mark(m.option); }
+    else if (choosing && choosing.picked === m.option) {   // refused (too late): the film chooses
+      choosing.picked = null; $("choice").classList.remove("decided");
+      for (const b of $("choice").querySelectorAll("button")) b.classList.remove("chosen");
     }
-    requestAnimationFrame(frame);
   }
-  requestAnimationFrame(frame);
 
-  // sound: a soft drone whose loudness and pulse follow the music intensity (only after a click)
-  let audio = null;
-  function setSound() {
-    if (!audio) return;
-    const t = audio.ctx.currentTime;
-    audio.gain.gain.setTargetAtTime(0.03 + 0.12 * music, t, 0.8);
-    audio.lfo.frequency.setTargetAtTime(0.2 + 5 * music, t, 0.8);
-    audio.osc2.frequency.setTargetAtTime(110 * (1 + 0.5 * music), t, 1.5);
+  // ---------------------------------------------------------------------------------- ends and idling
+
+  function endCard() {
+    stage.dataset.state = "ended";
+    $("end-title").textContent = storyTitle || (current && cuesOf(current).headline) || "";
+    $("choice").hidden = true;
+    $("card").classList.remove("on"); $("subtitle-text").classList.remove("on");
+    $("endcard").hidden = false;
+    sound.fadeOut(6);
+    later(ENDCARD_S, idle);
   }
-  $("sound").addEventListener("click", () => {
-    if (audio) { audio.ctx.close(); audio = null; $("sound").textContent = "sound off"; return; }
-    const ctx = new (window.AudioContext || window.webkitAudioContext)();
-    const gain = ctx.createGain(), lfo = ctx.createOscillator(), lfoGain = ctx.createGain();
-    const osc1 = ctx.createOscillator(), osc2 = ctx.createOscillator();
-    osc1.type = "sine"; osc1.frequency.value = 55; osc2.type = "triangle"; osc2.frequency.value = 110;
-    lfoGain.gain.value = 0.03; lfo.connect(lfoGain); lfoGain.connect(gain.gain);
-    osc1.connect(gain); osc2.connect(gain); gain.connect(ctx.destination);
-    gain.gain.value = 0.0;
-    [osc1, osc2, lfo].forEach((o) => o.start());
-    audio = { ctx, gain, lfo, osc2 };
-    setSound();
-    $("sound").textContent = "sound on";
-  });
-  $("fullscreen").addEventListener("click", () => {
-    if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen();
-  });
 
-  E.connect("plan,status", onMessage, (s) => {
+  function idle() {
+    stage.dataset.state = "idle";
+    $("idle-title").textContent = storyTitle || "engage";
+    $("kicker").textContent = sessionEnded ? "the film has ended" : "the film begins again in a moment";
+    $("endcard").hidden = true;
+    $("idle").hidden = false;
+    stopClip({ type: "crossfade", seconds: 2 });
+    hideStill({ type: "crossfade", seconds: 2 });
+  }
+
+  function sessionOver() {
+    if (sessionEnded) return;
+    sessionEnded = true;
+    if (current && stage.dataset.state === "playing") {
+      const wait = untilSession(current.timestamp + current.duration_s);
+      if (!(current.film && current.film.ending)) later(Math.max(0, wait), endCard);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- sound
+
+  const sound = (() => {
+    let ctx = null, master = null, bed = null, drone = null;
+    const warmed = new Map(), buffers = new Map();
+    const api = { on: false };
+
+    function context() {
+      if (!ctx) {
+        const AC = window.AudioContext || window.webkitAudioContext;
+        if (!AC) return null;
+        ctx = new AC();
+        master = ctx.createGain(); master.gain.value = 0.9; master.connect(ctx.destination);
+      }
+      return ctx;
+    }
+    function stemLevels(n, m) {
+      const out = [];
+      for (let i = 0; i < n; i++) {
+        if (i === 0) out.push(n === 1 ? 0.45 + 0.55 * m : 0.7 + 0.3 * m);
+        else { const th = 0.15 + 0.7 * (i - 1) / Math.max(1, n - 1); out.push(Math.max(0, Math.min(1, (m - th) / 0.2))); }
+      }
+      return out;
+    }
+    api.levels = () => {
+      if (!ctx || !bed) { if (drone) droneLevel(); return; }
+      const m = musicLevel(), t = ctx.currentTime, lv = stemLevels(bed.gains.length, m);
+      bed.gains.forEach((g, i) => g.gain.setTargetAtTime(lv[i], t, 1.2));
+      bed.filter.frequency.setTargetAtTime(500 * Math.pow(2, 5.2 * m), t, 1.2);
+    };
+    api.mix = () => bed ? { key: bed.key, stems: bed.gains.map((g) => g.gain.value), cutoff: bed.filter.frequency.value, state: ctx.state } : null;
+    api.warm = (url) => {
+      if (warmed.has(url)) return;
+      const a = new Audio(); a.preload = "auto"; a.src = E.withToken(url); warmed.set(url, a);
+      if (warmed.size > 12) { const [old, el] = warmed.entries().next().value; el.removeAttribute("src"); warmed.delete(old); }
+    };
+    function element(url) {
+      let a = warmed.get(url);
+      if (a) warmed.delete(url); else { a = new Audio(); a.preload = "auto"; a.src = E.withToken(url); }
+      a.loop = true;
+      a.addEventListener("error", () => mediaError(url, a.error), { once: true });
+      return a;
+    }
+    api.setBed = (urls, tr, plan) => {
+      const key = urls.join("|");
+      if (bed && bed.key === key) { api.levels(); return; }
+      const fade = Math.max(1.5, (tr.seconds || 0) * 1.5);
+      if (bed) {
+        const old = bed;
+        if (ctx) { const t = ctx.currentTime; old.out.gain.setTargetAtTime(0, t, fade / 3); }
+        setTimeout(() => { old.els.forEach((a) => { a.pause(); a.removeAttribute("src"); }); try { old.out.disconnect(); } catch (e) { /* gone */ } }, fade * 1000 + 800);
+        bed = null;
+      }
+      if (!urls.length || !context()) { if (api.on && !urls.length) startDrone(); return; }
+      stopDrone();
+      const out = ctx.createGain(), filter = ctx.createBiquadFilter();
+      filter.type = "lowpass"; filter.Q.value = 0.5; filter.frequency.value = 500 * Math.pow(2, 5.2 * musicLevel());
+      out.gain.value = 0; out.connect(master); filter.connect(out);
+      const els = [], gains = [];
+      const lv = stemLevels(urls.length, musicLevel());
+      urls.forEach((url, i) => {
+        const a = element(url);
+        const src = ctx.createMediaElementSource(a), g = ctx.createGain();
+        g.gain.value = lv[i]; src.connect(g); g.connect(filter);
+        els.push(a); gains.push(g);
+        const p = a.play(); if (p && p.catch) p.catch(() => {});
+      });
+      out.gain.setTargetAtTime(1, ctx.currentTime, tr.type === "cut" ? 0.05 : fade / 3);
+      bed = { key, els, gains, filter, out };
+    };
+    api.fadeOut = (seconds) => {
+      if (bed && ctx) bed.out.gain.setTargetAtTime(0, ctx.currentTime, seconds / 3);
+      stopDrone();
+    };
+    api.sfx = async (url, delay) => {
+      const c = context(); if (!c) return;
+      try {
+        let buf = buffers.get(url);
+        if (!buf) {
+          const r = await fetch(E.withToken(url));
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          buf = await c.decodeAudioData(await r.arrayBuffer());
+          buffers.set(url, buf);
+          if (buffers.size > 32) buffers.delete(buffers.keys().next().value);
+        }
+        const s = c.createBufferSource(); s.buffer = buf; s.connect(master);
+        s.start(c.currentTime + Math.max(0, delay));
+      } catch (err) { mediaError(url, "sound effect: " + (err && err.message || err)); }
+    };
+    // a soft drone following the music intensity, for films without sound of their own
+    function startDrone() {
+      if (drone || !context()) return;
+      const gain = ctx.createGain(), lfo = ctx.createOscillator(), lfoGain = ctx.createGain();
+      const o1 = ctx.createOscillator(), o2 = ctx.createOscillator();
+      o1.type = "sine"; o1.frequency.value = 55; o2.type = "triangle"; o2.frequency.value = 110;
+      lfoGain.gain.value = 0.03; lfo.connect(lfoGain); lfoGain.connect(gain.gain);
+      o1.connect(gain); o2.connect(gain); gain.connect(master); gain.gain.value = 0;
+      [o1, o2, lfo].forEach((o) => o.start());
+      drone = { gain, lfo, o2, nodes: [o1, o2, lfo] };
+      droneLevel();
+    }
+    function droneLevel() {
+      const m = musicLevel(), t = ctx.currentTime;
+      drone.gain.gain.setTargetAtTime(0.03 + 0.1 * m, t, 1.2);
+      drone.lfo.frequency.setTargetAtTime(0.2 + 5 * m, t, 1.2);
+      drone.o2.frequency.setTargetAtTime(110 * (1 + 0.5 * m), t, 1.5);
+    }
+    function stopDrone() {
+      if (!drone) return;
+      const d = drone; drone = null;
+      d.gain.gain.setTargetAtTime(0, ctx.currentTime, 0.5);
+      setTimeout(() => d.nodes.forEach((o) => o.stop()), 2500);
+    }
+    api.enable = async () => {
+      const c = context(); if (!c) return false;
+      try { await c.resume(); } catch (e) { /* blocked */ }
+      api.on = c.state === "running";
+      master.gain.value = api.on ? 0.9 : 0;
+      for (const v of pool.values()) v.muted = !api.on;
+      if (api.on && bed) bed.els.forEach((a) => { const p = a.play(); if (p && p.catch) p.catch(() => {}); });
+      $("sound").textContent = api.on ? "sound on" : "sound off";
+      if (api.on && !bed && current) startDrone();
+      return api.on;
+    };
+    api.disable = () => {
+      api.on = false; if (master) master.gain.value = 0;
+      for (const v of pool.values()) v.muted = true;
+      $("sound").textContent = "sound off";
+    };
+    api.state = () => ctx ? ctx.state : "none";
+    return api;
+  })();
+
+  function setBed(urls, tr, plan) { sound.setBed(urls, tr, plan); sound.levels(); }
+  function sfx(url, delay) { sound.sfx(url, delay); }
+
+  // autoplay: with sound if the browser allows it, else a "touch to begin" card (the film runs silently behind it)
+  function needGesture() { $("start").hidden = false; }
+  async function begin() {
+    $("start").hidden = true;
+    await sound.enable();
+    if (front && front.paused) front.play().catch(() => {});
+    if (KIOSK && !document.fullscreenElement && document.documentElement.requestFullscreen) {
+      document.documentElement.requestFullscreen().catch(() => {});
+    }
+  }
+  (async () => {
+    const on = await Promise.race([sound.enable(), new Promise((r) => setTimeout(() => r(false), 400))]);
+    if (!on) needGesture();
+  })();
+  $("start-button").addEventListener("click", begin);
+  $("start").addEventListener("pointerdown", (e) => { if (e.target.id !== "start-button") begin(); });
+
+  // ---------------------------------------------------------------------------------- keys, overlay, controls
+
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    if (!$("start").hidden) { e.preventDefault(); begin(); return; }
+    if (window.EngageProbe && window.EngageProbe.key(e)) return;
+    if (/^[1-9]$/.test(e.key) && choosing) {
+      const o = choosing.options[Number(e.key) - 1];
+      if (o) { e.preventDefault(); pick(o.id, "key"); }
+      return;
+    }
+    if (e.key === "o" || e.key === "O") { $("overlay").hidden = !$("overlay").hidden; }
+    else if (e.key === "f" || e.key === "F") toggleFullscreen();
+    else if (e.key === "m" || e.key === "M") { if (sound.on) sound.disable(); else sound.enable(); }
+  });
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen().catch(() => {});
+  }
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  $("overlay-toggle").addEventListener("click", () => { $("overlay").hidden = !$("overlay").hidden; });
+  $("sound").addEventListener("click", () => { if (sound.on) sound.disable(); else sound.enable(); });
+
+  function overlay(plan, cues) {
+    const d = plan.directives || {};
+    $("ov-scene").textContent = plan.scene;
+    $("ov-episode").textContent = "episode " + (plan.episode || 1);
+    $("ov-directives").textContent = Object.entries(d).map(([k, v]) => k.replace(/_/g, " ") + " " + (typeof v === "number" ? E.fmt(v, 2) : v)).join(" · ");
+    const ev = plan.evidence || {};
+    $("ov-reason").textContent = (ev.chosen_by ? "[" + ev.chosen_by + "] " : "") + (plan.reason || "");
+    $("ov-media").textContent = [cues.video && "video", cues.image && "still", cues.audio.length && cues.audio.length + " stem(s)",
+      cues.sfx.length && cues.sfx.length + " sfx", cues.transition.type].filter(Boolean).join(" · ") || "text only";
+  }
+
+  conn = E.connect("plan,status,adapt,choice,probe", onMessage, (s) => {
     const c = $("conn"); c.textContent = s; c.dataset.state = s.split(" ")[0];
-  });
+  }, { maxDelay: KIOSK ? 2000 : 5000 });
+
+  // for tests, benchmarks and the curious: what the player did
+  window.EngagePlayer = {
+    stats, sessionNow, mix: () => sound.mix(), sound: () => sound.state(),
+    front: () => (front ? { url: front.dataset.url, time: front.currentTime, paused: front.paused, ready: front.readyState } : null),
+    clips: () => [...pool.values()].map((v) => ({ url: v.dataset.url, ready: v.readyState, on: v.classList.contains("on") })),
+    send: (obj) => conn.send(obj),
+  };
 })();
