@@ -122,8 +122,10 @@ class Film:
             self.choices.open(plan.scene, d["timestamp"], [o["id"] for o in offered])
         else:
             self.choices.open(plan.scene, d["timestamp"], ())
+        film = self.media.film if self.media is not None else {}
         return {"cues": cues, "candidates": candidates, "choice": choice,
-                "ending": self.player is not None and scene is not None and not options, "story": self.title}
+                "ending": self.player is not None and scene is not None and not options,
+                "story": film.get("title") or self.title, "credits": film.get("credits")}
 
     # -- within a scene ------------------------------------------------------------------------
 

@@ -108,8 +108,9 @@ def shorten(text: str, limit: int = HEADLINE_CHARS) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:—–- ")
-    return (cut or text[:limit]) + "…"
+    head = text[:limit + 1]  # a word ending right at the limit stays
+    cut = head.rsplit(" ", 1)[0].rstrip(",;:—–- ") if " " in head else ""
+    return (cut or text[:limit]) + "…"  # one word longer than the limit is the only thing ever cut
 
 
 def headline_and_body(title: str, text: str, tag_title: Any = None) -> tuple[str, str]:
@@ -187,8 +188,10 @@ def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
     dict
         ``headline``, ``body``, ``speaker``, ``video``, ``image``, ``audio``, ``sfx``, ``transition``, ``text``.
     """
-    tags = writer_tags(plan, scene_tags)
     scene = str(plan.get("scene", ""))
+    tags = writer_tags(plan, scene_tags)
+    if library is not None and library.scenes:  # the folder's media.toml, under the writer's own tags
+        tags = {**library.scene_tags(scene), **tags}
     directives = plan.get("directives") if isinstance(plan.get("directives"), Mapping) else {}
     headline, body = headline_and_body(str(plan.get("title", "")), str(plan.get("text", "")), tags.get("title"))
     video = image = None

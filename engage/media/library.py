@@ -8,6 +8,12 @@ backslash. A file that is missing, empty, of an unknown kind or whose first byte
 its format is reported once, as a logged warning naming the scene and the file, and the scene plays
 without it (its text still shows).
 
+A ``media.toml`` in the folder may map media to a story that names none: a ``[scene.ID]`` table per
+scene with the same keys as a writer's tags (``video``, ``image``, ``audio``, ``sfx``, ``transition``,
+``motion``, ``loop``, ``text_mode``, ``speaker``, ``title``) and a ``[film]`` table (``title``,
+``credits`` for the end card). The story's own tags win over it; files named after a scene
+(``studio.webm``) fill in what neither names.
+
 Nothing is read whole: a file is checked by its first bytes, and served by the dashboard's
 ``/media/…`` route in pieces (HTTP range requests), so a film of any size costs no memory.
 
@@ -26,10 +32,17 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import quote
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 uses the backport declared in pyproject
+    import tomli as tomllib
 
 from engage.core.errors import ConfigError
 
@@ -59,6 +72,11 @@ _SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {
     ".mp3": ((0, b"ID3"), (0, b"\xff\xfb"), (0, b"\xff\xf3"), (0, b"\xff\xf2"), (0, b"\xff\xe3")),
     ".aac": ((0, b"\xff\xf1"), (0, b"\xff\xf9")), ".wav": ((8, b"WAVE"),), ".flac": ((0, b"fLaC"),),
 }
+
+#: The keys a scene's table in ``media.toml`` may hold (the same as a writer's tags).
+MANIFEST_KEYS = ("video", "image", "audio", "sfx", "transition", "motion", "loop", "text_mode", "speaker", "title")
+MANIFEST = "media.toml"
+MAX_MANIFEST_BYTES = 1024 * 1024
 
 #: How many distinct warnings are logged (the rest are counted in ``warnings_dropped``).
 MAX_WARNINGS = 500
@@ -118,6 +136,52 @@ class MediaLibrary:
         self.warnings: list[str] = []
         self.warnings_dropped = 0
         self._index: dict[str, dict[str, str]] | None = None
+        self.film: dict[str, Any] = {}
+        self.scenes: dict[str, dict[str, Any]] = {}
+        self._read_manifest()
+
+    def _read_manifest(self) -> None:
+        """``media.toml``: ``[film]`` (title, credits) and a ``[scene.ID]`` table of tags per scene, checked."""
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return
+        where = str(path)
+        try:
+            raw = path.read_bytes()[:MAX_MANIFEST_BYTES + 1]
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ConfigError(f"{where}: over {MAX_MANIFEST_BYTES // 1024} kB; is it the right file?")
+        try:
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        unknown = sorted(set(doc) - {"film", "scene"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown table(s) {', '.join(unknown)} (expected [film] and [scene.ID])")
+        film = doc.get("film", {})
+        if not isinstance(film, dict) or any(not isinstance(v, str) for v in film.values()) or \
+                set(film) - {"title", "credits"}:
+            raise ConfigError(f"{where}: [film] may hold title and credits, as strings")
+        scenes = doc.get("scene", {})
+        if not isinstance(scenes, dict):
+            raise ConfigError(f"{where}: 'scene' must be tables [scene.ID]")
+        for scene, tags in scenes.items():
+            if not isinstance(tags, dict):
+                raise ConfigError(f"{where}: scene.{scene} must be a table")
+            for key, value in tags.items():
+                if key not in MANIFEST_KEYS:
+                    raise ConfigError(f"{where}: scene.{scene}: unknown key {key!r} (known: {', '.join(MANIFEST_KEYS)})")
+                ok = isinstance(value, (str, bool, int, float)) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))
+                if not ok:
+                    raise ConfigError(f"{where}: scene.{scene}.{key}: a string, number, boolean or list of strings")
+        self.film = dict(film)
+        self.scenes = {str(k): dict(v) for k, v in scenes.items()}
+
+    def scene_tags(self, scene: str) -> dict[str, Any]:
+        """The tags ``media.toml`` gives a scene (the story's own tags win over these)."""
+        return dict(self.scenes.get(scene, {}))
 
     def __repr__(self) -> str:
         return f"MediaLibrary({str(self.root)!r})"

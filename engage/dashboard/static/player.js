@@ -17,7 +17,7 @@
 
   const stage = $("stage"), videosBox = $("videos"), stillsBox = $("stills");
   let sess = { now: null, at: 0 };                // session clock: last known time and when it was learnt
-  let current = null, front = null, frontStill = null, mood = { boost: 0, state: "neutral" };
+  let current = null, currentCues = null, front = null, frontStill = null, mood = { boost: 0, state: "neutral" };
   let sceneTimers = [], revealTimer = null, storyTitle = null, sessionEnded = false, z = 1;
   const pool = new Map();                         // clip URL → <video>, preloaded
   const stillCache = new Map();
@@ -98,6 +98,7 @@
     current = plan;
     const film = plan.film || {};
     const cues = cuesOf(plan);
+    currentCues = cues;
     if (film.story) storyTitle = film.story;
     sceneTimers.forEach(clearTimeout); sceneTimers = [];
     clearInterval(revealTimer);
@@ -150,7 +151,7 @@
       v.preload = "auto";
       v.loop = true;
       v.dataset.url = url;
-      v.addEventListener("error", () => mediaError(url, v.error));
+      v.addEventListener("error", () => { mediaError(url, v.error); clipFailed(v); });
       v.src = E.withToken(url);
       videosBox.append(v);
       pool.set(url, v);
@@ -229,6 +230,25 @@
     setTimeout(() => {                            // not a scene timer: a quick next plan must not cancel it
       if (old !== front && old !== frontStill) { old.classList.remove("fading"); old.style.transitionDuration = "0s"; old.classList.remove("on"); done(old); }
     }, tr.seconds * 1000 + 50);
+  }
+
+  // a clip the browser cannot play: the scene goes on with its still, or as a title card
+  function clipFailed(v) {
+    if (pool.get(v.dataset.url) === v) pool.delete(v.dataset.url);
+    if (v !== front || !current) { v.remove(); return; }
+    front = null;
+    v.remove();
+    const cues = currentCues, cut = { type: "cut", seconds: 0 };
+    const offset = Math.max(0, (sessionNow() || current.timestamp) - current.timestamp);
+    if (cues.image) { showStill(cues.image, cut, current.duration_s, offset); stage.dataset.picture = "still"; }
+    else stage.dataset.picture = "none";
+    if (cues.text === "subtitles") {
+      sceneTimers.forEach(clearTimeout); sceneTimers = [];
+      showText(current, { ...cues, text: "card" }, offset, false);
+      stage.dataset.text = "card";
+      offerChoice(current);
+      if (current.film && current.film.ending) later(untilSession(current.timestamp + current.duration_s), endCard);
+    }
   }
 
   function stopClip(tr) {
@@ -475,6 +495,8 @@
   function endCard() {
     stage.dataset.state = "ended";
     $("end-title").textContent = storyTitle || (current && cuesOf(current).headline) || "";
+    const credits = current && current.film && current.film.credits;
+    if (credits) $("end-credits").textContent = credits;
     $("choice").hidden = true;
     $("card").classList.remove("on"); $("subtitle-text").classList.remove("on");
     $("endcard").hidden = false;
