@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import threading
 import time
@@ -106,9 +107,48 @@ def test_cues_read_every_writer_tag(folder):
 
 
 def test_writer_tags_merge_story_tags_and_plan_fields():
-    assert writer_tags({"video": "a.webm", "tags": {"sfx": "b.ogg"}}, {"video": "old.webm", "act": 1}) == \
-        {"video": "a.webm", "act": 1, "sfx": "b.ogg"}
-    assert writer_tags({"media": {"image": "m.jpg", "other": 1}, "title": "T"}, None) == {"image": "m.jpg"}
+    media = [{"kind": "video", "src": "a.webm", "options": {}}]
+    tags = writer_tags({"media": media, "tags": {"sfx": "b.ogg"}, "speaker": "Lena"}, {"video": "old.webm", "act": 1})
+    assert tags == {"video": "old.webm", "act": 1, "sfx": "b.ogg", "speaker": "Lena", "media": media}
+
+
+def test_cues_read_the_scene_plan_contracts_media_list(folder):
+    """A plan written to the scene-plan contract lists its media cues ({kind, src, options}); they win over the
+    story's tags and media.toml, and their options say loop, cut, crossfade, when and how loud."""
+    lib = MediaLibrary(folder)
+    plan = {"scene": "studio", "title": "Studio", "text": "x", "directives": {"pacing": "slow"}, "tags": {},
+            "media": [{"kind": "video", "src": "clips/archive.webm", "options": {"loop": False, "crossfade": 3}},
+                      {"kind": "audio", "src": "rain.ogg", "options": {"loop": True, "volume": 0.4}},
+                      {"kind": "sfx", "src": "rain.ogg", "options": {"@": True, "2.5": True}},
+                      {"kind": "sfx", "src": "rain.ogg", "options": {"at": 4}},
+                      {"kind": "image", "src": "studio.jpg", "options": {"motion": "right"}}]}
+    cues = scene_cues(plan, {"video": "studio.webm"}, lib)
+    assert cues["video"] == {"url": "/media/clips/archive.webm", "loop": False}
+    assert cues["transition"] == {"type": "crossfade", "seconds": 3.0}
+    assert cues["audio"] == ["/media/rain.ogg"] and cues["image"] == {"url": "/media/studio.jpg", "motion": "right"}
+    assert cues["sfx"] == [{"url": "/media/rain.ogg", "at": 2.5}, {"url": "/media/rain.ogg", "at": 4.0}]
+    cut = {**plan, "media": [{"kind": "video", "src": "studio.webm", "options": {"cut": True}}]}
+    assert scene_cues(cut, None, lib)["transition"] == {"type": "cut", "seconds": 0.0}
+
+
+def test_media_toml_maps_media_to_a_story_that_names_none(folder):
+    (folder / "media.toml").write_text('[film]\ntitle = "The Film"\n[scene.studio]\nvideo = "clips/archive.webm"\n'
+                                       'audio = ["rain.ogg"]\nsfx = ["rain.ogg @ 1.5"]\ntransition = "cut"\n')
+    lib = MediaLibrary(folder)
+    assert lib.film == {"title": "The Film"}
+    cues = scene_cues({"scene": "studio", "title": "S", "text": "t"}, {}, lib)
+    assert cues["video"]["url"] == "/media/clips/archive.webm" and cues["audio"] == ["/media/rain.ogg"]
+    assert cues["sfx"] == [{"url": "/media/rain.ogg", "at": 1.5}] and cues["transition"]["type"] == "cut"
+    # the story's own tag wins
+    assert scene_cues({"scene": "studio", "title": "S", "text": "t"}, {"video": "studio.webm"}, lib)["video"]["url"] \
+        == "/media/studio.webm"
+    for bad, message in (('[scene.studio]\nvidoe = "x.webm"\n', "unknown key 'vidoe'"),
+                         ("[scene.studio]\nvideo = {a = 1}\n", "scene.studio.video: a string"),
+                         ("[other]\n", "unknown table"), ("not toml [", "not valid TOML"),
+                         ('[film]\ntitle = 3\n', "[film] may hold title and credits")):
+        (folder / "media.toml").write_text(bad)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            MediaLibrary(folder)
 
 
 @pytest.mark.parametrize("title,text,tag,expected", [

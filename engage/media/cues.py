@@ -41,13 +41,15 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from typing import Any, Mapping
 
 from .library import MediaLibrary
 
-#: Plan keys that may hold the writer's tags, most specific first (see :func:`writer_tags`).
-_TAG_KEYS = ("title", "speaker", "video", "image", "audio", "sfx", "transition", "cut", "crossfade", "loop",
-             "motion", "text_mode", "subtitles")
+#: The media kinds a scene may name.
+MEDIA_KINDS = ("video", "image", "audio", "sfx")
+#: Plan keys that may hold the writer's other tags (see :func:`writer_tags`).
+_TAG_KEYS = ("speaker", "transition", "cut", "crossfade", "loop", "motion", "text_mode", "subtitles")
 #: Crossfade length by pacing when no tag sets one.
 FADE_S = {"slow": 2.4, "steady": 1.2, "fast": 0.35}
 #: A headline longer than this is shortened at a word boundary.
@@ -59,36 +61,85 @@ _AT = re.compile(r"^(.*?)\s*@\s*([0-9]+(?:\.[0-9]+)?)\s*s?$")
 
 def writer_tags(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The writer's tags of a plan's scene: the story's own tags of the scene (``scene_tags``), overridden
-    by what the plan carries (a ``tags`` table, then top-level fields such as ``video`` or ``title``).
+    by what the plan carries: its ``tags`` table, its ``speaker``, its ``media`` cues (a list of ``{kind, src,
+    options}``, the scene-plan contract's form, kept under ``media``), and a ``# title:`` the plan names.
 
-    The only function that knows the plan's layout: a renamed plan field is a change here.
+    With :func:`media_cues`, the only code that knows the plan's layout: a renamed plan field is a change here.
 
-    >>> writer_tags({"video": "a.webm", "tags": {"sfx": "b.ogg"}}, {"video": "old.webm", "act": 1})
-    {'video': 'a.webm', 'act': 1, 'sfx': 'b.ogg'}
+    >>> writer_tags({"speaker": "Lena", "tags": {"transition": "cut"}}, {"video": "a.webm", "act": 1})
+    {'video': 'a.webm', 'act': 1, 'transition': 'cut', 'speaker': 'Lena'}
     """
     tags: dict[str, Any] = dict(scene_tags or {})
     nested = plan.get("tags")
     if isinstance(nested, Mapping):
         tags.update(nested)
-    media = plan.get("media")
-    if isinstance(media, Mapping):  # a plan may group the media cues
-        tags.update({k: v for k, v in media.items() if k in _TAG_KEYS})
     for key in _TAG_KEYS:
-        if key == "title":
-            continue  # the plan's title is the scene's (often derived) title, not a # title: tag
         value = plan.get(key)
         if value is not None and value != "" and value != []:
             tags[key] = value
+    media = plan.get("media")
+    if isinstance(media, (list, tuple)) and media:
+        tags["media"] = [m for m in media if isinstance(m, Mapping)]
     return tags
 
 
-def _items(value: Any) -> list[str]:
-    """A tag value as a list of strings (``"a.ogg, b.ogg"`` or a list)."""
-    if value is None or value is False:
+def _option(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        x = float(text)
+    except ValueError:
+        return text
+    return x if math.isfinite(x) else text
+
+
+def parse_cue(kind: str, text: Any) -> list[dict[str, Any]]:
+    """A media tag's value → cues ``{kind, src, options}``: ``FILE [flag …] [key=value …]`` (as the scene-plan
+    contract writes them), several separated by commas, ``FILE @ SECONDS`` for when a sound effect plays.
+
+    >>> parse_cue("sfx", "thunder.ogg @ 2.5, bang.ogg at=4 volume=0.5")
+    [{'kind': 'sfx', 'src': 'thunder.ogg', 'options': {'at': 2.5}}, {'kind': 'sfx', 'src': 'bang.ogg', 'options': {'at': 4.0, 'volume': 0.5}}]
+    """
+    if text is None or isinstance(text, bool):
         return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
+    if isinstance(text, (list, tuple)):
+        return [c for item in text for c in parse_cue(kind, item)]
+    out = []
+    for piece in str(text).split(","):
+        piece = piece.strip()
+        m = _AT.match(piece)
+        at = float(m.group(2)) if m else None
+        if m:
+            piece = m.group(1).strip()
+        try:
+            words = shlex.split(piece)
+        except ValueError:
+            words = piece.split()
+        if not words:
+            continue
+        options: dict[str, Any] = {}
+        for w in words[1:]:
+            key, eq, val = w.partition("=")
+            if key:
+                options[key] = _option(val) if eq else True
+        if at is not None:
+            options["at"] = at
+        out.append({"kind": kind, "src": words[0], "options": options})
+    return out
+
+
+def media_cues(tags: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The cues of one kind: the plan's own list (``media``) when it has that kind, else the kind's tag."""
+    listed = [dict(m) for m in tags.get("media", ()) if m.get("kind") == kind and isinstance(m.get("src"), str)]
+    for m in listed:
+        opts = m.get("options") if isinstance(m.get("options"), Mapping) else {}
+        m["options"] = dict(opts)
+        if "@" in opts:  # "FILE @ 2.5" read word by word: the number is a flag of its own
+            at = next((_option(k) for k in opts if isinstance(_option(k), float)), None)
+            if at is not None:
+                m["options"] = {k: v for k, v in opts.items() if k != "@" and _option(k) != at} | {"at": at}
+    return listed or parse_cue(kind, tags.get(kind))
 
 
 def _number(value: Any, default: float) -> float:
@@ -138,18 +189,22 @@ def headline_and_body(title: str, text: str, tag_title: Any = None) -> tuple[str
     return first, rest
 
 
-def transition(tags: Mapping[str, Any], pacing: str | None) -> dict[str, Any]:
-    """``{"type": "cut"|"crossfade", "seconds": S}`` from the tags, else from the pacing.
+def transition(tags: Mapping[str, Any], pacing: str | None, video_options: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """``{"type": "cut"|"crossfade", "seconds": S}`` from the ``transition`` tag (or the bare ``cut`` /
+    ``crossfade: S`` tags, or the video cue's ``cut`` / ``crossfade=S`` options), else from the pacing.
 
     >>> transition({"transition": "crossfade 3"}, "fast"), transition({"cut": True}, "slow")
     ({'type': 'crossfade', 'seconds': 3.0}, {'type': 'cut', 'seconds': 0.0})
     """
     default = FADE_S.get(str(pacing), FADE_S["steady"])
     spec = tags.get("transition")
-    if spec is None and tags.get("cut") not in (None, False):
+    opts = video_options or {}
+    if spec is None and (tags.get("cut") not in (None, False) or opts.get("cut") is True):
         spec = "cut"
-    if spec is None and tags.get("crossfade") not in (None, False):
-        spec = "crossfade" if tags["crossfade"] is True else f"crossfade {tags['crossfade']}"
+    fade = tags.get("crossfade", opts.get("crossfade", opts.get("fade")))
+    if spec is None and fade not in (None, False):
+        spec = "crossfade" if fade is True else f"crossfade {fade}"
     if spec is None:
         return {"type": "crossfade", "seconds": default}
     words = str(spec).replace(":", " ").split()
@@ -158,16 +213,6 @@ def transition(tags: Mapping[str, Any], pacing: str | None) -> dict[str, Any]:
         return {"type": "cut", "seconds": 0.0}
     seconds = _number(words[1].rstrip("s"), default) if len(words) > 1 else default
     return {"type": "crossfade", "seconds": round(min(max(seconds, 0.0), 10.0), 3)}
-
-
-def _sfx(value: Any) -> list[tuple[str, float]]:
-    out = []
-    for item in _items(value):
-        m = _AT.match(item)
-        name, at = (m.group(1).strip(), float(m.group(2))) if m else (item, 0.0)
-        if name:
-            out.append((name, at))
-    return out
 
 
 def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
@@ -181,7 +226,7 @@ def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
     scene_tags : mapping or None
         The story's tags of the scene, when the plan does not carry them.
     library : MediaLibrary or None
-        The film's media folder; None: text only.
+        The film's media folder (its ``media.toml`` fills in what the story does not name); None: text only.
 
     Returns
     -------
@@ -190,42 +235,47 @@ def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
     """
     scene = str(plan.get("scene", ""))
     tags = writer_tags(plan, scene_tags)
-    if library is not None and library.scenes:  # the folder's media.toml, under the writer's own tags
-        tags = {**library.scene_tags(scene), **tags}
+    manifest = library.scene_tags(scene) if library is not None else {}
+    merged = {**manifest, **tags}
     directives = plan.get("directives") if isinstance(plan.get("directives"), Mapping) else {}
-    headline, body = headline_and_body(str(plan.get("title", "")), str(plan.get("text", "")), tags.get("title"))
+    headline, body = headline_and_body(str(plan.get("title", "")), str(plan.get("text", "")),
+                                       tags.get("title", manifest.get("title")))
+    cues = {k: media_cues(tags, k) or media_cues(manifest, k) for k in MEDIA_KINDS}
     video = image = None
     audio: list[str] = []
     sfx: list[dict[str, Any]] = []
+    vopts = cues["video"][0]["options"] if cues["video"] else {}
     if library is not None:
-        found = [library.find(n, "video", scene) for n in _items(tags.get("video"))[:1]]
-        item = found[0] if found else library.for_scene(scene, "video")
+        item = library.find(cues["video"][0]["src"], "video", scene) if cues["video"] else \
+            library.for_scene(scene, "video")
         if item is not None:
-            video = {"url": item.url, "loop": str(tags.get("loop", True)).lower() not in ("false", "0", "no")}
-        found = [library.find(n, "image", scene) for n in _items(tags.get("image"))[:1]]
-        item = found[0] if found else library.for_scene(scene, "image")
+            loop = vopts.get("loop", merged.get("loop", True))
+            video = {"url": item.url, "loop": str(loop).lower() not in ("false", "0", "no") and not vopts.get("once")}
+        item = library.find(cues["image"][0]["src"], "image", scene) if cues["image"] else \
+            library.for_scene(scene, "image")
         if item is not None:
-            motion = str(tags.get("motion", "")).lower()
+            iopts = cues["image"][0]["options"] if cues["image"] else {}
+            motion = str(iopts.get("motion", merged.get("motion", ""))).lower()
             image = {"url": item.url, "motion": motion if motion in ("in", "out", "left", "right") else "in"}
-        names = _items(tags.get("audio"))
-        stems = [library.find(n, "audio", scene) for n in names[:4]] if names else [library.for_scene(scene, "audio")]
+        stems = [library.find(c["src"], "audio", scene) for c in cues["audio"][:4]] if cues["audio"] else \
+            [library.for_scene(scene, "audio")]
         audio = [s.url for s in stems if s is not None]
-        for name, at in _sfx(tags.get("sfx"))[:8]:
-            item = library.find(name, "audio", scene)
+        for c in cues["sfx"][:8]:
+            item = library.find(c["src"], "audio", scene)
             if item is not None:
-                sfx.append({"url": item.url, "at": round(at, 3)})
-    mode = str(tags.get("text_mode", tags.get("subtitles", ""))).lower()
+                sfx.append({"url": item.url, "at": round(max(0.0, _number(c["options"].get("at"), 0.0)), 3)})
+    mode = str(merged.get("text_mode", merged.get("subtitles", ""))).lower()
     if mode in ("false", "off", "none", "no"):
         text = "none"
     elif mode in ("card", "subtitles"):
         text = mode
     else:
         text = "subtitles" if video is not None else "card"
-    speaker = tags.get("speaker")
+    speaker = merged.get("speaker")
     return {
         "headline": headline, "body": body, "speaker": str(speaker) if isinstance(speaker, str) and speaker else None,
         "video": video, "image": image, "audio": audio, "sfx": sfx,
-        "transition": transition(tags, directives.get("pacing") if isinstance(directives, Mapping) else None),
+        "transition": transition(merged, directives.get("pacing") if isinstance(directives, Mapping) else None, vopts),
         "text": text,
     }
 
