@@ -516,7 +516,7 @@ class DashboardFeed(Processor):
                                    "v": [p[1] for p in self._history[s.key]]} for s in SERIES},
                 "blinks": [list(b) for b in self._blinks],
                 "events": list(self._events), "plans": list(self._plans),
-                "status": self._status(), "mood": dict(self.film.mood),
+                "status": self._status(), "mood": dict(self.film.mood), "film": self.film.about(),
             }
 
     def snapshot_message(self, sub: Subscriber) -> str:

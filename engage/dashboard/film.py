@@ -67,6 +67,11 @@ class Film:
         title = getattr(story, "title", None)
         self.title = str(title) if title else None
 
+    def about(self) -> dict[str, Any]:
+        """The film's title and credits (the idle screen and the end card show them)."""
+        film = self.media.film if self.media is not None else {}
+        return {"title": film.get("title") or self.title, "credits": film.get("credits")}
+
     # -- one plan ------------------------------------------------------------------------------
 
     def _scene(self, scene_id: str) -> Any:
@@ -122,10 +127,10 @@ class Film:
             self.choices.open(plan.scene, d["timestamp"], [o["id"] for o in offered])
         else:
             self.choices.open(plan.scene, d["timestamp"], ())
-        film = self.media.film if self.media is not None else {}
+        about = self.about()
         return {"cues": cues, "candidates": candidates, "choice": choice,
                 "ending": self.player is not None and scene is not None and not options,
-                "story": film.get("title") or self.title, "credits": film.get("credits")}
+                "story": about["title"], "credits": about["credits"]}
 
     # -- within a scene ------------------------------------------------------------------------
 

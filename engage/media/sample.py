@@ -26,7 +26,7 @@ import numpy as np
 from .synth import MediaToolError, run_ffmpeg
 
 W, H = 1280, 720            # stills
-CLIP_W, CLIP_H = 960, 540   # clips
+CLIP_W, CLIP_H = 854, 480   # clips (the page scales them to the screen)
 CLIP_S = 8                  # every clip loops seamlessly at this length
 FPS = 24
 RATE = 48_000               # audio sample rate
@@ -56,9 +56,9 @@ class Shot:
 
 #: Every scene of The Last Broadcast.
 SCENES: dict[str, Shot] = {
-    "studio": Shot("studio", "amber", ("rain", "flicker"), "rain"),
+    "studio": Shot("studio", "amber", ("window_rain", "flicker"), "rain"),
     "letters": Shot("letters", "amber", ("flicker",), "rain", motion="out"),
-    "record": Shot("turntable", "amber", ("spin", "rain"), "rain", ("needle.ogg @ 0.4",)),
+    "record": Shot("turntable", "amber", ("spin", "window_rain"), "rain", ("needle.ogg @ 0.4",)),
     "caller": Shot("phone", "teal", ("blink",), "room", ("ring.ogg @ 0.3",), motion="left"),
     "song": Shot("turntable", "teal", ("spin",), "room", ("needle.ogg @ 0.2",), seed=1),
     "red_line": Shot("phone", "crimson", ("blink",), "room", ("ring.ogg @ 0", "ring.ogg @ 3.5"), seed=1),
@@ -71,8 +71,8 @@ SCENES: dict[str, Shot] = {
     "numbers_on_air": Shot("city", "crimson", ("windows", "rain"), "rain", ("static.ogg @ 0",), seed=1),
     "decode": Shot("numbers", "teal", (), "room", motion="left"),
     "intruder": Shot("doorway", "black", ("flicker_hard",), "dark", ("door.ogg @ 0.3",), "cut"),
-    "warn": Shot("phone", "blue", ("blink", "rain"), "rain", ("ring.ogg @ 0",), seed=3),
-    "surrender": Shot("doorway", "grey", ("rain",), "rain", seed=1, motion="out"),
+    "warn": Shot("phone", "blue", ("blink", "window_rain"), "rain", ("ring.ogg @ 0",), seed=3),
+    "surrender": Shot("doorway", "grey", ("flicker",), "rain", seed=1, motion="out"),
     "struggle": Shot("dark_studio", "crimson", ("flash",), "dark", ("shot.ogg @ 1.5",), "cut", seed=1),
     "rooftop": Shot("rooftop", "storm", ("rain", "lightning"), "storm", ("thunder.ogg @ 2",)),
     "talk_down": Shot("rooftop", "storm", ("rain",), "storm", seed=1, motion="out"),
@@ -185,6 +185,10 @@ def _font(size: int, mono: bool):
 
 def _dark(c, k: float = 0.12):
     return tuple(int(v * k) for v in c)
+
+
+#: Where the studio's window is, in fractions of the picture (the clips rain into it).
+WINDOW = (0.58, 0.12, 0.93, 0.55)
 
 
 def _studio_room(c: Canvas, pal, window=True, lamp=True, rain=True) -> None:
@@ -463,21 +467,25 @@ def _rain_layer(path: Path, seed: int) -> None:
 
 
 def _record_layer(path: Path) -> None:
-    from PIL import Image, ImageDraw
+    """Light on the record's grooves: two soft opposite sheens, which show it turning."""
+    from PIL import Image, ImageDraw, ImageFilter
 
     size = 420
-    img = Image.new("LA", (size, size), (0, 0))
+    img = Image.new("LA", (size, size), (255, 0))
     d = ImageDraw.Draw(img)
-    for k in range(6):  # highlights on the grooves: what shows the record turning
-        a0 = k * 60 + 10
-        d.arc([20, 20, size - 20, size - 20], a0, a0 + 14, fill=(255, 70), width=90)
-    img.save(path)
+    for a0 in (20, 200):
+        for k, alpha in ((0, 18), (6, 26), (12, 18)):
+            d.arc([30, 30, size - 30, size - 30], a0 + k, a0 + k + 8, fill=(255, alpha), width=110)
+    d.ellipse([size * 0.36, size * 0.36, size * 0.64, size * 0.64], fill=(255, 0))  # not on the label
+    img.filter(ImageFilter.GaussianBlur(6)).save(path)
 
 
 def clip_filter(shot: Shot, inputs: dict[str, int]) -> str:
-    """The ffmpeg filter graph making a scene's clip from its still (input 0) and its layers."""
+    """The ffmpeg filter graph making a scene's clip from its still (input 0) and its layers: each picture is
+    decoded and scaled once and repeated (``loop``); only the effects run per frame."""
     n = CLIP_S
-    chain = [f"[0]scale={CLIP_W}:{CLIP_H},format=yuv420p"]
+    hold = f"loop=loop=-1:size=1:start=0,setpts=N/({FPS}*TB)"
+    chain = [f"[0]scale={CLIP_W}:{CLIP_H},format=yuv420p,{hold},trim=duration={n}"]
     bright = []
     if "flicker" in shot.effects:
         bright.append(f"0.025*sin(2*PI*t*{3 / n:g})+0.012*sin(2*PI*t*{13 / n:g})")
@@ -494,12 +502,24 @@ def clip_filter(shot: Shot, inputs: dict[str, int]) -> str:
     graph = [",".join(chain) + "[base]"]
     last = "base"
     if "spin" in shot.effects and "record" in inputs:
-        graph.append(f"[{inputs['record']}]format=rgba,scale=345:256,rotate=a=t*2*PI/{n / 5:g}:c=none[rec]")
-        graph.append(f"[{last}][rec]overlay=x=(W*0.38-172):y=(H*0.775-128)[spun]")
+        w, h = int(CLIP_W * 0.36) // 2 * 2, int(CLIP_H * 0.35) // 2 * 2  # the record in the still
+        graph.append(f"[{inputs['record']}]format=rgba,scale={w}:{h},{hold},"
+                     f"rotate=a=t*2*PI/{n / 5:g}:c=none,format=yuva420p[rec]")
+        graph.append(f"[{last}][rec]overlay=x=(W*0.38-{w // 2}):y=(H*0.775-{h // 2}):format=yuv420:shortest=1[spun]")
         last = "spun"
     if "rain" in shot.effects and "rain" in inputs:
-        graph.append(f"[{inputs['rain']}]format=rgba[rainl]")
-        graph.append(f"[{last}][rainl]overlay=x=0:y='mod(t*{CLIP_H * 6 / n:g}\\,{CLIP_H})-{CLIP_H}'[wet]")
+        graph.append(f"[{inputs['rain']}]scale={CLIP_W}:{CLIP_H * 2},format=yuva420p,{hold}[rainl]")
+        graph.append(f"[{last}][rainl]overlay=x=0:y='mod(t*{CLIP_H * 6 / n:g}\\,{CLIP_H})-{CLIP_H}':format=yuv420:"
+                     "shortest=1[wet]")
+        last = "wet"
+    if "window_rain" in shot.effects and "rain" in inputs:  # rain seen through the studio's window only
+        x0, y0, x1, y1 = (int(v) // 2 * 2 for v in (WINDOW[0] * CLIP_W, WINDOW[1] * CLIP_H, WINDOW[2] * CLIP_W,
+                                                       WINDOW[3] * CLIP_H))
+        graph.append(f"[{inputs['rain']}]scale={CLIP_W}:{CLIP_H * 2},crop={x1 - x0}:{(y1 - y0) * 2}:0:0,"
+                     f"format=yuva420p,{hold}[rainw]")
+        graph.append(f"[{last}]split[dry][glass];[glass]crop={x1 - x0}:{y1 - y0}:{x0}:{y0}[pane];"
+                     f"[pane][rainw]overlay=x=0:y='mod(t*{(y1 - y0) * 6 / n:g}\\,{y1 - y0})-{y1 - y0}':format=yuv420:"
+                     f"shortest=1[wetpane];[dry][wetpane]overlay={x0}:{y0}:format=yuv420[wet]")
         last = "wet"
     if "blink" in shot.effects:
         graph.append(f"[{last}]drawbox=x=iw*0.6-9:y=ih*0.63-9:w=18:h=18:color=white@0.7:t=fill:"
@@ -510,7 +530,7 @@ def clip_filter(shot: Shot, inputs: dict[str, int]) -> str:
         boxes = []
         for i, (x, y) in enumerate(rng.random((14, 2))):
             t0 = 0.5 + i * (n - 1.5) / 14
-            boxes.append(f"drawbox=x={int(x * CLIP_W)}:y={int(CLIP_H * (0.75 + 0.2 * y))}:w=40:h=30:color=black@0.8:"
+            boxes.append(f"drawbox=x={int(x * CLIP_W)}:y={int(CLIP_H * (0.75 + 0.2 * y))}:w=36:h=26:color=black@0.8:"
                          f"t=fill:enable='gte(t\\,{t0:.2f})'")
         graph.append(f"[{last}]" + ",".join(boxes) + "[dark]")
         last = "dark"
@@ -520,16 +540,16 @@ def clip_filter(shot: Shot, inputs: dict[str, int]) -> str:
 
 
 def make_clip(still: Path, out: Path, shot: Shot, layers: dict[str, Path]) -> None:
-    args = ["-loop", "1", "-framerate", str(FPS), "-t", str(CLIP_S), "-i", str(still)]
+    args = ["-i", str(still)]
     inputs: dict[str, int] = {}
     for name in ("rain", "record"):
-        wanted = ("rain" in shot.effects) if name == "rain" else ("spin" in shot.effects)
+        wanted = bool({"rain", "window_rain"} & set(shot.effects)) if name == "rain" else ("spin" in shot.effects)
         if wanted:
             inputs[name] = len(inputs) + 1
-            args += ["-loop", "1", "-framerate", str(FPS), "-t", str(CLIP_S), "-i", str(layers[name])]
-    run_ffmpeg([*args, "-filter_complex", clip_filter(shot, inputs), "-map", "[out]", "-t", str(CLIP_S),
-                "-r", str(FPS), "-c:v", "libvpx", "-b:v", "1600k", "-crf", "10", "-g", str(FPS), "-deadline",
-                "realtime", "-cpu-used", "16", "-pix_fmt", "yuv420p", "-an", str(out)], f"the clip {out.name}")
+            args += ["-i", str(layers[name])]
+    run_ffmpeg([*args, "-filter_complex", clip_filter(shot, inputs), "-map", "[out]", "-frames:v", str(CLIP_S * FPS),
+                "-r", str(FPS), "-c:v", "libvpx", "-b:v", "1400k", "-g", str(FPS), "-deadline", "realtime",
+                "-cpu-used", "16", "-pix_fmt", "yuv420p", "-an", str(out)], f"the clip {out.name}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

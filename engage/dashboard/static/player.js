@@ -23,7 +23,8 @@
   const stillCache = new Map();
   const stats = [];                               // per cut: scene, url, plan → first frame (ms)
   const warned = new Set();
-  let conn = null;
+  const failed = new Set();                       // clips the browser could not play: not tried again
+  let conn = null, shown = 0;
 
   if (KIOSK) document.body.classList.add("kiosk");
   if (params.get("fx") === "0") document.body.classList.add("nofx");   // fx=0: no grade layers (a weak device)
@@ -51,6 +52,7 @@
   function onMessage(m) {
     if (m.kind === "snapshot") {
       learnTime(m.now);
+      if (m.film && m.film.title && !storyTitle) { storyTitle = m.film.title; $("idle-title").textContent = storyTitle; }
       if (m.mood) setMood(m.mood);
       const plans = m.plans || [];
       if (plans.length) show(plans[plans.length - 1], { resume: true });
@@ -94,6 +96,7 @@
 
   function show(plan, opts) {
     if (current && plan.timestamp === current.timestamp && plan.scene === current.scene) return;
+    shown += 1;
     const first = !current;
     current = plan;
     const film = plan.film || {};
@@ -114,6 +117,11 @@
     $("idle").hidden = true;
 
     // the picture
+    if (cues.video && failed.has(cues.video.url)) {
+      cues.video = null;                          // known not to play here: the still or the card instead
+      if (cues.text === "subtitles") cues.text = "card";
+      stage.dataset.text = cues.text;
+    }
     if (cues.video) {
       playClip(cues.video, tr, offset, plan, opts.wall, opts.recv);
       hideStill(tr);
@@ -138,7 +146,7 @@
 
   // ---------------------------------------------------------------------------------- clips
 
-  function clip(url) {
+  function clip(url, scene) {
     let v = pool.get(url);
     if (!v) {
       v = document.createElement("video");
@@ -151,7 +159,8 @@
       v.preload = "auto";
       v.loop = true;
       v.dataset.url = url;
-      v.addEventListener("error", () => { mediaError(url, v.error); clipFailed(v); });
+      v.dataset.scene = scene || "";
+      v.addEventListener("error", () => { failed.add(url); mediaError(url, v.error, v.dataset.scene); clipFailed(v); });
       v.src = E.withToken(url);
       videosBox.append(v);
       pool.set(url, v);
@@ -181,7 +190,7 @@
   }
 
   function playClip(cue, tr, offset, plan, wall, recv) {
-    const v = clip(cue.url);
+    const v = clip(cue.url, plan.scene);
     v.loop = cue.loop !== false;
     v.muted = !sound.on;
     const same = v === front;
@@ -321,7 +330,7 @@
     if (!PRELOAD) { evict(new Set()); return; }
     const keep = new Set(front ? [front.dataset.url] : []);
     for (const c of candidates) {
-      if (c.video) { keep.add(c.video); warm(clip(c.video)); }
+      if (c.video && !failed.has(c.video)) { keep.add(c.video); warm(clip(c.video, c.scene)); }
       if (c.image && !stillCache.has(c.image)) { const img = new Image(); img.src = E.withToken(c.image); stillCache.set(c.image, img); }
       for (const a of c.audio || []) sound.warm(a);
     }
@@ -397,7 +406,7 @@
         if (/^\s+$/.test(w)) { p.append(document.createTextNode(w)); continue; }
         const s = E.el("span", "w", w); p.append(s); spans.push(s);
       }
-      later(0.15, () => card.classList.add("on"));
+      later(opening ? 0.7 : 0.15, () => card.classList.add("on"));   // after the idle screen has gone
       let k = Math.min(spans.length, Math.floor(offset * 1000 / WORD_MS[pacing]));
       spans.slice(0, k).forEach((s) => s.classList.add("on"));
       later(1.2 - Math.min(offset, 1.2), () => {
@@ -408,12 +417,14 @@
       });
       return;
     }
-    // subtitles over the picture: the headline as a lower third, then the lines, spread over the scene
+    // subtitles over the picture: the headline as a lower third, then the lines, spread over the scene up to
+    // its choice (which takes the bottom of the screen)
     $("lower-title").textContent = cues.headline;
-    if (offset < 4.5) { later(0.6 - offset, () => lower.classList.add("on")); later(4.6 - offset, () => lower.classList.remove("on")); }
     const lines = sentences(cues.body);
     const choice = plan.film && plan.film.choice;
-    const start = 5.0, end = Math.max(start + 2, plan.duration_s - (choice ? choice.window_s : 0) - 1);
+    const start = Math.min(5.0, 0.2 * plan.duration_s);
+    const end = Math.max(start + 2, plan.duration_s - (choice ? choice.window_s : 0) - 0.5);
+    if (offset < start - 0.4) { later(0.6 - offset, () => lower.classList.add("on")); later(start - 0.3 - offset, () => lower.classList.remove("on")); }
     const weights = lines.map((l) => Math.max(28, l.length));
     const total = weights.reduce((a, b) => a + b, 0) || 1;
     let t = start;
@@ -451,7 +462,7 @@
         const b = E.el("button", "", "");
         b.type = "button";
         b.dataset.option = o.id;
-        b.append(E.el("kbd", "", String(i + 1)), document.createTextNode(o.label));
+        b.append(E.el("kbd", "", String(i + 1)), E.el("span", "label", o.label));
         b.addEventListener("pointerdown", (e) => { e.preventDefault(); pick(o.id, e.pointerType === "touch" ? "touch" : "click"); });
         b.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(o.id, "key"); } });
         opts.append(b);
@@ -462,6 +473,7 @@
       void timer.offsetWidth;
       timer.style.transition = "transform " + remaining + "s linear"; timer.style.transform = "scaleX(0)";
       box.hidden = false;
+      $("lower-third").classList.remove("on"); $("subtitle-text").classList.remove("on");
       choosing = { plan, options: choice.options, opened: performance.now(), picked: null };
       later(remaining, () => { box.hidden = true; choosing = null; });
     });
@@ -715,7 +727,7 @@
 
   // for tests, benchmarks and the curious: what the player did
   window.EngagePlayer = {
-    stats, sessionNow, mix: () => sound.mix(), sound: () => sound.state(),
+    stats, sessionNow, mix: () => sound.mix(), sound: () => sound.state(), shown: () => shown,
     front: () => (front ? { url: front.dataset.url, time: front.currentTime, paused: front.paused, ready: front.readyState } : null),
     clips: () => [...pool.values()].map((v) => ({ url: v.dataset.url, ready: v.readyState, on: v.classList.contains("on") })),
     send: (obj) => conn.send(obj),

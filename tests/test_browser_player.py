@@ -1,0 +1,451 @@
+"""The player in real headless Chromium: clips, cuts and crossfades, the viewer's choice, the end card and the
+loop, a server restart, missing and damaged media, autoplay blocked, a phone.
+
+Debian's ``chromium`` through the ``playwright`` package (no browser download). The media are made in the
+test with ffmpeg: clips of one solid colour whose bottom strip counts frames in binary
+(:func:`engage.media.synth.colour_clip`), so the page's pixels tell which clip is on screen and that it
+moves. A short TOML story names them in its scenes' tags; a session runs on a virtual clock paced at real
+time, its plans going to a :class:`DashboardServer` the page is connected to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engage.cli.live import pacer
+from engage.core import VirtualClock
+from engage.media import MediaLibrary
+from engage.narrative.story import load_story_text
+from engage.session import Session
+
+CHROMIUM = os.environ.get("ENGAGE_CHROMIUM", "/usr/bin/chromium")
+KEEP = Path(__file__).resolve().parents[1] / "out" / "browser"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+AUTOPLAY = ["--autoplay-policy=no-user-gesture-required"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+pytest.importorskip("fastapi", reason="the dashboard needs fastapi")
+pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM} (set ENGAGE_CHROMIUM)"),
+              pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the test clips")]
+
+from engage.dashboard import DashboardServer  # noqa: E402
+from engage.media.synth import colour_clip, tone  # noqa: E402
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 30),
+           "magenta": (210, 40, 200)}
+
+STORY = """
+[story]
+id = "test-film"
+title = "The Test Film"
+start = "a"
+
+[[scene]]
+id = "a"
+title = "The Red Room"
+text = "Everything is red. The clock ticks."
+intensity = 0.2
+tone = "calm"
+duration_s = 5
+palette = "crimson"
+next = ["b"]
+tags = { video = "red.webm", audio = "bed.ogg", transition = "cut" }
+
+[[scene]]
+id = "b"
+title = "The Green Room"
+text = "Two doors: one blue, one yellow. Which one will you take?"
+intensity = 0.5
+tone = "uneasy"
+duration_s = 8
+palette = "green"
+next = ["c", "d"]
+tags = { video = "green.webm", sfx = "ping.ogg @ 1", transition = "crossfade 2" }
+
+[[scene]]
+id = "c"
+title = "The Blue Door"
+text = "Cold light."
+intensity = 0.3
+tone = "calm"
+duration_s = 4
+palette = "blue"
+next = []
+tags = { video = "blue.webm", transition = "cut" }
+
+[[scene]]
+id = "d"
+title = "The Yellow Door"
+text = "Warm light, and the end."
+intensity = 0.8
+tone = "tense"
+duration_s = 4
+palette = "gold"
+next = []
+tags = { video = "yellow.webm", transition = "cut" }
+"""
+
+# What the page can tell about its picture: the top clip's URL, the colour at its centre, its frame counter.
+PICTURE = """() => {
+  const on = [...document.querySelectorAll('#videos video.clip')].filter((v) => v.classList.contains('on'))
+    .sort((a, b) => Number(b.style.zIndex || 0) - Number(a.style.zIndex || 0));
+  if (!on.length) return null;
+  const v = on[0], w = v.videoWidth, h = v.videoHeight;
+  if (!w) return { url: v.dataset.url, ready: v.readyState };
+  const c = document.createElement('canvas'); c.width = w; c.height = h;
+  const g = c.getContext('2d'); g.drawImage(v, 0, 0, w, h);
+  const mid = g.getImageData(w / 2, h / 3, 1, 1).data;
+  let frame = 0;
+  for (let i = 0; i < 12; i++) {
+    const px = g.getImageData(Math.floor((i + 0.5) * w / 12), h - 6, 1, 1).data;
+    if (px[0] + px[1] + px[2] > 3 * 128) frame += 1 << i;
+  }
+  return { url: v.dataset.url, rgb: [mid[0], mid[1], mid[2]], frame, paused: v.paused, time: v.currentTime,
+           layers: on.length };
+}"""
+
+# Every animation frame for `ms`, the opacity of each clip layer: how a cut or a crossfade really went.
+WATCH_LAYERS = """(ms) => new Promise((done) => {
+  const log = [], t0 = performance.now();
+  function tick() {
+    const row = {};
+    for (const v of document.querySelectorAll('#videos video.clip')) row[v.dataset.url] = Number(getComputedStyle(v).opacity);
+    log.push(row);
+    if (performance.now() - t0 < ms) requestAnimationFrame(tick); else done(log);
+  }
+  requestAnimationFrame(tick);
+})"""
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("player-media")
+    for name, rgb in COLOURS.items():
+        colour_clip(root / f"{name}.webm", rgb, seconds=3.0, text=False)
+    tone(root / "bed.ogg", 220.0, 3.0)
+    tone(root / "ping.ogg", 880.0, 0.3)
+    # damaged: a WebM header (so the server's first-bytes check lets it through), then nothing playable
+    (root / "damaged.webm").write_bytes((root / "red.webm").read_bytes()[:60] + os.urandom(4000))
+    from PIL import Image
+
+    Image.new("RGB", (320, 180), (20, 120, 200)).save(root / "still.png")
+    return root
+
+
+def keep(page, name: str) -> None:
+    try:
+        KEEP.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(KEEP / name))
+    except OSError:
+        pass
+
+
+def close_to(rgb, name: str, tol: int = 45) -> bool:
+    return rgb is not None and all(abs(a - b) <= tol for a, b in zip(rgb, COLOURS[name]))
+
+
+class Film:
+    """A story and its media served to a page; a session on a paced virtual clock in a thread."""
+
+    def __init__(self, story_text: str, media: Path, tmp: Path, restart_after_s: float = 0.0, seconds: float = 60.0,
+                 choice_window_s: float = 5.0, port: int = 0) -> None:
+        self.story = load_story_text(story_text)
+        self.server = DashboardServer(port=port, story=self.story, media=MediaLibrary(media),
+                                      choice_window_s=choice_window_s).start()
+        self.session = Session([], VirtualClock(0.0), story=self.story, observers=[self.server.observer],
+                               scenes_out=tmp / "scenes.jsonl")
+        if restart_after_s:
+            self.session.controller.restart_after_s = restart_after_s
+        else:
+            self.session.controller.stop_at_end = True
+            self.session.controller.on_end = self.session.runtime.stop
+        self.thread = threading.Thread(target=self.session.run, kwargs={"duration": seconds, "on_step": pacer(1.0)},
+                                       daemon=True)
+        self.log = tmp / "scenes.jsonl"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.session.runtime.stop()
+        if self.thread.is_alive():
+            self.thread.join(timeout=30)
+        self.server.stop()
+
+    def decisions(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+
+def browser(pw, autoplay: bool = True, **context):
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + (AUTOPLAY if autoplay else []))
+    ctx = b.new_context(**({"viewport": {"width": 960, "height": 540}} | context))
+    return b, ctx
+
+
+def watch_errors(page, errors: list[str]) -> None:
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "favicon" not in m.text else None)
+
+
+def wait_scene(page, scene: str, timeout: float = 20_000) -> None:
+    page.wait_for_function(f"() => document.getElementById('stage').dataset.scene === {scene!r}", timeout=timeout)
+
+
+def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_end_card_and_the_loop(media, tmp_path):
+    film = Film(STORY, media, tmp_path, restart_after_s=5.0, seconds=45.0)
+    errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw)
+            page = ctx.new_page()
+            watch_errors(page, errors)
+            page.goto(film.server.player_url + "?endcard=2")
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            assert page.is_visible("#idle") and page.text_content("#kicker") == "waiting for the story to begin…"
+            film.start()
+
+            # scene a: the red clip, moving; its headline as a lower third; no directive labels anywhere
+            wait_scene(page, "a")
+            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.frame > 3; }})()",
+                                   timeout=10_000)
+            first = page.evaluate(PICTURE)
+            assert first["url"] == "/media/red.webm" and close_to(first["rgb"], "red"), first
+            page.wait_for_timeout(400)
+            later = page.evaluate(PICTURE)
+            assert later["frame"] != first["frame"] and not later["paused"]
+            page.wait_for_function("() => document.getElementById('lower-third').classList.contains('on')", timeout=5_000)
+            assert page.inner_text("#lower-title") == "The Red Room"
+            visible = page.inner_text("body")
+            for label in ("slow", "stakes", "pacing", "music intensity", "crimson"):
+                assert label not in visible.lower(), label
+            assert page.is_hidden("#overlay")
+            page.keyboard.press("o")  # the operator's overlay: the directives are there
+            assert "music intensity" in page.inner_text("#overlay") and "pacing" in page.inner_text("#overlay")
+            page.keyboard.press("o")
+            assert page.evaluate("EngagePlayer.mix()")["key"] == "/media/bed.ogg"  # the scene's bed plays
+            keep(page, "player-test-1-red.png")
+
+            # scene b: a 2 s crossfade - the green clip fades in over the red one, which stays at full opacity
+            wait_scene(page, "b")
+            fade = page.evaluate(WATCH_LAYERS, 1500)
+            mid = [r for r in fade if 0.1 < r.get("/media/green.webm", 0) < 0.9]
+            assert len(mid) >= 3, fade[:5]
+            assert all(r.get("/media/red.webm") == 1 for r in mid)  # no dip to black under a crossfade
+            page.wait_for_timeout(800)
+            pic = page.evaluate(PICTURE)
+            assert pic["url"] == "/media/green.webm" and close_to(pic["rgb"], "green") and pic["layers"] == 1, pic
+            keep(page, "player-test-2-crossfade-done.png")
+
+            # the choice, for the last 5 s of b: the viewer presses 2 (the yellow door)
+            page.wait_for_selector("#choice:not([hidden])", timeout=12_000)
+            labels = page.locator("#choice-options button .label").all_inner_texts()
+            assert labels == ["The Blue Door", "The Yellow Door"], labels
+            assert page.locator("#choice-options kbd").all_inner_texts() == ["1", "2"]
+            keep(page, "player-test-3-choice.png")
+            page.keyboard.press("2")
+            page.wait_for_selector("#choice.decided button.chosen", timeout=3_000)
+            assert page.inner_text("#choice button.chosen .label") == "The Yellow Door"
+
+            # scene d, by a hard cut: the yellow clip at full opacity from its first frame, the green gone at once
+            wait_scene(page, "d")
+            cut = page.evaluate(WATCH_LAYERS, 600)
+            assert not [r for r in cut if 0.05 < r.get("/media/yellow.webm", 0) < 0.95], cut[:5]
+            page.wait_for_timeout(300)
+            pic = page.evaluate(PICTURE)
+            assert pic["url"] == "/media/yellow.webm" and close_to(pic["rgb"], "yellow") and pic["layers"] == 1, pic
+
+            # d is an ending: the end card, then the idle screen, then the film again (episode 2)
+            page.wait_for_selector("#endcard:not([hidden])", timeout=10_000)
+            assert page.text_content("#end-title") == "The Test Film"
+            keep(page, "player-test-4-end-card.png")
+            page.wait_for_selector("#idle:not([hidden])", timeout=6_000)
+            assert page.text_content("#kicker") == "the film begins again in a moment"
+            page.wait_for_function("() => document.getElementById('stage').dataset.episode === '2'", timeout=12_000)
+            wait_scene(page, "a", timeout=5_000)
+            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.url === '/media/red.webm' "
+                                   "&& p.frame > 2; })()", timeout=10_000)
+            stats = page.evaluate("EngagePlayer.stats")
+            b.close()
+    finally:
+        film.stop()
+    log = film.decisions()
+    assert [p["scene"] for p in log][:4] == ["a", "b", "d", "a"]
+    assert log[2]["evidence"]["chosen_by"] == "viewer" and log[2]["evidence"]["via"] == "key"
+    assert log[2]["reason"] == "the viewer chose 'The Yellow Door' (by a key press)"
+    assert log[3]["episode"] == 2 and "after a 5 s pause" in log[3]["reason"]
+    # each cut was timed from the plan to its first frame on screen (the figure benchmarks/player.py reports)
+    assert [s["scene"] for s in stats][:4] == ["a", "b", "d", "a"]
+    assert all(s["ms"] is not None and 0 < s["ms"] < 10_000 for s in stats), stats
+    assert not errors, errors
+
+
+def test_the_page_keeps_playing_through_a_server_restart_and_resumes(media, tmp_path):
+    story = STORY.replace("duration_s = 5", "duration_s = 14")
+    film = Film(story, media, tmp_path, seconds=40.0)
+    errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw)
+            page = ctx.new_page()
+            watch_errors(page, errors)
+            page.goto(film.server.player_url + "?kiosk=1")
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            film.start()
+            wait_scene(page, "a")
+            page.wait_for_selector("#idle", state="hidden", timeout=5_000)
+            page.wait_for_timeout(1500)
+            cuts = page.evaluate("() => { const v = document.querySelector('#videos video.clip.on'); "
+                                 "v.dataset.mark = 'before the restart'; return EngagePlayer.shown(); }")
+            port = film.server.port
+            film.server.stop()  # the server goes away mid-scene
+            page.wait_for_function("() => document.getElementById('conn').dataset.state !== 'live'", timeout=10_000)
+            before = page.evaluate(PICTURE)
+            page.wait_for_timeout(2500)
+            during = page.evaluate(PICTURE)
+            # the audience sees the film go on: same clip, moving, no error screen
+            assert during["url"] == before["url"] == "/media/red.webm" and not during["paused"]
+            assert during["frame"] != before["frame"]
+            for hidden in ("#idle", "#endcard", "#overlay", "#start"):
+                assert page.is_hidden(hidden), hidden
+            assert page.evaluate("document.getElementById('stage').dataset.state") == "playing"
+            keep(page, "player-test-5-server-down.png")
+            film.server.port = port
+            film.server.start()  # back on the same port
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            page.wait_for_timeout(500)  # the snapshot it got on reconnecting
+            # it held the scene the page was playing: the same clip element plays on, the scene was not shown again
+            assert page.evaluate("() => document.querySelector('#videos video.clip.on').dataset.mark") == \
+                "before the restart"
+            assert page.evaluate("EngagePlayer.shown()") == cuts
+            assert page.evaluate("document.getElementById('stage').dataset.scene") == "a"
+            wait_scene(page, "b", timeout=20_000)  # and the next plan plays when it comes
+            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.url === '/media/green.webm'; }})()",
+                                   timeout=10_000)
+            b.close()
+    finally:
+        film.stop()
+    assert not [e for e in errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e], errors
+
+
+BAD = """
+[story]
+id = "bad-media"
+title = "Bad Media"
+start = "x"
+
+[[scene]]
+id = "x"
+title = "Nothing to See"
+text = "The tape is missing. Only words remain."
+intensity = 0.3
+tone = "calm"
+duration_s = 5
+palette = "grey"
+next = ["y"]
+tags = { video = "missing.webm", audio = "../outside.ogg" }
+
+[[scene]]
+id = "y"
+title = "Static"
+text = "The picture breaks up into snow."
+intensity = 0.3
+tone = "calm"
+duration_s = 8
+palette = "grey"
+next = []
+tags = { video = "damaged.webm", image = "still.png" }
+"""
+
+
+def test_missing_and_damaged_media_leave_the_scene_its_words_and_a_warning(media, tmp_path, caplog):
+    film = Film(BAD, media, tmp_path, seconds=20.0)
+    errors: list[str] = []
+    try:
+        with caplog.at_level(logging.WARNING), sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw)
+            page = ctx.new_page()
+            watch_errors(page, errors)
+            page.goto(film.server.player_url)
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            film.start()
+            wait_scene(page, "x")
+            page.wait_for_function("() => document.getElementById('card').classList.contains('on')", timeout=5_000)
+            assert page.inner_text("#title") == "Nothing to See"
+            page.wait_for_function("() => document.getElementById('text').textContent.includes('Only words remain.')")
+            assert page.evaluate("document.getElementById('stage').dataset.picture") == "none"
+            keep(page, "player-test-6-missing-media.png")
+            # the damaged clip passes the server's check (a WebM header) but not the browser's decoder: the page
+            # says so, the server logs it, and the scene goes on with its still and its words
+            wait_scene(page, "y")
+            page.wait_for_function("() => document.getElementById('stage').dataset.picture === 'still'", timeout=10_000)
+            page.wait_for_function("() => document.getElementById('card').classList.contains('on')", timeout=5_000)
+            assert page.inner_text("#title") == "Static"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and "could not play /media/damaged.webm" not in caplog.text:
+                time.sleep(0.1)
+            keep(page, "player-test-7-damaged-media.png")
+            b.close()
+    finally:
+        film.stop()
+    text = caplog.text
+    assert "media: video 'missing.webm' of scene 'x': not found in" in text
+    assert "media: audio '../outside.ogg' of scene 'x': refused: media must be named by a path inside" in text
+    assert "media: the player could not play /media/damaged.webm of scene 'y'" in text
+    assert not [e for e in errors if "damaged.webm" not in e and "MEDIA_ERR" not in e and "media" not in e.lower()]
+
+
+def test_a_browser_that_blocks_autoplay_gets_a_start_card(media, tmp_path):
+    film = Film(STORY, media, tmp_path, seconds=15.0)
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw, autoplay=False)
+            page = ctx.new_page()
+            page.goto(film.server.player_url)
+            film.start()
+            page.wait_for_selector("#start:not([hidden])", timeout=10_000)
+            assert page.evaluate("EngagePlayer.sound()") == "suspended"
+            wait_scene(page, "a")
+            pic = page.evaluate(PICTURE)  # the picture runs (muted) behind the card
+            assert pic and pic["url"] == "/media/red.webm"
+            keep(page, "player-test-8-start-card.png")
+            page.click("#start-button")
+            page.wait_for_selector("#start[hidden]", state="attached", timeout=5_000)
+            page.wait_for_function("() => EngagePlayer.sound() === 'running'", timeout=5_000)
+            b.close()
+    finally:
+        film.stop()
+
+
+def test_on_a_phone_the_viewer_chooses_by_touch(media, tmp_path):
+    story = STORY.replace("duration_s = 5", "duration_s = 2")
+    film = Film(story, media, tmp_path, seconds=20.0, choice_window_s=6.0)
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                             device_scale_factor=2)
+            page = ctx.new_page()
+            page.goto(film.server.player_url)
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            film.start()
+            page.wait_for_selector("#choice:not([hidden])", timeout=15_000)
+            boxes = [page.locator("#choice-options button").nth(i).bounding_box() for i in range(2)]
+            assert all(bx["width"] > 300 and bx["x"] >= 0 and bx["x"] + bx["width"] <= 390 for bx in boxes), boxes
+            keep(page, "player-test-9-phone-choice.png")
+            page.locator("#choice-options button").nth(0).tap()
+            page.wait_for_selector("#choice.decided", timeout=3_000)
+            wait_scene(page, "c", timeout=10_000)
+            b.close()
+    finally:
+        film.stop()
+    log = film.decisions()
+    assert log[2]["scene"] == "c" and log[2]["evidence"]["chosen_by"] == "viewer"
+    assert log[2]["evidence"]["via"] == "touch"
