@@ -142,7 +142,10 @@ def run_beats(args: argparse.Namespace) -> int:
     else:
         x, fs, ref = _load_csv(args.csv, args.column or args.channel, args.fs, args.reference, args.reference_unit)
     kind = PpgBeatDetector if args.kind == "ppg" else EcgBeatDetector
-    kind(fs).process(np.zeros(8))  # loads the compiled kernel before timing
+    warm = kind(fs)  # loads the compiled kernels (the stream's and the end's) before timing
+    warm.process(np.zeros(8))
+    if hasattr(warm, "finish"):
+        warm.finish()
     det = kind(fs)
     from tqdm import tqdm
 
