@@ -522,4 +522,6 @@ def test_replaying_a_live_recording_gives_the_live_sessions_events(simulated_ses
                 if e["type"] in kinds]
 
     live, replayed = key(files / "events.jsonl"), key(tmp_path / "events.jsonl")
-    assert len(live) >= 3 and replayed == live
+    assert len(live) >= 3 and [k[:2] for k in replayed] == [k[:2] for k in live]
+    # the same events at the same times, give or take one feature hop (the live run's steps fall elsewhere)
+    assert np.allclose([k[2] for k in replayed], [k[2] for k in live], atol=1.01)

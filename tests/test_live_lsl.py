@@ -203,7 +203,7 @@ def test_live_record_keeps_each_device_stream_raw(tmp_path, capsys, caplog):
                        'wait_s = 5\n')
     xdf = tmp_path / "amp.xdf"
     with Amplifier(f"{t}-amp") as amp:
-        rc, out, err = run_live(capsys, "--profile", str(profile), "--no-story", "--duration", "6", "--record",
+        rc, out, err = run_live(capsys, "--profile", str(profile), "--no-story", "--duration", "8", "--record",
                                 str(xdf), "--out", str(tmp_path / "files"), "--quiet")
     assert rc == 0, err
     raw, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=False, dejitter_timestamps=False)
@@ -219,7 +219,7 @@ def test_live_record_keeps_each_device_stream_raw(tmp_path, capsys, caplog):
     pushed_x, pushed_t = np.concatenate(amp.values), np.concatenate(amp.stamps)
     start = int(np.searchsorted(pushed_t, s["time_stamps"][0] - 1e-9))
     n = len(s["time_stamps"])
-    assert n > 4 * 250
+    assert n > 2 * 250  # (the session binds the stream once liblsl's resolver has seen it: a busy machine is slower)
     assert np.array_equal(s["time_stamps"], pushed_t[start:start + n])
     assert np.array_equal(s["time_series"], pushed_x[start:start + n])
     assert len(s["clock_times"]) >= 1 and s["footer"]["info"]["sample_count"] == [str(n)]

@@ -269,3 +269,18 @@ def test_window_cache_returns_the_same_windows_and_keys_on_settings(tmp_path):
     assert sorted((tmp_path / "cache").glob("*.npz")) == files  # read, not recomputed
     extract_windows(ds, ["v1"], WindowConfig(calibration_s=120.0, hop_s=10.0), cache=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3  # other settings, another entry
+
+
+def test_attention_is_unknown_without_a_face_not_one_half():
+    """Issue 18: with no face sensor the session reported attention 0.50 at confidence 1.00."""
+    import math
+
+    from engage.models.rules import RuleEngagementModel
+
+    rules = RuleEngagementModel()
+    no_face = rules.score({"z_hr": 0.5, "z_scr": 0.0, "z_tonic": 0.0, "z_blink": math.nan, "on_screen": math.nan,
+                           "hr_quality": 1.0, "eda_quality": 1.0, "face_quality": 0.0})
+    assert math.isnan(no_face["attention"]) and 0.0 < no_face["arousal"] < 1.0
+    face = rules.score({"z_hr": 0.5, "z_scr": 0.0, "z_tonic": 0.0, "z_blink": 0.0, "on_screen": 0.9,
+                        "hr_quality": 1.0, "eda_quality": 1.0, "face_quality": 1.0})
+    assert face["attention"] == 0.9

@@ -266,7 +266,7 @@ def test_recorder_sink_records_a_pipeline_and_its_events(tmp_path):
     got = s[hr[0]]
     col = [c["label"][0] for c in got["info"]["desc"][0]["channels"][0]["channel"]].index("hr_bpm")
     assert np.array_equal(got["time_stamps"], t) and np.array_equal(got["time_series"][:, col], v, equal_nan=True)
-    replayed = XdfReplay(path)
+    replayed = XdfReplay(path, derived=True)  # what engage derived and recorded too
     assert {i.type for i in replayed.streams()} >= {"HeartRate", "Markers"}
 
 

@@ -293,7 +293,8 @@ def _open_lsl(spec, now: float, source_ids=None, on_open=None) -> OpenedSensor:
     selector = spec.selector()
     found = _lsl_candidates(selector, spec.wait_s)
     source = _mapped_lsl_source_class()(selector, spec.maps_to, spec.channel, spec.name, source_ids=source_ids,
-                                        on_open=on_open)
+                                        on_open=on_open, found=found if len(found) == 1 or
+                                        selector.several != "refuse" else ())
     if not found:
         visible = sorted({f"{i.name()} ({i.type()})" for i in pylsl.resolve_streams(0.5)})
         why = (f"no LSL stream matches {spec.predicate!r} within {spec.wait_s:g} s "

@@ -4,7 +4,8 @@ From baseline-relative features it scores, each in [0, 1]:
 
 * **arousal** - a logistic of the quality-weighted mean of heart rate (weight 1.0), SCR rate
   (0.7) and tonic EDA (0.5) z-scores: the sympathetic markers.
-* **attention** - the fraction of recent frames with the face present and gaze on screen.
+* **attention** - the fraction of recent frames with the face present and gaze on screen; NaN
+  when there is no usable face (a session without a camera does not know it, and says so).
 * **boredom** - a logistic of low arousal, a raised blink rate and looking away
   (``-arousal_z + 0.6·z_blink + 5·(0.85 − on_screen)``): disengagement with low activation.
 
@@ -104,7 +105,7 @@ class RuleEngagementModel(Processor):
         weight = sum(w for _, w in parts)
         arousal_z = sum(z * w for z, w in parts) / weight if weight else 0.0
         face_ok = f["face_quality"] > 0.2 and _ok(f["on_screen"])
-        attention = float(f["on_screen"]) if face_ok else 0.5
+        attention = float(f["on_screen"]) if face_ok else math.nan  # no face: unknown, not "half attentive"
         blink = f["z_blink"] if face_ok and _ok(f["z_blink"]) else 0.0
         boredom_z = -arousal_z + 0.6 * blink + (5.0 * (0.85 - attention) if face_ok else 0.0)
         qualities = [q for q in (f["hr_quality"], f["eda_quality"], f["face_quality"]) if q > 0.2]

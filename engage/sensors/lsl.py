@@ -427,6 +427,20 @@ class InletSet:
         with self._lock:
             return self._resolve()
 
+    def bind(self, infos: Sequence, index: int = 0) -> list[Inlet]:
+        """Open streams already resolved (``pylsl.StreamInfo`` s) for selector ``index`` now, with its rules,
+        rather than waiting for the continuous resolver to see them; returns the new inlets."""
+        with self._lock:
+            sel = self.selectors[index]
+            fresh = {}
+            for info in infos:
+                key = stream_key(info.name(), info.type(), info.source_id(), info.hostname(), info.uid())
+                if key not in self.inlets and info.uid() not in self._skipped:
+                    fresh.setdefault(key, info)
+            if sel.several == "refuse":
+                fresh = self._refuse_several(index, sel, fresh)
+            return [b[0] for key, info in fresh.items() if (b := self._bind(index, sel, key, info)) is not None]
+
     def _resolve(self) -> tuple[list[Inlet], list[Inlet]]:
         new, reopened = [], []
         for index, (sel, resolver) in enumerate(self._resolvers):
@@ -706,7 +720,9 @@ class LslSource(ThreadedSource):
     regular streams. ``streams()`` lists the streams found so far; new ones are announced to the
     runtime by their chunks (routing is per ``StreamInfo``). ``on_open(item)`` is called (on the
     acquisition thread) after each stream is opened or reopened; ``source_ids`` is shared by the
-    sources of one session so that no two of their streams share an engage ``source_id``.
+    sources of one session so that no two of their streams share an engage ``source_id``; ``found``:
+    streams already resolved for the first selector, opened at once rather than when liblsl's
+    continuous resolver sees them too.
 
     >>> src = LslSource("type=EDA")                               # doctest: +SKIP
     >>> chunks = src.read(pylsl.local_clock())                    # doctest: +SKIP
@@ -717,7 +733,7 @@ class LslSource(ThreadedSource):
     def __init__(self, predicates: "str | StreamSelector | Sequence[str | StreamSelector]",
                  resolve_interval: float = 0.5, viewer: str = "viewer-1", dejitter: bool = True,
                  max_chunks: int = 256, on_open: Callable[[Inlet], None] | None = None,
-                 source_ids: SourceIds | None = None) -> None:
+                 source_ids: SourceIds | None = None, found: Sequence = ()) -> None:
         super().__init__(max_chunks=max_chunks)
         self.viewer = viewer
         self.resolve_interval = resolve_interval
@@ -733,6 +749,7 @@ class LslSource(ThreadedSource):
         self._gaps: deque[tuple[float, str, dict]] = deque()
         self._next_resolve = 0.0
         self._seen_lost: set[str] = set()
+        self._found = list(found)  # streams already resolved (by the first selector): opened first thing
 
     def streams(self) -> list[StreamInfo]:
         return [i.info for i in self._set.inlets.values()]
@@ -766,6 +783,9 @@ class LslSource(ThreadedSource):
     def acquire(self) -> Chunk | None:
         if self._pending:
             return self._pending.popleft()
+        if self._found:
+            found, self._found = self._found, []
+            self._set.bind(found)
         now = time.monotonic()
         if now >= self._next_resolve:
             self._next_resolve = now + self.resolve_interval

@@ -221,6 +221,9 @@ def test_a_lab_session_over_lsl(tmp_path, caplog):
     assert late[0] - by_name[devices[0].name]["time_stamps"][0] > 8.0  # the late sensor, picked up and recorded
     assert not [n for n in by_name if n.startswith("engage-events") and by_name[n]["info"]["source_id"][0]
                 == f"engage-events-{tag}-other-session"]  # the other session's events are not in this recording
+    engagement = by_name["S01-engagement"]
+    labels = [c["label"][0] for c in engagement["info"]["desc"][0]["channels"][0]["channel"]]
+    assert np.all(np.isnan(engagement["time_series"][:, labels.index("attention")]))  # no camera: unknown, not 0.5
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="pyxdf"):
         pyxdf.load_xdf(str(xdf))
