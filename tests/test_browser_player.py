@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,23 +23,15 @@ from engage.core import VirtualClock
 from engage.media import MediaLibrary
 from engage.narrative.story import load_story_text
 from engage.session import Session
-
-CHROMIUM = os.environ.get("ENGAGE_CHROMIUM", "/usr/bin/chromium")
-KEEP = Path(__file__).resolve().parents[1] / "out" / "browser"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-AUTOPLAY = ["--autoplay-policy=no-user-gesture-required"]
+from support.player import (ARGS, AUTOPLAY, CHROMIUM, PICTURE, WATCH_LAYERS, close_to, have_browser_and_ffmpeg,
+                            make_test_media, picture_is)
+from support.player import keep as _keep
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("fastapi", reason="the dashboard needs fastapi")
-pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM} (set ENGAGE_CHROMIUM)"),
-              pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the test clips")]
+pytestmark = pytest.mark.skipif(not have_browser_and_ffmpeg()[0], reason=have_browser_and_ffmpeg()[1])
 
 from engage.dashboard import DashboardServer  # noqa: E402
-from engage.media.synth import colour_clip, tone  # noqa: E402
-
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 30),
-           "magenta": (210, 40, 200)}
 
 STORY = """
 [story]
@@ -94,63 +84,13 @@ next = []
 tags = { video = "yellow.webm", transition = "cut" }
 """
 
-# What the page can tell about its picture: the top clip's URL, the colour at its centre, its frame counter.
-PICTURE = """() => {
-  const on = [...document.querySelectorAll('#videos video.clip')].filter((v) => v.classList.contains('on'))
-    .sort((a, b) => Number(b.style.zIndex || 0) - Number(a.style.zIndex || 0));
-  if (!on.length) return null;
-  const v = on[0], w = v.videoWidth, h = v.videoHeight;
-  if (!w) return { url: v.dataset.url, ready: v.readyState };
-  const c = document.createElement('canvas'); c.width = w; c.height = h;
-  const g = c.getContext('2d'); g.drawImage(v, 0, 0, w, h);
-  const mid = g.getImageData(w / 2, h / 3, 1, 1).data;
-  let frame = 0;
-  for (let i = 0; i < 12; i++) {
-    const px = g.getImageData(Math.floor((i + 0.5) * w / 12), h - 6, 1, 1).data;
-    if (px[0] + px[1] + px[2] > 3 * 128) frame += 1 << i;
-  }
-  return { url: v.dataset.url, rgb: [mid[0], mid[1], mid[2]], frame, paused: v.paused, time: v.currentTime,
-           layers: on.length };
-}"""
-
-# Every animation frame for `ms`, the opacity of each clip layer: how a cut or a crossfade really went.
-WATCH_LAYERS = """(ms) => new Promise((done) => {
-  const log = [], t0 = performance.now();
-  function tick() {
-    const row = {};
-    for (const v of document.querySelectorAll('#videos video.clip')) row[v.dataset.url] = Number(getComputedStyle(v).opacity);
-    log.push(row);
-    if (performance.now() - t0 < ms) requestAnimationFrame(tick); else done(log);
-  }
-  requestAnimationFrame(tick);
-})"""
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("player-media")
-    for name, rgb in COLOURS.items():
-        colour_clip(root / f"{name}.webm", rgb, seconds=3.0, text=False)
-    tone(root / "bed.ogg", 220.0, 3.0)
-    tone(root / "ping.ogg", 880.0, 0.3)
-    # damaged: a WebM header (so the server's first-bytes check lets it through), then nothing playable
-    (root / "damaged.webm").write_bytes((root / "red.webm").read_bytes()[:60] + os.urandom(4000))
-    from PIL import Image
-
-    Image.new("RGB", (320, 180), (20, 120, 200)).save(root / "still.png")
-    return root
+    return make_test_media(tmp_path_factory.mktemp("player-media"))
 
 
 def keep(page, name: str) -> None:
-    try:
-        KEEP.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(KEEP / name))
-    except OSError:
-        pass
-
-
-def close_to(rgb, name: str, tol: int = 45) -> bool:
-    return rgb is not None and all(abs(a - b) <= tol for a, b in zip(rgb, COLOURS[name]))
+    _keep(page, "browser", name)
 
 
 class Film:
@@ -215,8 +155,7 @@ def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_
 
             # scene a: the red clip, moving; its headline as a lower third; no directive labels anywhere
             wait_scene(page, "a")
-            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.frame > 3; }})()",
-                                   timeout=10_000)
+            page.wait_for_function(picture_is("/media/red.webm", 4), timeout=10_000)
             first = page.evaluate(PICTURE)
             assert first["url"] == "/media/red.webm" and close_to(first["rgb"], "red"), first
             page.wait_for_timeout(400)
@@ -271,8 +210,7 @@ def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_
             assert page.text_content("#kicker") == "the film begins again in a moment"
             page.wait_for_function("() => document.getElementById('stage').dataset.episode === '2'", timeout=12_000)
             wait_scene(page, "a", timeout=5_000)
-            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.url === '/media/red.webm' "
-                                   "&& p.frame > 2; })()", timeout=10_000)
+            page.wait_for_function(picture_is("/media/red.webm", 3), timeout=10_000)
             stats = page.evaluate("EngagePlayer.stats")
             b.close()
     finally:
@@ -328,8 +266,7 @@ def test_the_page_keeps_playing_through_a_server_restart_and_resumes(media, tmp_
             assert page.evaluate("EngagePlayer.shown()") == cuts
             assert page.evaluate("document.getElementById('stage').dataset.scene") == "a"
             wait_scene(page, "b", timeout=20_000)  # and the next plan plays when it comes
-            page.wait_for_function(f"() => (() => {{ const p = ({PICTURE})(); return p && p.url === '/media/green.webm'; }})()",
-                                   timeout=10_000)
+            page.wait_for_function(picture_is("/media/green.webm"), timeout=10_000)
             b.close()
     finally:
         film.stop()

@@ -424,7 +424,8 @@
     const choice = plan.film && plan.film.choice;
     const start = Math.min(5.0, 0.2 * plan.duration_s);
     const end = Math.max(start + 2, plan.duration_s - (choice ? choice.window_s : 0) - 0.5);
-    if (offset < start - 0.4) { later(0.6 - offset, () => lower.classList.add("on")); later(start - 0.3 - offset, () => lower.classList.remove("on")); }
+    const off = Math.max(1.8, start - 1.5);       // gone (its 1.4 s fade done) before the first line
+    if (offset < off - 0.4) { later(0.6 - offset, () => lower.classList.add("on")); later(off - offset, () => lower.classList.remove("on")); }
     const weights = lines.map((l) => Math.max(28, l.length));
     const total = weights.reduce((a, b) => a + b, 0) || 1;
     let t = start;
