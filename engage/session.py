@@ -295,6 +295,7 @@ class Session:
             self._closers.append(outlet.close)
             processors.append(LslOutletSink(session_id))
         self.viewer = viewer
+        self.calibration_s = calibration_s
         self._per_viewer = [p for p in processors if isinstance(p, PerViewer)]
         self.runtime = Runtime(clock, sources, processors, bus=self.bus, step=step, viewer=viewer)
         if self.timeline is not None:

@@ -263,3 +263,13 @@ def test_a_stream_that_appears_late_is_picked_up_and_recorded(tmp_path, capsys):
     assert len(late) == 1 and len(late[0]["time_stamps"]) > 25  # seconds of it, recorded raw
     assert late[0]["info"]["type"] == ["Resp"]
     assert f"{belt.name:<28} Respiration" in out  # and the pipeline had it
+
+
+def test_a_short_run_says_how_long_the_baseline_still_calibrates(tmp_path, capsys):
+    """Issue 18, people: a 60 s test run printed nothing while the baseline calibrated."""
+    rc, out, err = run_live(capsys, "--profile", "simulated", "--speed", "0", "--no-story", "--duration", "75",
+                            "--out", str(tmp_path))
+    assert rc == 0, err
+    lines = [x for x in err.splitlines() if "calibrating the viewers' baseline" in x]
+    assert lines[0].endswith("60 s to go (events come after it)") and 5 <= len(lines) <= 7
+    assert "baseline.ready" in out

@@ -529,6 +529,27 @@ def run(args: argparse.Namespace) -> int:
                 log.exception("closing failed")
 
 
+def calibration_countdown(session, every_s: float = 10.0, quiet: bool = False) -> Callable[[float], None]:
+    """An ``on_step`` callback printing, every ``every_s`` seconds of session time until the first viewer's
+    baseline is ready, how long the calibration still takes (so a short run does not look idle)."""
+    state: dict[str, float] = {}
+    session.bus.subscribe(lambda e: state.setdefault("done", e.timestamp), "baseline.ready")
+    total = float(getattr(session, "calibration_s", 60.0))
+
+    def step(now: float) -> None:
+        if quiet or "done" in state:
+            return
+        start = state.setdefault("start", now)
+        if now >= state.get("next", start):
+            left = total - (now - start)
+            if left > 0:
+                print(f"engage live: calibrating the viewers' baseline: {left:.0f} s to go (events come after it)",
+                      file=sys.stderr, flush=True)
+            state["next"] = now + every_s
+
+    return step
+
+
 def lead_viewer(profile, opened: list[OpenedSensor]) -> str:
     """The viewer whose engagement drives the film: the profile's viewer when a started sensor is theirs,
     else the first viewer a started sensor found (every viewer gets their own pipeline and events either
@@ -595,11 +616,13 @@ def _run_session(args, profile, session, counter, recorder, virtual, opened, fai
     print(f"engage live: running until {until}{pace}"
           + (f"; recording to {args.record}" if args.record else ""), file=sys.stderr)
     pace_step = pacer(args.speed) if virtual else None
+    countdown = calibration_countdown(session, quiet=args.quiet)
 
     def on_step(now: float) -> None:
         if not state.get("ready"):  # after the first step (which compiles the JIT kernels)
             state["ready"] = 1
             print("engage live: ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        countdown(now)
         if pace_step is not None:
             pace_step(now)
 
