@@ -386,3 +386,112 @@ def test_on_a_phone_the_viewer_chooses_by_touch(media, tmp_path):
     log = film.decisions()
     assert log[2]["scene"] == "c" and log[2]["evidence"]["chosen_by"] == "viewer"
     assert log[2]["evidence"]["via"] == "touch"
+
+
+MOOD = """
+[story]
+id = "mood"
+title = "Mood"
+start = "m"
+
+[[scene]]
+id = "m"
+title = "The Waiting Room"
+text = "Nothing happens, slowly."
+intensity = 0.2
+tone = "calm"
+duration_s = 60
+palette = "amber"
+next = []
+tags = { video = "magenta.webm", audio = ["bed.ogg", "stem.ogg"] }
+"""
+
+
+def test_the_grade_and_the_mix_follow_the_viewer_within_a_scene(media, tmp_path):
+    """Within one scene, a confident boredom onset brings the second stem in and strengthens the grade, an
+    overload thins the mix and softens it; both ease over seconds rather than jump."""
+    from engage.core import Event
+
+    film = Film(MOOD, media, tmp_path, seconds=40.0)
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw)
+            page = ctx.new_page()
+            page.goto(film.server.player_url)
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            film.start()
+            wait_scene(page, "m")
+            page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.stems.length === 2; }",
+                                   timeout=10_000)
+            page.wait_for_timeout(3000)
+            calm = page.evaluate("EngagePlayer.mix().stems")
+            wash = page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)")
+            assert calm[1] == pytest.approx(0.25, abs=0.05)  # intensity 0.2: the second stem barely in
+            t = film.session.runtime.ctx.clock.now()
+            film.server.feed.on_event(Event("boredom.onset", t, "viewer-1", 0.9, {"boredom": 0.8}))
+            page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'bored'", timeout=5_000)
+            page.wait_for_timeout(300)
+            easing = page.evaluate("EngagePlayer.mix().stems")
+            assert calm[1] + 0.02 < easing[1] < 0.9, (calm, easing)  # on its way, not there at once
+            page.wait_for_timeout(4500)
+            bored = page.evaluate("EngagePlayer.mix().stems")
+            assert bored[1] > 0.9 and bored[0] > calm[0], (calm, bored)
+            assert page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)") > wash
+            assert page.inner_text("#ov-mood").startswith("bored")
+            film.server.feed.on_event(Event("arousal.high", t + 5, "viewer-1", 0.9, {"arousal": 0.9}))
+            film.server.feed.on_event(Event("boredom.offset", t + 5, "viewer-1", 0.9, {"boredom": 0.3}))
+            page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'overloaded'",
+                                   timeout=5_000)
+            page.wait_for_timeout(5000)
+            overloaded = page.evaluate("EngagePlayer.mix().stems")
+            assert overloaded[1] < 0.05 and overloaded[0] < calm[0], (calm, overloaded)
+            assert page.evaluate("() => Number(getComputedStyle(document.getElementById('veil')).opacity)") > 0.3
+            b.close()
+    finally:
+        film.stop()
+
+
+def test_a_thought_probe_is_answered_by_key_and_by_touch(media, tmp_path):
+    """The session shows a probe of two questions (probe.shown); the page puts them over the film one after the
+    other; a key press answers the first, a touch the second; each answer reaches the session's probe scheduler
+    on the pipeline's thread, stamped at the probe's time plus the seconds the page measured."""
+    from engage.core import Event
+
+    film = Film(MOOD, media, tmp_path, seconds=40.0)
+    answers: list[tuple] = []
+    film.server.feed.attach_probes(lambda probe, question, value, t, by="key": answers.append(
+        (probe, question, value, t, by)))
+    try:
+        with sync_api.sync_playwright() as pw:
+            b, ctx = browser(pw, has_touch=True)
+            page = ctx.new_page()
+            page.goto(film.server.player_url)
+            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+            film.start()
+            wait_scene(page, "m")
+            page.wait_for_timeout(1000)
+            shown_at = film.session.runtime.ctx.clock.now()
+            film.server.feed.on_event(Event("probe.shown", shown_at, "viewer-1", 1.0, {"probe": 7, "reason": "random",
+                                      "questions": [{"id": "boredom", "text": "How bored are you right now?",
+                                                     "scale": [1, 7], "anchors": ["not at all", "extremely"]},
+                                                    {"id": "arousal", "text": "How calm or excited do you feel?",
+                                                     "scale": [1, 7], "anchors": ["very calm", "very excited"]}]}))
+            page.wait_for_selector("#probe:not([hidden])", timeout=5_000)
+            assert page.inner_text("#probe-question") == "How bored are you right now?"
+            assert page.locator("#probe-scale button").all_inner_texts() == [str(v) for v in range(1, 8)]
+            assert page.inner_text("#probe-low") == "not at all"
+            keep(page, "player-test-10-probe.png")
+            page.wait_for_timeout(1200)
+            page.keyboard.press("6")
+            page.wait_for_function("() => document.getElementById('probe-question').textContent.startsWith('How calm')",
+                                   timeout=5_000)
+            page.locator("#probe-scale button").nth(1).tap()
+            page.wait_for_selector("#probe", state="hidden", timeout=5_000)
+            deadline = time.monotonic() + 5
+            while len(answers) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            b.close()
+    finally:
+        film.stop()
+    assert [(a[0], a[1], a[2], a[4]) for a in answers] == [(7, "boredom", 6, "key"), (7, "arousal", 2, "touch")]
+    assert 1.0 < answers[0][3] - shown_at < 4.0 and answers[1][3] > answers[0][3]

@@ -216,3 +216,52 @@ def test_a_simulated_session_with_the_sample_ink_and_media_plays_through(tmp_pat
     plans = plans_of(sub)
     assert len(plans) >= 3 and all(p["film"] and p["film"]["cues"]["headline"] for p in plans)
     assert all(not p["film"]["cues"]["headline"].endswith(("-", " ")) for p in plans)
+
+
+def test_probe_answers_from_a_page_reach_the_scheduler_on_the_pipeline_thread():
+    """A page's answer waits for the next tick and is handed over stamped at the probe's time plus the seconds the
+    page measured; one the scheduler refuses, or one for a probe that is not open, is sent back to that page."""
+    feed = DashboardFeed()
+    page = feed.subscribe()
+    got = []
+
+    def answer(probe, question, value, timestamp, by="key"):
+        if value > 7:
+            raise ValueError(f"probe {probe}: answer {value} is not on the scale 1-7")
+        got.append((probe, question, value, timestamp, by))
+
+    feed.attach_probes(answer)
+    shown = Event("probe.shown", 100.0, "viewer-1", 1.0, {"probe": 3, "reason": "random", "questions": [
+        {"id": "boredom", "text": "How bored are you right now?", "scale": [1, 7], "anchors": ["not at all", "extremely"]},
+        {"id": "arousal", "text": "How calm or excited?", "scale": [1, 7], "anchors": ["calm", "excited"]}]})
+    feed.on_event(shown)
+    sent = [json.loads(m) for m in page.drain()]
+    assert [m["kind"] for m in sent] == ["event", "probe"] and sent[1]["event"]["evidence"]["probe"] == 3
+    assert feed.snapshot()["probes"][0]["pending"] == ["arousal", "boredom"]
+    feed.client_message(page, json.dumps({"op": "probe", "probe": 3, "question": "boredom", "value": 6,
+                                          "elapsed_s": 2.25, "via": "touch"}))
+    feed.client_message(page, json.dumps({"op": "probe", "probe": 3, "question": "arousal", "value": 9,
+                                          "elapsed_s": 4.0, "via": "key"}))
+    feed.client_message(page, json.dumps({"op": "probe", "probe": 4, "question": "boredom", "value": 2}))
+    assert got == []  # nothing before the pipeline's tick
+    feed.tick(105.0)
+    assert got == [(3, "boredom", 6, 102.25, "touch")]
+    replies = [json.loads(m) for m in page.drain() if '"probe"' in m and "refused" in m]
+    assert [(r["probe"], r["question"], r["refused"]) for r in replies] == [
+        (4, "boredom", "not open"), (3, "arousal", "probe 3: answer 9 is not on the scale 1-7")]
+    feed.on_event(Event("probe.answer", 102.25, "viewer-1", 1.0, {"probe": 3, "question": "boredom", "value": 6}))
+    feed.on_event(Event("probe.missed", 130.0, "viewer-1", 0.0, {"probe": 3, "question": "arousal"}))
+    assert feed.snapshot()["probes"] == []
+    feed.client_message(page, json.dumps({"op": "probe", "probe": "3", "question": ["x"], "value": "six"}))
+    assert feed.malformed == 1
+
+
+def test_probe_answers_without_a_scheduler_are_refused_not_lost_silently():
+    feed = DashboardFeed()
+    page = feed.subscribe()
+    feed.on_event(Event("probe.shown", 1.0, "viewer-1", 1.0, {"probe": 1, "questions": [{"id": "boredom"}]}))
+    feed.client_message(page, json.dumps({"op": "probe", "probe": 1, "question": "boredom", "value": 4}))
+    page.drain()
+    feed.tick(2.0)
+    (reply,) = [json.loads(m) for m in page.drain() if "refused" in m]
+    assert reply["refused"] == "this session shows no probes"

@@ -19,11 +19,13 @@ Message kinds (each a JSON object with ``kind``): ``snapshot`` (everything, sent
 story is known, and the ``film``: media cues, next candidates to preload, the viewer's choice, see
 :mod:`engage.dashboard.film`), ``status`` (per-stream rate, last-sample age and gaps), ``adapt``
 (the grade and the mix following the viewer's state within a scene), ``choice`` (a viewer's pick was
-taken), ``pong``.
+taken), ``probe`` (a thought probe shown, answered or missed, or a page's answer refused), ``pong``.
 
 Pages may send: ``{"op": "ping"}``, ``{"op": "snapshot"}``, ``{"op": "choose", "scene", "at",
-"option", "via", "response_s"}`` (the viewer's pick, for the scene that started at ``at``) and
-``{"op": "media_error", "url", "error"}`` (a file the browser could not play; logged once).
+"option", "via", "response_s"}`` (the viewer's pick, for the scene that started at ``at``),
+``{"op": "probe", "probe", "question", "value", "elapsed_s", "via"}`` (an answer to a thought probe,
+:mod:`engage.dashboard.probes`) and ``{"op": "media_error", "url", "error"}`` (a file the browser could
+not play; logged once).
 
 >>> from engage.core import Event
 >>> feed = DashboardFeed()
@@ -50,11 +52,12 @@ from engage.core import Chunk, Event, Processor, StreamInfo
 from engage.narrative.plan import ScenePlan
 
 from .film import Film
+from .probes import ProbeDesk
 
 log = logging.getLogger(__name__)
 
 #: Message kinds a subscriber may ask for.
-KINDS = ("snapshot", "series", "event", "plan", "status", "adapt", "choice", "pong")
+KINDS = ("snapshot", "series", "event", "plan", "status", "adapt", "choice", "probe", "pong")
 
 #: Stream types the pipeline derives (and any ``…Relative``); every other stream is shown as a sensor.
 DERIVED_TYPES = frozenset({"HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative",
@@ -272,6 +275,7 @@ class DashboardFeed(Processor):
                 raise ValueError(f"dashboard feed: {label} must be a positive number, got {value!r}")
         self.story = story
         self.film = Film(story, media=media, choice_window_s=choice_window_s)
+        self.probes = ProbeDesk()
         self.points_per_s = float(points_per_s)
         self.min_interval = 1.0 / float(max_rate)
         self.status_interval = float(status_interval)
@@ -427,6 +431,10 @@ class DashboardFeed(Processor):
             if wall - self._last_status >= self.status_interval:
                 self._last_status = wall
                 self._publish("status", self._status())
+            for sub, answer, why in self.probes.deliver(self.now):
+                if sub is not None:
+                    sub.put(_dumps({"kind": "probe", "refused": why, "probe": answer["probe"],
+                                    "question": answer["question"]}))
         return []
 
     def close(self) -> None:
@@ -457,6 +465,13 @@ class DashboardFeed(Processor):
             mood = self.film.on_event(event)
             if mood is not None:
                 self._publish("adapt", {"mood": mood})
+            if self.probes.on_event(d):
+                self._publish("probe", {"event": d})
+
+    def attach_probes(self, answer: Callable[..., Any]) -> None:
+        """Let pages answer the session's thought probes: ``answer(probe, question, value, timestamp, by=…)`` is
+        the probe scheduler's (``engage.events.probes.ProbeScheduler.answer``), called on the pipeline's thread."""
+        self.probes.attach(answer)
 
     def _count_gap(self, event: Event) -> None:
         stream = str(event.evidence.get("stream", ""))
@@ -517,6 +532,7 @@ class DashboardFeed(Processor):
                 "blinks": [list(b) for b in self._blinks],
                 "events": list(self._events), "plans": list(self._plans),
                 "status": self._status(), "mood": dict(self.film.mood), "film": self.film.about(),
+                "probes": self.probes.snapshot(),
             }
 
     def snapshot_message(self, sub: Subscriber) -> str:
@@ -560,6 +576,10 @@ class DashboardFeed(Processor):
             sub.put(_dumps({"kind": "pong", "now": self.now}))  # wakes the sender
         elif op == "choose" and self._choose(sub, msg):
             pass
+        elif op == "probe" and (why := self.probes.take(msg, sub)) != "malformed":
+            if why is not None:
+                sub.put(_dumps({"kind": "probe", "refused": why, "probe": msg.get("probe"),
+                                "question": msg.get("question")}))
         elif op == "media_error" and isinstance(msg.get("url"), str):
             self._media_error(msg)
         else:

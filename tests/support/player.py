@@ -64,8 +64,8 @@ def have_browser_and_ffmpeg() -> tuple[bool, str]:
 
 
 def make_test_media(root: Path) -> Path:
-    """Colour clips with frame counters (red, green, …: 3 s), a bed and a ping (Opus), a damaged clip (a WebM
-    header, then noise) and a still."""
+    """Colour clips with frame counters (red, green, …: 3 s), a bed, a second stem and a ping (Opus), a damaged clip
+    (a WebM header, then noise) and a still."""
     from PIL import Image
 
     from engage.media.synth import colour_clip, tone
@@ -74,6 +74,7 @@ def make_test_media(root: Path) -> Path:
     for name, rgb in COLOURS.items():
         colour_clip(root / f"{name}.webm", rgb, seconds=3.0, text=False)
     tone(root / "bed.ogg", 220.0, 3.0)
+    tone(root / "stem.ogg", 330.0, 3.0)
     tone(root / "ping.ogg", 880.0, 0.3)
     (root / "damaged.webm").write_bytes((root / "red.webm").read_bytes()[:60] + os.urandom(4000))
     Image.new("RGB", (320, 180), (20, 120, 200)).save(root / "still.png")

@@ -53,6 +53,7 @@
     if (m.kind === "snapshot") {
       learnTime(m.now);
       if (m.film && m.film.title && !storyTitle) { storyTitle = m.film.title; $("idle-title").textContent = storyTitle; }
+      probes.resume(m.probes || []);
       if (m.mood) setMood(m.mood);
       const plans = m.plans || [];
       if (plans.length) show(plans[plans.length - 1], { resume: true });
@@ -68,7 +69,7 @@
     } else if (m.kind === "choice") {
       choiceTaken(m);
     } else if (m.kind === "probe") {
-      if (window.EngageProbe) window.EngageProbe.show(m);
+      probes.message(m);
     }
   }
 
@@ -689,12 +690,77 @@
   $("start-button").addEventListener("click", begin);
   $("start").addEventListener("pointerdown", (e) => { if (e.target.id !== "start-button") begin(); });
 
+  // ---------------------------------------------------------------------------------- thought probes
+
+  // A probe's questions, one after the other, over the film: answered by a digit key, a click or a touch. The
+  // answer goes back with the seconds since the probe appeared (for its time on the session clock).
+  const probes = (() => {
+    let open = null;                                // { probe, questions, pending, index, shownAt, askedAt }
+    const box = $("probe");
+
+    function render() {
+      if (!open) { box.hidden = true; return; }
+      while (open.index < open.questions.length && !open.pending.has(open.questions[open.index].id)) open.index++;
+      const q = open.questions[open.index];
+      if (!q) { open = null; box.hidden = true; return; }
+      const [lo, hi] = q.scale || [1, 7];
+      $("probe-question").textContent = q.text || q.id;
+      const scale = $("probe-scale"); scale.textContent = "";
+      for (let v = lo; v <= hi; v++) {
+        const b = E.el("button", "", String(v));
+        b.type = "button"; b.dataset.value = String(v);
+        b.addEventListener("pointerdown", (e) => { e.preventDefault(); answer(v, e.pointerType === "touch" ? "touch" : "click"); });
+        scale.append(b);
+      }
+      const anchors = q.anchors || ["", ""];
+      $("probe-low").textContent = anchors[0] || ""; $("probe-high").textContent = anchors[1] || "";
+      box.dataset.probe = String(open.probe); box.dataset.question = q.id;
+      box.hidden = false;
+      open.askedAt = performance.now();
+    }
+    function answer(value, via) {
+      if (!open) return;
+      const q = open.questions[open.index];
+      if (!q || !open.pending.has(q.id)) return;
+      const now = performance.now();
+      conn.send({ op: "probe", probe: open.probe, question: q.id, value, via,
+                  elapsed_s: Math.round(now - open.shownAt) / 1000, rt_s: Math.round(now - open.askedAt) / 1000 });
+      for (const b of $("probe-scale").children) b.classList.toggle("chosen", b.dataset.value === String(value));
+      open.pending.delete(q.id);
+      setTimeout(render, 350);
+    }
+    function start(p) {
+      open = { probe: p.probe, questions: p.questions || [], pending: new Set(p.pending || (p.questions || []).map((q) => q.id)),
+               index: 0, shownAt: performance.now(), askedAt: performance.now() };
+      render();
+    }
+    return {
+      message(m) {
+        if (m.refused) { $("ov-media").textContent = "probe " + m.probe + ": " + m.refused; return; }
+        const ev = m.event || {}, d = ev.evidence || {};
+        if (ev.type === "probe.shown") start({ probe: d.probe, questions: d.questions });
+        else if ((ev.type === "probe.answer" || ev.type === "probe.missed") && open && open.probe === d.probe) {
+          if (open.pending.delete(d.question)) render();   // answered elsewhere, or timed out
+        }
+      },
+      resume(list) { if (!open && list.length) start(list[list.length - 1]); },
+      key(e) {
+        if (!open || box.hidden || !/^[0-9]$/.test(e.key)) return false;
+        const q = open.questions[open.index], [lo, hi] = (q && q.scale) || [1, 7], v = Number(e.key);
+        if (v < lo || v > hi) return false;
+        e.preventDefault(); answer(v, "key");
+        return true;
+      },
+      state: () => (open ? { probe: open.probe, question: (open.questions[open.index] || {}).id || null } : null),
+    };
+  })();
+
   // ---------------------------------------------------------------------------------- keys, overlay, controls
 
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     if (!$("start").hidden) { e.preventDefault(); begin(); return; }
-    if (window.EngageProbe && window.EngageProbe.key(e)) return;
+    if (probes.key(e)) return;
     if (/^[1-9]$/.test(e.key) && choosing) {
       const o = choosing.options[Number(e.key) - 1];
       if (o) { e.preventDefault(); pick(o.id, "key"); }
@@ -731,6 +797,6 @@
     stats, sessionNow, mix: () => sound.mix(), sound: () => sound.state(), shown: () => shown,
     front: () => (front ? { url: front.dataset.url, time: front.currentTime, paused: front.paused, ready: front.readyState } : null),
     clips: () => [...pool.values()].map((v) => ({ url: v.dataset.url, ready: v.readyState, on: v.classList.contains("on") })),
-    send: (obj) => conn.send(obj),
+    send: (obj) => conn.send(obj), probe: () => probes.state(),
   };
 })();
