@@ -183,7 +183,7 @@ def test_any_client_message_is_either_understood_or_counted(text):
 
 def test_topics():
     assert parse_topics(None) == parse_topics("") == ("snapshot", "series", "event", "plan", "status", "adapt",
-                                                      "choice", "pong")
+                                                      "choice", "probe", "pong")
     assert parse_topics("plan") == ("snapshot", "plan", "pong")
 
 
