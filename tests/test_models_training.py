@@ -370,3 +370,21 @@ def test_baseline_recovers_a_feature_missing_during_calibration():
     assert np.isfinite(later).all() and np.abs(later).max() < 2.0
     assert np.nanmedian(z[tz >= 600]) > 3.0  # the rise stands out
     assert np.isfinite(c.channel("z_hr_mean")).all()
+
+
+def test_the_window_summarises_a_face_when_there_is_one():
+    from engage.core import Runtime
+    from engage.sensors.simulated import SimulatedViewer
+    from engage.signals.face import FaceFeatures
+
+    viewer = SimulatedViewer(seed=3, sensors=("face",))
+    viewer.on_scene(0.05, "calm", timestamp=0.0)
+    col = Collector("WristFeatures")
+    Runtime(VirtualClock(), [viewer], [FaceFeatures(), WristFeatureWindow(30, 5), col], bus=EventBus(),
+            step=0.5).run(duration=180.0)
+    t, X = col.arrays()
+    names = col.channels
+    late = X[t > 60]
+    blinks, on, q = (late[:, names.index(n)] for n in ("blink_rate", "on_screen", "face_quality"))
+    assert np.all((blinks > 2) & (blinks < 60)) and np.all((on >= 0) & (on <= 1)) and np.all(q > 0.5)
+    assert np.isnan(late[:, names.index("hr_mean")]).all()  # no pulse: no heart-rate features

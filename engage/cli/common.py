@@ -66,6 +66,21 @@ def dashboard_server(args: argparse.Namespace, story=None):
                            choice_window_s=window)
 
 
+def json_line(doc) -> str:
+    """``doc`` as one line of strict JSON: NaN and infinities (a metric that has no value, such as
+    ROC AUC with one class) become null, which every JSON reader accepts."""
+    def clean(x):
+        if isinstance(x, float):
+            return x if x == x and x not in (float("inf"), float("-inf")) else None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(doc), allow_nan=False)
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))

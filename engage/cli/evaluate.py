@@ -4,11 +4,10 @@ predictions for recordings without labels."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from .common import FORMATTER
+from .common import FORMATTER, json_line
 from .train import _common, joblib_backend
 
 ORDER = 51
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         _write_predictions(preds, sets, probs, thresholds)
         print(f"engage evaluate: {len(sets)} subjects, no labelled windows ({args.label or 'default label'}): "
               f"predictions only -> {preds}")
-        print(json.dumps({"n": 0, "subjects": len(sets), "predictions": preds, "model": str(args.model)}))
+        print(json_line({"n": 0, "subjects": len(sets), "predictions": preds, "model": str(args.model)}))
         return 0
     if preds:
         _write_predictions(preds, sets, probs, thresholds)
@@ -117,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
           + (f"; predictions {preds}" if preds else ""))
     print(f"  balanced accuracy {with_ci('balanced_accuracy')}, sensitivity {with_ci('sensitivity')}, "
           f"specificity {with_ci('specificity')}, F1 {with_ci('f1')}, ROC AUC {with_ci('roc_auc')}"
-          + (" (95 % intervals over participants)" if iv else ""))
+          + (" (95 % intervals over participants)" if any(isinstance(v, list) and v[0] == v[0] for v in iv.values())
+             else " (no intervals: fewer than two participants)"))
     cm = result["confusion"]
     print(f"  confusion (rows true rest/class 1, columns decided): [[{cm[0][0]}, {cm[0][1]}], [{cm[1][0]}, {cm[1][1]}]]")
     print(f"  {'subject':<10}{'windows':>8}{'bal.acc':>9}{'sens.':>8}{'spec.':>8}{'ROC AUC':>9}{'thresh.':>9}")
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         bins = result["by_time_since_change"].get(cls, {})
         print(f"  {name} windows, accuracy by time since the label changed: " + ", ".join(
             f"{b} {v['accuracy']:.2f} (n={v['n']})" for b, v in bins.items() if v["n"]))
-    print(json.dumps({**result, "cv": args.cv, "model": str(args.model), "plot": str(plot),
+    print(json_line({**result, "cv": args.cv, "model": str(args.model), "plot": str(plot),
                       "predictions": preds}))
     return 0
 
@@ -155,6 +155,6 @@ def run_score(args: argparse.Namespace) -> int:
               + (f", {share:.0%} decided class 1 (P >= {threshold:.2f})" if len(p) else
                  " - none: shorter than the model's window and baseline"), file=sys.stdout)
     print(f"engage score: {len(sets)} recordings, {sum(len(p) for p in probs)} windows -> {out}")
-    print(json.dumps({"predictions": str(out), "model": str(args.model), "threshold": threshold,
+    print(json_line({"predictions": str(out), "model": str(args.model), "threshold": threshold,
                       "recordings": summary}))
     return 0

@@ -79,8 +79,22 @@ def register(sub) -> None:
                    help="an installation: at the story's end start it again after S seconds (the player shows "
                         "the end card, then its idle screen) instead of ending the session; runs until "
                         "--duration or Ctrl-C. Open the player with ?kiosk=1 for a screen nobody touches")
+    p.add_argument("--probes", metavar="SPEC", type=_probe_schedule,
+                   help="thought probes (experience sampling): random:90, every:60 or scene-end, optionally "
+                        "/boredom,arousal,on_task (default question: boredom, 1-7); shown and answered as "
+                        "probe.* events, recorded with the session; a simulated viewer answers them itself")
     add_dashboard_options(p, "during the session")
     p.set_defaults(func=run)
+
+
+def _probe_schedule(text: str):
+    from engage.core import ConfigError
+    from engage.events.probes import ProbeSchedule
+
+    try:
+        return ProbeSchedule.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,6 +579,11 @@ def _build_session(args, profile, story, clock, opened, observers=()):
     extra = [p for o in opened for p in o.processors]
     counter = _stream_counter()
     extra.append(counter)
+    if getattr(args, "probes", None) is not None:  # thought probes; simulated viewers answer them themselves
+        from engage.events.probes import ProbeScheduler
+
+        responders = {o.source.viewer: o.source for o in opened if hasattr(o.source, "answer_probe")}
+        extra.append(ProbeScheduler(args.probes, responders=responders))
     recorder = None
     session_id = f"live-{profile.name}"
     if args.record:

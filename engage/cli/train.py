@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .common import FORMATTER
+from .common import FORMATTER, json_line
 
 ORDER = 50
 
@@ -153,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from engage.core import EngageError
     from engage.datasets import open_dataset
     from engage.models.card import write_card
-    from engage.models.evaluation import MODEL_FEATURES, labelled_windows
+    from engage.models.evaluation import align, choose_features, reordered_windows
+    from engage.models.training import extract_windows
     from engage.models.persistence import save_model
     from engage.models.training import (ReorderConfig, SelectConfig, bootstrap_intervals, fit, fit_selected, loso,
                                         nested_loso, report)
@@ -164,11 +164,15 @@ def run(args: argparse.Namespace) -> int:
     reorder = ReorderConfig(copies=args.reorder_copies, seed=args.reorder_seed) if args.reorder_copies else None
     selection = SelectConfig() if args.kind == "select" else None
     with joblib_backend(args):
-        sets, train_sets = labelled_windows(ds, subjects, config, MODEL_FEATURES, reorder, args.n_jobs,
-                                            args.cache or None, args.label)
-        if not sets:
+        found = [s for s in extract_windows(ds, subjects, config, args.n_jobs, args.cache or None, args.label)
+                 if np.isfinite(s.y).any()]
+        if not found:
             raise EngageError(f"{args.root}: no subject has labelled windows to train on"
                               + (f" (label {args.label!r})" if args.label else ""))
+        features = choose_features(found)  # the wrist's, and the face's when the sessions saw one
+        sets = align(found, features)
+        train_sets = [[s] for s in sets] if reorder is None else reordered_windows(
+            ds, [s.subject for s in sets], config, features, reorder, args.n_jobs, args.cache or None, args.label)
         n_rows = sum(len(w.t) for group in train_sets for w in group)
         print(f"fitting on {n_rows} windows of {len(sets)} subjects"
               + (" (choosing the classifier and threshold by cross-validation)" if selection else "") + " ...",
@@ -197,10 +201,10 @@ def run(args: argparse.Namespace) -> int:
             info["loso"]["intervals"] = bootstrap_intervals(sets, probs, ths)
             info["loso"]["per_subject"] = {k: {m: v[m] for m in ("balanced_accuracy", "roc_auc", "n")}
                                            for k, v in result["per_subject"].items()}
-    save_model(model, Path(args.out), MODEL_FEATURES, target=info["label"] or "arousal", info=info)
-    card = write_card(Path(args.out), info, MODEL_FEATURES)
+    save_model(model, Path(args.out), features, target=info["label"] or "arousal", info=info)
+    card = write_card(Path(args.out), info, features)
     copies = f" (trained on {reorder.copies} re-ordered copies of each)" if reorder else ""
     print(f"engage train: {len(sets)} subjects, {info['n_windows']} windows{copies}, {kind} deciding at "
           f"P >= {threshold:.2f} -> {args.out} (card: {card})")
-    print(json.dumps({"model": str(args.out), "card": str(card), **info}))
+    print(json_line({"model": str(args.out), "card": str(card), **info}))
     return 0

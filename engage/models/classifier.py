@@ -283,16 +283,16 @@ class ClassifierModel(Processor):
 
 
 class EngagementFusion(Processor):
-    """The rule model's scores with arousal from a trained model where that model can be trusted.
+    """The rule model's scores with those of a trained model where that model can be trusted.
 
     Accepts the rule model's rows (type ``rules_type``) and a trained model's rows (type
     ``model_type``, e.g. :class:`ClassifierModel` with ``output_type="ArousalModel"``) and emits
-    ``Engagement``: each rule row, with ``arousal`` and ``confidence`` replaced by the latest model
-    row when that row is at most ``max_age_s`` old and its ``quality`` (the mean quality of the
-    modalities it was trained on) is at least ``min_quality``; otherwise the rule row unchanged -
-    the fallback when wrist modalities are missing or lost. ``boredom`` and ``attention`` always
-    come from the rules (and the face). Counters ``fusion.model_rows`` and ``fusion.rule_rows``
-    say which source each output row took its arousal from.
+    ``Engagement``: each rule row, with the score the model gives (``arousal`` for a wrist arousal
+    model, ``boredom`` for a boredom model) and ``confidence`` replaced by the latest model row when
+    that row is at most ``max_age_s`` old and its ``quality`` (the mean quality of the modalities it
+    was trained on) is at least ``min_quality``; otherwise the rule row unchanged - the fallback
+    when the model's modalities are missing or lost. ``attention`` always comes from the face.
+    Counters ``fusion.model_rows`` and ``fusion.rule_rows`` say which source each output row took.
 
     Parameters
     ----------
@@ -319,24 +319,29 @@ class EngagementFusion(Processor):
         self.model_type = model_type
         self.max_age_s = max_age_s
         self.min_quality = min_quality
-        self._model: dict[str, tuple[float, float, float, float]] = {}  # viewer → (t, arousal, confidence, quality)
+        self._model: dict[str, tuple[float, np.ndarray]] = {}  # viewer → (t, the model's latest row)
 
     def accepts(self, info: StreamInfo) -> bool:
         return info.type in (self.rules_type, self.model_type)
 
     def process(self, chunk: Chunk) -> list[Chunk]:
         viewer = chunk.info.viewer
-        a, c, q = (ENGAGEMENT_CHANNELS.index(k) for k in ("arousal", "confidence", "quality"))
+        c, q = ENGAGEMENT_CHANNELS.index("confidence"), ENGAGEMENT_CHANNELS.index("quality")
         if chunk.info.type == self.model_type:
             row = chunk.data[-1].astype(float)
-            self._model[viewer] = (float(chunk.timestamps[-1]), row[a], row[c], row[q])
+            self._model[viewer] = (float(chunk.timestamps[-1]), row)
             return []
         out = chunk.data.astype(float).copy()
         latest = self._model.get(viewer)
+        # the scores the model gives (arousal for a wrist arousal model, boredom for a boredom model)
+        scored = [] if latest is None else [k for k in (ENGAGEMENT_CHANNELS.index("arousal"),
+                                                        ENGAGEMENT_CHANNELS.index("boredom"))
+                                            if np.isfinite(latest[1][k])]
         for i, t in enumerate(chunk.timestamps):
-            use = (latest is not None and 0.0 <= float(t) - latest[0] <= self.max_age_s and np.isfinite(latest[1])
-                   and latest[3] >= self.min_quality)
+            use = (bool(scored) and 0.0 <= float(t) - latest[0] <= self.max_age_s
+                   and latest[1][q] >= self.min_quality)
             if use:
-                out[i, a], out[i, c] = latest[1], latest[2]
+                out[i, scored] = latest[1][scored]
+                out[i, c] = latest[1][c]
             self.ctx.counters["fusion.model_rows" if use else "fusion.rule_rows"] += 1
         return [Chunk(engagement_info(viewer), out, chunk.timestamps)]

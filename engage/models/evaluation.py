@@ -17,10 +17,10 @@ from engage.core import EngageError
 from .persistence import LoadedModel, load_model
 from .training import (ReorderConfig, SelectConfig, WindowConfig, accuracy_since_change, bootstrap_intervals,
                        extract_reordered, extract_windows, loso, nested_loso, predict, report)
-from .wrist import LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, WindowSet
+from .wrist import FACE_FEATURES, FACE_QUALITIES, LEVEL_FEATURES, WRIST_FEATURES, WRIST_QUALITIES, WindowSet
 
 
-__all__ = ["MODEL_FEATURES", "SHIPPED_MODELS", "align", "config_of", "evaluate", "labelled_windows", "load_shipped",
+__all__ = ["MODEL_FEATURES", "SHIPPED_MODELS", "align", "choose_features", "config_of", "evaluate", "labelled_windows", "load_shipped",
            "model_features", "model_processors", "open_model", "plot_report", "reorder_of", "reordered_windows",
            "resolve_model", "selection_of", "shipped_model_path", "threshold_of"]
 
@@ -487,8 +487,8 @@ def plot_report(result: dict, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def model_features(rank: bool = True, delta: bool = False) -> tuple[str, ...]:
-    """The input channels of a wrist model: the normaliser's output for the wrist window's channels.
+def model_features(rank: bool = True, delta: bool = False, face: bool = False) -> tuple[str, ...]:
+    """The input channels of a trained model: the normaliser's output for the window's channels.
 
     Parameters
     ----------
@@ -496,6 +496,8 @@ def model_features(rank: bool = True, delta: bool = False) -> tuple[str, ...]:
         With the ``p_*`` percentile ranks.
     delta
         With the ``d_*`` changes.
+    face
+        With the face features (blink rate, gaze on screen, head motion, PERCLOS, face quality).
 
     Returns
     -------
@@ -506,11 +508,41 @@ def model_features(rank: bool = True, delta: bool = False) -> tuple[str, ...]:
     --------
     >>> model_features()[:2], len(model_features(rank=False)) < len(model_features())
     (('z_hr_mean', 'z_hr_std'), True)
+    >>> "z_blink_rate" in model_features(face=True), "z_blink_rate" in model_features()
+    (True, False)
     """
-    levels = tuple(n for n in LEVEL_FEATURES if n in WRIST_FEATURES)
-    rest = tuple(n for n in WRIST_FEATURES + WRIST_QUALITIES if n not in levels)
+    kept = WRIST_FEATURES + WRIST_QUALITIES + ((FACE_FEATURES + FACE_QUALITIES) if face else ())
+    levels = tuple(n for n in LEVEL_FEATURES if n in kept)
+    rest = tuple(n for n in kept if n not in levels)
     return (tuple(f"z_{n}" for n in levels) + rest + (tuple(f"p_{n}" for n in levels) if rank else ())
             + (tuple(f"d_{n}" for n in levels) if delta else ()))
+
+
+def choose_features(sets: Sequence[WindowSet], min_share: float = 0.1) -> tuple[str, ...]:
+    """The features a model trained on ``sets`` gets: the wrist ones, and the face ones when at
+    least ``min_share`` of the windows saw a face (a webcam, the simulated viewer).
+
+    Parameters
+    ----------
+    sets
+        Windows as :func:`~engage.models.training.extract_windows` gives them.
+    min_share
+        The share of windows with a face (``face_quality`` > 0) that adds the face features.
+
+    Returns
+    -------
+    tuple of str
+        :func:`model_features` with or without ``face``.
+
+    Examples
+    --------
+    >>> ws = WindowSet("s", ("face_quality",), np.array([[0.9], [0.8]]), np.array([1.0, 2.0]), np.zeros(2))
+    >>> "on_screen" in choose_features([ws])
+    True
+    """
+    q = [s.X[:, s.features.index("face_quality")] for s in sets if "face_quality" in s.features and len(s.t)]
+    share = float(np.mean(np.concatenate(q) > 0)) if q else 0.0
+    return model_features(face=share >= min_share)
 
 
 MODEL_FEATURES = model_features()

@@ -266,7 +266,7 @@ def run_jobs(calls: Sequence, n_jobs: int = 1, desc: str = "jobs", unit: str = "
 
 
 #: signal modules the wrist chain never runs (face, camera pulse, respiration belt): left out of the cache key
-_NOT_WRIST = {"face.py", "face_mesh.py", "gaze.py", "head_pose.py", "blinks.py", "rppg.py", "respiration.py"}
+_NOT_WRIST = {"face_mesh.py", "gaze.py", "head_pose.py", "rppg.py", "respiration.py"}
 
 
 def _code_version() -> str:

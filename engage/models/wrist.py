@@ -37,24 +37,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from engage.core import Chunk, EventBus, Processor, Runtime, StreamInfo, VirtualClock
-from engage.signals.cardiac import PpgHeartRate
+from engage.signals.cardiac import EcgHeartRate, PpgHeartRate
 from engage.signals.eda import EdaFeatures
+from engage.signals.face import FaceFeatures
 
 from .windows import MAX_TIMESTAMP_S, _Buffer, in_time_range, step_after
 
-__all__ = ["BaselineNormaliser", "Collector", "LEVEL_FEATURES", "WRIST_FEATURES", "WRIST_QUALITIES", "WindowSet",
+__all__ = ["BaselineNormaliser", "Collector", "FACE_FEATURES", "FACE_QUALITIES", "LEVEL_FEATURES", "WINDOW_CHANNELS",
+           "WRIST_FEATURES", "WRIST_QUALITIES", "WindowSet",
            "WristFeatureWindow", "concat_windows", "renormalise", "windows_frame", "wrist_features", "wrist_processors"]
 
 WRIST_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "eda_slope",
                   "acc_sd", "acc_energy", "temp_mean", "temp_slope", "bvp_amp", "bvp_amp_sd",
                   "hr_slope", "hrv_sdnn", "hrv_lf_hf", "scr_amp", "eda_range")
 WRIST_QUALITIES = ("hr_quality", "eda_quality", "acc_quality", "temp_quality")
+#: face features (a webcam or the simulated viewer's face), after the wrist ones: blinks per minute,
+#: the share of frames with the gaze on the screen, head motion (face widths/s), PERCLOS, and quality
+FACE_FEATURES = ("blink_rate", "on_screen", "head_motion", "perclos")
+FACE_QUALITIES = ("face_quality",)
 _UNITS = ("bpm", "bpm", "s", "uS", "uS", "1/min", "uS/min", "g", "g2", "degC", "degC/min", "log", "log",
-          "bpm/min", "s", "ratio", "uS", "uS", "ratio", "ratio", "ratio", "ratio")
+          "bpm/min", "s", "ratio", "uS", "uS", "ratio", "ratio", "ratio", "ratio", "1/min", "ratio", "face/s",
+          "ratio", "ratio")
+#: every channel of a ``WristFeatures`` row, in order
+WINDOW_CHANNELS = WRIST_FEATURES + WRIST_QUALITIES + FACE_FEATURES + FACE_QUALITIES
 #: level features made relative to the viewer's baseline (z-scored); the others are kept as they are
 LEVEL_FEATURES = ("hr_mean", "hr_std", "hrv_rmssd", "eda_tonic", "eda_phasic_sd", "scr_rate", "acc_sd",
                   "acc_energy", "temp_mean", "bvp_amp", "bvp_amp_sd", "hrv_sdnn", "hrv_lf_hf", "scr_amp",
-                  "eda_range")
+                  "eda_range", "blink_rate", "head_motion")
 
 
 def _slope_per_min(t: np.ndarray, x: np.ndarray) -> float:
@@ -82,12 +91,12 @@ class WristFeatureWindow(Processor):
 
     Examples
     --------
-    >>> WristFeatureWindow(window_s=60, hop_s=5).info("s1").channels[-4:]
+    >>> WristFeatureWindow(window_s=60, hop_s=5).info("s1").channels[18:22]
     ('hr_quality', 'eda_quality', 'acc_quality', 'temp_quality')
     """
 
     name = "wrist-window"
-    inputs = ("HeartRate", "HRV", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG")
+    inputs = ("HeartRate", "HRV", "DeviceHR", "IBI", "EDAFeatures", "ACC", "TEMP", "PPG", "FaceFeatures")
     #: after a silence longer than this (plus a window), rows resume at the last window before
     #: ``now``: an hour of empty rows is kept, not the ten million of a clock that jumped a year
     max_empty_s = 3600.0
@@ -107,7 +116,7 @@ class WristFeatureWindow(Processor):
         self._viewer: str | None = viewer
 
     def info(self, viewer: str) -> StreamInfo:
-        return StreamInfo(f"{viewer}-wrist-features", "WristFeatures", WRIST_FEATURES + WRIST_QUALITIES, _UNITS,
+        return StreamInfo(f"{viewer}-wrist-features", "WristFeatures", WINDOW_CHANNELS, _UNITS,
                           1.0 / self.hop_s, f"engage-{viewer}-wrist-features", viewer=viewer)
 
     def accepts(self, info: StreamInfo) -> bool:
@@ -225,7 +234,25 @@ class WristFeatureWindow(Processor):
             f["temp_mean"] = float(np.nanmean(x[:, 0]))
             f["temp_slope"] = _slope_per_min(t, x[:, 0])
             q["temp_quality"] = self._coverage(t)
-        return [f[k] for k in WRIST_FEATURES] + [q[k] for k in WRIST_QUALITIES]
+        face = dict.fromkeys(FACE_FEATURES, np.nan)
+        face_q = 0.0
+        got = self._get("FaceFeatures", now)
+        if got is not None:
+            t, x, ch = got
+            present = x[:, ch.index("face_present")] > 0.5
+            if present.any():
+                seen = x[present]
+                face["blink_rate"] = float(np.count_nonzero(seen[:, ch.index("blink_duration")])
+                                           / (self.window_s / 60.0) / max(present.mean(), 1e-9))
+                face["on_screen"] = float(np.mean(seen[:, ch.index("on_screen")]))
+                if "head_motion" in ch:
+                    face["head_motion"] = float(np.nanmean(seen[:, ch.index("head_motion")])) \
+                        if np.isfinite(seen[:, ch.index("head_motion")]).any() else np.nan
+                if "perclos" in ch and np.isfinite(seen[:, ch.index("perclos")]).any():
+                    face["perclos"] = float(np.nanmean(seen[:, ch.index("perclos")]))
+                face_q = float(np.mean(x[:, ch.index("quality")])) * self._coverage(t)
+        return ([f[k] for k in WRIST_FEATURES] + [q[k] for k in WRIST_QUALITIES] + [face[k] for k in FACE_FEATURES]
+                + [face_q])
 
 
 class BaselineNormaliser(Processor):
@@ -588,7 +615,8 @@ def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_hi
     """
     if ws.raw is None or ws.raw_t is None:
         raise ValueError(f"{ws.subject}: no raw windows kept")
-    info = StreamInfo(f"{ws.subject}-wrist-features", "WristFeatures", WRIST_FEATURES + WRIST_QUALITIES, _UNITS,
+    info = StreamInfo(f"{ws.subject}-wrist-features", "WristFeatures", WINDOW_CHANNELS[:ws.raw.shape[1]],
+                      _UNITS[:ws.raw.shape[1]],
                       0.0, f"engage-{ws.subject}-wrist-features", viewer=ws.subject)
     norm = BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s, delta_s=delta_s)
     out = norm.process(Chunk(info, ws.raw, ws.raw_t)) if len(ws.raw_t) else []
@@ -602,7 +630,8 @@ def renormalise(ws: WindowSet, calibration_s: float, adapt_tau_s: float, rank_hi
 def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: float = 180.0,
                      adapt_tau_s: float = 1800.0, rank_history_s: float | None = None,
                      delta_s: float | None = None, first_window_s: float | None = None) -> list[Processor]:
-    """The wrist sensing chain in routing order: pulse beats (PPG) and EDA features → windows → baseline.
+    """The sensing chain of a trained model, in routing order: pulse or ECG beats, EDA features and
+    face features (whichever the recording has) → windows → baseline.
 
     Parameters
     ----------
@@ -621,7 +650,8 @@ def wrist_processors(window_s: float = 60.0, hop_s: float = 5.0, calibration_s: 
     >>> [p.name for p in wrist_processors()][-2:]
     ['wrist-window', 'wrist-baseline']
     """
-    return [PpgHeartRate(), EdaFeatures(), WristFeatureWindow(window_s, hop_s, first_s=first_window_s),
+    return [PpgHeartRate(), EcgHeartRate(), EdaFeatures(), FaceFeatures(),
+            WristFeatureWindow(window_s, hop_s, first_s=first_window_s),
             BaselineNormaliser(calibration_s, adapt_tau_s, rank_history_s=rank_history_s, delta_s=delta_s)]
 
 

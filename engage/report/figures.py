@@ -81,6 +81,26 @@ def _events(ax, data: ReportData, types=None) -> None:
                    ls="--" if e.type.endswith(("offset", "low", "regained")) else "-")
 
 
+def _probe_answers(ax, data: ReportData) -> None:
+    """Thought-probe answers (``probe.answer`` events) where the probe was shown, on the 0-1 score
+    axis: an answer at the top of its scale sits at 1, one at the bottom at 0."""
+    labelled = set()
+    for e in data.events:
+        if e.type != "probe.answer":
+            continue
+        ev = e.evidence
+        try:
+            lo, hi = (float(v) for v in ev.get("scale", (1, 7)))
+            y = (float(ev["value"]) - lo) / (hi - lo)
+            x = _minutes(data, float(ev.get("shown_at", e.timestamp)))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        q = str(ev.get("question", "?"))
+        ax.scatter([x], [y], marker="D", s=36, color=SCORE_COLOURS.get(q, "0.3"), edgecolors="black", linewidths=0.6,
+                   zorder=5, label=None if q in labelled else f"{q}: viewer's answer")
+        labelled.add(q)
+
+
 def _finish_x(axes, data: ReportData) -> None:
     span = max(_minutes(data, data.end), 1e-3)
     axes[-1].set_xlim(0, span * 1.01)
@@ -97,8 +117,9 @@ def timeline_png(data: ReportData) -> bytes:
         if len(t):
             ax.plot(_minutes(data, t), x, color=colour, lw=1.3, label=channel)
     _events(ax, data, types=("boredom", "arousal", "attention", "story", "baseline"))
+    _probe_answers(ax, data)
     _shade_gaps(ax, data, label=True)
-    ax.set_ylim(0, 1.0)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("score (0-1)")
     if not data.has("Engagement"):
         ax.text(0.5, 0.5, "no engagement scores in this recording", transform=ax.transAxes, ha="center",

@@ -194,7 +194,8 @@ def build_report(xdf: str | os.PathLike, html_out: str | os.PathLike, png_dir: s
     stem = html_out.stem
     made: list[tuple[str, str, bytes | None]] = [
         ("timeline", "Engagement (arousal, boredom, attention) with the model's confidence and signal quality; "
-                     "scenes as bands (darker: more intense) with their titles; events as lines; sensor gaps hatched.",
+                     "scenes as bands (darker: more intense) with their titles; events as lines; sensor gaps hatched; "
+                     "the viewer's answers to thought probes as diamonds (top of the scale at 1).",
          figures.timeline_png(data) if data.has("Engagement") or data.decisions else None),
         ("physiology", "Heart rate beat by beat and skin conductance (tonic level, SCRs); sensor gaps hatched.",
          figures.physiology_png(data) if data.has("HeartRate") or data.has("EDAFeatures") else None),

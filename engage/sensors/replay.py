@@ -411,14 +411,14 @@ class RecordingSource(Source):
                   clock_breaks: Sequence[int] = (), gaps: list[Gap] | None = None) -> None:
         """Add one stream. Its gaps are found with :func:`find_gaps` unless the caller knows them
         better (``gaps``, e.g. beats missing from an RR series); samples without a finite timestamp
-        are dropped and counted."""
-        finite = np.isfinite(timestamps)
+        are dropped and counted, and so are those beyond ±``MAX_TIMESTAMP_S`` (a corrupt time)."""
+        finite = np.abs(timestamps) <= MAX_TIMESTAMP_S  # False for NaN
         if not finite.all():
             # a sample without a usable time cannot be placed on the clock (and would stall replay)
             kept = np.flatnonzero(finite)
             self.dropped_samples += int(timestamps.size - kept.size)
-            log.warning("%s: stream %r: dropped %d samples without a finite timestamp", self.name, info.name,
-                        timestamps.size - kept.size)
+            log.warning("%s: stream %r: dropped %d samples without a finite timestamp within ±%g s", self.name,
+                        info.name, timestamps.size - kept.size, MAX_TIMESTAMP_S)
             clock_breaks = [int(np.searchsorted(kept, b)) for b in clock_breaks]
             data, timestamps = data[kept], timestamps[kept]
             if timestamps.size == 0:

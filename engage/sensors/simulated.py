@@ -494,6 +494,21 @@ class SimulatedViewer(Source):
                            mind_wandering=bool(row[_MW]), scene=scene, intensity=intensity, tone=tone,
                            time_in_scene=max(0.0, step_t - start) if math.isfinite(start) else step_t - self._t0)
 
+    def answer_probe(self, question: str, t: float | None = None):
+        """A thought probe shown at ``t`` answered from the viewer's latent state then (the last
+        state made when ``t`` is not simulated yet): the value and response time of
+        :func:`~engage.sensors.sim_probes.answer_from_state`, or None for an unknown question. The
+        probe scheduler (:mod:`engage.events.probes`) calls it; answers are reproducible per seed."""
+        from .sim_probes import answer_from_state
+
+        if self.__dict__.get("_probe_rng") is None:
+            self._probe_rng = np.random.default_rng([self.seed, 0x9B0BE])
+        try:
+            state = self.latent_state(t)
+        except ValueError:
+            state = self.latent_state()
+        return answer_from_state(question, state, self._probe_rng)
+
     @property
     def true_beats(self) -> list[float]:
         """R-peak times of every beat up to the last read."""
