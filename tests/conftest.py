@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,34 @@ def ubfc_face_rows(shared_data: Path):
     t = np.arange(len(rows)) / fps
     truth = np.loadtxt(folder / "ground_truth.txt")
     return t, np.asarray(rows), fps, np.interp(t, truth[2], truth[0])
+
+
+# A skip for a package or a tool that the README's install should have brought: in CI (ENGAGE_CI=1, set by .ci/run)
+# it fails the run, because a green run that skipped the lab journey for want of mne hid a broken install.
+_MISSING_DEPENDENCY = re.compile(r"could not import|No module named|is not installed|apt-get install")
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def missing_dependency_skips(reports: list) -> list[str]:
+    """The skipped reports whose reason is a missing package or tool, as 'node id: reason' lines."""
+    return [f"{r.nodeid}: {_skip_reason(r)}" for r in reports
+            if r.skipped and _MISSING_DEPENDENCY.search(_skip_reason(r))]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("ENGAGE_CI") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    missing = missing_dependency_skips(reporter.stats.get("skipped", []))
+    if missing:
+        reporter.write_sep("=", "ENGAGE_CI: skipped for a missing dependency (the install is broken)", red=True)
+        for line in missing:
+            reporter.write_line(line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
