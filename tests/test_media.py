@@ -168,6 +168,17 @@ def test_headlines_are_never_cut_mid_word(title, text, tag, expected):
     assert headline_and_body(title, text, tag) == expected
 
 
+def test_a_bracketed_direction_is_for_the_operator_not_the_audience():
+    cues = scene_cues({"scene": "studio", "title": "Midnight at Radio Kestrel. Lena reads the weather to a sleep",
+                       "text": "[pacing fast, music 0.80, stakes high] Midnight at Radio Kestrel. Lena reads the "
+                               "weather to a sleeping town.", "rewritten": True, "rewritten_by": "template"}, {}, None)
+    assert cues["headline"] == "Midnight at Radio Kestrel."
+    assert cues["body"] == "Lena reads the weather to a sleeping town."
+    assert cues["direction"] == "pacing fast, music 0.80, stakes high"
+    assert scene_cues({"scene": "x", "title": "X", "text": "No [direction] here."}, {}, None)["body"] == \
+        "No [direction] here."
+
+
 def test_shorten_and_transition_edge_cases():
     assert shorten("word " * 40, 20) == "word word word word…"
     assert shorten("Supercalifragilisticexpialidocious", 10) == "Supercalif…"

@@ -9,7 +9,8 @@ everything after it speaks the player's own small vocabulary (:func:`scene_cues`
     first sentence of the text, shortened at a word boundary (never mid-word);
 ``body``
     the text still to show once the headline has been shown (the text without a first sentence used
-    as the headline, so nothing is said twice);
+    as the headline, so nothing is said twice, and without a bracketed direction such as a template
+    rewrite's ``[pacing fast, music 0.80, stakes high]``, which goes to ``direction``, for the operator);
 ``video``
     ``# video: FILE`` (webm/mp4), looped unless ``# loop: false``; the next candidates are preloaded;
 ``image``
@@ -55,6 +56,7 @@ FADE_S = {"slow": 2.4, "steady": 1.2, "fast": 0.35}
 #: A headline longer than this is shortened at a word boundary.
 HEADLINE_CHARS = 64
 
+_DIRECTION = re.compile(r"^\s*\[([^\[\]]{0,200})\]\s*")
 _SENTENCE = re.compile(r"^(.+?[.!?…][\"'”’)]*)(?:\s+|$)", re.DOTALL)
 _AT = re.compile(r"^(.*?)\s*@\s*([0-9]+(?:\.[0-9]+)?)\s*s?$")
 
@@ -164,6 +166,18 @@ def shorten(text: str, limit: int = HEADLINE_CHARS) -> str:
     return (cut or text[:limit]) + "…"  # one word longer than the limit is the only thing ever cut
 
 
+def stage_direction(text: str) -> tuple[str, str]:
+    """Split a bracketed direction off the start of a scene's text: ``"[pacing fast, music 0.80] Rain."`` →
+    ``("pacing fast, music 0.80", "Rain.")``. Directions are for the people running the film (the operator's
+    overlay shows them), never for the audience.
+
+    >>> stage_direction("[pacing slow, stakes low] The lamp is lit.")
+    ('pacing slow, stakes low', 'The lamp is lit.')
+    """
+    m = _DIRECTION.match(text or "")
+    return (m.group(1).strip(), text[m.end():]) if m else ("", text or "")
+
+
 def headline_and_body(title: str, text: str, tag_title: Any = None) -> tuple[str, str]:
     """The headline to show and the text still to say after it (see the module docstring).
 
@@ -231,15 +245,16 @@ def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
     Returns
     -------
     dict
-        ``headline``, ``body``, ``speaker``, ``video``, ``image``, ``audio``, ``sfx``, ``transition``, ``text``.
+        ``headline``, ``body``, ``speaker``, ``direction``, ``video``, ``image``, ``audio``, ``sfx``, ``transition``,
+        ``text``.
     """
     scene = str(plan.get("scene", ""))
     tags = writer_tags(plan, scene_tags)
     manifest = library.scene_tags(scene) if library is not None else {}
     merged = {**manifest, **tags}
     directives = plan.get("directives") if isinstance(plan.get("directives"), Mapping) else {}
-    headline, body = headline_and_body(str(plan.get("title", "")), str(plan.get("text", "")),
-                                       tags.get("title", manifest.get("title")))
+    direction, words = stage_direction(str(plan.get("text", "")))
+    headline, body = headline_and_body(str(plan.get("title", "")), words, tags.get("title", manifest.get("title")))
     cues = {k: media_cues(tags, k) or media_cues(manifest, k) for k in MEDIA_KINDS}
     video = image = None
     audio: list[str] = []
@@ -274,7 +289,7 @@ def scene_cues(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None,
     speaker = merged.get("speaker")
     return {
         "headline": headline, "body": body, "speaker": str(speaker) if isinstance(speaker, str) and speaker else None,
-        "video": video, "image": image, "audio": audio, "sfx": sfx,
+        "direction": direction or None, "video": video, "image": image, "audio": audio, "sfx": sfx,
         "transition": transition(merged, directives.get("pacing") if isinstance(directives, Mapping) else None, vopts),
         "text": text,
     }

@@ -89,7 +89,7 @@
     const cues = film.cues || {};
     return {
       headline: cues.headline || plan.title || "", body: cues.body !== undefined ? cues.body : (plan.text || ""),
-      speaker: cues.speaker || null, video: cues.video || null, image: cues.image || null,
+      speaker: cues.speaker || null, direction: cues.direction || null, video: cues.video || null, image: cues.image || null,
       audio: cues.audio || [], sfx: cues.sfx || [], text: cues.text || "card",
       transition: cues.transition || { type: "crossfade", seconds: 1.2 },
     };
@@ -783,7 +783,8 @@
     $("ov-episode").textContent = "episode " + (plan.episode || 1);
     $("ov-directives").textContent = Object.entries(d).map(([k, v]) => k.replace(/_/g, " ") + " " + (typeof v === "number" ? E.fmt(v, 2) : v)).join(" · ");
     const ev = plan.evidence || {};
-    $("ov-reason").textContent = (ev.chosen_by ? "[" + ev.chosen_by + "] " : "") + (plan.reason || "");
+    $("ov-reason").textContent = (ev.chosen_by ? "[" + ev.chosen_by + "] " : "") + (plan.reason || "") +
+      (cues.direction ? " · direction: " + cues.direction : "");
     $("ov-media").textContent = [cues.video && "video", cues.image && "still", cues.audio.length && cues.audio.length + " stem(s)",
       cues.sfx.length && cues.sfx.length + " sfx", cues.transition.type].filter(Boolean).join(" · ") || "text only";
   }
