@@ -81,7 +81,7 @@ tone = "tense"
 duration_s = 4
 palette = "gold"
 next = []
-tags = { video = "yellow.webm", transition = "cut" }
+tags = { video = "yellow.webm", audio = "bed.ogg", transition = "cut" }
 """
 
 @pytest.fixture(scope="module")
@@ -211,6 +211,8 @@ def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_
             page.wait_for_function("() => document.getElementById('stage').dataset.episode === '2'", timeout=12_000)
             wait_scene(page, "a", timeout=5_000)
             page.wait_for_function(picture_is("/media/red.webm", 3), timeout=10_000)
+            # the bed the end card faded out comes back with the film (the ending and the opening share it)
+            page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.level > 0.8; }", timeout=5_000)
             stats = page.evaluate("EngagePlayer.stats")
             b.close()
     finally:

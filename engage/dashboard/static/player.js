@@ -567,7 +567,8 @@
       bed.gains.forEach((g, i) => g.gain.setTargetAtTime(lv[i], t, 1.2));
       bed.filter.frequency.setTargetAtTime(500 * Math.pow(2, 5.2 * m), t, 1.2);
     };
-    api.mix = () => bed ? { key: bed.key, stems: bed.gains.map((g) => g.gain.value), cutoff: bed.filter.frequency.value, state: ctx.state } : null;
+    api.mix = () => bed ? { key: bed.key, stems: bed.gains.map((g) => g.gain.value), level: bed.out.gain.value,
+                            cutoff: bed.filter.frequency.value, state: ctx.state } : null;
     api.warm = (url) => {
       if (warmed.has(url)) return;
       const a = new Audio(); a.preload = "auto"; a.src = E.withToken(url); warmed.set(url, a);
@@ -584,12 +585,7 @@
       const key = urls.join("|");
       if (bed && bed.key === key) { api.levels(); return; }
       const fade = Math.max(1.5, (tr.seconds || 0) * 1.5);
-      if (bed) {
-        const old = bed;
-        if (ctx) { const t = ctx.currentTime; old.out.gain.setTargetAtTime(0, t, fade / 3); }
-        setTimeout(() => { old.els.forEach((a) => { a.pause(); a.removeAttribute("src"); }); try { old.out.disconnect(); } catch (e) { /* gone */ } }, fade * 1000 + 800);
-        bed = null;
-      }
+      release(fade);
       if (!urls.length || !context()) { if (api.on && !urls.length) startDrone(); return; }
       stopDrone();
       const out = ctx.createGain(), filter = ctx.createBiquadFilter();
@@ -607,10 +603,15 @@
       out.gain.setTargetAtTime(1, ctx.currentTime, tr.type === "cut" ? 0.05 : fade / 3);
       bed = { key, els, gains, filter, out };
     };
-    api.fadeOut = (seconds) => {
-      if (bed && ctx) bed.out.gain.setTargetAtTime(0, ctx.currentTime, seconds / 3);
-      stopDrone();
-    };
+    // the bed playing now fades out over `fade` seconds and is let go (a later scene with the same files starts it anew)
+    function release(fade) {
+      if (!bed) return;
+      const old = bed;
+      bed = null;
+      if (ctx) old.out.gain.setTargetAtTime(0, ctx.currentTime, fade / 3);
+      setTimeout(() => { old.els.forEach((a) => { a.pause(); a.removeAttribute("src"); }); try { old.out.disconnect(); } catch (e) { /* gone */ } }, fade * 1000 + 800);
+    }
+    api.fadeOut = (seconds) => { release(seconds); stopDrone(); };
     api.sfx = async (url, delay) => {
       const c = context(); if (!c) return;
       try {
