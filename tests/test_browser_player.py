@@ -125,10 +125,22 @@ class Film:
         return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
 
 
-def browser(pw, autoplay: bool = True, **context):
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + (AUTOPLAY if autoplay else []))
-    ctx = b.new_context(**({"viewport": {"width": 960, "height": 540}} | context))
-    return b, ctx
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_api.sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright):
+    """One Chromium for the module (each test has its own context), sound allowed to start by itself."""
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS + AUTOPLAY)
+    yield b
+    b.close()
+
+
+def context(b, **options):
+    return b.new_context(**({"viewport": {"width": 960, "height": 540}} | options))
 
 
 def watch_errors(page, errors: list[str]) -> None:
@@ -140,81 +152,80 @@ def wait_scene(page, scene: str, timeout: float = 20_000) -> None:
     page.wait_for_function(f"() => document.getElementById('stage').dataset.scene === {scene!r}", timeout=timeout)
 
 
-def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_end_card_and_the_loop(media, tmp_path):
+def test_each_plan_plays_its_clip_cut_or_crossfaded_then_the_choice_end_card_and_loop(chromium, media, tmp_path):
     film = Film(STORY, media, tmp_path, restart_after_s=5.0, seconds=45.0)
     errors: list[str] = []
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw)
-            page = ctx.new_page()
-            watch_errors(page, errors)
-            page.goto(film.server.player_url + "?endcard=2")
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            assert page.is_visible("#idle") and page.text_content("#kicker") == "waiting for the story to begin…"
-            film.start()
+        ctx = context(chromium)
+        page = ctx.new_page()
+        watch_errors(page, errors)
+        page.goto(film.server.player_url + "?endcard=2")
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        assert page.is_visible("#idle") and page.text_content("#kicker") == "waiting for the story to begin…"
+        film.start()
 
-            # scene a: the red clip, moving; its headline as a lower third; no directive labels anywhere
-            wait_scene(page, "a")
-            page.wait_for_function(picture_is("/media/red.webm", 4), timeout=10_000)
-            first = page.evaluate(PICTURE)
-            assert first["url"] == "/media/red.webm" and close_to(first["rgb"], "red"), first
-            page.wait_for_timeout(400)
-            later = page.evaluate(PICTURE)
-            assert later["frame"] != first["frame"] and not later["paused"]
-            page.wait_for_function("() => document.getElementById('lower-third').classList.contains('on')", timeout=5_000)
-            assert page.inner_text("#lower-title") == "The Red Room"
-            visible = page.inner_text("body")
-            for label in ("slow", "stakes", "pacing", "music intensity", "crimson"):
-                assert label not in visible.lower(), label
-            assert page.is_hidden("#overlay")
-            page.keyboard.press("o")  # the operator's overlay: the directives are there
-            assert "music intensity" in page.inner_text("#overlay") and "pacing" in page.inner_text("#overlay")
-            page.keyboard.press("o")
-            assert page.evaluate("EngagePlayer.mix()")["key"] == "/media/bed.ogg"  # the scene's bed plays
-            keep(page, "player-test-1-red.png")
+        # scene a: the red clip, moving; its headline as a lower third; no directive labels anywhere
+        wait_scene(page, "a")
+        page.wait_for_function(picture_is("/media/red.webm", 4), timeout=10_000)
+        first = page.evaluate(PICTURE)
+        assert first["url"] == "/media/red.webm" and close_to(first["rgb"], "red"), first
+        page.wait_for_timeout(400)
+        later = page.evaluate(PICTURE)
+        assert later["frame"] != first["frame"] and not later["paused"]
+        page.wait_for_function("() => document.getElementById('lower-third').classList.contains('on')", timeout=5_000)
+        assert page.inner_text("#lower-title") == "The Red Room"
+        visible = page.inner_text("body")
+        for label in ("slow", "stakes", "pacing", "music intensity", "crimson"):
+            assert label not in visible.lower(), label
+        assert page.is_hidden("#overlay")
+        page.keyboard.press("o")  # the operator's overlay: the directives are there
+        assert "music intensity" in page.inner_text("#overlay") and "pacing" in page.inner_text("#overlay")
+        page.keyboard.press("o")
+        assert page.evaluate("EngagePlayer.mix()")["key"] == "/media/bed.ogg"  # the scene's bed plays
+        keep(page, "player-test-1-red.png")
 
-            # scene b: a 2 s crossfade - the green clip fades in over the red one, which stays at full opacity
-            wait_scene(page, "b")
-            fade = page.evaluate(WATCH_LAYERS, 1500)
-            mid = [r for r in fade if 0.1 < r.get("/media/green.webm", 0) < 0.9]
-            assert len(mid) >= 3, fade[:5]
-            assert all(r.get("/media/red.webm") == 1 for r in mid)  # no dip to black under a crossfade
-            page.wait_for_timeout(800)
-            pic = page.evaluate(PICTURE)
-            assert pic["url"] == "/media/green.webm" and close_to(pic["rgb"], "green") and pic["layers"] == 1, pic
-            keep(page, "player-test-2-crossfade-done.png")
+        # scene b: a 2 s crossfade - the green clip fades in over the red one, which stays at full opacity
+        wait_scene(page, "b")
+        fade = page.evaluate(WATCH_LAYERS, 1500)
+        mid = [r for r in fade if 0.1 < r.get("/media/green.webm", 0) < 0.9]
+        assert len(mid) >= 3, fade[:5]
+        assert all(r.get("/media/red.webm") == 1 for r in mid)  # no dip to black under a crossfade
+        page.wait_for_timeout(800)
+        pic = page.evaluate(PICTURE)
+        assert pic["url"] == "/media/green.webm" and close_to(pic["rgb"], "green") and pic["layers"] == 1, pic
+        keep(page, "player-test-2-crossfade-done.png")
 
-            # the choice, for the last 5 s of b: the viewer presses 2 (the yellow door)
-            page.wait_for_selector("#choice:not([hidden])", timeout=12_000)
-            labels = page.locator("#choice-options button .label").all_inner_texts()
-            assert labels == ["The Blue Door", "The Yellow Door"], labels
-            assert page.locator("#choice-options kbd").all_inner_texts() == ["1", "2"]
-            keep(page, "player-test-3-choice.png")
-            page.keyboard.press("2")
-            page.wait_for_selector("#choice.decided button.chosen", timeout=3_000)
-            assert page.inner_text("#choice button.chosen .label") == "The Yellow Door"
+        # the choice, for the last 5 s of b: the viewer presses 2 (the yellow door)
+        page.wait_for_selector("#choice:not([hidden])", timeout=12_000)
+        labels = page.locator("#choice-options button .label").all_inner_texts()
+        assert labels == ["The Blue Door", "The Yellow Door"], labels
+        assert page.locator("#choice-options kbd").all_inner_texts() == ["1", "2"]
+        keep(page, "player-test-3-choice.png")
+        page.keyboard.press("2")
+        page.wait_for_selector("#choice.decided button.chosen", timeout=3_000)
+        assert page.inner_text("#choice button.chosen .label") == "The Yellow Door"
 
-            # scene d, by a hard cut: the yellow clip at full opacity from its first frame, the green gone at once
-            wait_scene(page, "d")
-            cut = page.evaluate(WATCH_LAYERS, 600)
-            assert not [r for r in cut if 0.05 < r.get("/media/yellow.webm", 0) < 0.95], cut[:5]
-            page.wait_for_timeout(300)
-            pic = page.evaluate(PICTURE)
-            assert pic["url"] == "/media/yellow.webm" and close_to(pic["rgb"], "yellow") and pic["layers"] == 1, pic
+        # scene d, by a hard cut: the yellow clip at full opacity from its first frame, the green gone at once
+        wait_scene(page, "d")
+        cut = page.evaluate(WATCH_LAYERS, 600)
+        assert not [r for r in cut if 0.05 < r.get("/media/yellow.webm", 0) < 0.95], cut[:5]
+        page.wait_for_timeout(300)
+        pic = page.evaluate(PICTURE)
+        assert pic["url"] == "/media/yellow.webm" and close_to(pic["rgb"], "yellow") and pic["layers"] == 1, pic
 
-            # d is an ending: the end card, then the idle screen, then the film again (episode 2)
-            page.wait_for_selector("#endcard:not([hidden])", timeout=10_000)
-            assert page.text_content("#end-title") == "The Test Film"
-            keep(page, "player-test-4-end-card.png")
-            page.wait_for_selector("#idle:not([hidden])", timeout=6_000)
-            assert page.text_content("#kicker") == "the film begins again in a moment"
-            page.wait_for_function("() => document.getElementById('stage').dataset.episode === '2'", timeout=12_000)
-            wait_scene(page, "a", timeout=5_000)
-            page.wait_for_function(picture_is("/media/red.webm", 3), timeout=10_000)
-            # the bed the end card faded out comes back with the film (the ending and the opening share it)
-            page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.level > 0.8; }", timeout=5_000)
-            stats = page.evaluate("EngagePlayer.stats")
-            b.close()
+        # d is an ending: the end card, then the idle screen, then the film again (episode 2)
+        page.wait_for_selector("#endcard:not([hidden])", timeout=10_000)
+        assert page.text_content("#end-title") == "The Test Film"
+        keep(page, "player-test-4-end-card.png")
+        page.wait_for_selector("#idle:not([hidden])", timeout=6_000)
+        assert page.text_content("#kicker") == "the film begins again in a moment"
+        page.wait_for_function("() => document.getElementById('stage').dataset.episode === '2'", timeout=12_000)
+        wait_scene(page, "a", timeout=5_000)
+        page.wait_for_function(picture_is("/media/red.webm", 3), timeout=10_000)
+        # the bed the end card faded out comes back with the film (the ending and the opening share it)
+        page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.level > 0.8; }", timeout=5_000)
+        stats = page.evaluate("EngagePlayer.stats")
+        ctx.close()
     finally:
         film.stop()
     log = film.decisions()
@@ -228,48 +239,47 @@ def test_each_plan_plays_its_clip_with_its_cut_or_crossfade_then_the_choice_the_
     assert not errors, errors
 
 
-def test_the_page_keeps_playing_through_a_server_restart_and_resumes(media, tmp_path):
+def test_the_page_keeps_playing_through_a_server_restart_and_resumes(chromium, media, tmp_path):
     story = STORY.replace("duration_s = 5", "duration_s = 14")
     film = Film(story, media, tmp_path, seconds=40.0)
     errors: list[str] = []
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw)
-            page = ctx.new_page()
-            watch_errors(page, errors)
-            page.goto(film.server.player_url + "?kiosk=1")
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            film.start()
-            wait_scene(page, "a")
-            page.wait_for_selector("#idle", state="hidden", timeout=5_000)
-            page.wait_for_timeout(1500)
-            cuts = page.evaluate("() => { const v = document.querySelector('#videos video.clip.on'); "
-                                 "v.dataset.mark = 'before the restart'; return EngagePlayer.shown(); }")
-            port = film.server.port
-            film.server.stop()  # the server goes away mid-scene
-            page.wait_for_function("() => document.getElementById('conn').dataset.state !== 'live'", timeout=10_000)
-            before = page.evaluate(PICTURE)
-            page.wait_for_timeout(2500)
-            during = page.evaluate(PICTURE)
-            # the audience sees the film go on: same clip, moving, no error screen
-            assert during["url"] == before["url"] == "/media/red.webm" and not during["paused"]
-            assert during["frame"] != before["frame"]
-            for hidden in ("#idle", "#endcard", "#overlay", "#start"):
-                assert page.is_hidden(hidden), hidden
-            assert page.evaluate("document.getElementById('stage').dataset.state") == "playing"
-            keep(page, "player-test-5-server-down.png")
-            film.server.port = port
-            film.server.start()  # back on the same port
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            page.wait_for_timeout(500)  # the snapshot it got on reconnecting
-            # it held the scene the page was playing: the same clip element plays on, the scene was not shown again
-            assert page.evaluate("() => document.querySelector('#videos video.clip.on').dataset.mark") == \
-                "before the restart"
-            assert page.evaluate("EngagePlayer.shown()") == cuts
-            assert page.evaluate("document.getElementById('stage').dataset.scene") == "a"
-            wait_scene(page, "b", timeout=20_000)  # and the next plan plays when it comes
-            page.wait_for_function(picture_is("/media/green.webm"), timeout=10_000)
-            b.close()
+        ctx = context(chromium)
+        page = ctx.new_page()
+        watch_errors(page, errors)
+        page.goto(film.server.player_url + "?kiosk=1")
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        film.start()
+        wait_scene(page, "a")
+        page.wait_for_selector("#idle", state="hidden", timeout=5_000)
+        page.wait_for_timeout(1500)
+        cuts = page.evaluate("() => { const v = document.querySelector('#videos video.clip.on'); "
+                             "v.dataset.mark = 'before the restart'; return EngagePlayer.shown(); }")
+        port = film.server.port
+        film.server.stop()  # the server goes away mid-scene
+        page.wait_for_function("() => document.getElementById('conn').dataset.state !== 'live'", timeout=10_000)
+        before = page.evaluate(PICTURE)
+        page.wait_for_timeout(2500)
+        during = page.evaluate(PICTURE)
+        # the audience sees the film go on: same clip, moving, no error screen
+        assert during["url"] == before["url"] == "/media/red.webm" and not during["paused"]
+        assert during["frame"] != before["frame"]
+        for hidden in ("#idle", "#endcard", "#overlay", "#start"):
+            assert page.is_hidden(hidden), hidden
+        assert page.evaluate("document.getElementById('stage').dataset.state") == "playing"
+        keep(page, "player-test-5-server-down.png")
+        film.server.port = port
+        film.server.start()  # back on the same port
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        page.wait_for_timeout(500)  # the snapshot it got on reconnecting
+        # it held the scene the page was playing: the same clip element plays on, the scene was not shown again
+        assert page.evaluate("() => document.querySelector('#videos video.clip.on').dataset.mark") == \
+            "before the restart"
+        assert page.evaluate("EngagePlayer.shown()") == cuts
+        assert page.evaluate("document.getElementById('stage').dataset.scene") == "a"
+        wait_scene(page, "b", timeout=20_000)  # and the next plan plays when it comes
+        page.wait_for_function(picture_is("/media/green.webm"), timeout=10_000)
+        ctx.close()
     finally:
         film.stop()
     assert not [e for e in errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e], errors
@@ -305,12 +315,12 @@ tags = { video = "damaged.webm", image = "still.png" }
 """
 
 
-def test_missing_and_damaged_media_leave_the_scene_its_words_and_a_warning(media, tmp_path, caplog):
+def test_missing_and_damaged_media_leave_the_scene_its_words_and_a_warning(chromium, media, tmp_path, caplog):
     film = Film(BAD, media, tmp_path, seconds=20.0)
     errors: list[str] = []
     try:
-        with caplog.at_level(logging.WARNING), sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw)
+        with caplog.at_level(logging.WARNING):
+            ctx = context(chromium)
             page = ctx.new_page()
             watch_errors(page, errors)
             page.goto(film.server.player_url)
@@ -332,7 +342,7 @@ def test_missing_and_damaged_media_leave_the_scene_its_words_and_a_warning(media
             while time.monotonic() < deadline and "could not play /media/damaged.webm" not in caplog.text:
                 time.sleep(0.1)
             keep(page, "player-test-7-damaged-media.png")
-            b.close()
+            ctx.close()
     finally:
         film.stop()
     text = caplog.text
@@ -342,47 +352,46 @@ def test_missing_and_damaged_media_leave_the_scene_its_words_and_a_warning(media
     assert not [e for e in errors if "damaged.webm" not in e and "MEDIA_ERR" not in e and "media" not in e.lower()]
 
 
-def test_a_browser_that_blocks_autoplay_gets_a_start_card(media, tmp_path):
+def test_a_browser_that_blocks_autoplay_gets_a_start_card(playwright, media, tmp_path):
     film = Film(STORY, media, tmp_path, seconds=15.0)
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw, autoplay=False)
-            page = ctx.new_page()
-            page.goto(film.server.player_url)
-            film.start()
-            page.wait_for_selector("#start:not([hidden])", timeout=10_000)
-            assert page.evaluate("EngagePlayer.sound()") == "suspended"
-            wait_scene(page, "a")
-            pic = page.evaluate(PICTURE)  # the picture runs (muted) behind the card
-            assert pic and pic["url"] == "/media/red.webm"
-            keep(page, "player-test-8-start-card.png")
-            page.click("#start-button")
-            page.wait_for_selector("#start[hidden]", state="attached", timeout=5_000)
-            page.wait_for_function("() => EngagePlayer.sound() === 'running'", timeout=5_000)
-            b.close()
+        b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)  # the browser's own autoplay policy
+        ctx = context(b)
+        page = ctx.new_page()
+        page.goto(film.server.player_url)
+        film.start()
+        page.wait_for_selector("#start:not([hidden])", timeout=10_000)
+        assert page.evaluate("EngagePlayer.sound()") == "suspended"
+        wait_scene(page, "a")
+        pic = page.evaluate(PICTURE)  # the picture runs (muted) behind the card
+        assert pic and pic["url"] == "/media/red.webm"
+        keep(page, "player-test-8-start-card.png")
+        page.click("#start-button")
+        page.wait_for_selector("#start[hidden]", state="attached", timeout=5_000)
+        page.wait_for_function("() => EngagePlayer.sound() === 'running'", timeout=5_000)
+        b.close()
     finally:
         film.stop()
 
 
-def test_on_a_phone_the_viewer_chooses_by_touch(media, tmp_path):
+def test_on_a_phone_the_viewer_chooses_by_touch(chromium, media, tmp_path):
     story = STORY.replace("duration_s = 5", "duration_s = 2")
     film = Film(story, media, tmp_path, seconds=20.0, choice_window_s=6.0)
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                             device_scale_factor=2)
-            page = ctx.new_page()
-            page.goto(film.server.player_url)
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            film.start()
-            page.wait_for_selector("#choice:not([hidden])", timeout=15_000)
-            boxes = [page.locator("#choice-options button").nth(i).bounding_box() for i in range(2)]
-            assert all(bx["width"] > 300 and bx["x"] >= 0 and bx["x"] + bx["width"] <= 390 for bx in boxes), boxes
-            keep(page, "player-test-9-phone-choice.png")
-            page.locator("#choice-options button").nth(0).tap()
-            page.wait_for_selector("#choice.decided", timeout=3_000)
-            wait_scene(page, "c", timeout=10_000)
-            b.close()
+        ctx = context(chromium, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                      device_scale_factor=2)
+        page = ctx.new_page()
+        page.goto(film.server.player_url)
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        film.start()
+        page.wait_for_selector("#choice:not([hidden])", timeout=15_000)
+        boxes = [page.locator("#choice-options button").nth(i).bounding_box() for i in range(2)]
+        assert all(bx["width"] > 300 and bx["x"] >= 0 and bx["x"] + bx["width"] <= 390 for bx in boxes), boxes
+        keep(page, "player-test-9-phone-choice.png")
+        page.locator("#choice-options button").nth(0).tap()
+        page.wait_for_selector("#choice.decided", timeout=3_000)
+        wait_scene(page, "c", timeout=10_000)
+        ctx.close()
     finally:
         film.stop()
     log = film.decisions()
@@ -409,51 +418,50 @@ tags = { video = "magenta.webm", audio = ["bed.ogg", "stem.ogg"] }
 """
 
 
-def test_the_grade_and_the_mix_follow_the_viewer_within_a_scene(media, tmp_path):
+def test_the_grade_and_the_mix_follow_the_viewer_within_a_scene(chromium, media, tmp_path):
     """Within one scene, a confident boredom onset brings the second stem in and strengthens the grade, an
     overload thins the mix and softens it; both ease over seconds rather than jump."""
     from engage.core import Event
 
     film = Film(MOOD, media, tmp_path, seconds=40.0)
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw)
-            page = ctx.new_page()
-            page.goto(film.server.player_url)
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            film.start()
-            wait_scene(page, "m")
-            page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.stems.length === 2; }",
-                                   timeout=10_000)
-            page.wait_for_timeout(3000)
-            calm = page.evaluate("EngagePlayer.mix().stems")
-            wash = page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)")
-            assert calm[1] == pytest.approx(0.25, abs=0.05)  # intensity 0.2: the second stem barely in
-            t = film.session.runtime.ctx.clock.now()
-            film.server.feed.on_event(Event("boredom.onset", t, "viewer-1", 0.9, {"boredom": 0.8}))
-            page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'bored'", timeout=5_000)
-            page.wait_for_timeout(300)
-            easing = page.evaluate("EngagePlayer.mix().stems")
-            assert calm[1] + 0.02 < easing[1] < 0.9, (calm, easing)  # on its way, not there at once
-            page.wait_for_timeout(4500)
-            bored = page.evaluate("EngagePlayer.mix().stems")
-            assert bored[1] > 0.9 and bored[0] > calm[0], (calm, bored)
-            assert page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)") > wash
-            assert page.inner_text("#ov-mood").startswith("bored")
-            film.server.feed.on_event(Event("arousal.high", t + 5, "viewer-1", 0.9, {"arousal": 0.9}))
-            film.server.feed.on_event(Event("boredom.offset", t + 5, "viewer-1", 0.9, {"boredom": 0.3}))
-            page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'overloaded'",
-                                   timeout=5_000)
-            page.wait_for_timeout(5000)
-            overloaded = page.evaluate("EngagePlayer.mix().stems")
-            assert overloaded[1] < 0.05 and overloaded[0] < calm[0], (calm, overloaded)
-            assert page.evaluate("() => Number(getComputedStyle(document.getElementById('veil')).opacity)") > 0.3
-            b.close()
+        ctx = context(chromium)
+        page = ctx.new_page()
+        page.goto(film.server.player_url)
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        film.start()
+        wait_scene(page, "m")
+        page.wait_for_function("() => { const m = EngagePlayer.mix(); return m && m.stems.length === 2; }",
+                               timeout=10_000)
+        page.wait_for_timeout(3000)
+        calm = page.evaluate("EngagePlayer.mix().stems")
+        wash = page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)")
+        assert calm[1] == pytest.approx(0.25, abs=0.05)  # intensity 0.2: the second stem barely in
+        t = film.session.runtime.ctx.clock.now()
+        film.server.feed.on_event(Event("boredom.onset", t, "viewer-1", 0.9, {"boredom": 0.8}))
+        page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'bored'", timeout=5_000)
+        page.wait_for_timeout(300)
+        easing = page.evaluate("EngagePlayer.mix().stems")
+        assert calm[1] + 0.02 < easing[1] < 0.9, (calm, easing)  # on its way, not there at once
+        page.wait_for_timeout(4500)
+        bored = page.evaluate("EngagePlayer.mix().stems")
+        assert bored[1] > 0.9 and bored[0] > calm[0], (calm, bored)
+        assert page.evaluate("() => Number(getComputedStyle(document.getElementById('wash')).opacity)") > wash
+        assert page.inner_text("#ov-mood").startswith("bored")
+        film.server.feed.on_event(Event("arousal.high", t + 5, "viewer-1", 0.9, {"arousal": 0.9}))
+        film.server.feed.on_event(Event("boredom.offset", t + 5, "viewer-1", 0.9, {"boredom": 0.3}))
+        page.wait_for_function("() => document.getElementById('stage').dataset.mood === 'overloaded'",
+                               timeout=5_000)
+        page.wait_for_timeout(5000)
+        overloaded = page.evaluate("EngagePlayer.mix().stems")
+        assert overloaded[1] < 0.05 and overloaded[0] < calm[0], (calm, overloaded)
+        assert page.evaluate("() => Number(getComputedStyle(document.getElementById('veil')).opacity)") > 0.3
+        ctx.close()
     finally:
         film.stop()
 
 
-def test_a_thought_probe_is_answered_by_key_and_by_touch(media, tmp_path):
+def test_a_thought_probe_is_answered_by_key_and_by_touch(chromium, media, tmp_path):
     """The session shows a probe of two questions (probe.shown); the page puts them over the film one after the
     other; a key press answers the first, a touch the second; each answer reaches the session's probe scheduler
     on the pipeline's thread, stamped at the probe's time plus the seconds the page measured."""
@@ -464,35 +472,34 @@ def test_a_thought_probe_is_answered_by_key_and_by_touch(media, tmp_path):
     film.server.feed.attach_probes(lambda probe, question, value, t, by="key": answers.append(
         (probe, question, value, t, by)))
     try:
-        with sync_api.sync_playwright() as pw:
-            b, ctx = browser(pw, has_touch=True)
-            page = ctx.new_page()
-            page.goto(film.server.player_url)
-            page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
-            film.start()
-            wait_scene(page, "m")
-            page.wait_for_timeout(1000)
-            shown_at = film.session.runtime.ctx.clock.now()
-            film.server.feed.on_event(Event("probe.shown", shown_at, "viewer-1", 1.0, {"probe": 7, "reason": "random",
-                                      "questions": [{"id": "boredom", "text": "How bored are you right now?",
-                                                     "scale": [1, 7], "anchors": ["not at all", "extremely"]},
-                                                    {"id": "arousal", "text": "How calm or excited do you feel?",
-                                                     "scale": [1, 7], "anchors": ["very calm", "very excited"]}]}))
-            page.wait_for_selector("#probe:not([hidden])", timeout=5_000)
-            assert page.inner_text("#probe-question") == "How bored are you right now?"
-            assert page.locator("#probe-scale button").all_inner_texts() == [str(v) for v in range(1, 8)]
-            assert page.inner_text("#probe-low") == "not at all"
-            keep(page, "player-test-10-probe.png")
-            page.wait_for_timeout(1200)
-            page.keyboard.press("6")
-            page.wait_for_function("() => document.getElementById('probe-question').textContent.startsWith('How calm')",
-                                   timeout=5_000)
-            page.locator("#probe-scale button").nth(1).tap()
-            page.wait_for_selector("#probe", state="hidden", timeout=5_000)
-            deadline = time.monotonic() + 5
-            while len(answers) < 2 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            b.close()
+        ctx = context(chromium, has_touch=True)
+        page = ctx.new_page()
+        page.goto(film.server.player_url)
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        film.start()
+        wait_scene(page, "m")
+        page.wait_for_timeout(1000)
+        shown_at = film.session.runtime.ctx.clock.now()
+        film.server.feed.on_event(Event("probe.shown", shown_at, "viewer-1", 1.0, {"probe": 7, "reason": "random",
+                                  "questions": [{"id": "boredom", "text": "How bored are you right now?",
+                                                 "scale": [1, 7], "anchors": ["not at all", "extremely"]},
+                                                {"id": "arousal", "text": "How calm or excited do you feel?",
+                                                 "scale": [1, 7], "anchors": ["very calm", "very excited"]}]}))
+        page.wait_for_selector("#probe:not([hidden])", timeout=5_000)
+        assert page.inner_text("#probe-question") == "How bored are you right now?"
+        assert page.locator("#probe-scale button").all_inner_texts() == [str(v) for v in range(1, 8)]
+        assert page.inner_text("#probe-low") == "not at all"
+        keep(page, "player-test-10-probe.png")
+        page.wait_for_timeout(1200)
+        page.keyboard.press("6")
+        page.wait_for_function("() => document.getElementById('probe-question').textContent.startsWith('How calm')",
+                               timeout=5_000)
+        page.locator("#probe-scale button").nth(1).tap()
+        page.wait_for_selector("#probe", state="hidden", timeout=5_000)
+        deadline = time.monotonic() + 5
+        while len(answers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ctx.close()
     finally:
         film.stop()
     assert [(a[0], a[1], a[2], a[4]) for a in answers] == [(7, "boredom", 6, "key"), (7, "arousal", 2, "touch")]

@@ -95,7 +95,8 @@ def test_plan_messages_carry_cues_candidates_and_the_choice(media):
     assert film["candidates"][0] == {"scene": "left", "video": None, "image": "/media/left.jpg", "audio": []}
     assert film["choice"]["options"] == [{"id": "left", "label": "The Left Door", "scene": "left"},
                                          {"id": "right", "label": "The Right Door", "scene": "right"}]
-    assert film["choice"]["window_s"] == 8 and film["choice"]["closes_at"] - film["choice"]["opens_at"] == pytest.approx(8)
+    assert film["choice"]["window_s"] == 8
+    assert film["choice"]["closes_at"] - film["choice"]["opens_at"] == pytest.approx(8)
     assert film["ending"] is False and film["story"] == "The Fork"
     assert isinstance(json.loads(json.dumps(plan)), dict)
 
@@ -131,7 +132,8 @@ def test_a_viewers_key_press_decides_and_the_log_says_so(media, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "scenes.jsonl").read_text().splitlines()]
     assert [p["scene"] for p in log] == ["hall", "right"]
     assert log[1]["evidence"]["chosen_by"] == "viewer" and log[1]["evidence"]["via"] == "key"
-    assert log[1]["evidence"]["response_s"] == 1.25 and log[1]["reason"] == "the viewer chose 'The Right Door' (by a key press)"
+    assert log[1]["evidence"]["response_s"] == 1.25
+    assert log[1]["reason"] == "the viewer chose 'The Right Door' (by a key press)"
 
 
 def test_without_a_pick_the_policy_chooses_and_the_log_says_so():
@@ -232,7 +234,8 @@ def test_probe_answers_from_a_page_reach_the_scheduler_on_the_pipeline_thread():
 
     feed.attach_probes(answer)
     shown = Event("probe.shown", 100.0, "viewer-1", 1.0, {"probe": 3, "reason": "random", "questions": [
-        {"id": "boredom", "text": "How bored are you right now?", "scale": [1, 7], "anchors": ["not at all", "extremely"]},
+        {"id": "boredom", "text": "How bored are you right now?", "scale": [1, 7],
+         "anchors": ["not at all", "extremely"]},
         {"id": "arousal", "text": "How calm or excited?", "scale": [1, 7], "anchors": ["calm", "excited"]}]})
     feed.on_event(shown)
     sent = [json.loads(m) for m in page.drain()]

@@ -15,7 +15,7 @@ ORDER = 40
 
 EXAMPLES = """\
 examples:
-  engage media make-sample film/            # the sample film's stills, clips and sounds (about a minute)
+  engage media make-sample film/            # the sample film's stills, clips and sounds (a few minutes)
   engage live --profile simulated --story engage/narrative/stories/last_broadcast.ink.json \\
       --media film/ --dashboard             # watch it: open the player URL it prints
   engage media check film/ --story engage/narrative/stories/last_broadcast.ink.json
@@ -28,15 +28,17 @@ studio.ogg). Clips: WebM (VP8/VP9) or MP4; sounds: Ogg (Opus/Vorbis), MP3, WAV.
 
 
 def register(sub) -> None:
-    p = sub.add_parser("media", formatter_class=FORMATTER, help="a film's media folder: make the sample film's, check one",
+    p = sub.add_parser("media", formatter_class=FORMATTER,
+                       help="a film's media folder: make the sample film's, check one",
                        description="The clips, stills and sounds the player page plays for each scene.",
                        epilog=EXAMPLES)
     msub = p.add_subparsers(dest="media_command", metavar="WHAT")
     make = msub.add_parser("make-sample", formatter_class=FORMATTER, epilog=EXAMPLES,
                            help="make the media of the sample film The Last Broadcast (needs ffmpeg)",
                            description="Draws a still per scene, makes a looping clip of it with ffmpeg, synthesises\n"
-                                       "ambience, music stems and sound effects, and writes media.toml mapping them to\n"
-                                       "the story's 24 scenes. All made by code in engage; MIT licensed.")
+                                       "ambience, music stems and sound effects, and writes media.toml mapping\n"
+                                       "them to the story's 24 scenes. All made by code in engage; MIT licensed.\n"
+                                       "A few minutes on a laptop (each clip is encoded with ffmpeg).")
     make.add_argument("folder", help="where to write (created)")
     make.add_argument("--scenes", help="only these scenes, comma-separated (default: all)")
     make.set_defaults(func=run_make)
@@ -87,7 +89,8 @@ def run_check(args: argparse.Namespace) -> int:
         cues = scene_cues({"scene": scene_id, "title": title, "text": text}, tags, library)
         got = [f"video {cues['video']['url']}" if cues["video"] else "",
                f"image {cues['image']['url']}" if cues["image"] else "",
-               f"{len(cues['audio'])} sound(s)" if cues["audio"] else "", f"{len(cues['sfx'])} sfx" if cues["sfx"] else ""]
+               f"{len(cues['audio'])} sound(s)" if cues["audio"] else "",
+               f"{len(cues['sfx'])} sfx" if cues["sfx"] else ""]
         got = [g for g in got if g]
         bare += not (cues["video"] or cues["image"])
         print(f"{scene_id:<18} {', '.join(got) or 'text only'}")

@@ -108,7 +108,8 @@ class Film:
             target = self._peek(option.id)
             if target is not None and len(candidates) < MAX_CANDIDATES:
                 candidates.append(preload_cues(target.id, getattr(target, "tags", None), self.media))
-            label = option.title if getattr(option, "title", "") else (target.title if target is not None else option.id)
+            label = option.title if getattr(option, "title", "") else \
+                (target.title if target is not None else option.id)
             offered.append({"id": option.id, "label": str(label),
                             "scene": target.id if target is not None else None})
         cut = tags.get("cut_to")

@@ -12,7 +12,8 @@ with them.
 from .cues import parse_cue, preload_cues, scene_cues, writer_tags
 from .library import EXTENSIONS, MIME_TYPES, MediaItem, MediaLibrary
 
-__all__ = ["EXTENSIONS", "MIME_TYPES", "MediaItem", "MediaLibrary", "parse_cue", "preload_cues", "scene_cues", "writer_tags"]
+__all__ = ["EXTENSIONS", "MIME_TYPES", "MediaItem", "MediaLibrary", "parse_cue", "preload_cues", "scene_cues",
+           "writer_tags"]
 
 
 def __getattr__(name: str):

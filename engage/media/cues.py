@@ -100,8 +100,8 @@ def parse_cue(kind: str, text: Any) -> list[dict[str, Any]]:
     """A media tag's value → cues ``{kind, src, options}``: ``FILE [flag …] [key=value …]`` (as the scene-plan
     contract writes them), several separated by commas, ``FILE @ SECONDS`` for when a sound effect plays.
 
-    >>> parse_cue("sfx", "thunder.ogg @ 2.5, bang.ogg at=4 volume=0.5")
-    [{'kind': 'sfx', 'src': 'thunder.ogg', 'options': {'at': 2.5}}, {'kind': 'sfx', 'src': 'bang.ogg', 'options': {'at': 4.0, 'volume': 0.5}}]
+    >>> [(c["src"], c["options"]) for c in parse_cue("sfx", "thunder.ogg @ 2.5, bang.ogg at=4 volume=0.5")]
+    [('thunder.ogg', {'at': 2.5}), ('bang.ogg', {'at': 4.0, 'volume': 0.5})]
     """
     if text is None or isinstance(text, bool):
         return []

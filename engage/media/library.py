@@ -171,7 +171,8 @@ class MediaLibrary:
                 raise ConfigError(f"{where}: scene.{scene} must be a table")
             for key, value in tags.items():
                 if key not in MANIFEST_KEYS:
-                    raise ConfigError(f"{where}: scene.{scene}: unknown key {key!r} (known: {', '.join(MANIFEST_KEYS)})")
+                    raise ConfigError(f"{where}: scene.{scene}: unknown key {key!r} "
+                                      f"(known: {', '.join(MANIFEST_KEYS)})")
                 ok = isinstance(value, (str, bool, int, float)) or (
                     isinstance(value, list) and all(isinstance(v, str) for v in value))
                 if not ok:

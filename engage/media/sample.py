@@ -4,7 +4,7 @@ lights), ambience, music stems and sound effects synthesised with NumPy - and th
 maps them to the story's scenes.
 
 Nothing here is a recording or a download: the film is licensed with engage (MIT) and can be made again
-on any machine with ffmpeg (``engage media make-sample DIR``, about a minute). The result plays with::
+on any machine with ffmpeg (``engage media make-sample DIR``, a few minutes). The result plays with::
 
     engage live --profile simulated --story engage/narrative/stories/last_broadcast.ink.json --media DIR --dashboard
 
@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .synth import MediaToolError, run_ffmpeg
+from .synth import run_ffmpeg
 
 W, H = 1280, 720            # stills
 CLIP_W, CLIP_H = 854, 480   # clips (the page scales them to the screen)
@@ -242,7 +242,8 @@ def set_letters(c: Canvas, pal, shot: Shot) -> None:
         x, y, a = 0.22 + rng.random() * 0.46, 0.70 + rng.random() * 0.18, rng.uniform(-0.3, 0.3)
         pts = [(x + dx * math.cos(a) - dy * math.sin(a), y + dx * math.sin(a) * 0.56 + dy * math.cos(a))
                for dx, dy in ((0, 0), (0.11, 0), (0.11, 0.09), (0, 0.09))]
-        c.paint(lambda d, w, h, pts=pts: d.polygon([(px * w, py * h) for px, py in pts], fill=255), (235, 222, 196), 0.8)
+        c.paint(lambda d, w, h, pts=pts: d.polygon([(px * w, py * h) for px, py in pts], fill=255), (235, 222, 196),
+                0.8)
         c.paint(lambda d, w, h, pts=pts: [d.line([(pts[0][0] * w + 10, pts[0][1] * h + 14 + 9 * k),
                                                    (pts[1][0] * w - 14, pts[1][1] * h + 14 + 9 * k)], fill=255)
                                            for k in range(5)], (60, 50, 70), 0.5)
@@ -679,7 +680,8 @@ def effect(kind: str) -> np.ndarray:
         return _norm(x, 0.6)
     if kind == "generator":
         tt, e = env(3.0, 0.3)
-        x = np.sin(2 * np.pi * 30 * tt + 3 * np.sin(2 * np.pi * 4 * tt)) * (0.5 + 0.5 * (np.sin(2 * np.pi * 3 * tt) > 0))
+        sputter = 0.5 + 0.5 * (np.sin(2 * np.pi * 3 * tt) > 0)
+        x = np.sin(2 * np.pi * 30 * tt + 3 * np.sin(2 * np.pi * 4 * tt)) * sputter
         return _norm(x * e + 0.2 * _band(rng.standard_normal(len(tt)), 100, 800) * e, 0.5)
     if kind == "door":
         tt, e = env(2.0, 1.2)

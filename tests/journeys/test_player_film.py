@@ -79,7 +79,8 @@ def test_media_check_lists_what_each_scene_gets(film):
 def test_the_sample_film_plays_like_a_film(film, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "engage", "live", "--profile", "simulated", "--story",
                              str(sample_ink_path()), "--media", str(film), "--dashboard", "--port", "0",
-                             "--duration", "600", "--quiet", "--out", str(tmp_path / "out")],
+                             "--duration", "600", "--quiet", "--out", str(tmp_path / "out"),
+                             "--choice-window", "25"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     shots: list[Path] = []
@@ -123,10 +124,11 @@ def test_the_sample_film_plays_like_a_film(film, tmp_path):
             for label in ("pacing", "stakes", "music intensity", "amber"):
                 assert label not in visible, label
             mix = page.evaluate("EngagePlayer.mix()")
-            assert mix["key"].startswith("/media/sound/bed-rain.ogg|/media/sound/tension.ogg") and mix["state"] == "running"
+            assert mix["key"].startswith("/media/sound/bed-rain.ogg|/media/sound/tension.ogg")
+            assert mix["state"] == "running"
             assert len(mix["stems"]) == 3
-            # the first choice, in the ink's own words, in the last 10 s of the scene
-            page.wait_for_selector("#choice:not([hidden])", timeout=45_000)
+            # the first choice, in the ink's own words, for the scene's last 25 s (--choice-window 25)
+            page.wait_for_selector("#choice:not([hidden])", timeout=30_000)
             assert page.locator("#choice-options .label").all_inner_texts() == [
                 "Read the late letters", "Take the caller on line two", "Answer the red line"]
             shots.append(keep(page, "player", "film-3-studio-choice.png"))
