@@ -97,12 +97,12 @@ class Film:
     """A story and its media served to a page; a session on a paced virtual clock in a thread."""
 
     def __init__(self, story_text: str, media: Path, tmp: Path, restart_after_s: float = 0.0, seconds: float = 60.0,
-                 choice_window_s: float = 5.0, port: int = 0) -> None:
+                 choice_window_s: float = 5.0, port: int = 0, extra=()) -> None:
         self.story = load_story_text(story_text)
         self.server = DashboardServer(port=port, story=self.story, media=MediaLibrary(media),
                                       choice_window_s=choice_window_s).start()
         self.session = Session([], VirtualClock(0.0), story=self.story, observers=[self.server.observer],
-                               scenes_out=tmp / "scenes.jsonl")
+                               scenes_out=tmp / "scenes.jsonl", extra_processors=list(extra))
         if restart_after_s:
             self.session.controller.restart_after_s = restart_after_s
         else:
@@ -461,16 +461,21 @@ def test_the_grade_and_the_mix_follow_the_viewer_within_a_scene(chromium, media,
         film.stop()
 
 
-def test_a_thought_probe_is_answered_by_key_and_by_touch(chromium, media, tmp_path):
-    """The session shows a probe of two questions (probe.shown); the page puts them over the film one after the
-    other; a key press answers the first, a touch the second; each answer reaches the session's probe scheduler
-    on the pipeline's thread, stamped at the probe's time plus the seconds the page measured."""
-    from engage.core import Event
+def test_a_thought_probe_is_answered_by_key_and_touch_and_recorded_in_the_xdf(chromium, media, tmp_path):
+    """The session's probe scheduler (engage.events.probes) shows a probe of two questions; the page puts them over
+    the film one after the other; a key press answers the first, a touch the second; the answers reach the
+    scheduler on the pipeline's thread and are recorded as probe.answer markers with their response times in the
+    session's XDF (read back with pyxdf)."""
+    import pyxdf
 
-    film = Film(MOOD, media, tmp_path, seconds=40.0)
-    answers: list[tuple] = []
-    film.server.feed.attach_probes(lambda probe, question, value, t, by="key": answers.append(
-        (probe, question, value, t, by)))
+    from engage.events.probes import ProbeSchedule, ProbeScheduler
+    from engage.record import RecorderSink, XdfRecorder
+
+    xdf = tmp_path / "session.xdf"
+    recorder = XdfRecorder(xdf)
+    probes = ProbeScheduler(ProbeSchedule("every", 6.0, ("boredom", "arousal"), min_gap_s=2.0, timeout_s=20.0))
+    film = Film(MOOD, media, tmp_path, seconds=14.0, extra=[probes, RecorderSink(recorder)])
+    film.server.feed.attach_probes(probes.answer)
     try:
         ctx = context(chromium, has_touch=True)
         page = ctx.new_page()
@@ -478,14 +483,7 @@ def test_a_thought_probe_is_answered_by_key_and_by_touch(chromium, media, tmp_pa
         page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
         film.start()
         wait_scene(page, "m")
-        page.wait_for_timeout(1000)
-        shown_at = film.session.runtime.ctx.clock.now()
-        film.server.feed.on_event(Event("probe.shown", shown_at, "viewer-1", 1.0, {"probe": 7, "reason": "random",
-                                  "questions": [{"id": "boredom", "text": "How bored are you right now?",
-                                                 "scale": [1, 7], "anchors": ["not at all", "extremely"]},
-                                                {"id": "arousal", "text": "How calm or excited do you feel?",
-                                                 "scale": [1, 7], "anchors": ["very calm", "very excited"]}]}))
-        page.wait_for_selector("#probe:not([hidden])", timeout=5_000)
+        page.wait_for_selector("#probe:not([hidden])", timeout=15_000)
         assert page.inner_text("#probe-question") == "How bored are you right now?"
         assert page.locator("#probe-scale button").all_inner_texts() == [str(v) for v in range(1, 8)]
         assert page.inner_text("#probe-low") == "not at all"
@@ -496,11 +494,17 @@ def test_a_thought_probe_is_answered_by_key_and_by_touch(chromium, media, tmp_pa
                                timeout=5_000)
         page.locator("#probe-scale button").nth(1).tap()
         page.wait_for_selector("#probe", state="hidden", timeout=5_000)
-        deadline = time.monotonic() + 5
-        while len(answers) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
         ctx.close()
+        film.thread.join(timeout=30)  # the session runs to its end and closes the recording
     finally:
         film.stop()
-    assert [(a[0], a[1], a[2], a[4]) for a in answers] == [(7, "boredom", 6, "key"), (7, "arousal", 2, "touch")]
-    assert 1.0 < answers[0][3] - shown_at < 4.0 and answers[1][3] > answers[0][3]
+    streams, _ = pyxdf.load_xdf(str(xdf))
+    markers = [json.loads(x[0]) for s in streams if s["info"]["type"][0] == "Markers" for x in s["time_series"]]
+    answers = [m for m in markers if m["type"] == "probe.answer"]
+    shown = [m for m in markers if m["type"] == "probe.shown"]
+    assert [(a["evidence"]["question"], a["evidence"]["value"], a["evidence"]["by"]) for a in answers[:2]] == [
+        ("boredom", 6, "key"), ("arousal", 2, "touch")]
+    first = answers[0]["evidence"]
+    assert first["probe"] == shown[0]["evidence"]["probe"] and 1.0 < first["rt_s"] < 5.0
+    assert answers[1]["evidence"]["rt_s"] > first["rt_s"]
+    assert answers[0]["timestamp"] == pytest.approx(shown[0]["timestamp"] + first["rt_s"], abs=1e-3)

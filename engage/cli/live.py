@@ -583,7 +583,11 @@ def _build_session(args, profile, story, clock, opened, observers=()):
         from engage.events.probes import ProbeScheduler
 
         responders = {o.source.viewer: o.source for o in opened if hasattr(o.source, "answer_probe")}
-        extra.append(ProbeScheduler(args.probes, responders=responders))
+        probes = ProbeScheduler(args.probes, responders=responders)
+        extra.append(probes)
+        for observer in observers:  # the player page shows them and sends its answers (the first answer counts)
+            if callable(getattr(observer, "attach_probes", None)):
+                observer.attach_probes(probes.answer)
     recorder = None
     session_id = f"live-{profile.name}"
     if args.record:
