@@ -27,6 +27,10 @@ ENGAGEMENT_EVENT_TYPES = (
     "attention.regained",
 )
 
+#: The viewer id of a group of viewers watching one film together: the group's engagement stream, its
+#: events (``group.boredom.onset`` …) and the decisions made for the group carry it. No person may have it.
+GROUP_VIEWER = "group"
+
 
 def _clean(value: Any, digits: int) -> Any:
     """Make a value JSON-safe and stable: round floats, NaN → None, numpy → Python."""

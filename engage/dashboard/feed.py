@@ -62,7 +62,7 @@ KINDS = ("snapshot", "series", "event", "plan", "status", "adapt", "choice", "pr
 #: Stream types the pipeline derives (and any ``…Relative``); every other stream is shown as a sensor.
 DERIVED_TYPES = frozenset({"HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative",
                            "Engagement", "EngagementRules", "RespirationRate", "WristFeatures", "SignalQuality",
-                           "RPPG", "PulseWave"})
+                           "RPPG", "PulseWave", "GroupEngagement"})
 
 
 def is_derived(stream_type: str) -> bool:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Stream types the pipeline derives (published by default).
 DERIVED_TYPES = ("HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Gaze", "Blinks", "Features",
-                 "FeaturesRelative", "Engagement", "RR", "StrapHR", "rPPG")
+                 "FeaturesRelative", "Engagement", "GroupEngagement", "RR", "StrapHR", "rPPG")
 
 
 def outlet_source_id(info: StreamInfo, session: str = "default") -> str:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: Stream types the pipeline derives; a recording holding one of the first three was made by engage.
 DERIVED_TYPES = ("Engagement", "HeartRate", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative", "HRV",
-                 "RespirationRate", "WristFeatures", "WristFeaturesRelative", "SignalQuality")
+                 "RespirationRate", "WristFeatures", "WristFeaturesRelative", "SignalQuality", "GroupEngagement")
 _ENGAGE_MADE = ("Engagement", "HeartRate", "EDAFeatures")
 #: The report's plots and tables keep at most this many samples per channel (decimated evenly).
 MAX_POINTS = 20000

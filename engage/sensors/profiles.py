@@ -50,6 +50,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from engage.core.errors import ConfigError
+from engage.core.event import GROUP_VIEWER
 
 __all__ = [
     "KINDS", "LSL_STREAM_TYPES", "BleHrmSensor", "LslSensor", "Profile", "SensorSpec", "SimulatedSensor",
@@ -204,6 +205,20 @@ class Profile:
     path: str
     sensors: tuple[Sensor, ...] = field(default_factory=tuple)
     viewer: str = "viewer-1"
+    #: The profile's ``[group]`` table as written (checked by :class:`engage.events.group.GroupConfig`);
+    #: empty when the profile has none (several viewers then each get their own pipeline and events,
+    #: and the film follows the first).
+    group: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def declared_viewers(self) -> list[str]:
+        """The viewers the sensors name, in order (not those found at run time: an LSL sensor's
+        ``viewer_from``, a webcam's faces)."""
+        out: dict[str, None] = {}
+        for s in self.sensors:
+            if getattr(s, "viewer_from", None) is None and getattr(s, "faces", 1) == 1:
+                out[s.viewer] = None
+        return list(out)
 
     @property
     def simulated_only(self) -> bool:
@@ -473,14 +488,21 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: not valid TOML: {str(exc).split(';')[0]}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
-    unknown = [k for k in doc if k not in ("profile", "sensor")]
+    unknown = [k for k in doc if k not in ("profile", "sensor", "group")]
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: [profile], [sensor.NAME])")
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: [profile], [sensor.NAME], "
+                          "[group])")
+    group = doc.get("group", {})
+    if not isinstance(group, dict):
+        raise ConfigError(f"{source}: 'group' must be a table ([group]), got {_kind_of(group)}")
     head = doc.get("profile", {})
     if not isinstance(head, dict):
         raise ConfigError(f"{source}: 'profile' must be a table ([profile]), got {_kind_of(head)}")
     meta = _checked(f"{source}: [profile]", head, _PROFILE_KEYS)
     viewer = meta.get("viewer", "viewer-1")
+    if viewer == GROUP_VIEWER:
+        raise ConfigError(f"{source}: [profile]: viewer {GROUP_VIEWER!r} is the id of the group itself; give each "
+                          "person another id")
     sensors: list[Sensor] = []
     origins: dict[str, str] = {}
 
@@ -513,7 +535,7 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: no sensors (add a [sensor.NAME] table with a kind: {', '.join(KINDS)})")
     pname = meta.get("name") or default_name or "profile"
     return Profile(name=pname, description=meta.get("description", ""), path=source, sensors=tuple(sensors),
-                   viewer=viewer)
+                   viewer=viewer, group=group)
 
 
 def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
@@ -535,6 +557,9 @@ def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
     if "viewer" in values and "viewer_from" in values:
         raise ConfigError(f"{where}: give either viewer or viewer_from, not both")
     values.setdefault("viewer", viewer)
+    if values["viewer"] == GROUP_VIEWER:
+        raise ConfigError(f"{where}: viewer {GROUP_VIEWER!r} is the id of the group itself; give each person "
+                          "another id")
     finish = {"webcam": _finish_webcam, "ble-hrm": _finish_ble, "lsl": _finish_lsl, "simulated": _finish_simulated}
     values = finish[kind](where, values)
     return _CLASSES[kind](name=name, kind=kind, origin=source, **values)

@@ -669,7 +669,7 @@ def _load_xdf_quietly(source: str | io.BytesIO) -> tuple[list[dict], list[str], 
 ENGAGE_DERIVED_TYPES = frozenset({
     "HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Features", "FeaturesRelative", "Engagement",
     "EngagementRules", "ArousalModel", "SignalQuality", "RespirationRate", "RPPG", "WristFeatures",
-    "WristFeaturesRelative", "Group", "PulseWave"})
+    "WristFeaturesRelative", "Group", "GroupEngagement", "PulseWave"})
 #: What a recorded stream is to a replay: input to process, or output engage recorded.
 ROLES = ("raw", "derived", "events", "log")
 
