@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TextIO, run
 
 import numpy as np
 
-from engage.core import Chunk, Clock, Event, EventBus, Processor, Runtime, RunStats, Source, StreamInfo
+from engage.core import GROUP_VIEWER, Chunk, Clock, Event, EventBus, Processor, Runtime, RunStats, Source, StreamInfo
+from engage.events.group import GroupConfig, GroupEngagement
 from engage.events.lsl_outlets import LslOutletSink
 from engage.events.markers import MarkerEvents
 from engage.events.publishers import JsonlEventWriter, LslEventOutlet
@@ -223,7 +224,9 @@ class Session:
     ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
     (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
     ``model`` (a trained wrist model file) takes arousal from that model where wrist signals are
-    present, from the rules elsewhere (see :func:`build_processors`).
+    present, from the rules elsewhere (see :func:`build_processors`). ``group`` (a
+    :class:`~engage.events.group.GroupConfig`) adds the group's aggregate: a ``GroupEngagement``
+    stream and ``group.*`` events over every viewer (:attr:`group`).
     Each of ``observers`` (a :class:`SessionObserver`, e.g. the dashboard's) runs after the pipeline
     as a processor, hears every event on the bus and every scene plan; one that has ``on_story(story)``
     is told the story first, and one that has ``choices`` (a :class:`~engage.narrative.choice.ChoiceBox`:
@@ -247,6 +250,7 @@ class Session:
         extra_processors: Sequence[Processor] = (),
         model: "LoadedModel | str | Path | None" = None,
         observers: Sequence[SessionObserver] = (),
+        group: GroupConfig | None = None,
     ) -> None:
         self.bus = EventBus()
         self.log = SessionLog()
@@ -260,15 +264,32 @@ class Session:
             self._closers.append(writer.close)
             self.outputs["scenes"] = Path(scenes_out)
         processors = build_processors(viewer, calibration_s, model)
+        #: the group's aggregate (its GroupEngagement stream and group.* events), when the session has a group
+        self.group: GroupEngagement | None = None
+        if group is not None:
+            self.group = GroupEngagement(group)
+            processors.append(self.group)
         self.controller: Controller | None = None
-        if story is not None:
+        if story is not None and group is not None and group.policy == "personal":
+            from engage.narrative.group import PersonalTracks  # one film per viewer, a shared start
+
+            self.controller = PersonalTracks(story, group, on_plan=plan_sinks)  # type: ignore[assignment]
+            processors.append(self.controller)  # type: ignore[arg-type]
+        elif story is not None:
             policy: Any = DirectorPolicy()
+            plays_for = viewer
+            if group is not None:  # one film for the group: the group policy decides whom it follows
+                from engage.narrative.group import GroupPolicy, GroupTracker
+
+                self.group_tracker = GroupTracker(group)
+                processors.append(self.group_tracker)
+                policy, plays_for = GroupPolicy(group.policy, policy, self.group_tracker), GROUP_VIEWER
             boxes = [o.choices for o in observers if getattr(o, "choices", None) is not None]
             if boxes:
                 from engage.narrative.choice import ViewerChoicePolicy
 
                 policy = ViewerChoicePolicy(policy, boxes[0])
-            self.controller = Controller(story, viewer=viewer, on_plan=plan_sinks, policy=policy)
+            self.controller = Controller(story, viewer=plays_for, on_plan=plan_sinks, policy=policy)
             processors.append(self.controller)
         processors.append(self.log)
         self.timeline = None

@@ -29,8 +29,9 @@ class TimelinePrinter(Processor):
         self.out = out
         self.status_every_s = status_every_s
         self.origin = origin
-        self._next_status: float | None = None
+        self._next_status: dict[str, float] = {}
         self._errors: dict[str, int] = {}
+        self._viewers: set[str] = set()  # several viewers: every line names its viewer
 
     def start(self, ctx) -> None:
         super().start(ctx)
@@ -46,38 +47,44 @@ class TimelinePrinter(Processor):
         return info.type == "Engagement"
 
     def process(self, chunk: Chunk) -> list[Chunk]:
+        viewer = chunk.info.viewer
+        self._viewers.add(viewer)
         for t, row in zip(chunk.timestamps, chunk.data):
-            if self._next_status is None or t >= self._next_status:
+            due = self._next_status.get(viewer)
+            if due is None or t >= due:
                 v = dict(zip(chunk.info.channels, row))
                 self._line(t, ".", "state", f"arousal {v['arousal']:.2f}  boredom {v['boredom']:.2f}  "
-                                            f"attention {v['attention']:.2f}  (confidence {v['confidence']:.2f})")
-                self._next_status = t + self.status_every_s
+                                            f"attention {v['attention']:.2f}  (confidence {v['confidence']:.2f})",
+                           viewer)
+                self._next_status[viewer] = t + self.status_every_s
         return []
 
-    def _line(self, t: float, mark: str, what: str, text: str) -> None:
-        self.out.write(f"{self._t(t)}  {mark}  {what:<20} {text}\n")
+    def _line(self, t: float, mark: str, what: str, text: str, viewer: str | None = None) -> None:
+        who = f"{viewer}: " if viewer is not None and len(self._viewers) > 1 else ""
+        self.out.write(f"{self._t(t)}  {mark}  {what:<20} {who}{text}\n")
 
     def on_event(self, e: Event) -> None:
         ev = e.evidence
+        line = lambda t, mark, what, text: self._line(t, mark, what, text, e.viewer)  # noqa: E731
         if e.type == "scene.start":
-            self._line(e.timestamp, ">", f"scene {ev.get('scene', '?')}",
-                       f"\"{ev.get('title', '')}\" intensity {float(ev.get('intensity', 0)):.2f} -- {ev.get('reason', '')}")
+            line(e.timestamp, ">", f"scene {ev.get('scene', '?')}",
+                 f"\"{ev.get('title', '')}\" intensity {float(ev.get('intensity', 0)):.2f} -- {ev.get('reason', '')}")
         elif e.type == "story.end":
-            self._line(e.timestamp, "#", "story.end", str(ev.get("ending", ev.get("scene", ""))))
+            line(e.timestamp, "#", "story.end", str(ev.get("ending", ev.get("scene", ""))))
         elif e.type == "baseline.ready":
-            self._line(e.timestamp, ".", "baseline.ready", f"from {ev.get('samples', '?')} feature windows")
+            line(e.timestamp, ".", "baseline.ready", f"from {ev.get('samples', '?')} feature windows")
         elif e.type == "sensor.gap":
-            self._line(e.timestamp, "~", "sensor.gap",
-                       f"{ev.get('stream', ev.get('source', ''))} {float(ev.get('duration_s') or 0):.1f} s "
-                       f"({ev.get('reason', '')})")
+            line(e.timestamp, "~", "sensor.gap",
+                 f"{ev.get('stream', ev.get('source', ''))} {float(ev.get('duration_s') or 0):.1f} s "
+                 f"({ev.get('reason', '')})")
         elif e.type == "pipeline.error":
             # a step that fails on every chunk would flood the timeline: the first few are shown, all are counted
             step = str(ev.get("processor", ev.get("source", "?")))
             n = self._errors[step] = self._errors.get(step, 0) + 1
             if n <= self.MAX_ERRORS_SHOWN:
                 more = " (further errors of this step are counted, not shown)" if n == self.MAX_ERRORS_SHOWN else ""
-                self._line(e.timestamp, "!", "pipeline.error", f"{step}: {ev.get('error', '')}{more}")
+                line(e.timestamp, "!", "pipeline.error", f"{step}: {ev.get('error', '')}{more}")
         elif e.type == "marker":
-            self._line(e.timestamp, "|", "marker", f"{ev.get('stream', '')}: {ev.get('value', '')}")
+            line(e.timestamp, "|", "marker", f"{ev.get('stream', '')}: {ev.get('value', '')}")
         else:
-            self._line(e.timestamp, "!", e.type, f"confidence {e.confidence:.2f}  {ev.get('reason', '')}")
+            line(e.timestamp, "!", e.type, f"confidence {e.confidence:.2f}  {ev.get('reason', '')}")

@@ -155,11 +155,13 @@ def _mapped_lsl_source_class():
     return MappedLslSource
 
 
-def _open_simulated(spec, now: float) -> OpenedSensor:
+def _open_simulated(spec, now: float, follows: tuple[str, ...] = ()) -> OpenedSensor:
+    """A simulated viewer; ``follows`` adds the viewers whose scenes it watches besides its own (the group's)."""
     from engage.sensors.simulated import SimulatedViewer
 
     kw = dict(seed=spec.seed, viewer=spec.viewer, ecg_rate=spec.ecg_rate, eda_rate=spec.eda_rate,
-              face_rate=spec.face_rate, ppg_rate=spec.ppg_rate, sensors=spec.wears, faults=spec.faults)
+              face_rate=spec.face_rate, ppg_rate=spec.ppg_rate, sensors=spec.wears, faults=spec.faults,
+              scene_viewers=(spec.viewer, *follows))
     viewer = SimulatedViewer(**kw)
     if spec.traits:
         viewer = SimulatedViewer(traits=dataclasses.replace(viewer.traits, **dict(spec.traits)), **kw)
@@ -350,10 +352,14 @@ def open_sensors(profile, now: float, opened: list[OpenedSensor] | None = None,
     failed = [] if failed is None else failed
     taken: set[str] = set()
     source_ids = SourceIds()
+    from engage.core import GROUP_VIEWER
+
+    group = getattr(profile, "group", None) or {}
+    follows = (GROUP_VIEWER,) if group and group.get("policy", "aggregate") != "personal" else ()
     for spec in profile.sensors:
         try:
             if spec.kind == "simulated":
-                opened.append(_open_simulated(spec, now))
+                opened.append(_open_simulated(spec, now, follows))
             elif spec.kind == "webcam":
                 opened.append(_open_webcam(spec, now))
             elif spec.kind == "ble-hrm":
@@ -485,6 +491,7 @@ def run(args: argparse.Namespace) -> int:
     from engage.sensors.profiles import load_profile
 
     profile = load_profile(args.profile)
+    group = group_config(profile)
     if args.speed != 1 and not profile.simulated_only:
         raise ConfigError(f"--speed {args.speed:g} needs a profile with only simulated sensors; {profile.path} has "
                           + ", ".join(f"{s.name} ({s.kind})" for s in profile.sensors if s.kind != "simulated"))
@@ -504,6 +511,10 @@ def run(args: argparse.Namespace) -> int:
     virtual = args.speed != 1
     clock = VirtualClock(pylsl.local_clock()) if virtual else LslClock()
     print(f"engage live: profile {profile.name!r} ({profile.path}): {len(profile.sensors)} sensor(s)", file=sys.stderr)
+    if group is not None:
+        who = ", ".join(group.viewers) or "the viewers as they appear"
+        print(f"engage live: a group ({who}); policy {group.policy}; group events when {group.k or f'{group.share:g} of'}"
+              f" the viewers are for {group.dwell_s:g} s", file=sys.stderr)
     opened: list[OpenedSensor] = []
     failed: list[tuple[Any, str]] = []
     session = server = None
@@ -523,7 +534,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{profile.path}: {what}; see the lines above")
         server = _start_dashboard(args) if args.dashboard else None
         session, counter, recorder = _build_session(args, profile, story, clock, opened,
-                                                    observers=[server.observer] if server is not None else ())
+                                                    observers=[server.observer] if server is not None else (),
+                                                    group=group)
         if recorder is not None:
             taps.append(recorder.record_stream)
         return _run_session(args, profile, session, counter, recorder, virtual, opened, failed)
@@ -572,7 +584,19 @@ def lead_viewer(profile, opened: list[OpenedSensor]) -> str:
     return profile.viewer if profile.viewer in found or not found else found[0]
 
 
-def _build_session(args, profile, story, clock, opened, observers=()):
+def group_config(profile):
+    """The profile's ``[group]`` as a :class:`~engage.events.group.GroupConfig` (its ``viewers`` default to
+    every viewer the profile's sensors name), or None when it has no ``[group]`` table."""
+    if not getattr(profile, "group", None):
+        return None
+    from engage.events.group import GroupConfig
+
+    table = dict(profile.group)
+    table.setdefault("viewers", profile.declared_viewers)
+    return GroupConfig.from_table(table, f"{profile.path}: [group]")
+
+
+def _build_session(args, profile, story, clock, opened, observers=(), group=None):
     from engage.session import Session
 
     out = Path(args.out)
@@ -605,6 +629,8 @@ def _build_session(args, profile, story, clock, opened, observers=()):
               timeline=None if args.quiet else sys.stdout, extra_processors=extra)
     if observers:
         kw["observers"] = observers
+    if group is not None:
+        kw["group"] = group
     return Session([o.source for o in opened], clock, **kw), counter, recorder
 
 
@@ -673,6 +699,13 @@ def _run_session(args, profile, session, counter, recorder, virtual, opened, fai
         print(f"  {name:<28} {kind:<12} {n} samples")
     for spec, reason in failed:
         print(f"  not started: {spec.name} ({reason})")
+    if session.group is not None:
+        g = session.group
+        row = g.last_row or {}
+        counts = {t: sum(1 for e in result.log.events if e.type == t) for t in ("group.boredom.onset", "group.arousal.high")}
+        print(f"  group: {len(g.viewers)} viewers ({', '.join(g.viewers)}), {int(row.get('present', 0))} present at the end,"
+              f" confidence {row.get('confidence', 0.0):.2f}; {counts['group.boredom.onset']} group boredom onsets, "
+              f"{counts['group.arousal.high']} group arousal highs")
     gaps = sum(1 for e in result.log.events if e.type == "sensor.gap")
     if gaps:
         print(f"  sensor gaps: {gaps}")
