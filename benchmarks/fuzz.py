@@ -29,17 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 import fuzz_targets as F  # noqa: E402
+from _proc import rss_mb  # noqa: E402
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return rss_mb(pid) or 0.0
 
 
 def _worker(name: str, n: int, seed: int, start: int, conn) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TextIO, run
 import numpy as np
 
 from engage.core import GROUP_VIEWER, Chunk, Clock, Event, EventBus, Processor, Runtime, RunStats, Source, StreamInfo
+from engage.core.rows import RowBuffer
 from engage.events.group import GroupConfig, GroupEngagement
 from engage.events.lsl_outlets import LslOutletSink
 from engage.events.markers import MarkerEvents
@@ -169,13 +170,29 @@ class SessionObserver(Protocol):
 
 
 class SessionLog(Processor):
-    """Keeps what a session report needs: engagement scores, heart rate, EDA, events, scene plans."""
+    """Keeps what the session plot needs: engagement scores, heart rate, EDA, events, scene plans.
+
+    Its memory stays small over hours (about 0.6 MB per session hour): the rows are kept in growing arrays,
+    and a stream faster than ``max_rate_hz`` (EDA features at the device's rate) is kept at that rate - the
+    first row of every ``1 / max_rate_hz`` seconds - plus every row where an SCR peaks; irregular streams
+    (a row per beat) are kept whole.
+
+    >>> log = SessionLog()
+    >>> info = StreamInfo("eda", "EDAFeatures", ("tonic_us", "scr_amplitude"), ("uS", "uS"), 16.0, "x")
+    >>> _ = log.process(Chunk(info, np.column_stack([np.full(32, 2.0), np.eye(32)[5]]), np.arange(32) / 16))
+    >>> log.array("EDAFeatures", "tonic_us")[0].tolist()
+    [0.0, 0.3125, 1.0]
+    """
 
     name = "session-log"
     kinds = ("Engagement", "HeartRate", "EDAFeatures")
+    #: per stream type, the channel whose non-zero rows are always kept
+    KEEP_NONZERO = {"EDAFeatures": "scr_amplitude"}
 
-    def __init__(self) -> None:
-        self.series: dict[StreamInfo, list[tuple[np.ndarray, np.ndarray]]] = {}
+    def __init__(self, max_rate_hz: float = 1.0) -> None:
+        self.max_rate_hz = max_rate_hz
+        self.series: dict[StreamInfo, RowBuffer] = {}
+        self._next: dict[StreamInfo, float] = {}  # per decimated stream: when the next row is due
         self.events: list[Event] = []
         self.plans: list[ScenePlan] = []
 
@@ -183,7 +200,24 @@ class SessionLog(Processor):
         return info.type in self.kinds
 
     def process(self, chunk: Chunk) -> list[Chunk]:
-        self.series.setdefault(chunk.info, []).append((chunk.timestamps, chunk.data))
+        info = chunk.info
+        rows = self.series.get(info)
+        if rows is None:
+            rows = self.series[info] = RowBuffer(info.channel_count, capacity=16)
+        ts, x = chunk.timestamps, chunk.data
+        if info.nominal_rate > self.max_rate_hz:
+            keep_col = self.KEEP_NONZERO.get(info.type)
+            marked = (x[:, info.index(keep_col)] != 0).tolist() if keep_col in info.channels else [False] * len(ts)
+            due, period, keep = self._next.get(info, -np.inf), 1.0 / self.max_rate_hz, []
+            for i, t in enumerate(ts.tolist()):
+                if t >= due:
+                    due = t + period
+                    keep.append(i)
+                elif marked[i]:
+                    keep.append(i)
+            self._next[info] = due
+            ts, x = ts[keep], x[keep]
+        rows.append(ts, x)
         return []
 
     def on_event(self, event: Event) -> None:
@@ -196,12 +230,11 @@ class SessionLog(Processor):
         """Timestamps and values of one channel across every logged stream of type ``kind`` that has
         it (e.g. heart rate from ECG and from rPPG), in time order."""
         ts, xs = [], []
-        for info, parts in self.series.items():
+        for info, rows in self.series.items():
             if info.type != kind or channel not in info.channels:
                 continue
-            col = info.index(channel)
-            ts += [p[0] for p in parts]
-            xs += [p[1][:, col] for p in parts]
+            ts.append(rows.t)
+            xs.append(rows.x[:, info.index(channel)])
         if not ts:
             return np.zeros(0), np.zeros(0)
         t, x = np.concatenate(ts), np.concatenate(xs).astype(np.float64)

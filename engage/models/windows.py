@@ -21,6 +21,7 @@ import numpy as np
 
 from engage.core import Chunk, Processor, StreamInfo
 from engage.core.clock import MAX_TIMESTAMP_S
+from engage.core.rows import RowBuffer
 
 __all__ = ["FEATURE_CHANNELS", "FEATURE_UNITS", "FeatureWindow", "in_time_range", "step_after"]
 
@@ -102,42 +103,22 @@ def _mean(x: np.ndarray) -> float:
     return float(np.add.reduce(x) / x.shape[0])
 
 
-class _Buffer:
-    """Timestamps and rows of one input stream, trimmed to the longest window (appended in place, grown by
-    doubling: a chunk costs a copy of itself, not of the buffer)."""
+class _Buffer(RowBuffer):
+    """Timestamps and rows of one input stream, trimmed to the longest window."""
 
     def __init__(self, n_channels: int) -> None:
-        self._t = np.empty(64)
-        self._x = np.empty((64, n_channels))
-        self._i0 = 0
-        self._n = 0
+        super().__init__(n_channels)
         self._sorted = True  # timestamps never decreased: windows are found by bisection
 
-    @property
-    def t(self) -> np.ndarray:
-        return self._t[self._i0:self._n]
-
-    @property
-    def x(self) -> np.ndarray:
-        return self._x[self._i0:self._n]
-
     def add(self, chunk: Chunk, keep_after: float) -> None:
-        m = len(chunk)
-        if self._n + m > self._t.size:
-            live = self._n - self._i0
-            t, x = np.empty(max(64, 2 * (live + m))), np.empty((max(64, 2 * (live + m)), self._x.shape[1]))
-            t[:live], x[:live] = self.t, self.x
-            self._t, self._x, self._i0, self._n = t, x, 0, live
         ts = chunk.timestamps
-        if self._sorted and m and ((self._n and ts[0] < self._t[self._n - 1]) or np.any(ts[1:] < ts[:-1])):
+        if self._sorted and len(ts) and ((len(self) and ts[0] < self._t[self._n - 1]) or np.any(ts[1:] < ts[:-1])):
             self._sorted = False
-        self._t[self._n:self._n + m] = ts
-        self._x[self._n:self._n + m] = chunk.data
-        self._n += m
+        self.append(ts, chunk.data)
         self.trim(keep_after)
 
     def trim(self, keep_after: float) -> None:
-        self._i0 += int(np.searchsorted(self.t, keep_after, side="right"))
+        self.drop_front(int(np.searchsorted(self.t, keep_after, side="right")))
 
     def since(self, t0: float, now: float) -> tuple[np.ndarray, np.ndarray]:
         """The rows with ``t0 < t <= now`` (read only)."""
