@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
 
+from .beats import _sosfilt
 from .quality import WindowQuality
 
 RSP_CHANNELS = ("rate_bpm", "interval_s", "quality")
@@ -68,6 +68,8 @@ class BreathDetector:
     def __init__(self, fs: float) -> None:
         if not np.isfinite(fs) or fs < 2:
             raise ValueError(f"respiration sampling rate {fs} Hz is too low (need >= 2 Hz)")
+        from scipy import signal  # heavy: imported by the first respiration stream, not at start-up
+
         self.fs = float(fs)
         self.sos = signal.butter(2, [0.1, min(0.7, 0.4 * fs)], btype="bandpass", fs=fs, output="sos")
         self.zi = None
@@ -95,7 +97,7 @@ class BreathDetector:
             x = np.where(idx > 0, x[np.maximum(idx - 1, 0)], self.last)
         if x.size:
             self.last = float(x[-1])
-        bp, self.zi = signal.sosfilt(self.sos, x - self.offset, zi=self.zi)
+        bp = _sosfilt(self.sos, x - self.offset, self.zi)  # scipy's sosfilt arithmetic, without its per-call cost
         out_idx = np.empty(x.size // max(1, int(self.fs)) + 8, dtype=np.int64)
         out_bad = np.empty(out_idx.size)
         n = _breath_kernel(bp, bad, self.fs, self.sf, self.si, out_idx, out_bad)
