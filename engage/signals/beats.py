@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 __all__ = ["EcgBeatDetector", "PpgBeatDetector", "detect_ecg_beats", "detect_ppg_beats"]
 
@@ -583,6 +582,7 @@ def _sosfilt(sos, x, zi):  # pragma: no cover - compiled
 def sosfilt_stateful(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
     """Filter ``x`` with second-order sections, carrying the state ``zi`` (updated in place) between calls.
 
+    >>> from scipy import signal
     >>> sos = signal.butter(2, 0.1, output="sos"); zi = np.zeros((1, 2))
     >>> y = np.concatenate([sosfilt_stateful(sos, part, zi) for part in np.array_split(np.ones(50), 3)])
     >>> bool(np.allclose(y, signal.sosfilt(sos, np.ones(50))))
@@ -608,6 +608,8 @@ class _Detector:
     sos_bp: np.ndarray
 
     def _init_filters(self, x0: float) -> None:
+        from scipy import signal  # heavy: imported by the first stream, not at start-up
+
         self._zi_hp = np.ascontiguousarray(signal.sosfilt_zi(self.sos_hp) * x0) if self.sos_hp is not None else None
         self._zi_bp = np.ascontiguousarray(signal.sosfilt_zi(self.sos_bp) * (0.0 if self.sos_hp is not None else x0))
         self._started = True
@@ -630,6 +632,8 @@ class EcgBeatDetector(_Detector):
         if not np.isfinite(fs) or fs < 50:
             raise ValueError(f"ECG sampling rate {fs} Hz is too low for R-peak detection (need >= 50 Hz)")
         self.fs = float(fs)
+        from scipy import signal  # heavy: imported by the first ECG stream, not at start-up
+
         self.sos_hp = signal.butter(2, 0.5, btype="highpass", fs=fs, output="sos")
         self.sos_bp = signal.butter(2, [5.0, min(15.0, 0.4 * fs)], btype="bandpass", fs=fs, output="sos")
         self._sf = np.zeros(_NF)
@@ -699,6 +703,8 @@ class PpgBeatDetector(_Detector):
             raise ValueError(f"PPG sampling rate {fs} Hz is too low for pulse detection (need >= 20 Hz)")
         self.fs = float(fs)
         self.sos_hp = None
+        from scipy import signal  # heavy: imported by the first PPG stream, not at start-up
+
         self.sos_bp = signal.butter(2, [0.5, min(8.0, 0.4 * fs)], btype="bandpass", fs=fs, output="sos")
         self._sf = np.zeros(3)
         self._si = np.zeros(6, dtype=np.int64)

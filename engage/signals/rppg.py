@@ -39,7 +39,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from engage.core import Chunk, Processor, StreamInfo
 
@@ -134,6 +133,8 @@ class PulseWaveform:
     """
 
     def __init__(self, fs: float, mean_s: float = 1.6) -> None:
+        from scipy import signal  # heavy: imported by the first use, not at start-up
+
         if not np.isfinite(fs) or fs < 2 * LOW_HZ:
             raise ValueError(f"pulse waveform needs a frame rate of at least {2 * LOW_HZ} fps, got {fs}")
         self.fs = float(fs)
@@ -177,6 +178,8 @@ def reject_spikes(rgb: np.ndarray, fs: float, k: float = SPIKE_K,
     >>> bool(bad[20]), float(fixed[20, 0])
     (True, 100.0)
     """
+    from scipy import signal  # heavy: imported by the first use, not at start-up
+
     rgb = np.asarray(rgb, dtype=np.float64)
     bad = np.zeros(len(rgb), dtype=bool)
     finite = np.isfinite(rgb).all(axis=1)
@@ -204,6 +207,8 @@ def reject_spikes(rgb: np.ndarray, fs: float, k: float = SPIKE_K,
 
 def bandpass(x: np.ndarray, fs: float, low: float = LOW_HZ, high: float = HIGH_HZ) -> np.ndarray:
     """Detrend and band-pass a pulse (zero-phase; for a whole window, not the live edge)."""
+    from scipy import signal  # heavy: imported by the first use, not at start-up
+
     x = signal.detrend(np.asarray(x, dtype=np.float64))
     high = min(high, 0.45 * fs)
     sos = signal.butter(3, [low, high], btype="bandpass", fs=fs, output="sos")
@@ -231,6 +236,8 @@ def snr_quality(snr_db: float) -> float:
 
 def spectrum_hr(pulse: np.ndarray, fs: float) -> tuple[float, float]:
     """(heart rate in bpm, SNR in dB) of a band-passed pulse window from its periodogram."""
+    from scipy import signal  # heavy: imported by the first use, not at start-up
+
     n = len(pulse)
     nfft = max(4096, 1 << int(np.ceil(np.log2(max(n, 2)))))
     freqs, power = signal.periodogram(pulse * np.hanning(n), fs=fs, nfft=nfft)
@@ -248,6 +255,8 @@ def spectrum_hr(pulse: np.ndarray, fs: float) -> tuple[float, float]:
 
 def estimate_hr(rgb: np.ndarray, fs: float, method: str = "pos") -> HrEstimate:
     """Heart rate of one window of RGB means (n, 3) sampled at ``fs`` frames per second."""
+    from scipy import signal  # heavy: imported by the first use, not at start-up
+
     rgb = np.asarray(rgb, dtype=np.float64)
     if rgb.ndim != 2 or rgb.shape[1] != 3:
         raise ValueError(f"rPPG needs an (n, 3) RGB array, got shape {rgb.shape}")
