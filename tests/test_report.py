@@ -176,6 +176,34 @@ def test_truncated_recording_reports_its_readable_part(recorded, tmp_path, capsy
     assert _images(html)
 
 
+def _without_footers(data: bytes) -> bytes:
+    """An XDF file's bytes with its StreamFooter chunks left out: what a recorder killed before it closed leaves."""
+    out, pos = bytearray(data[:4]), 4
+    while pos < len(data):
+        n = data[pos]
+        length = int.from_bytes(data[pos + 1:pos + 1 + n], "little")
+        end = pos + 1 + n + length
+        if struct.unpack("<H", data[pos + 1 + n:pos + 3 + n])[0] != 6:
+            out += data[pos:end]
+        pos = end
+    return bytes(out)
+
+
+def test_a_recording_that_was_not_closed_cleanly_is_said_so(recorded, tmp_path, capsys):
+    """Issue 18: engage replay said when a recording was not closed cleanly, engage report did not."""
+    d, _ = recorded
+    killed = tmp_path / "killed.xdf"
+    killed.write_bytes(_without_footers((d / "session.xdf").read_bytes()))
+    assert main(["report", str(killed), "-o", str(tmp_path / "killed.html")]) == 0  # nothing is lost: not an error
+    err = capsys.readouterr().err
+    assert "was not closed cleanly" in err and "no footer" in err and "killed or lost its disk" in err
+    html = (tmp_path / "killed.html").read_text()
+    assert "Not closed cleanly." in html and "engage-events" in html
+    assert main(["report", str(d / "session.xdf"), "-o", str(tmp_path / "whole.html")]) == 0
+    assert "closed cleanly" not in capsys.readouterr().err
+    assert "Not closed cleanly" not in (tmp_path / "whole.html").read_text()
+
+
 def test_truncated_before_any_sample_is_a_clear_error(recorded, tmp_path, capsys):
     d, _ = recorded
     head = tmp_path / "head.xdf"

@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  html    {result.html}")
     for p in result.pngs:
         print(f"  png     {p}")
+    if data.unclosed:
+        from engage.report.html import unclosed_note
+
+        print(f"engage: note: {path} was not closed cleanly: {unclosed_note(data)}", file=sys.stderr)
     if data.problem:
         print(f"engage: error: {path}: damaged file: {data.problem}; "
               f"the report covers the first {data.good_bytes} of {data.file_size} bytes", file=sys.stderr)

@@ -125,6 +125,8 @@ class ReportData:
     load_warnings: list[str] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Streams without a footer in an otherwise sound file: the recorder never closed it (killed, disk lost).
+    unclosed: list[str] = field(default_factory=list)
 
     def array(self, kind: str, channel: str) -> tuple[np.ndarray, np.ndarray]:
         """Timestamps and values of ``channel`` across every stream of type ``kind`` that has it, time-sorted.
@@ -426,6 +428,7 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
         decisions=_decisions(events), gaps=gaps, origin=origin, end=end, problem=source.problem,
         problem_offset=source.scan.problem_offset, good_bytes=source.scan.good_bytes,
         load_warnings=list(source.load_warnings), counters=counters, notes=notes,
+        unclosed=[] if source.problem else source.scan.unclosed,
     )
 
 

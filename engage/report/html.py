@@ -73,6 +73,15 @@ def _rate(x: float | None) -> str:
     return "" if x is None else f"{x:.3g}"
 
 
+def unclosed_note(data: ReportData) -> str:
+    """What a report says of a recording that was not closed cleanly (its streams without a footer)."""
+    names = ", ".join(data.unclosed[:8]) + (f" and {len(data.unclosed) - 8} more" if len(data.unclosed) > 8 else "")
+    n = len(data.unclosed)
+    return (f"{n} stream{'s have' if n > 1 else ' has'} no footer ({names}): the "
+            "recorder was killed or lost its disk before it closed the file. Everything that was written is "
+            "read; the last moments before it stopped may be missing.")
+
+
 def render_html(data: ReportData, images: dict[str, tuple[str, bytes]]) -> str:
     """The report as one HTML document; ``images`` maps a figure's key to (caption, PNG bytes)."""
     rel = lambda t: clock(t - data.origin)  # noqa: E731
@@ -92,6 +101,8 @@ def render_html(data: ReportData, images: dict[str, tuple[str, bytes]]) -> str:
         parts.append(
             f"<div class=warn><b>Damaged file.</b> {escape(data.problem)}. The report covers the readable part: "
             f"the first {data.good_bytes} of {data.file_size} bytes (damage at byte {data.problem_offset}).</div>")
+    if data.unclosed:
+        parts.append(f"<div class=warn><b>Not closed cleanly.</b> {escape(unclosed_note(data))}</div>")
     for note in data.notes:
         parts.append(f"<div class=warn>{escape(note)}</div>")
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

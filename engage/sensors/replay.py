@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,6 +85,16 @@ class XdfScan:
     def closed_cleanly(self) -> bool:
         """Whether every stream has its footer (the recorder closed the file) and nothing is damaged."""
         return self.ok and all(sid in self.footers for sid in self.stream_ids)
+
+    @property
+    def unclosed(self) -> list[str]:
+        """The names of the streams without a footer (still being recorded when the recorder stopped)."""
+        names = []
+        for sid in self.stream_ids:
+            if sid not in self.footers:
+                m = re.search(r"<name>(.*?)</name>", self.headers.get(sid, ""), re.S)
+                names.append(xml_restore(m.group(1).strip()) if m else f"stream {sid}")
+        return names
 
 
 def _not_xdf(path: Path, why: str) -> InputFileError:
