@@ -92,6 +92,9 @@ def test_any_header_text_gives_a_stream_info_or_a_value_error(text):
 def test_outlet_metadata_and_stable_source_ids():
     info = StreamInfo("hr", "HeartRate", ("hr_bpm", "rr_s", "quality"), ("bpm", "s", ""), 0.0, "x", viewer="v 2")
     assert outlet_source_id(info, "s1") == "engage-s1-v-2-hr" == outlet_source_id(info, "s1")
+    # a derived stream's name starts with its viewer: the viewer is said once (was engage-s1-S01-S01-eda-features)
+    eda = StreamInfo("S01-eda-features", "EDAFeatures", ("tonic_us",), ("uS",), 4.0, "S01-eda", viewer="S01")
+    assert outlet_source_id(eda, "s1") == "engage-s1-S01-eda-features"
     back = stream_info_from_xml(make_lsl_info(info, "sid").as_xml())
     assert (back.channels, back.units, back.type, back.source_id) == (info.channels, info.units, "HeartRate", "sid")
 

@@ -34,8 +34,16 @@ DERIVED_TYPES = ("HeartRate", "HRV", "EDAFeatures", "FaceFeatures", "Gaze", "Bli
 
 
 def outlet_source_id(info: StreamInfo, session: str = "default") -> str:
-    """The stable ``source_id`` of the outlet that publishes ``info``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"engage-{session}-{info.viewer}-{info.name}")
+    """The stable ``source_id`` of the outlet that publishes ``info``: ``engage-<session>-<viewer>-<name>``,
+    the viewer said once when the stream's name already starts with it (``S01-eda-features``).
+
+    >>> outlet_source_id(StreamInfo("S01-eda-features", "EDAFeatures", ("x",), ("",), 4.0, "x", viewer="S01"), "live")
+    'engage-live-S01-eda-features'
+    """
+    name = info.name
+    if info.viewer and name.startswith(f"{info.viewer}-"):
+        name = name[len(info.viewer) + 1:]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"engage-{session}-{info.viewer}-{name}")
 
 
 def unique_source_id(wanted: str, taken) -> str:
