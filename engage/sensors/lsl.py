@@ -463,14 +463,16 @@ class InletSet:
         return new, reopened
 
     def _refuse_several(self, index: int, sel: StreamSelector, fresh: dict) -> dict:
-        """A ``"refuse"`` selector binds one identity only: others are named once and left alone."""
+        """A ``"refuse"`` selector binds one identity only: others are named once and left alone.
+
+        With none bound yet, the first of the fresh streams in identity order (name, type, source_id, host) is
+        kept, whether the others appear in the same resolve round or later ones (all of them used to be refused
+        when two appeared in one round, which depended on how fast liblsl's resolver saw them)."""
         bound = self._bound[index]
         keep = {}
-        candidates = [k for k in fresh if k not in bound]
-        if not bound and len(candidates) == 1:
-            return fresh
+        first = None if bound else min(fresh, default=None)
         for key, info in fresh.items():
-            if key in bound:
+            if key in bound or key == first:
                 keep[key] = info
                 continue
             self._skipped.add(info.uid())
