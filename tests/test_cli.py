@@ -138,3 +138,26 @@ def test_session_log_merges_streams_of_one_kind_with_different_layouts():
     assert log.array("HeartRate", "ectopic")[1].tolist() == [0, 0]
     assert len(log.array("EDAFeatures", "tonic_us")[0]) == 0
     assert np.isfinite(hr).all()
+
+
+def test_logging_set_up_by_an_in_process_main_follows_sys_stderr(monkeypatch, capsys):
+    """main() called in-process (as tests do) left a handler on the sys.stderr of that moment; once its caller closed
+    that stream, every later log line was "--- Logging error --- ValueError: I/O operation on closed file"."""
+    import io
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        first = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        assert main(["--log-level", "warning"]) == 2  # no command: help, after setting up logging
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("engage.test").warning("logged after the first stream was closed")
+        assert "WARNING engage.test: logged after the first stream was closed" in second.getvalue()
+        assert "Logging error" not in second.getvalue()
+    finally:
+        root.handlers[:], root.level = saved
+    capsys.readouterr()

@@ -81,8 +81,26 @@ def json_line(doc) -> str:
     return json.dumps(clean(doc), allow_nan=False)
 
 
+class StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record is logged, not to the stream it was when
+    the handler was made: ``main()`` run in-process (tests, notebooks) must not leave a handler on a stream
+    that its caller closes afterwards (pytest's capture: "--- Logging error --- ValueError: I/O operation on
+    closed file" when a later test logged)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.setStream: always sys.stderr
+        pass
+
+
 def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
