@@ -184,3 +184,13 @@ def test_profiles_with_a_group():
     with pytest.raises(ConfigError, match=r"'group' must be a table"):
         profile_from_text('group = 3\n[sensor.s]\nkind = "simulated"\n', "rig.toml")
     assert not load_profile("simulated").group
+
+
+def test_a_profile_including_a_group_keeps_its_group_and_may_override_keys(tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text('[profile]\ninclude = ["group-sim"]\n[group]\npolicy = "least-engaged"\n')
+    p = load_profile(rig)
+    assert p.group == {"policy": "least-engaged", "share": 0.5, "dwell_s": 5}
+    assert len(p.sensors) == 4
+    rig.write_text('[profile]\ninclude = ["group-sim"]\n')
+    assert load_profile(rig).group["policy"] == "aggregate"

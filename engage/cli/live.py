@@ -513,8 +513,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"engage live: profile {profile.name!r} ({profile.path}): {len(profile.sensors)} sensor(s)", file=sys.stderr)
     if group is not None:
         who = ", ".join(group.viewers) or "the viewers as they appear"
-        print(f"engage live: a group ({who}); policy {group.policy}; group events when {group.k or f'{group.share:g} of'}"
-              f" the viewers are for {group.dwell_s:g} s", file=sys.stderr)
+        n = len(group.viewers)
+        k = f"{group.k_of(n)} of the {n}" if n else f"{group.k}" if group.k else f"{group.share:.0%} of the"
+        print(f"engage live: a group ({who}); policy {group.policy}; group events (group.boredom.onset …) when {k}"
+              f" viewers are bored, aroused or inattentive for {group.dwell_s:g} s", file=sys.stderr)
     opened: list[OpenedSensor] = []
     failed: list[tuple[Any, str]] = []
     session = server = None

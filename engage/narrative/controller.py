@@ -441,6 +441,9 @@ class Controller(Processor):
             "options": {o.id: o.intensity for o in options},
             "state": self.state.summary(),
         }
+        served = getattr(self.policy, "served", None)  # a group policy: whom the decision served (issue 21)
+        if callable(served) and "served" not in evidence:
+            evidence["served"] = list(served(now))
         text, directives = scene.text, directives_for(scene)
         rewritten, rewritten_by, ai = False, None, False
         if self.rewriter is not None:

@@ -350,6 +350,25 @@ def fresh_player(story: Any) -> Any:
                       f"again (got {type(story).__name__} from {source!r})")
 
 
+class _Serving:
+    """A viewer's own policy on a personal track: every decision serves that viewer."""
+
+    def __init__(self, policy: Any, viewer: str) -> None:
+        self.policy, self.viewer = policy, viewer
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("policy", "viewer"):
+            raise AttributeError(name)
+        return getattr(self.policy, name)
+
+    def choose(self, current: Scene, options: Sequence[Scene], state: ViewerState, now: float) -> Choice:
+        choice = self.policy.choose(current, options, state, now)
+        return replace(choice, evidence={**dict(choice.evidence), "served": [self.viewer]})
+
+    def served(self, now: float) -> list[str]:
+        return [self.viewer]
+
+
 class PersonalTracks(Processor):
     """Personal tracks: one :class:`~engage.narrative.controller.Controller` per viewer, each with its own
     story player and policy, all started at the session's first step (a shared start); a viewer who
@@ -394,7 +413,7 @@ class PersonalTracks(Processor):
         if c is None:
             first = not self.controllers
             c = Controller(self.story if first else fresh_player(self.story), viewer=viewer, on_plan=self.on_plan,
-                           policy=self.make_policy(viewer), stop_at_end=self.stop_at_end,
+                           policy=_Serving(self.make_policy(viewer), viewer), stop_at_end=self.stop_at_end,
                            on_end=self._one_ended, restart_after_s=self._restart_after_s, **self.controller_kw)
             self.controllers[viewer] = c
             if self.ctx is not None:

@@ -519,13 +519,16 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
     if not isinstance(includes, list) or not all(isinstance(i, str) and i.strip() for i in includes):
         raise ConfigError(f"{source}: [profile]: include must be a list of profile names or paths, "
                           f"got {_kind_of(includes)}")
+    merged_group: dict = {}  # an included profile's [group], its keys overridden by this profile's
     for inc in includes:
         try:
             path = _resolve_include(inc, base)
         except ConfigError as exc:
             raise ConfigError(f"{source}: [profile]: include {inc!r}: {exc}") from None
-        for s in _load(path, chain).sensors:
+        included = _load(path, chain)
+        for s in included.sensors:
             add(s)
+        merged_group.update(included.group)
     table = doc.get("sensor", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: 'sensor' must be tables [sensor.NAME], got {_kind_of(table)}")
@@ -535,7 +538,7 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: no sensors (add a [sensor.NAME] table with a kind: {', '.join(KINDS)})")
     pname = meta.get("name") or default_name or "profile"
     return Profile(name=pname, description=meta.get("description", ""), path=source, sensors=tuple(sensors),
-                   viewer=viewer, group=group)
+                   viewer=viewer, group={**merged_group, **group})
 
 
 def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:
