@@ -51,6 +51,7 @@ import numpy as np
 from engage.core import Chunk, Event, Processor, StreamInfo
 from engage.narrative.plan import ScenePlan
 
+from .audience import Audience
 from .film import Film
 from .probes import ProbeDesk
 
@@ -276,6 +277,12 @@ class DashboardFeed(Processor):
         self.story = story
         self.film = Film(story, media=media, choice_window_s=choice_window_s)
         self.probes = ProbeDesk()
+        #: several viewers: each one's engagement and the group's (sent as ``status.viewers``)
+        self.audience = Audience()
+        #: whose engagement the main panel shows: the first viewer's, or the group's once it has a row
+        self.lead: str | None = None
+        #: whose heart rate, EDA and face the panels show (several viewers' would be drawn as one line)
+        self.person: str | None = None
         self.points_per_s = float(points_per_s)
         self.min_interval = 1.0 / float(max_rate)
         self.status_interval = float(status_interval)
@@ -366,9 +373,31 @@ class DashboardFeed(Processor):
                 status = self._streams[info] = _StreamStatus(info, window_s=10.0)
             status.add(chunk)
             spec = _BY_TYPE.get(info.type)
+            if spec is not None and info.type != "Engagement":  # heart rate, EDA, face: one person's
+                if self.person is None:
+                    self.person = info.viewer
+                if info.viewer != self.person:
+                    spec = None
+            if info.type in ("Engagement", "GroupEngagement"):
+                self.audience.add(chunk)
+                spec = self._engagement_spec(info)
             if spec is not None:
                 self._add_series(spec, chunk)
         return []
+
+    def _engagement_spec(self, info: StreamInfo) -> SeriesSpec | None:
+        """The engagement series follows one stream (several viewers' rows interleaved would be a
+        sawtooth): the first viewer's, then the group's from its first row on; every viewer's rows go
+        to :attr:`audience`."""
+        spec = _BY_TYPE["Engagement"]
+        group = info.type == "GroupEngagement"
+        if group and self.lead != info.viewer:  # the group's stream takes the main panel over
+            self.lead = info.viewer
+            self._history[spec.key].clear()
+            self._pending[spec.key] = []
+        elif self.lead is None:
+            self.lead = info.viewer
+        return spec if info.viewer == self.lead else None
 
     def _add_series(self, spec: SeriesSpec, chunk: Chunk) -> None:
         info = chunk.info
@@ -448,7 +477,8 @@ class DashboardFeed(Processor):
         now = self.now if self.now is not None else 0.0
         streams = sorted(self._streams.values(), key=lambda s: (is_derived(s.info.type), s.info.name))
         return {"now": _num(now), "origin": self.origin, "streams": [s.to_dict(now) for s in streams],
-                "unmatched_gaps": self._gap_unmatched}
+                "unmatched_gaps": self._gap_unmatched, "lead": self.lead, "person": self.person,
+                "viewers": self.audience.to_list() if self.audience.several else []}
 
     @property
     def choices(self):
@@ -465,6 +495,7 @@ class DashboardFeed(Processor):
             mood = self.film.on_event(event)
             if mood is not None:
                 self._publish("adapt", {"mood": mood})
+            self.audience.on_event(d)
             if self.probes.on_event(d):
                 self._publish("probe", {"event": d})
 

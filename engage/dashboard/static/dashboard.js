@@ -93,7 +93,62 @@
     $("clock").textContent = E.clock(state.now !== null ? since(state.now) : null) + (m.ended ? " (ended)" : "");
     renderSensors();
     renderNext();
+    renderViewers();
     state.dirty = true;
+  }
+
+  // ------------------------------------------------------------------ viewers (several in one session)
+  // one card per viewer, the group's first: its values, its on-states and a sparkline of the last two minutes
+  function renderViewers() {
+    const list = (state.status && state.status.viewers) || [];
+    const lead = state.status ? state.status.lead : null;
+    const person = state.status ? state.status.person : null;
+    $("lead").textContent = lead && list.length ? (lead === "group" ? "— the group" : "— " + lead)
+      + (person && person !== lead ? " (signals below: " + person + ")" : "") : "";
+    $("panel-viewers").classList.toggle("hidden", !list.length);
+    const people = list.filter((v) => !v.group).length;
+    $("viewer-count").textContent = list.length ? people + " viewer" + (people === 1 ? "" : "s") : "";
+    const box = $("viewers");
+    for (const v of list) {
+      let card = box.querySelector('.viewer-card[data-viewer="' + CSS.escape(v.viewer) + '"]');
+      if (!card) {
+        card = E.el("div", "viewer-card" + (v.group ? " group" : ""));
+        card.dataset.viewer = v.viewer;
+        card.append(E.el("h3", "", v.group ? "group" : v.viewer), E.el("div", "values"), E.el("div", "flags"),
+          E.el("canvas", "spark"));
+      }
+      box.append(card);  // (again: keeps the cards in the feed's order)
+      const vals = card.querySelector(".values");
+      vals.textContent = "";
+      for (const k of ["arousal", "boredom", "attention", "confidence"]) {
+        const span = E.el("span", "v " + k, k.slice(0, 3) + " " + E.fmt(v[k], 2));
+        span.dataset.key = k;
+        vals.append(span);
+      }
+      if (v.group && v.viewers !== undefined) {
+        vals.append(E.el("span", "v present", E.fmt(v.present, 0) + " of " + E.fmt(v.viewers, 0) + " present"),
+          E.el("span", "v bored-share", "bored " + (v.bored_share === null ? "–" : Math.round(v.bored_share * 100) + " %")));
+      }
+      const flags = card.querySelector(".flags");
+      flags.textContent = "";
+      for (const f of v.flags) flags.append(E.el("span", "flag", f));
+      spark(card.querySelector("canvas"), v.trace, v.t);
+    }
+  }
+  function spark(canvas, trace, t1) {
+    const { ctx, w, h } = setup(canvas);
+    if (!trace.length || t1 === null) return;
+    const X = (t) => (t - (t1 - WINDOW_S)) / WINDOW_S * w, Y = (y) => h - 2 - y * (h - 4);
+    ["arousal", "boredom", "attention"].forEach((k, j) => {
+      ctx.strokeStyle = COLORS[k]; ctx.lineWidth = 1.2; ctx.beginPath();
+      let on = false;
+      for (const [t, vals] of trace) {
+        const y = vals[j];
+        if (y === null) { on = false; continue; }
+        if (on) ctx.lineTo(X(t), Y(y)); else { ctx.moveTo(X(t), Y(y)); on = true; }
+      }
+      ctx.stroke();
+    });
   }
 
   // ------------------------------------------------------------------ values and gauges
