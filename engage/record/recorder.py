@@ -1,8 +1,9 @@
 """The recorder: LSL inlets and in-process streams into one XDF file, as LabRecorder would write it.
 
-LSL streams are recorded raw (their own timestamps) with a ClockOffset chunk every
-``clock_offset_interval`` seconds from ``time_correction()``, so pyxdf's clock
-synchronisation lines them up exactly as it does LabRecorder files. Streams are resolved
+LSL streams are recorded raw (their own timestamps) with a ClockOffset chunk from
+``time_correction()`` when the stream is opened, every ``clock_offset_interval`` seconds and when
+the recording closes, so pyxdf's clock synchronisation lines them up exactly as it does
+LabRecorder files; every stream has at least one (see :meth:`XdfRecorder.close`). Streams are resolved
 continuously: one that appears later gets its header when it appears; one that dies leaves a
 gap (logged, counted, and written as a ``sensor.gap`` event on the recorder's own
 ``engage-record`` marker stream) while the others go on; when it comes back it continues in
@@ -173,8 +174,8 @@ class XdfRecorder:
             self.started_at = pylsl.local_clock()
             self._thread = threading.Thread(target=self._loop, name="engage-recorder", daemon=True)
             self._thread.start()
-            # time_correction() blocks for a round trip (longer for a new or dying stream): on its own thread,
-            # so it never holds up the pulling of samples
+            # time_correction() blocks for a round trip (longer for a new or dying stream): on threads of their
+            # own, so it never holds up the pulling of samples
             self._offset_thread = threading.Thread(target=self._offset_loop, name="engage-recorder-clock",
                                                    daemon=True)
             self._offset_thread.start()
@@ -267,33 +268,92 @@ class XdfRecorder:
         item.extra["sid"] = sid
 
     def _offset_loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                for item in self.inlets:
-                    if not item.lost and "sid" in item.extra:
-                        self._clock_offset(item)
-                self._stop.wait(0.05)
-        except RecordingError as exc:
-            self.error = exc
+        """Starts each stream's due clock-offset measurement on a thread of its own, as LabRecorder does:
+        ``time_correction()`` blocks for a round trip, up to its timeout for an outlet that does not answer,
+        and one such stream must not hold up the others' offsets."""
+        while not self._stop.is_set():
+            for item in self.inlets:
+                if not item.lost and "sid" in item.extra and time.monotonic() >= item.extra["next_offset"]:
+                    self._measure_offset(item)
+            self._stop.wait(0.05)
 
-    def _clock_offset(self, item, timeout: float = 2.0) -> None:
+    def _measure_offset(self, item, timeout: float = 2.0) -> None:
+        """Measure ``item``'s clock offset on a worker thread (none if one is still measuring it)."""
+        worker = item.extra.get("offset_worker")
+        if worker is not None and worker.is_alive():
+            return
+        worker = item.extra["offset_worker"] = threading.Thread(target=self._try_offset, args=(item, timeout),
+                                                               name="engage-recorder-offset", daemon=True)
+        worker.start()
+
+    def _join_offset_workers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for item in self.inlets:
+            worker = item.extra.get("offset_worker")
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    #: After a failed measurement, a stream with no clock offset yet is measured again this soon (seconds).
+    OFFSET_RETRY_S = 0.5
+
+    def _clock_offset(self, item, timeout: float = 2.0) -> bool:
+        """Measure and write one ClockOffset of ``item`` when one is due; returns whether it did. A failed
+        measurement is tried again soon while the stream has none, else at the usual interval."""
         now = time.monotonic()
         if now < item.extra["next_offset"]:
-            return
+            return False
         item.extra["next_offset"] = now + self.clock_offset_interval
         inlet = item.inlet
         if inlet is None:
-            return
+            return False
         try:
             offset = inlet.time_correction(timeout=timeout)
-        except self._pylsl.util.LostError:
-            return
-        except Exception as exc:  # noqa: BLE001 - a timed-out correction is tried again next time
-            log.info("time_correction of %r failed: %s", item.info.name, exc)
-            return
+        except Exception as exc:  # noqa: BLE001 - lost, or timed out (no answer to liblsl's time probes in time)
+            if not item.extra.get("offsets"):
+                item.extra["next_offset"] = time.monotonic() + self.OFFSET_RETRY_S
+            if not isinstance(exc, self._pylsl.util.LostError):
+                log.info("time_correction of %r failed: %s", item.info.name, exc or type(exc).__name__)
+            return False
         local = self._pylsl.local_clock()
         self.writer.write_clock_offset(item.extra["sid"], local - offset, offset)
         item.extra["offsets"] = item.extra.get("offsets", 0) + 1
+        return True
+
+    def _closing_offsets(self, timeout: float = 2.0) -> None:
+        """At close, one more offset for every stream (measured in parallel), so pyxdf's clock fit spans the
+        whole recording. A stream that still has none - its outlet never answered liblsl's time probes in
+        time, e.g. on a machine under heavy load - and that comes from this host gets an offset of zero: both
+        clocks are this machine's ``local_clock()``, which is what a measurement would find to within its
+        noise. Other hosts' streams are named in a warning (pyxdf will not synchronise them)."""
+        import socket
+
+        self._join_offset_workers(timeout + 1.0)  # the measurements under way
+        for item in self.inlets:
+            if not item.lost and "sid" in item.extra and item.inlet is not None:
+                item.extra["next_offset"] = 0.0
+                self._measure_offset(item, timeout)
+        self._join_offset_workers(timeout + 1.0)
+        host = socket.gethostname()
+        for item in self.inlets:
+            if "sid" not in item.extra or item.extra.get("offsets"):
+                continue
+            info = item.lsl_info
+            if info is not None and info.hostname() == host:
+                log.warning("%s: stream %r: no clock offset could be measured (its outlet did not answer liblsl's "
+                            "time probes); it runs on this machine, so its clock is this machine's: offset 0 written",
+                            self.writer.name, item.info.name)
+                self.writer.write_clock_offset(item.extra["sid"], self._pylsl.local_clock(), 0.0)
+                item.extra["offsets"] = 1
+            else:
+                log.warning("%s: stream %r: no clock offset could be measured; pyxdf cannot synchronise it to the "
+                            "other streams", self.writer.name, item.info.name)
+
+    def _try_offset(self, item, timeout: float) -> None:
+        try:
+            self._clock_offset(item, timeout=timeout)
+        except RecordingError as exc:
+            if not self.writer.closed:  # (a measurement that outlived the recording is not an error)
+                self.error = exc
 
     def _gap_opened(self, item) -> None:
         start = item.extra.get("last_stamp", item.lost_at)
@@ -326,15 +386,9 @@ class XdfRecorder:
                 thread.join(timeout=5.0)
                 setattr(self, name, None)
         if self._inlets is not None:
-            # a stream recorded for less time than a first clock offset took still gets one, so that
-            # pyxdf can synchronise it (LabRecorder's files always have them)
-            for item in self.inlets:
-                if not item.lost and "sid" in item.extra and not item.extra.get("offsets") and self.error is None:
-                    item.extra["next_offset"] = 0.0
-                    try:
-                        self._clock_offset(item, timeout=1.0)
-                    except RecordingError as exc:
-                        self.error = exc
+            if self.error is None:
+                self._closing_offsets()
+            self._join_offset_workers(3.0)
             self._inlets.close()
 
     def close(self) -> None:
