@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     story = load_story(args.story or default_story_path())
     out = Path(args.out)
     viewer = SimulatedViewer(seed=args.seed)
+    if args.lsl:
+        from engage.sensors.liblsl_log import route_liblsl_log
+
+        route_liblsl_log()
     session = Session([viewer], VirtualClock(0.0), story=story, events_out=out / "events.jsonl",
                       scenes_out=out / "scenes.jsonl", lsl=args.lsl, session_id=f"demo-{args.seed}",
                       timeline=None if args.quiet else sys.stdout)

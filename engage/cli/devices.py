@@ -103,6 +103,9 @@ def run_bridge(args: argparse.Namespace) -> int:
     processors: list = []
     if args.lsl:
         from engage.events.lsl_outlets import LslOutletSink
+        from engage.sensors.liblsl_log import route_liblsl_log
+
+        route_liblsl_log()
 
         sink = LslOutletSink(session=args.session, types=("RR", "StrapHR", "ECG"), role="sensor")
         for info in source.streams():  # visible to LabRecorder before the first beat; ECG once it flows

@@ -301,9 +301,10 @@ def _lsl_candidates(selector, wait_s: float) -> list:
 
 
 def _open_lsl(spec, now: float, source_ids=None, on_open=None) -> OpenedSensor:
-    from engage.sensors.lsl import describe_stream, quiet_liblsl
+    from engage.sensors.liblsl_log import route_liblsl_log
+    from engage.sensors.lsl import describe_stream
 
-    quiet_liblsl()
+    route_liblsl_log()
     import pylsl
 
     selector = spec.selector()
@@ -487,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("engage live needs --profile (a built-in name such as simulated or polar-h10, or a TOML "
                           "file); see engage live --list-profiles")
     _check_args(args)
-    from engage.sensors.lsl import quiet_liblsl
+    from engage.sensors.liblsl_log import route_liblsl_log
     from engage.sensors.profiles import load_profile
 
     profile = load_profile(args.profile)
@@ -503,7 +504,7 @@ def run(args: argparse.Namespace) -> int:
             story = open_story(args.story or default_story_path())
         except StoryError as exc:
             raise ConfigError(str(exc)) from None
-    quiet_liblsl()
+    route_liblsl_log()
     import pylsl
 
     from engage.core import LslClock, VirtualClock

@@ -32,9 +32,10 @@ def register(sub) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from engage.core.errors import ConfigError
-    from engage.sensors.lsl import list_streams, quiet_liblsl
+    from engage.sensors.liblsl_log import route_liblsl_log
+    from engage.sensors.lsl import list_streams
 
-    quiet_liblsl()
+    route_liblsl_log()
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {args.timeout}")
     predicate = args.predicate or (f"type={args.type}" if args.type else None)

@@ -110,9 +110,9 @@ def _target_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engage.sensors.lsl import quiet_liblsl
+    from engage.sensors.liblsl_log import route_liblsl_log
 
-    quiet_liblsl()
+    route_liblsl_log()
     _check(args)
     stop = {"signal": None}
 

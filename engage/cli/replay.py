@@ -148,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
 def _player(args, path: Path, source, start: float, extra: list):
     """``--to-lsl``: the recording's own streams on a player (declared, then a lead-in), and the pipeline's
     derived streams and events when the file has none of its own; returns (player, event outlet)."""
-    from engage.sensors.lsl import quiet_liblsl
+    from engage.sensors.liblsl_log import route_liblsl_log
     from engage.sensors.replay import XdfReplay
 
-    quiet_liblsl()
+    route_liblsl_log()
     from engage.events.lsl_outlets import DERIVED_TYPES, LslOutletSink, RecordingPlayer
     from engage.events.publishers import LslEventOutlet
 

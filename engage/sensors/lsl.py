@@ -35,9 +35,7 @@ and a ``sensor.gap`` event when a stream is lost and again when it comes back.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import sys
 import threading
 import time
 from collections import deque
@@ -59,19 +57,11 @@ _XPATH_HINT = re.compile(r"['\"()\[\]]|\band\b|\bor\b|starts-with|contains")
 
 
 def quiet_liblsl() -> bool:
-    """Keep liblsl's start-up INFO lines off a command's stderr.
+    """liblsl's log lines through Python logging at the user's level (see :mod:`engage.sensors.liblsl_log`);
+    call before anything uses liblsl. Returns whether they are."""
+    from engage.sensors.liblsl_log import route_liblsl_log
 
-    Points ``LSLAPICFG`` at engage's ``lsl_api.cfg`` (log level: warnings) unless the user
-    has a liblsl configuration of their own (``LSLAPICFG``, ``./lsl_api.cfg``,
-    ``~/lsl_api/lsl_api.cfg``, ``/etc/lsl_api/lsl_api.cfg``) or pylsl is already loaded.
-    Returns whether it did.
-    """
-    own = [os.environ.get("LSLAPICFG"), "lsl_api.cfg", os.path.expanduser("~/lsl_api/lsl_api.cfg"),
-           "/etc/lsl_api/lsl_api.cfg"]
-    if "pylsl" in sys.modules or any(p and os.path.exists(p) for p in own) or os.environ.get("LSLAPICFG"):
-        return False
-    os.environ["LSLAPICFG"] = os.path.join(os.path.dirname(__file__), "lsl_api.cfg")
-    return True
+    return route_liblsl_log()
 
 
 def parse_predicate(text: str) -> str:

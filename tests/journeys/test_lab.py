@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -191,6 +192,8 @@ def test_a_lab_session_over_lsl(tmp_path, caplog):
             t.join(5)
     live = subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(head) + err)
     assert live.returncode == 0, live.stderr
+    # liblsl's own lines come through engage's logging, not in loguru's format between the session's lines
+    assert not re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \(.*\) \[.*\|", live.stderr, re.M), live.stderr
     assert time.monotonic() - started > DURATION - 5
 
     # -- two viewers, each with their own pipeline; nothing of engage's own or of the other session consumed
