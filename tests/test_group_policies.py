@@ -136,3 +136,20 @@ def test_a_simulated_audience_watches_one_film_chosen_for_the_group(tmp_path):
     assert all(v.scene == plans[-1].scene for v in audience)  # each viewer is watching the group's scene
     assert session.group is not None and session.group.viewers == list(group.viewers)
     assert session.group.last_row["viewers"] == 3 and session.group.last_row["present"] == 3
+
+
+def test_story_compare_group_refuses_bad_sizes(capsys):
+    from engage.cli import main
+
+    assert main(["story", "compare", "--group", "0"]) == 2
+    assert "--group must be >= 1" in capsys.readouterr().err
+    assert main(["story", "compare", "--group", "4", "--viewers", "3"]) == 2
+    assert "fewer than one audience of --group 4" in capsys.readouterr().err
+
+
+def test_run_group_refuses_personal_and_unknown_policies():
+    from engage.narrative.group_evaluation import run_group
+
+    for policy in ("personal", "loudest"):
+        with pytest.raises(ValueError, match="unknown group policy"):
+            run_group(None, policy, seed=0)

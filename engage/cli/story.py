@@ -60,13 +60,18 @@ def register(sub) -> None:
                                     "adaptive policy and the fixed authored path, and prints time bored, time in the\n"
                                     "target arousal band and plot changes, with the paired difference.",
                         epilog="examples:\n  engage story compare --viewers 100 --jobs 2\n"
-                               "  engage story compare night_train.toml --viewers 20 --policy thompson --json")
+                               "  engage story compare night_train.toml --viewers 20 --policy thompson --json\n"
+                               "  engage story compare --group 4 --viewers 100 --jobs 2   # 25 audiences of 4: the group\n"
+                               "      policies (aggregate, least-engaged, majority) vs the fixed path: the group's and\n"
+                               "      the worst viewer's time bored, plot changes, paired intervals")
     m.add_argument("file", nargs="?", help="the story file (default: the sample ink story)")
     m.add_argument("--viewers", type=int, default=100, help="number of simulated viewers (default: 100)")
     m.add_argument("--policy", default="director", choices=["director", "thompson"], help="the adaptive policy")
     m.add_argument("--jobs", type=int, default=1, help="parallel processes (default: 1)")
     m.add_argument("--seed", type=int, default=0, help="first viewer's seed (default: 0)")
     m.add_argument("--json", action="store_true", help="print the per-viewer results as JSON too")
+    m.add_argument("--group", type=int, metavar="N", help="viewers watch together in audiences of N: compares the "
+                   "group policies (one film for each audience) instead of --policy")
     m.set_defaults(func=run_compare)
     s.set_defaults(func=lambda args: (s.print_help(), 2)[1])
 
@@ -138,6 +143,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise EngageError(f"--viewers must be >= 1, got {args.viewers}")
     if args.jobs < 1:
         raise EngageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.group is not None:
+        return _run_group_compare(args)
     bar = tqdm(total=2 * args.viewers, desc="compare", unit="run", disable=None, leave=False, file=sys.stderr)
     try:
         results = compare(args.file, args.viewers, args.policy, jobs=args.jobs, first_seed=args.seed,
@@ -152,4 +159,48 @@ def run_compare(args: argparse.Namespace) -> int:
     d = paired_difference(results, args.policy)
     print(json.dumps({"viewers": args.viewers, "policy": args.policy, "bored_frac_adaptive": round(d["adaptive"], 4),
                       "bored_frac_fixed": round(d["fixed"], 4), "diff": round(d["diff"], 4), "p": d["p"]}))
+    return 0
+
+
+def _run_group_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from engage.narrative.evaluation import paired_difference
+    from engage.narrative.group_evaluation import GROUP_POLICIES_COMPARED, compare_groups, format_group_table
+    from engage.narrative.story import StoryError
+
+    if args.group < 1:
+        raise EngageError(f"--group must be >= 1, got {args.group}")
+    if args.viewers < args.group:
+        raise EngageError(f"--viewers {args.viewers} is fewer than one audience of --group {args.group}")
+    groups = args.viewers // args.group
+    if groups * args.group != args.viewers:
+        print(f"engage story compare: {args.viewers} viewers make {groups} audiences of {args.group} "
+              f"({groups * args.group} viewers)", file=sys.stderr)
+    runs = groups * (len(GROUP_POLICIES_COMPARED) + 1)
+    bar = tqdm(total=runs, desc="compare", unit="run", disable=None, leave=False, file=sys.stderr)
+    try:
+        results = compare_groups(args.file, groups, args.group, jobs=args.jobs, first_seed=args.seed,
+                                 on_result=lambda r: bar.update(1))
+    except StoryError as exc:
+        raise EngageError(str(exc)) from None
+    finally:
+        bar.close()
+    print(format_group_table(results))
+    if args.json:
+        print(json.dumps(results, sort_keys=True))
+    summary: dict = {"viewers": groups * args.group, "group": args.group, "groups": groups, "policies": {}}
+    for name in results:
+        runs_ = results[name]
+        entry = {"bored_frac": round(float(np.mean([r["bored_frac"] for r in runs_])), 4),
+                 "worst_bored_frac": round(float(np.mean([r["worst_bored_frac"] for r in runs_])), 4),
+                 "plot_changes": round(float(np.mean([r["plot_changes"] for r in runs_])), 3)}
+        if name != "fixed":
+            for key in ("bored_frac", "worst_bored_frac"):
+                d = paired_difference(results, name, key)
+                entry[f"{key}_diff"] = {k: (round(d[k], 4) if np.isfinite(d[k]) else None)
+                                        for k in ("diff", "ci_low", "ci_high", "p")}
+        summary["policies"][name] = entry
+    print(json.dumps(summary))
     return 0

@@ -119,6 +119,15 @@ def _one(args: tuple) -> dict[str, Any]:
     return run_viewer(story_path, policy, seed, horizon).summary()
 
 
+def run_tasks(fn: Callable[[tuple], dict], tasks: Sequence[tuple], jobs: int = 1) -> Iterable[dict]:
+    """``fn(task)`` for every task, as they finish: in this process, or in ``jobs`` processes (joblib)."""
+    if jobs == 1:
+        return (fn(t) for t in tasks)
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(t) for t in tasks)
+
+
 def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "director", jobs: int = 1,
             first_seed: int = 0, horizon_s: float = MAX_HORIZON_S,
             on_result: Callable[[dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -130,13 +139,7 @@ def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "
     tasks = [(str(story_path) if story_path else None, p, first_seed + i, horizon_s)
              for i in range(viewers) for p in (adaptive, "fixed")]
     out: dict[str, list[dict[str, Any]]] = {adaptive: [], "fixed": []}
-    if jobs == 1:
-        results: Iterable[dict] = (_one(t) for t in tasks)
-    else:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=jobs, return_as="generator")(delayed(_one)(t) for t in tasks)
-    for r in results:
+    for r in run_tasks(_one, tasks, jobs):
         out[r["policy"]].append(r)
         if on_result is not None:
             on_result(r)

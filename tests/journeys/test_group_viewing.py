@@ -10,12 +10,15 @@
    engaged one by the evidence it logged; the absent viewer counts in the group's size and lowers
    its confidence, not its score.
 3. ``personal`` (a screen each) → four films from a shared start, each decision serving its viewer.
+4. The dashboard in headless Chromium: a card per viewer and the group's.
+5. ``engage story compare --group 4``: the group policies against the fixed path, paired by audience.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +198,97 @@ def test_the_dashboard_shows_each_viewer_and_the_group(tmp_path):
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 0
+
+
+FORKS = """
+[story]
+id = "two-forks"
+title = "Two Forks"
+start = "arrival"
+
+[[scene]]
+id = "arrival"
+title = "Arrival"
+text = "A long, quiet arrival (the viewers' baseline)."
+intensity = 0.15
+tone = "calm"
+duration_s = 75
+next = ["waiting", "alarm"]
+
+[[scene]]
+id = "waiting"
+title = "Waiting"
+text = "Nothing happens, slowly."
+intensity = 0.1
+tone = "calm"
+duration_s = 50
+next = ["quiet", "escape"]
+
+[[scene]]
+id = "alarm"
+title = "Alarm"
+text = "Bells everywhere."
+intensity = 0.85
+tone = "frantic"
+duration_s = 50
+next = ["quiet", "escape"]
+
+[[scene]]
+id = "quiet"
+title = "Quiet End"
+text = "They sit."
+intensity = 0.1
+tone = "calm"
+duration_s = 40
+next = []
+
+[[scene]]
+id = "escape"
+title = "Escape"
+text = "They run."
+intensity = 0.9
+tone = "frantic"
+duration_s = 40
+next = []
+"""
+
+
+@pytest.mark.timeout(600)
+def test_story_compare_for_groups(tmp_path):
+    """``engage story compare --group 4 --viewers 8``: two audiences of four under each group policy and the
+    fixed path, paired; the table, the intervals and a JSON line an analyst can read."""
+    (tmp_path / "forks.toml").write_text(FORKS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "engage", "story", "compare", "forks.toml", "--group", "4",
+                        "--viewers", "9", "--jobs", "2", "--json"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    print(r.stdout)
+    assert "9 viewers make 2 audiences of 4 (8 viewers)" in r.stderr
+    lines = r.stdout.strip().splitlines()
+    header = lines[0].split()
+    assert header[:2] == ["policy", "groups"] and "worst viewer bored %" in lines[0]
+    table = {line.split()[0]: line.split() for line in lines[1:5]}
+    assert list(table) == ["aggregate", "least-engaged", "majority", "fixed"]
+    assert all(row[1] == "2" and row[2] == "2/2" for row in table.values())  # every audience reached an ending
+    assert float(table["fixed"][5]) == 0.0  # the authored path changes no plot
+    for name in ("aggregate", "least-engaged", "majority"):
+        line = next(x for x in lines if x.startswith(f"  {name}: "))
+        assert re.search(r"group bored [+-][0-9.]+ \[[+-][0-9.]+ … [+-][0-9.]+\] p = ", line), line
+        assert "worst viewer bored" in line and "plot changes" in line
+    runs = json.loads(lines[-2])
+    summary = json.loads(lines[-1])
+    assert summary["viewers"] == 8 and summary["group"] == 4 and summary["groups"] == 2
+    seeds = {name: [x["seed"] for x in rs] for name, rs in runs.items()}
+    assert all(s == [0, 1] for s in seeds.values())  # paired: the same audiences under every policy
+    for name, rs in runs.items():
+        for x in rs:
+            assert len(x["viewer_bored_frac"]) == 4 and x["worst_bored_frac"] == max(x["viewer_bored_frac"])
+            assert x["bored_frac"] == pytest.approx(np.mean(x["viewer_bored_frac"]))
+        if name == "least-engaged":  # nobody left behind: every decision served one viewer
+            assert all(sum(x["served"].values()) >= x["plot_changes"] for x in rs)
+    fixed = runs["fixed"]
+    for name in ("aggregate", "least-engaged", "majority"):
+        d = summary["policies"][name]["worst_bored_frac_diff"]
+        mine = [x["worst_bored_frac"] for x in runs[name]]
+        assert d["diff"] == pytest.approx(np.mean(mine) - np.mean([x["worst_bored_frac"] for x in fixed]), abs=1e-4)
