@@ -220,6 +220,27 @@ def test_a_real_full_disk(tiny_tmpfs):
     assert src.streams()[0].name == "ecg" and src.problem is None
 
 
+def test_engage_live_on_a_full_disk_keeps_the_session_and_exits_non_zero(tiny_tmpfs, tmp_path):
+    """Issue 18, bad input: the disk fills during ``engage live --record``: the session goes on to its end (its
+    events are kept), the recording keeps everything written before, and the command exits non-zero saying so."""
+    import json
+    import sys
+
+    path = tiny_tmpfs / "s.xdf"
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "engage", "live", "--profile", "simulated", "--speed", "20",
+                          "--duration", "300", "--record", str(path), "--out", str(out)],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1, run.stderr
+    assert f"engage: error: {path}: cannot write (disk full)" in run.stderr and "stay readable" in run.stderr
+    assert "duration reached after 300.0 s of session" in run.stdout  # the session was not cut short
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events and max(e["timestamp"] for e in events) - min(e["timestamp"] for e in events) > 200
+    streams, _ = pyxdf.load_xdf(str(path))
+    ecg = {s["info"]["name"][0]: s for s in streams}["sim-viewer-1-ecg"]
+    assert len(ecg["time_stamps"]) > 100 and np.all(np.diff(ecg["time_stamps"]) > 0)
+
+
 def _chunk(info, i):
     from engage.core import Chunk
 
