@@ -273,3 +273,39 @@ def test_a_short_run_says_how_long_the_baseline_still_calibrates(tmp_path, capsy
     lines = [x for x in err.splitlines() if "calibrating the viewers' baseline" in x]
     assert lines[0].endswith("60 s to go (events come after it)") and 5 <= len(lines) <= 7
     assert "baseline.ready" in out
+
+
+def test_a_stream_back_at_another_rate_is_a_gap_and_a_new_segment(tmp_path, capsys):
+    """Issue 18, bad input: a device restarted at another sampling rate mid-session. The session marks the gap and
+    goes on with the new stream; the recording keeps the two as two streams, each with its own header (one stream
+    with the first header would make every sample after the change 'at 16 Hz')."""
+    t = tag()
+    profile = tmp_path / "eda.toml"
+    profile.write_text(f'[sensor.eda]\nkind = "lsl"\nsource_id = "{t}-eda"\nmaps_to = "EDA"\nwait_s = 5\n')
+    xdf = tmp_path / "rate.xdf"
+    result = {}
+
+    def session() -> None:
+        result["run"] = run_live(capsys, "--profile", str(profile), "--no-story", "--duration", "10", "--record",
+                                 str(xdf), "--out", str(tmp_path / "files"), "--quiet")
+
+    with Device(f"{t}-EDA", "EDA", f"{t}-eda", rate=16.0):
+        thread = threading.Thread(target=session)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not xdf.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)  # seconds of it recorded
+    time.sleep(1.0)  # the device restarts ...
+    with Device(f"{t}-EDA", "EDA", f"{t}-eda", rate=32.0):  # ... at another rate
+        thread.join(40)
+    rc, out, err = result["run"]
+    assert rc == 0, err
+    events = jsonl(tmp_path / "files" / "events.jsonl")
+    gaps = [e for e in events if e["type"] == "sensor.gap"]
+    assert gaps, [e["type"] for e in events]
+    streams, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=False, dejitter_timestamps=False)
+    raw = sorted((s for s in streams if s["info"]["name"] == [f"{t}-EDA"]), key=lambda s: s["time_stamps"][0])
+    assert [float(s["info"]["nominal_srate"][0]) for s in raw] == [16.0, 32.0]
+    assert len(raw[0]["time_stamps"]) > 30 and len(raw[1]["time_stamps"]) > 60, [len(s["time_stamps"]) for s in raw]
+    assert raw[0]["time_stamps"][-1] < raw[1]["time_stamps"][0]

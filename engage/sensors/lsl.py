@@ -476,8 +476,9 @@ class InletSet:
         """Open ``info`` for selector ``index``: (its Inlet, whether it is a known stream come back)."""
         known = self.inlets.get(key)
         if known is not None and (info.channel_count() != known.info.channel_count
-                                  or (info.channel_format() == self._pylsl.cf_string) != known.string):
-            # back under the same identity but with another layout: a new stream, not a continuation
+                                  or (info.channel_format() == self._pylsl.cf_string) != known.string
+                                  or info.nominal_srate() != known.info.nominal_rate):
+            # back under the same identity but with another layout or rate: a new stream, not a continuation
             known.lost_uid = info.uid()
             key = f"{key}#{info.uid()}"
             if key in self.inlets:
