@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from engage.core import Chunk, Event, Processor, StreamInfo
+from engage.core import GROUP_VIEWER, Chunk, Event, Processor, StreamInfo
 
 
 def clock_text(seconds: float) -> str:
@@ -60,7 +60,8 @@ class TimelinePrinter(Processor):
         return []
 
     def _line(self, t: float, mark: str, what: str, text: str, viewer: str | None = None) -> None:
-        who = f"{viewer}: " if viewer is not None and len(self._viewers) > 1 else ""
+        several = len(self._viewers) > 1 or viewer == GROUP_VIEWER  # the group's lines: from the story's start on
+        who = f"{viewer}: " if viewer is not None and several else ""
         self.out.write(f"{self._t(t)}  {mark}  {what:<20} {who}{text}\n")
 
     def on_event(self, e: Event) -> None:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from engage.core import GROUP_VIEWER, Chunk, ConfigError, Runtime, Source, VirtualClock
+from engage.core import GROUP_VIEWER, Chunk, ConfigError, Event, Runtime, Source, VirtualClock
 from engage.events.group import GROUP_CHANNELS, GroupConfig, GroupEngagement
 from engage.events.state_machine import EngagementStateMachine
 from engage.models.rules import engagement_info
@@ -194,3 +194,17 @@ def test_a_profile_including_a_group_keeps_its_group_and_may_override_keys(tmp_p
     assert len(p.sensors) == 4
     rig.write_text('[profile]\ninclude = ["group-sim"]\n')
     assert load_profile(rig).group["policy"] == "aggregate"
+
+
+def test_the_timeline_names_the_group_on_its_lines_from_the_start():
+    import io
+
+    from engage.timeline import TimelinePrinter
+
+    out = io.StringIO()
+    printer = TimelinePrinter(out, origin=0.0)
+    printer.on_event(Event("scene.start", 0.1, GROUP_VIEWER, 1.0, {"scene": "platform", "title": "The Platform",
+                                                                     "intensity": 0.2, "reason": "story start"}))
+    printer.on_event(Event("baseline.ready", 60.0, "viewer-1", 1.0, {"samples": 61}))
+    lines = out.getvalue().splitlines()
+    assert 'group: "The Platform"' in lines[0] and "viewer-1:" not in lines[1]  # one viewer so far: no name

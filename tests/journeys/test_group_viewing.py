@@ -89,6 +89,7 @@ def test_four_viewers_watch_one_film_together(tmp_path):
     assert "when 2 of the 4 viewers are bored" in err
     assert "group: 4 viewers (viewer-1, viewer-2, viewer-3, viewer-4), 4 present at the end" in out
     assert "story.end" in out
+    assert '>  scene platform       group: "The Platform"' in out  # every line of the group's film says so
     events = jsonl(tmp_path / "together" / "events.jsonl")
     assert sorted(e["viewer"] for e in events if e["type"] == "baseline.ready") == VIEWERS  # a baseline each
     own = {e["viewer"] for e in events if e["type"] in ("boredom.onset", "arousal.high", "attention.lost")}
