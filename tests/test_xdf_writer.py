@@ -233,6 +233,7 @@ def test_engage_live_on_a_full_disk_keeps_the_session_and_exits_non_zero(tiny_tm
                          capture_output=True, text=True, timeout=240)
     assert run.returncode == 1, run.stderr
     assert f"engage: error: {path}: cannot write (disk full)" in run.stderr and "stay readable" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr  # a typed error: one line where it happened, no traceback
     assert "duration reached after 300.0 s of session" in run.stdout  # the session was not cut short
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert events and max(e["timestamp"] for e in events) - min(e["timestamp"] for e in events) > 200

@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Sequence
 
 from .bus import EventBus
 from .clock import Clock, VirtualClock
+from .errors import EngageError
 from .event import Event
 from .stream import Chunk, StreamInfo
 
@@ -291,7 +292,10 @@ class Runtime:
             self.stats.processor_errors += 1
             self.ctx.counters[f"{p.name}.errors"] += 1
             if self.ctx.counters[f"{p.name}.errors"] <= 3:
-                log.exception("%s failed", p.name)
+                if isinstance(exc, EngageError):  # a typed error says what went wrong: no traceback
+                    log.error("%s failed: %s", p.name, exc)
+                else:
+                    log.exception("%s failed", p.name)
             self.ctx.emit("pipeline.error", self.clock.now(), 0.0,
                           {"processor": p.name, "error": f"{type(exc).__name__}: {exc}"}, source="runtime")
             return []
