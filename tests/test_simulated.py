@@ -715,3 +715,36 @@ def test_engage_live_with_a_strap_that_never_connects_and_a_face_that_drops_out(
     face = next(s for s in streams if s["info"]["name"][0] == "sim-viewer-1-face")
     t = face["time_stamps"] - face["time_stamps"][0]
     assert not np.any((t > 60.05) & (t < 79.95)) and t[-1] > 99
+
+
+def test_a_viewer_keeping_ten_minutes_of_truth_makes_the_same_signals_and_forgets_the_rest():
+    """engage live keeps 10 minutes of a simulated viewer's ground truth (issue 25: a 4-h session grew 4 MB/h)."""
+    import numpy as np
+
+    from engage.core import Context, Event, EventBus, VirtualClock
+    from engage.sensors.simulated import SimulatedViewer
+
+    def run(**kw):
+        viewer = SimulatedViewer(seed=5, sensors=("ecg", "eda", "face"), **kw)
+        viewer.start(Context(VirtualClock(), EventBus()))
+        viewer.ctx.bus.publish(Event("scene.start", 0.0, "viewer-1", evidence={"scene": "a", "intensity": 0.8}))
+        chunks = []
+        for until in np.arange(7.0, 1500.0, 7.0):
+            chunks += viewer.read(float(until))
+        return viewer, chunks
+
+    everything, full = run()
+    bounded, kept = run(history_s=60.0)
+    assert len(full) == len(kept)
+    for a, b in zip(full, kept):
+        assert a.info.name == b.info.name
+        np.testing.assert_array_equal(a.timestamps, b.timestamps)
+        np.testing.assert_array_equal(a.data, b.data)
+    truth = bounded.truth_array()
+    assert 60.0 <= truth[-1, 0] - truth[0, 0] <= 121.0
+    np.testing.assert_array_equal(truth, everything.truth_array()[-len(truth):])
+    assert bounded.latent_state(truth[-1, 0]) == everything.latent_state(truth[-1, 0])
+    with pytest.raises(ValueError, match="no latent state"):
+        bounded.latent_state(100.0)
+    assert len(bounded._lat) <= 2048 < len(everything._lat)  # 2 x 60 s of steps, not the whole 25 min
+    assert bounded.true_beats == [r for r in everything.true_beats if r >= truth[0, 0]]

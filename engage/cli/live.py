@@ -161,7 +161,8 @@ def _open_simulated(spec, now: float, follows: tuple[str, ...] = ()) -> OpenedSe
 
     kw = dict(seed=spec.seed, viewer=spec.viewer, ecg_rate=spec.ecg_rate, eda_rate=spec.eda_rate,
               face_rate=spec.face_rate, ppg_rate=spec.ppg_rate, sensors=spec.wears, faults=spec.faults,
-              scene_viewers=(spec.viewer, *follows))
+              scene_viewers=(spec.viewer, *follows),
+              history_s=600.0)  # nothing reads the ground truth back in a live session: probes need the present
     viewer = SimulatedViewer(**kw)
     if spec.traits:
         viewer = SimulatedViewer(traits=dataclasses.replace(viewer.traits, **dict(spec.traits)), **kw)

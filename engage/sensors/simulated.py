@@ -238,6 +238,11 @@ class SimulatedViewer(Source):
     scene_viewers : sequence of str, optional
         The viewer ids whose ``scene.start`` events this viewer watches (default: its own id; a
         group session passes the id its controller plays to).
+    history_s : float, optional
+        How much of the 10 Hz latent log (the ground truth) to keep, in seconds; default: all of it.
+        A live session that never reads the truth back keeps the last 10 minutes (thought probes
+        are answered from the present), so a session of many hours stays flat in memory; the log
+        of all of it is 4 MB per session hour.
 
     Public state: ``traits``, the scene in force (``intensity``, ``tone``, ``scene``),
     :meth:`latent_state`, :meth:`truth_array`, :meth:`latent_array` and :attr:`true_beats`, all up to
@@ -255,7 +260,10 @@ class SimulatedViewer(Source):
     def __init__(self, seed: int = 0, viewer: str = "viewer-1", traits: ViewerTraits | None = None,
                  ecg_rate: float = 250.0, eda_rate: float = 16.0, face_rate: float = 30.0, ppg_rate: float = 64.0,
                  sensors: Sequence[str] = ("ecg", "eda", "face"), faults: SensorFaults | None = None,
-                 scene_viewers: Sequence[str] | None = None) -> None:
+                 scene_viewers: Sequence[str] | None = None, history_s: float | None = None) -> None:
+        if history_s is not None and not (isinstance(history_s, (int, float)) and history_s >= 10.0):
+            raise ConfigError(f"simulated viewer {viewer!r}: history_s must be at least 10 s, got {history_s!r}")
+        self._keep_steps = None if history_s is None else int(math.ceil(history_s / DT))
         rates = {"ecg": ecg_rate, "ppg": ppg_rate, "eda": eda_rate, "face": face_rate}
         for kind, rate in rates.items():
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
@@ -323,6 +331,7 @@ class SimulatedViewer(Source):
         self._mind = StoryMind(tr.boredom_proneness, tr.habituation_s, tr.noise, rngs["mind"], DEFAULT_INTENSITY)
         self._lat = np.zeros((1024, _N_LATENT))
         self._n_steps = 0
+        self._base = 0  # steps dropped from the start of the latent log (history_s); row k is step _base + k
         self._pending_scenes: list[tuple[float, int, str, float, str]] = []  # time, order, id, intensity, tone
         self._scene_order = 0
         self._scene_log: list[tuple[float, str, float, str]] = [(-math.inf, "", DEFAULT_INTENSITY, "")]
@@ -454,15 +463,16 @@ class SimulatedViewer(Source):
 
     def truth_array(self) -> np.ndarray:
         """Latent ground truth so far at 10 Hz: columns ``t, arousal, boredom, attention``."""
-        n = self._n_steps
-        return np.column_stack([self._t0 + np.arange(n) * DT, self._lat[:n, [_AROUSAL, _BOREDOM, _ATTENTION]]])
+        n = self._n_steps - self._base
+        return np.column_stack([self._t0 + (self._base + np.arange(n)) * DT,
+                                self._lat[:n, [_AROUSAL, _BOREDOM, _ATTENTION]]])
 
     def latent_array(self) -> np.ndarray:
         """Everything the viewer's mind and body did so far at 10 Hz: a time column, then
         :data:`LATENT_COLUMNS` (``mind_wandering`` 0/1, ``hr_bpm`` the heart rate the beats follow,
         ``scl_us`` the tonic skin conductance, ``engagement`` = attention × (1 - boredom))."""
-        n = self._n_steps
-        return np.column_stack([self._t0 + np.arange(n) * DT, self._lat[:n, :len(LATENT_COLUMNS)]])
+        n = self._n_steps - self._base
+        return np.column_stack([self._t0 + (self._base + np.arange(n)) * DT, self._lat[:n, :len(LATENT_COLUMNS)]])
 
     def latent_state(self, t: float | None = None) -> LatentState:
         """What the viewer was experiencing at time ``t`` (default: the last step made), from the
@@ -479,15 +489,16 @@ class SimulatedViewer(Source):
         """
         if self._n_steps == 0:
             raise ValueError(f"{self.name}: no latent state yet (read the viewer first)")
+        first_t = self._t0 + self._base * DT
         last_t = self._t0 + (self._n_steps - 1) * DT
         if t is None:
             t = last_t
         t = float(t)
-        if not (self._t0 - _EPS <= t <= last_t + _EPS):
-            raise ValueError(f"{self.name}: no latent state at t={t:g} (simulated from {self._t0:g} to {last_t:g})")
-        k = min(self._n_steps - 1, max(0, math.floor((t - self._t0) / DT + _EPS)))
-        row = self._lat[k]
-        start, scene, intensity, tone = self._scene_log[self._scene_at_step[k]]
+        if not (first_t - _EPS <= t <= last_t + _EPS):
+            raise ValueError(f"{self.name}: no latent state at t={t:g} (kept from {first_t:g} to {last_t:g})")
+        k = min(self._n_steps - 1, max(self._base, math.floor((t - self._t0) / DT + _EPS)))
+        row = self._lat[k - self._base]
+        start, scene, intensity, tone = self._scene_log[self._scene_at_step[k - self._base]]
         step_t = self._t0 + k * DT
         return LatentState(t=step_t, arousal=float(row[_AROUSAL]), boredom=float(row[_BOREDOM]),
                            attention=float(row[_ATTENTION]), novelty=float(row[_NOVELTY]),
@@ -521,16 +532,31 @@ class SimulatedViewer(Source):
 
     def _advance_latent(self, until: float) -> None:
         last = self._step_index(until)
-        if last >= len(self._lat):
-            grown = np.zeros((max(2 * len(self._lat), last + 1), _N_LATENT))
-            grown[: self._n_steps] = self._lat[: self._n_steps]
+        if self._keep_steps is not None and last - self._base >= 2 * self._keep_steps:
+            self._forget_before(last - self._keep_steps)
+        if last - self._base >= len(self._lat):
+            grown = np.zeros((max(2 * len(self._lat), last - self._base + 1), _N_LATENT))
+            grown[: self._n_steps - self._base] = self._lat[: self._n_steps - self._base]
             self._lat = grown
         while self._n_steps <= last:
             t = self._t0 + self._n_steps * DT
             self._apply_due_scenes(t)
             self._scene_at_step.append(len(self._scene_log) - 1)
-            self._lat[self._n_steps] = self._step(t)
+            self._lat[self._n_steps - self._base] = self._step(t)
             self._n_steps += 1
+
+    def _forget_before(self, step: int) -> None:
+        """Drop the latent log (and true beats) before ``step`` (history_s), in place, in one move."""
+        step = max(self._base, min(step, self._n_steps - 2))  # keep what interpolation one step late needs
+        drop = step - self._base
+        if drop <= 0:
+            return
+        kept = self._n_steps - step
+        self._lat[:kept] = self._lat[drop:drop + kept]
+        del self._scene_at_step[:drop]
+        self._base = step
+        first_t = self._t0 + step * DT
+        self._all_beats = [r for r in self._all_beats if r >= first_t]
 
     def _step(self, t: float) -> list[float]:
         mind, tr = self._mind, self.traits
@@ -610,19 +636,19 @@ class SimulatedViewer(Source):
     def _latent_at(self, t: np.ndarray, columns: list[int]) -> np.ndarray:
         """Latent ``columns`` at times ``t``, shape (len(t), len(columns)), linearly
         interpolated one step late so that a sample never needs a step not yet made."""
-        n = self._n_steps
-        x = np.clip((t - self._t0) / DT - 1.0, 0.0, n - 1)
+        n, base = self._n_steps, self._base
+        x = np.clip((t - self._t0) / DT - 1.0, base, n - 1)
         j = np.floor(x).astype(int)
         j1 = np.minimum(j + 1, n - 1)
         frac = (x - j)[:, None]
-        return self._lat[j][:, columns] * (1.0 - frac) + self._lat[j1][:, columns] * frac
+        return self._lat[j - base][:, columns] * (1.0 - frac) + self._lat[j1 - base][:, columns] * frac
 
     def _latent_scalar(self, t: float, column: int) -> float:
         """Scalar :meth:`_latent_at` of one column (one call per beat)."""
-        x = min(max((t - self._t0) / DT - 1.0, 0.0), self._n_steps - 1)
+        x = min(max((t - self._t0) / DT - 1.0, self._base), self._n_steps - 1)
         j = math.floor(x)
         j1 = min(j + 1, self._n_steps - 1)
-        return float(self._lat[j, column] * (1.0 - (x - j)) + self._lat[j1, column] * (x - j))
+        return float(self._lat[j - self._base, column] * (1.0 - (x - j)) + self._lat[j1 - self._base, column] * (x - j))
 
     # ------------------------------------------------------------------ beats and sensors
 
