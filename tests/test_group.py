@@ -208,3 +208,12 @@ def test_the_timeline_names_the_group_on_its_lines_from_the_start():
     printer.on_event(Event("baseline.ready", 60.0, "viewer-1", 1.0, {"samples": 61}))
     lines = out.getvalue().splitlines()
     assert 'group: "The Platform"' in lines[0] and "viewer-1:" not in lines[1]  # one viewer so far: no name
+
+
+def test_a_camera_for_several_faces_in_a_profile():
+    p = profile_from_text('[sensor.cam]\nkind = "webcam"\nfile = "x.mp4"\nfaces = 3\nnew_faces = "refuse"\n', "rig.toml")
+    cam = p.sensors[0]
+    assert (cam.faces, cam.new_faces) == (3, "refuse") and p.declared_viewers == []  # its viewers come at run time
+    for body, phrase in (("faces = 0", "faces"), ("faces = 2.5", "faces"), ('new_faces = "maybe"', "new_faces")):
+        with pytest.raises(ConfigError, match=phrase):
+            profile_from_text(f'[sensor.cam]\nkind = "webcam"\n{body}\n', "rig.toml")

@@ -324,7 +324,7 @@ def test_bad_profile_is_one_line_error_naming_file_table_key(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == (f"engage: error: {profile}: [sensor.cam]: unknown key 'fsp' (allowed: kind, viewer, "
                                 "required, device, url, file, fps, width, height, screen_width_cm, screen_height_cm, "
-                                "viewing_distance_cm, camera_above_cm, gaze_margin_deg, task)")
+                                "viewing_distance_cm, camera_above_cm, gaze_margin_deg, task, faces, new_faces)")
 
 
 def test_help_and_profile_list(capsys):

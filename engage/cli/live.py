@@ -175,7 +175,7 @@ def _open_webcam(spec, now: float) -> OpenedSensor:
         from engage.signals.face_mesh import FaceAnalyzer, FaceLandmarkerTracker, FaceMeshTracker
         from engage.signals.gaze import ScreenGeometry
 
-        tracker = FaceLandmarkerTracker(spec.task) if spec.task else FaceMeshTracker()
+        tracker = None if spec.faces > 1 else FaceLandmarkerTracker(spec.task) if spec.task else FaceMeshTracker()
     except ImportError as exc:
         raise SensorUnavailable(f"the face pipeline is not installed ({exc}); pip install -e \".[face]\"") from None
     except EngageError as exc:
@@ -185,7 +185,13 @@ def _open_webcam(spec, now: float) -> OpenedSensor:
     screen = ScreenGeometry(width_cm=spec.screen_width_cm, height_cm=spec.screen_height_cm,
                             distance_cm=spec.viewing_distance_cm, camera_above_cm=spec.camera_above_cm,
                             margin_deg=spec.gaze_margin_deg)
-    analyzer = FaceAnalyzer(tracker, screen=screen)
+    if spec.faces > 1:  # several people, one camera: a viewer (and a Face stream) per face
+        from engage.signals.multi_face import FaceIdentities, MultiFaceAnalyzer
+
+        analyzer: Any = MultiFaceAnalyzer(max_faces=spec.faces, screen=screen, identities=FaceIdentities(
+            prefix=f"{spec.viewer}-face", new_faces=spec.new_faces, max_viewers=spec.faces))
+    else:
+        analyzer = FaceAnalyzer(tracker, screen=screen)
     try:
         if spec.file is not None:
             class LiveVideoFileSource(VideoFileSource):

@@ -114,6 +114,10 @@ class WebcamSensor(SensorSpec):
     camera_above_cm: float = 0.0
     gaze_margin_deg: float = 12.0
     task: str | None = None
+    #: several people in front of one camera: up to ``faces`` viewers, ids ``<viewer>-face-1`` … (issue 21)
+    faces: int = 1
+    #: a face appearing mid-session: a ``new`` viewer, or ``refuse`` it (the viewers of the first frame only)
+    new_faces: str = "new"
 
     def describe(self) -> str:
         if self.file is not None:
@@ -344,6 +348,7 @@ KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "screen_width_cm": _number(1, 1000), "screen_height_cm": _number(1, 1000),
         "viewing_distance_cm": _number(5, 2000), "camera_above_cm": _number(-500, 500),
         "gaze_margin_deg": _number(0, 45), "task": _string,
+        "faces": _number(1, 16, integer=True), "new_faces": _one_of_values(("new", "refuse")),
     },
     "ble-hrm": {
         "address": _address, "device_name": _string, "polar_ecg": _bool,

@@ -71,7 +71,9 @@ class _FrameSink:
             row = _bare_analyzer(frame, t)
             row[0] = self.frames
         else:
-            row = np.asarray(self.analyzer(frame, t), dtype=np.float64)
+            row = self.analyzer(frame, t)
+            if not isinstance(row, dict):  # a multi-face analyzer gives {viewer: row}
+                row = np.asarray(row, dtype=np.float64)
         self.frames += 1
         return row
 
@@ -98,7 +100,41 @@ def _stream_info(name: str, analyzer, viewer: str, fps: float, source_id: str) -
     return StreamInfo(name, kind, channels, units, float(fps), source_id, viewer=viewer)
 
 
-class VideoFileSource(Source):
+class _PerViewer:
+    """Chunks of one camera's rows: one stream, or one stream per viewer when the analyzer sees several
+    faces (:class:`~engage.signals.multi_face.MultiFaceAnalyzer` rows are ``{viewer: row}``; each viewer's
+    stream is named after the camera's, with the viewer id in place of the camera's viewer)."""
+
+    def _infos_init(self, kind: str, viewer: str) -> None:
+        self._kind, self._viewer = kind, viewer
+        self._infos: dict[str, StreamInfo] = {}
+        self.multi = bool(getattr(self.analyzer, "multi_face", False))
+
+    def _info_for(self, viewer: str) -> StreamInfo:
+        info = self._infos.get(viewer)
+        if info is None:
+            info = self._infos[viewer] = _stream_info(f"{self._kind}-{viewer}-face", self.analyzer, viewer,
+                                                      self.fps, f"engage-{viewer}-{self._kind}-face")
+        return info
+
+    def streams(self) -> list[StreamInfo]:
+        return list(self._infos.values()) if self.multi else [self.info]
+
+    def _chunks(self, rows: list, ts: list[float]) -> list[Chunk]:
+        if not rows:
+            return []
+        if not self.multi:
+            return [Chunk.from_rows(self.info, rows, ts)]
+        by: dict[str, tuple[list, list]] = {}
+        for row, t in zip(rows, ts):
+            for viewer, r in row.items():
+                by.setdefault(viewer, ([], []))
+                by[viewer][0].append(np.asarray(r, dtype=np.float64))
+                by[viewer][1].append(t)
+        return [Chunk.from_rows(self._info_for(v), r, t) for v, (r, t) in by.items()]
+
+
+class VideoFileSource(_PerViewer, Source):
     """A video file replayed frame by frame on the session clock (deterministic).
 
     Frame ``i`` has timestamp ``start + i / fps``; ``read(until)`` decodes the frames up to
@@ -133,9 +169,7 @@ class VideoFileSource(Source):
         self._done = False
         self.chunk_frames = chunk_frames
         self.info = _stream_info(f"video-{viewer}-face", analyzer, viewer, self.fps, f"engage-{viewer}-video-face")
-
-    def streams(self) -> list[StreamInfo]:
-        return [self.info]
+        self._infos_init("video", viewer)
 
     def start_time(self) -> float | None:
         return self.t0
@@ -176,7 +210,7 @@ class VideoFileSource(Source):
             self._index += 1
             rows.append(self._sink(frame, t))
             ts.append(t)
-        return [Chunk.from_rows(self.info, rows, ts)] if rows else []
+        return self._chunks(rows, ts)
 
     def _finish(self) -> None:
         self._done = True
@@ -196,7 +230,7 @@ class VideoFileSource(Source):
             self._sink.close()
 
 
-class WebcamSource(ThreadedSource):
+class WebcamSource(_PerViewer, ThreadedSource):
     """A live camera (OpenCV index or stream URL) captured on its own thread; see the module docstring.
 
     >>> WebcamSource(99, capture_factory=lambda d: None)
@@ -227,6 +261,9 @@ class WebcamSource(ThreadedSource):
             raise InputFileError(f"{self.label}: cannot be opened (no such device, or in use by another program)")
         self._sink = _FrameSink(analyzer, save_video, self.fps)
         self.info = _stream_info(f"webcam-{viewer}-face", analyzer, viewer, self.fps, f"engage-{viewer}-webcam-face")
+        self.analyzer = analyzer
+        self._infos_init("webcam", viewer)
+        self._more: list[Chunk] = []  # several faces: the frame's other viewers' chunks, handed out by read()
         self._last_t: float | None = None
         self._lost_at: float | None = None
         self._next_retry = 0.0
@@ -251,9 +288,6 @@ class WebcamSource(ThreadedSource):
             except Exception:  # noqa: BLE001 - a device may refuse a setting
                 pass
         return cap
-
-    def streams(self) -> list[StreamInfo]:
-        return [self.info]
 
     def _note(self, kind: str, t: float, evidence: dict) -> None:
         with self._events_lock:
@@ -296,18 +330,22 @@ class WebcamSource(ThreadedSource):
             if skipped > 0:
                 self.dropped_frames += skipped
         self._last_t = t
-        row = self._sink(frame, t)
-        return Chunk.from_rows(self.info, [row], [t])
+        chunks = self._chunks([self._sink(frame, t)], [t])
+        if len(chunks) > 1:
+            with self._events_lock:
+                self._more.extend(chunks[1:])
+        return chunks[0] if chunks else None
 
     def read(self, until: float) -> list[Chunk]:
         with self._events_lock:
             pending, self._pending = self._pending, []
+            more, self._more = self._more, []
         for kind, t, evidence in pending:
             self.ctx.counters[f"{self.name}.gaps"] += 1
             self.ctx.emit(kind, t, evidence=evidence, source=self.name)
         if self.dropped_frames:
             self.ctx.counters[f"{self.name}.dropped_frames"] = self.dropped_frames
-        return super().read(until)
+        return super().read(until) + more
 
     def stop(self) -> None:
         super().stop()

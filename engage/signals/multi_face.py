@@ -34,7 +34,7 @@ import numpy as np
 
 from engage.core.errors import ConfigError
 
-from .face_mesh import FaceAnalyzer, FaceLandmarks, landmarks_array, to_rgb
+from .face_mesh import FACE_CHANNELS, FACE_UNITS, FaceAnalyzer, FaceLandmarks, landmarks_array, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,11 @@ class MultiFaceAnalyzer:
         self.identities = identities or FaceIdentities()
         self.analyzer_kw = analyzer_kw
         self.analyzers: dict[str, tuple[_Given, FaceAnalyzer]] = {}
-        self.channels: tuple[str, ...] | None = None
+        self.channels: tuple[str, ...] = FACE_CHANNELS
+        self.units: tuple[str, ...] = FACE_UNITS
+
+    #: a camera source gives each viewer their own stream (engage.sensors.webcam)
+    multi_face = True
 
     def __call__(self, frame_bgr: np.ndarray, timestamp: float) -> dict[str, np.ndarray]:
         """Every known viewer's row for this frame (a viewer out of view gets a row with ``face_present`` 0)."""
@@ -193,7 +197,6 @@ class MultiFaceAnalyzer:
             given, analyzer = self.analyzers[viewer]
             given.face = seen.get(viewer)
             rows[viewer] = analyzer(frame_bgr, timestamp)
-            self.channels = analyzer.channels
         return rows
 
     def close(self) -> None:

@@ -293,3 +293,51 @@ def test_story_compare_for_groups(tmp_path):
         d = summary["policies"][name]["worst_bored_frac_diff"]
         mine = [x["worst_bored_frac"] for x in runs[name]]
         assert d["diff"] == pytest.approx(np.mean(mine) - np.mean([x["worst_bored_frac"] for x in fixed]), abs=1e-4)
+
+
+@pytest.mark.realdata
+@pytest.mark.timeout(300)
+def test_two_people_in_front_of_one_camera(tmp_path, talking_head_clip, shared_data):
+    """The shared talking-head clip twice side by side, the right copy 2 s later (ffmpeg), played as a camera
+    with ``faces = 2`` → ``engage live --record``: two viewers with stable ids, each their own Face and
+    FaceFeatures streams (viewer id in the header, pyxdf), and each one's blinks are that copy's."""
+    import csv
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg")
+    shift, n = 50, 150
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(talking_head_clip), "-ss", str(shift / 25),
+                    "-i", str(talking_head_clip), "-filter_complex",
+                    f"[0:v]trim=end_frame={n},setpts=PTS-STARTPTS[a];[1:v]trim=end_frame={n},setpts=PTS-STARTPTS[b];"
+                    "[a][b]hstack", "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", "two.mp4"],
+                   cwd=tmp_path, check=True, timeout=120)
+    (tmp_path / "two.toml").write_text('[sensor.camera]\nkind = "webcam"\nfile = "two.mp4"\nfaces = 2\n')
+    out, err = finish(live("--profile", "two.toml", "--no-story", "--duration", "8", "--record", "two.xdf",
+                           "--out", "out", "--quiet", cwd=tmp_path), timeout=200)
+    streams, _ = pyxdf.load_xdf(str(tmp_path / "two.xdf"))
+    by_type: dict[str, dict[str, dict]] = {}
+    for s in streams:
+        by_type.setdefault(s["info"]["type"][0], {})[s["info"]["desc"][0]["acquisition"][0]["viewer"][0]] = s
+    ids = ["viewer-1-face-1", "viewer-1-face-2"]
+    assert sorted(by_type["Face"]) == ids and sorted(by_type["FaceFeatures"]) == ids  # two viewers, no third
+    with (shared_data / "talking_head_blinks" / "blinks_helper_annotation.csv").open() as fh:
+        ref = [(int(r["onset_frame"]), int(r["offset_frame"])) for r in csv.DictReader(fh)]
+    counts = {}
+    for viewer, offset in zip(ids, (0, shift)):
+        face = by_type["Face"][viewer]
+        assert len(face["time_stamps"]) == n and np.all(face["time_series"][:, 0] == 1)  # present in every frame
+        ff = by_type["FaceFeatures"][viewer]
+        labels = [c["label"][0] for c in ff["info"]["desc"][0]["channels"][0]["channel"]]
+        ends = ff["time_stamps"][ff["time_series"][:, labels.index("blink_duration")] > 0] - face["time_stamps"][0]
+        want = [(a - offset, b - offset) for a, b in ref if a >= offset and b < offset + n]
+        counts[viewer] = (len(ends), len(want))
+        # each blink is confirmed from 0.1 s before to 0.3 s after the end of one of that copy's annotated blinks
+        # (annotated to +-1 frame), not the other copy's
+        for e in ends:
+            assert any(-0.1 <= e - (b + 1) / 25 <= 0.3 for _, b in want), (viewer, e, want)
+    print(counts)
+    # the right copy: all 7 of its blinks; the left: 6 of its 8 (its first two are missed: the several-face
+    # mesh's eye landmarks on it are less precise than a one-face mesh's, which finds all 8)
+    assert counts["viewer-1-face-2"][0] == counts["viewer-1-face-2"][1] == 7
+    assert counts["viewer-1-face-1"][1] == 8 and counts["viewer-1-face-1"][0] >= 6
