@@ -30,6 +30,7 @@ from engage.events.state_machine import EngagementStateMachine
 from engage.models.baseline import BaselineCalibrator
 from engage.models.rules import RuleEngagementModel
 from engage.models.windows import FeatureWindow
+from engage.narrative.config import NarrativeConfig, story_cast
 from engage.narrative.controller import Controller
 from engage.narrative.plan import ScenePlan, ScenePlanWriter
 from engage.narrative.policy import DirectorPolicy
@@ -254,7 +255,12 @@ class SessionResult:
 class Session:
     """Sources + the standard pipeline + outputs, on one clock.
 
-    ``story=None`` runs sensing and events only (no controller). ``timeline`` is a text stream
+    ``story=None`` runs sensing and events only (no controller) unless ``narrative`` (a
+    :class:`~engage.narrative.config.NarrativeConfig`) names a story. ``narrative`` also says how
+    scenes are rewritten (default: the template rewriter) and where plans and the viewer's state
+    go (OSC, WebSocket, a JSON-lines file); ``rewriter`` (a
+    :class:`~engage.narrative.rewriter.RewriteService`, or None for no rewriting) overrides the
+    configured one. ``timeline`` is a text stream
     (e.g. ``sys.stdout``) for the readable timeline; ``lsl=True`` publishes events and derived streams on LSL.
     ``model`` (a trained wrist model file) takes arousal from that model where wrist signals are
     present, from the rules elsewhere (see :func:`build_processors`). ``group`` (a
@@ -284,6 +290,8 @@ class Session:
         model: "LoadedModel | str | Path | None" = None,
         observers: Sequence[SessionObserver] = (),
         group: GroupConfig | None = None,
+        narrative: NarrativeConfig | None = None,
+        rewriter: object = "configured",
     ) -> None:
         self.bus = EventBus()
         self.log = SessionLog()
@@ -291,6 +299,10 @@ class Session:
         self._closers: list[Callable[[], None]] = []
         plan_sinks: list[Callable[[ScenePlan], None]] = [self.log.on_plan]
         plan_sinks.extend(o.on_plan for o in observers)
+        story, self.rewriter, self.narrative_outputs = self._narrative(story, narrative, rewriter)
+        if scenes_out is None and story is not None and narrative is not None and narrative.scenes_out:
+            scenes_out = Path(narrative.scenes_out)
+        plan_sinks.extend(self.narrative_outputs)
         if scenes_out is not None:
             writer = ScenePlanWriter(scenes_out, append=False)
             plan_sinks.append(writer)
@@ -322,8 +334,11 @@ class Session:
                 from engage.narrative.choice import ViewerChoicePolicy
 
                 policy = ViewerChoicePolicy(policy, boxes[0])
-            self.controller = Controller(story, viewer=plays_for, on_plan=plan_sinks, policy=policy)
+            self.controller = Controller(story, viewer=plays_for, on_plan=plan_sinks, policy=policy, rewriter=self.rewriter,
+                                         on_state=[o.on_state for o in self.narrative_outputs])
             processors.append(self.controller)
+            for output in self.narrative_outputs:
+                self.bus.subscribe(output.on_event, "story.")
         processors.append(self.log)
         self.timeline = None
         if timeline is not None:
@@ -363,6 +378,24 @@ class Session:
         for p in self._per_viewer:
             seen.update(dict.fromkeys(v for v in p.steps if v))
         return list(seen)
+
+    def _narrative(self, story, narrative: NarrativeConfig | None, rewriter) -> tuple:
+        """The story player, the rewriter and the outputs (OSC, WebSocket) of the configuration;
+        their closing is registered with the session's."""
+        if story is None and (narrative is None or not narrative.story):
+            return None, None, []
+        cfg = narrative or NarrativeConfig()
+        if story is None:
+            story = cfg.open_story()
+        if rewriter == "configured":
+            rewriter = cfg.make_rewriter(story_cast(story))
+        if rewriter is not None and callable(getattr(rewriter, "close", None)):
+            self._closers.append(rewriter.close)
+        from engage.narrative.publish import open_outputs
+
+        outputs = open_outputs(cfg.osc, cfg.ws)
+        self._closers.extend(o.close for o in outputs)
+        return story, rewriter, outputs
 
     def run(self, duration: float | None = None, on_step: Callable[[float], None] | None = None) -> SessionResult:
         try:

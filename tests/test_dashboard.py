@@ -133,7 +133,7 @@ def test_events_plans_status_and_gaps():
     assert kinds == ["event", "event", "plan", "status"]
     p = got[2]["plan"]
     assert p["reason"] == "because telegraph" and p["decision_at"] == 24.0
-    assert [u["scene"] for u in p["upcoming"]] == ["lever", "runaway"] and p["ending"] is False
+    assert [u["scene"] for u in p["upcoming"]] == ["lever", "runaway"] and p["last"] is False
     (status,) = [s for s in got[3]["streams"] if s["name"] == "strap-ecg"]
     assert status["sensor"] and status["gaps"] == 1 and status["gap_s"] == 2.5
     assert status["age_s"] == pytest.approx(4.0 - 129 / 130.0, abs=1e-3)

@@ -9,6 +9,7 @@ import json
 import math
 import re
 
+import jsonschema
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +36,7 @@ from engage.narrative import (
     validate,
 )
 from engage.narrative import story as story_module
+from engage.narrative.plan import plan_schema
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -256,7 +258,10 @@ def test_oversized_file_is_refused_before_parsing(tmp_path, monkeypatch):
     def no_parse(*args, **kwargs):
         raise AssertionError("an oversized story must not be parsed")
 
-    monkeypatch.setattr(story_module.tomllib, "loads", no_parse)
+    import engage.core.safeload as safeload
+
+    monkeypatch.setattr(safeload.tomllib, "loads", no_parse)
+    monkeypatch.setattr(safeload, "toml_shape", no_parse)
     with pytest.raises(ConfigError, match=r"huge\.toml: file is 6\.3 MB, over the 5 MB limit"):
         load_story(path)
     with pytest.raises(ConfigError, match="over the 5 MB limit"):
@@ -551,9 +556,8 @@ def test_plans_written_by_the_writer_are_valid_json_lines(night_train, tmp_path)
     for line, plan in zip(lines, controller.decisions):
         d = json.loads(line)
         assert d["scene"] == plan.scene and d["viewer"] == "viewer-1" and d["ai_generated"] is False
-        assert set(d) == {"viewer", "timestamp", "episode", "scene", "title", "text", "duration_s", "directives",
-                          "reason", "evidence", "probability", "alternatives", "rewritten", "rewritten_by",
-                          "ai_generated"}
+        jsonschema.validate(d, plan_schema())
+        assert d["schema"] == "engage.scene-plan/1" and d["act"] in ("1", "2", "3")
         assert line == plan.to_json()
     assert [p.scene for p in read_scene_plans(path)] == [p.scene for p in controller.decisions]
 

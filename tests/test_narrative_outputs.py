@@ -58,10 +58,11 @@ def test_websocket_publisher_broadcasts_plans_and_greets_late_clients():
                 time.sleep(0.01)
             c = Controller(load_ink(sample_ink_path()), policy=DirectorPolicy(), on_plan=pub, stop_at_end=True)
             Runtime(VirtualClock(), [], [c], step=1.0).run(duration=120.0)
-            received = [ScenePlan.from_json(a.recv(timeout=5)) for _ in c.decisions]
+            received = [ScenePlan.from_dict(json.loads(a.recv(timeout=5))["plan"]) for _ in c.decisions]
             assert [p.scene for p in received] == [p.scene for p in c.decisions]
         with connect(pub.url) as late:
-            assert ScenePlan.from_json(late.recv(timeout=5)) == c.decisions[-1]
+            message = json.loads(late.recv(timeout=5))
+            assert message["kind"] == "plan" and ScenePlan.from_dict(message["plan"]) == c.decisions[-1]
         pub(PLAN)  # the first client is gone: nothing breaks
     finally:
         pub.close()

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from engage.core.errors import ConfigError, EngageError
 
 from .common import FORMATTER, add_dashboard_options, dashboard_server, print_summary
+from .narrative_options import EPILOG, add_narrative_arguments, narrative_config
 
 ORDER = 15
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ examples:
   engage live --profile simulated --speed 20 --record out/sim.xdf   # no hardware, 20x real time
   engage live --profile polar-h10 --duration 600
   engage live --profile lab-rig --record session.xdf --story film.ink.json
+  engage live --profile simulated --story film.ink.json --rewriter llm --llm-url http://127.0.0.1:11434/v1 \
+              --osc 127.0.0.1:9000 --ws 127.0.0.1:8766
   engage live --profile sensors/my-rig.toml --dashboard --port 8800
   engage media make-sample film/ && engage live --profile simulated --story \
       engage/narrative/stories/last_broadcast.ink.json --media film/ --dashboard   # the sample film
@@ -44,8 +47,10 @@ examples:
   engage live --list-profiles
 
 Built-in profiles live in the top-level sensors/ folder (every key documented in
-sensors/README.md); --profile takes one of their names or the path of your own TOML file.
-"""
+sensors/README.md); --profile takes one of their names or the path of your own TOML file, whose
+[narrative] table may set the story flags below.
+
+""" + EPILOG
 
 
 def register(sub) -> None:
@@ -61,7 +66,6 @@ def register(sub) -> None:
     p.add_argument("--profile", help="a built-in profile name (simulated, webcam, polar-h10, hr-strap, lsl-eda, "
                                      "lsl-eeg, lab-rig) or a TOML file")
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
-    p.add_argument("--story", help="a story file (TOML, YAML or compiled ink JSON; default: the built-in story)")
     p.add_argument("--no-story", action="store_true", help="sensing, events and recording only; no controller")
     p.add_argument("--record", metavar="FILE.xdf",
                    help="record every raw and derived stream and every event to XDF (each LSL stream raw, as "
@@ -84,6 +88,7 @@ def register(sub) -> None:
                         "/boredom,arousal,on_task (default question: boredom, 1-7); shown and answered as "
                         "probe.* events, recorded with the session; a simulated viewer answers them itself")
     add_dashboard_options(p, "during the session")
+    add_narrative_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -503,14 +508,15 @@ def run(args: argparse.Namespace) -> int:
     if args.speed != 1 and not profile.simulated_only:
         raise ConfigError(f"--speed {args.speed:g} needs a profile with only simulated sensors; {profile.path} has "
                           + ", ".join(f"{s.name} ({s.kind})" for s in profile.sensors if s.kind != "simulated"))
-    story = None
+    story = narrative = None
     if not args.no_story:
-        from engage.narrative.story import StoryError, default_story_path, open_story
+        from engage.narrative.config import NarrativeConfig
+        from engage.narrative.story import default_story_path
 
-        try:
-            story = open_story(args.story or default_story_path())
-        except StoryError as exc:
-            raise ConfigError(str(exc)) from None
+        base = (NarrativeConfig.from_table(profile.narrative, profile.path, base=Path(profile.path).parent)
+                if profile.narrative else None)
+        narrative = narrative_config(args, base)
+        story = narrative.open_story(default_story_path())
     route_liblsl_log()
     import pylsl
 
@@ -545,7 +551,7 @@ def run(args: argparse.Namespace) -> int:
         server = _start_dashboard(args) if args.dashboard else None
         session, counter, recorder = _build_session(args, profile, story, clock, opened,
                                                     observers=[server.observer] if server is not None else (),
-                                                    group=group)
+                                                    group=group, narrative=narrative)
         if recorder is not None:
             taps.append(recorder.record_stream)
         return _run_session(args, profile, session, counter, recorder, virtual, opened, failed)
@@ -606,7 +612,7 @@ def group_config(profile):
     return GroupConfig.from_table(table, f"{profile.path}: [group]")
 
 
-def _build_session(args, profile, story, clock, opened, observers=(), group=None):
+def _build_session(args, profile, story, clock, opened, observers=(), group=None, narrative=None):
     from engage.session import Session
 
     out = Path(args.out)
@@ -634,9 +640,12 @@ def _build_session(args, profile, story, clock, opened, observers=(), group=None
             print(f"engage live: {args.record} existed: moved to {target.renamed.name}", file=sys.stderr)
         recorder = XdfRecorder(target.path, session=session_id)
         extra.append(RecorderSink(recorder, lsl_raw=True))  # LSL streams are recorded raw by the recorder itself
+    scenes_out = None
+    if story is not None:
+        scenes_out = Path(narrative.scenes_out) if narrative is not None and narrative.scenes_out else out / "scenes.jsonl"
     kw = dict(story=story, viewer=lead_viewer(profile, opened), events_out=out / "events.jsonl",
-              scenes_out=out / "scenes.jsonl" if story is not None else None, lsl=args.lsl, session_id=session_id,
-              timeline=None if args.quiet else sys.stdout, extra_processors=extra)
+              scenes_out=scenes_out, lsl=args.lsl, session_id=session_id,
+              timeline=None if args.quiet else sys.stdout, extra_processors=extra, narrative=narrative)
     if observers:
         kw["observers"] = observers
     if group is not None:

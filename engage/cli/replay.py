@@ -9,6 +9,7 @@ from pathlib import Path
 from engage.core.errors import EngageError
 
 from .common import FORMATTER, add_dashboard_options, dashboard_server, print_summary, progress
+from .narrative_options import EPILOG, add_narrative_arguments, narrative_config
 
 ORDER = 20
 
@@ -26,12 +27,12 @@ def register(sub) -> None:
                "  engage replay session.xdf --realtime --to-lsl   # as LSL outlets, at the original pace\n"
                "  engage replay session.xdf --realtime --to-lsl --loop --streams EEG --start 60 --end 120\n"
                "  engage replay session.xdf --realtime --dashboard # watch it in the browser (prints the URLs)\n"
-               "  engage replay session.xdf --realtime --dashboard --host 0.0.0.0 --token SECRET --keep-open")
+               "  engage replay session.xdf --realtime --dashboard --host 0.0.0.0 --token SECRET --keep-open\n"
+               "  engage replay session.xdf --story film.ink.json --scenes-out out/plans.jsonl\n\n" + EPILOG)
     r.add_argument("file", help="recording: .xdf, or .csv with a 'timestamp' column")
     r.add_argument("--events-out", help="where to write the events (default: OUT/events.jsonl)")
     r.add_argument("--out", help="output folder (default: out/replay-<file name>)")
     r.add_argument("--type", help="stream type of a CSV recording (ECG, EDA, Face …)")
-    r.add_argument("--story", help="a story file (TOML) instead of the built-in one")
     r.add_argument("--no-story", action="store_true", help="sensing and events only, no narrative controller")
     r.add_argument("--quiet", action="store_true", help="no timeline, only the summary")
     r.add_argument("--model", help="a trained wrist model (.skops, e.g. models/arousal-wrist.skops): arousal from it "
@@ -55,12 +56,13 @@ def register(sub) -> None:
                         "(by default only its raw streams are processed; what engage recorded is shown as it was)")
     d = add_dashboard_options(r, "while replaying (use with --realtime)")
     d.add_argument("--keep-open", action="store_true", help="keep the dashboard up after the replay until Ctrl-C")
+    add_narrative_arguments(r)
     r.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engage.core import VirtualClock
-    from engage.narrative.story import default_story_path, load_story
+    from engage.narrative.story import default_story_path
     from engage.plots import plot_session
     from engage.sensors.replay import CsvReplay, PacedClock, XdfReplay
     from engage.session import REPLAY_STEP_S, Session
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
               "or lost its disk); replaying everything that was written", file=sys.stderr)
     out = Path(args.out) if args.out else Path("out") / f"replay-{path.stem}"
     events_out = Path(args.events_out) if args.events_out else out / "events.jsonl"
-    story = None if args.no_story else load_story(args.story or default_story_path())
+    cfg = narrative_config(args)  # a bad story or flag is a one-line error before anything runs
+    story = None if args.no_story else cfg.open_story(default_story_path())
     dashboard = None  # started before the paced clock, so the replay's first seconds are not skipped
     if getattr(args, "dashboard", False):
         dashboard = dashboard_server(args, story=story).start()
@@ -105,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.to_lsl:
         player, event_outlet = _player(args, path, source, start, extra)
     clock = PacedClock(start) if args.realtime else VirtualClock(start)
-    session = Session([source], clock, story=story,
-                      events_out=events_out, scenes_out=out / "scenes.jsonl" if story else None,
+    scenes_out = (Path(cfg.scenes_out) if cfg.scenes_out else out / "scenes.jsonl") if story else None
+    session = Session([source], clock, story=story, narrative=cfg,
+                      events_out=events_out, scenes_out=scenes_out,
                       timeline=None if args.quiet else sys.stdout, extra_processors=extra, model=model,
                       observers=[dashboard.observer] if dashboard is not None else (),
                       step=REPLAY_STEP_S if story is None and model is None and dashboard is None and not args.realtime

@@ -24,14 +24,17 @@ def register(sub) -> None:
                     "file is reported up to the damage, with the byte where it is.",
         epilog="examples:\n  engage report session.xdf -o report.html\n"
                "  engage report lab.xdf -o out/lab/report.html --png-dir out/lab/png\n"
-               "  engage report lab.xdf -o report.html --story my_story.toml   # what the controller would decide")
+               "  engage report lab.xdf -o report.html --story my_story.toml   # what the controller would decide\n"
+               "  engage report lab.xdf -o report.html --story film.ink.json --overlay film-tags.toml")
     r.add_argument("file", help="the recording (.xdf)")
     r.add_argument("-o", "--output", default=None,
                    help="the HTML file to write (default: out/report-<file name>/report.html)")
     r.add_argument("--png-dir", default=None, help="where to write the PNG plots (default: beside the HTML file)")
     r.add_argument("--story", default=None,
-                   help="run the narrative controller with this story while replaying a raw recording "
-                        "(a recording made by engage already holds its decisions)")
+                   help="run the narrative controller with this story (compiled ink JSON, TOML or YAML) while "
+                        "replaying a raw recording (a recording made by engage already holds its decisions)")
+    r.add_argument("--overlay", default=None, metavar="FILE.toml",
+                   help="tags for the knots of a compiled ink --story, by knot name")
     r.set_defaults(func=run)
 
 
@@ -41,10 +44,14 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     out = Path(args.output) if args.output else Path("out") / f"report-{path.stem}" / "report.html"
     story = None
-    if args.story:
-        from engage.narrative.story import load_story
+    if args.overlay and not args.story:
+        from engage.core.errors import ConfigError
 
-        story = load_story(args.story)
+        raise ConfigError("--overlay adds tags to a --story; give the story too")
+    if args.story:
+        from engage.narrative.story import open_story
+
+        story = open_story(args.story, overlay=args.overlay)
     holder: dict = {}
 
     def on_duration(seconds: float) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from engage.core.errors import EngageError
 
 from .common import FORMATTER
+from .narrative_options import EPILOG, add_narrative_arguments, narrative_config
 
 ORDER = 30
 
@@ -33,6 +34,7 @@ def register(sub) -> None:
                                     "ending reachable) and warnings (unreachable scenes, bad tags).",
                         epilog="examples:\n  engage story check story.ink.json\n  engage story check night_train.toml")
     c.add_argument("file", help="the story file (.ink.json, .toml, .yaml)")
+    c.add_argument("--overlay", metavar="FILE.toml", help="tags for the knots of a compiled ink story (checked too)")
     c.set_defaults(func=run_check)
 
     p = ssub.add_parser("play", formatter_class=FORMATTER, help="play a story to an ending with simulated viewers",
@@ -42,17 +44,18 @@ def register(sub) -> None:
                         epilog="examples:\n  engage story play --simulate\n"
                                "  engage story play TheIntercept.ink.json --simulate --seed 4 --viewers 20\n"
                                "  engage story play --simulate --policy thompson --scenes-out out/scenes.jsonl\n"
-                               "  engage story play --simulate --rewrite template")
+                               "  engage story play film.ink.json --simulate --rewriter llm --llm-url "
+                               "http://127.0.0.1:11434/v1 \\\n      --osc 127.0.0.1:9000 --ws 127.0.0.1:8766\n\n"
+                               + EPILOG)
     p.add_argument("file", nargs="?", help="the story file (default: the sample ink story)")
     p.add_argument("--simulate", action="store_true", help="watch with simulated viewers (the only mode without sensors)")
     p.add_argument("--seed", type=int, default=0, help="first viewer's seed (default: 0)")
     p.add_argument("--viewers", type=int, default=1, help="how many simulated viewers, seeds seed..seed+N-1 (default: 1)")
     p.add_argument("--policy", default="director", choices=["director", "thompson", "fixed"],
                    help="director (pacing director, greedy), thompson (with Thompson sampling) or fixed (authored path)")
-    p.add_argument("--rewrite", choices=["none", "template"], default="none",
-                   help="rewrite each scene's text and directives to the director's target (default: none)")
-    p.add_argument("--scenes-out", help="also write every scene plan (the decision log) as JSON lines here")
+    p.add_argument("--rewrite", choices=["none", "template"], default=None, help=argparse.SUPPRESS)  # old name
     p.add_argument("--quiet", action="store_true", help="one summary line per viewer, no decisions")
+    add_narrative_arguments(p, story=False)
     p.set_defaults(func=run_play)
 
     m = ssub.add_parser("compare", formatter_class=FORMATTER, help="adaptive policy vs the fixed authored path",
@@ -63,7 +66,8 @@ def register(sub) -> None:
                                "  engage story compare night_train.toml --viewers 20 --policy thompson --json\n"
                                "  engage story compare --group 4 --viewers 100 --jobs 2   # 25 audiences of 4: the group\n"
                                "      policies (aggregate, least-engaged, majority) vs the fixed path: the group's and\n"
-                               "      the worst viewer's time bored, plot changes, paired intervals")
+                               "      the worst viewer's time bored, plot changes, paired intervals\n"
+                               "  engage story compare TheIntercept.ink.json --overlay intercept.toml --viewers 100")
     m.add_argument("file", nargs="?", help="the story file (default: the sample ink story)")
     m.add_argument("--viewers", type=int, default=100, help="number of simulated viewers (default: 100)")
     m.add_argument("--policy", default="director", choices=["director", "thompson"], help="the adaptive policy")
@@ -72,6 +76,7 @@ def register(sub) -> None:
     m.add_argument("--json", action="store_true", help="print the per-viewer results as JSON too")
     m.add_argument("--group", type=int, metavar="N", help="viewers watch together in audiences of N: compares the "
                    "group policies (one film for each audience) instead of --policy")
+    m.add_argument("--overlay", metavar="FILE.toml", help="tags for the knots of a compiled ink story, by knot name")
     m.set_defaults(func=run_compare)
     s.set_defaults(func=lambda args: (s.print_help(), 2)[1])
 
@@ -80,7 +85,7 @@ def run_check(args: argparse.Namespace) -> int:
     from engage.narrative.evaluation import validate_story_file
 
     path = Path(args.file)
-    errors, warnings = validate_story_file(path)
+    errors, warnings = validate_story_file(path, overlay=args.overlay)
     for e in errors:
         print(f"{path}: error: {e}")
     for w in warnings:
@@ -91,44 +96,61 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_play(args: argparse.Namespace) -> int:
+    from engage.narrative.config import story_cast
     from engage.narrative.evaluation import run_viewer
     from engage.narrative.plan import ScenePlanWriter
-    from engage.narrative.story import StoryError, open_story
+    from engage.narrative.publish import open_outputs
+    from engage.narrative.story import StoryError
 
     if not args.simulate:
         raise EngageError("story play needs --simulate (live viewing runs through `engage` sessions with sensors)")
     if args.viewers < 1:
         raise EngageError(f"--viewers must be >= 1, got {args.viewers}")
-    try:
-        player = open_story(args.file) if args.file else None
-    except StoryError as exc:
-        raise EngageError(str(exc)) from None
-    writer = ScenePlanWriter(args.scenes_out, append=False) if args.scenes_out else None
+    if args.rewrite is not None and args.rewriter is None:
+        args.rewriter = args.rewrite
+    args.story = args.file
+    cfg = narrative_config(args)
+    player = cfg.open_story(args.file) if args.file else None  # a bad story is a one-line error
+    title = getattr(player, "title", "The Last Broadcast")
+    outputs = open_outputs(cfg.osc, cfg.ws)
+    for o in outputs:
+        where = getattr(o, "url", None) or f"osc://{o.host}:{o.port}"
+        print(f"engage story play: sending plans to {where}", file=sys.stderr)
+    writer = ScenePlanWriter(cfg.scenes_out, append=False) if cfg.scenes_out else None
     failed = 0
     try:
         for seed in range(args.seed, args.seed + args.viewers):
+            rewriter = cfg.make_rewriter(story_cast(player) if player is not None else ())
             try:
-                r = run_viewer(args.file, args.policy, seed,
-                               rewriter="template" if args.rewrite == "template" else None)
+                r = run_viewer(args.file, args.policy, seed, rewriter=rewriter, overlay=cfg.overlay,
+                               outputs=outputs)
             except StoryError as exc:
                 print(f"viewer {seed}: error: {exc}")
                 failed += 1
                 continue
+            finally:
+                if rewriter is not None:
+                    rewriter.close()
             if not args.quiet:
-                print(f"-- viewer {seed} ({args.policy}) watching {getattr(player, 'title', 'The Last Broadcast')}")
+                print(f"-- viewer {seed} ({args.policy}) watching {title}; {cfg.describe()}")
                 for p in r.plans:
                     t = p.timestamp - r.plans[0].timestamp
-                    print(f"  {int(t // 60):02d}:{int(t % 60):02d}  {p.scene:<22} p={p.probability:.2f}  {p.reason}")
+                    label = f" [{p.rewritten_by}]" if p.rewritten else ""
+                    print(f"  {int(t // 60):02d}:{int(t % 60):02d}  {p.scene:<22} p={p.probability:.2f}  "
+                          f"{p.reason}{label}")
             if writer is not None:
                 for p in r.plans:
                     writer(p)
             status = f"ended at {r.ending!r}" if r.ended else "did NOT reach an ending"
-            print(f"viewer {seed}: {status} after {r.scenes} scenes, {r.watched_s / 60:.1f} min; bored "
-                  f"{100 * r.bored_frac:.0f} % of the time, {r.plot_changes} plot changes")
+            rewritten = sum(p.rewritten for p in r.plans)
+            print(f"viewer {seed}: {status} after {r.scenes} scenes ({rewritten} rewritten), {r.watched_s / 60:.1f} "
+                  f"min; bored {100 * r.bored_frac:.0f} % of the time, {r.plot_changes} plot changes")
             failed += 0 if r.ended else 1
     finally:
         if writer is not None:
             writer.close()
+        for o in outputs:
+            o.close()
     print(f"{args.viewers - failed}/{args.viewers} viewers reached an ending")
     return 1 if failed else 0
 
@@ -148,7 +170,7 @@ def run_compare(args: argparse.Namespace) -> int:
     bar = tqdm(total=2 * args.viewers, desc="compare", unit="run", disable=None, leave=False, file=sys.stderr)
     try:
         results = compare(args.file, args.viewers, args.policy, jobs=args.jobs, first_seed=args.seed,
-                          on_result=lambda r: bar.update(1))
+                          on_result=lambda r: bar.update(1), overlay=args.overlay)
     except StoryError as exc:
         raise EngageError(str(exc)) from None
     finally:

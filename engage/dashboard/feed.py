@@ -532,8 +532,11 @@ class DashboardFeed(Processor):
     def _plan_dict(self, plan: ScenePlan) -> dict[str, Any]:
         d = plan.to_dict()
         d["decision_at"] = _num(plan.timestamp + plan.duration_s)
-        upcoming: list[dict[str, Any]] = []
-        if self.story is not None:
+        # The options the controller listed with the plan (ink choices, graph scenes); for a plan
+        # without them, the story graph's choices when the story is a graph.
+        upcoming = [{"scene": str(o.get("id")), "title": str(o.get("title")), "intensity": _num(o.get("intensity")),
+                     "tone": o.get("tone")} for o in plan.upcoming]
+        if not upcoming and self.story is not None and callable(getattr(self.story, "choices", None)):
             try:
                 for s in self.story.choices(plan.scene):
                     upcoming.append({"scene": s.id, "title": s.title, "intensity": _num(s.intensity),
@@ -541,7 +544,9 @@ class DashboardFeed(Processor):
             except Exception:  # noqa: BLE001 - a rewritten or cut-to scene the story graph does not list
                 log.debug("dashboard: no options for scene %r", plan.scene, exc_info=True)
         d["upcoming"] = upcoming
-        d["ending"] = self.story is not None and not upcoming
+        # No options after it: an ending (known when there is a story, or the plan is one the controller
+        # wrote with its options, i.e. has the scene's intensity).
+        d["last"] = not upcoming and (self.story is not None or plan.intensity is not None)
         try:
             d["film"] = self.film.describe(plan)
         except Exception:  # noqa: BLE001 - the player then shows the plan's text alone

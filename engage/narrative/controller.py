@@ -8,7 +8,12 @@ that may follow, chosen by a :class:`Policy`. At an ending it publishes ``story.
 the story again (``episode`` + 1), so a session of any length goes on.
 
 Every scene start is published as a ``scene.start`` event and handed, as a
-:class:`~engage.narrative.plan.ScenePlan`, to each ``on_plan`` callback.
+:class:`~engage.narrative.plan.ScenePlan`, to each ``on_plan`` callback. The plan's directives
+come from the director's target at that moment (the policy's ``director``, when it has one);
+a rewrite changes only the text. A ``cut_to`` beat is cut to at most once per playthrough unless
+the beat is tagged ``repeatable``. Every ``state_interval_s`` of session time the viewer's state
+(engagement, bored/overloaded, the director's phase and target, the scene) goes to each
+``on_state`` callback, for players that follow it continuously (OSC, WebSocket).
 
 The default :class:`RulePolicy` is deterministic:
 
@@ -41,13 +46,15 @@ from engage.core.event import Event
 from engage.core.runtime import Context, Processor
 from engage.core.stream import Chunk, StreamInfo
 
-from .plan import ScenePlan, directives_for
+from .plan import ScenePlan, directives_for, option_dict, scene_fields
 from .story import GraphPlayer, Scene, Story, StoryError, fatal_problems
 
 log = logging.getLogger(__name__)
 
 #: The event-type prefixes the controller listens to.
 EVENT_PREFIXES = ("boredom.", "arousal.", "attention.")
+#: How long a new director target must hold before the next scenes are rewritten for it.
+REPREPARE_AFTER_S = 5.0
 
 
 def _clock_text(seconds: float) -> str:
@@ -234,11 +241,11 @@ class Controller(Processor):
     sessions use :class:`~engage.narrative.policy.DirectorPolicy`, whose ``observe`` is fed
     every tick and whose ``interrupt`` may cut an interruptible scene short. ``rewriter`` (a
     :class:`~engage.narrative.rewriter.RewriteService`) prepares rewrites of the scenes that may
-    follow while a scene plays; the plan of the next scene uses one only if it is ready.
-    ``stop_at_end`` ends the story at its first ending (``finished``, then ``on_end()``)
-    instead of starting again; otherwise it starts again ``restart_after_s`` seconds after the
-    ending (an installation's end card and idle screen fill the pause). ``plot_changes`` counts
-    departures from the authored path.
+    follow while a scene plays; the plan of the next scene uses one only if it is ready and was
+    written for the directives of the decision. ``stop_at_end`` ends the story at its first ending
+    (``finished``, then ``on_end()``) instead of starting again; otherwise it starts again
+    ``restart_after_s`` seconds after the ending (an installation's end card and idle screen fill the
+    pause). ``plot_changes`` counts departures from the authored path.
 
     ``on_plan`` callbacks (for example a :class:`~engage.narrative.plan.ScenePlanWriter` or a
     player) receive every :class:`ScenePlan`; one that raises is logged and counted, never
@@ -259,6 +266,8 @@ class Controller(Processor):
         stop_at_end: bool = False,
         on_end: Callable[[], None] | None = None,
         restart_after_s: float = 0.0,
+        on_state: Sequence[Callable[[dict], None]] | Callable[[dict], None] = (),
+        state_interval_s: float = 0.5,
     ) -> None:
         if isinstance(story, Story):
             problems = fatal_problems(story)
@@ -281,6 +290,15 @@ class Controller(Processor):
         self.plot_changes = 0
         self.viewer = viewer
         self.on_plan: list[Callable[[ScenePlan], None]] = [on_plan] if callable(on_plan) else list(on_plan)
+        self.on_state: list[Callable[[dict], None]] = [on_state] if callable(on_state) else list(on_state)
+        if not (isinstance(state_interval_s, (int, float)) and 0 < state_interval_s <= 1.0):
+            raise ConfigError(f"controller: state_interval_s must be within (0, 1] s, got {state_interval_s!r}")
+        self.state_interval_s = float(state_interval_s)
+        self._last_state: float | None = None
+        self._cuts: set[str] = set()
+        self._repeatable: dict[str, bool] = {}
+        self._prepared_target: float | None = None
+        self._target_since: tuple[float | None, float] | None = None
         self.min_confidence = float(min_confidence)
         self.policy: Policy = policy if policy is not None else RulePolicy(self.min_confidence)
         self.state = ViewerState(viewer)
@@ -330,16 +348,69 @@ class Controller(Processor):
             self._advance(now)
         elif getattr(self.policy, "interrupt", None) is not None:
             self._maybe_interrupt(now)
+        if self.rewriter is not None and getattr(self.rewriter, "background", False) and self.current is not None:
+            self._maybe_prepare_again(now)
+        if self.on_state and (self._last_state is None or now - self._last_state >= self.state_interval_s - 1e-9):
+            self._last_state = now
+            self._send_state(now)
         return []
+
+    def viewer_state(self, now: float) -> dict[str, Any]:
+        """The viewer's state as players get it continuously: the engagement scores, whether the
+        viewer is bored, overloaded or looking away, the director's phase and target, the scene."""
+        row = self.state.engagement or {}
+        director = getattr(self.policy, "director", None)
+        current = self.current
+        out: dict[str, Any] = {
+            "viewer": self.viewer, "timestamp": now, "episode": self.episode,
+            "scene": current.id if current is not None else None,
+            "scene_elapsed_s": (now - self.started_at) if self.started_at is not None else None,
+            "scene_remaining_s": (self.ends_at - now) if self.ends_at is not None else None,
+        }
+        for key in ("arousal", "boredom", "attention", "confidence", "quality"):
+            value = row.get(key)
+            out[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        out["bored"] = self.state.bored(self.min_confidence) is not None
+        out["overloaded"] = self.state.overloaded(self.min_confidence) is not None
+        out["attention_lost"] = self.state.attention_lost(self.min_confidence) is not None
+        out["phase"] = director.phase if director is not None else None
+        out["target"] = float(director.target()) if director is not None else None
+        return out
+
+    def _send_state(self, now: float) -> None:
+        state = self.viewer_state(now)
+        for callback in self.on_state:
+            try:
+                callback(state)
+            except Exception:  # noqa: BLE001 - a broken player must not stop the story
+                self.plan_errors += 1
+                self.ctx.counters[f"{self.name}.state_errors"] += 1
+                log.exception("%s: on_state callback %r failed", self.name, callback)
+
+    def _may_cut_to(self, target: Any) -> bool:
+        """A cut-to beat plays at most once per playthrough, unless it is tagged ``repeatable``."""
+        if not isinstance(target, str) or target not in self._cuts:
+            return True
+        if target not in self._repeatable:
+            tags_of = getattr(self.player, "tags_of", None)
+            try:
+                tags = tags_of(target) if tags_of is not None else {}
+            except Exception:  # noqa: BLE001 - an unknown target is refused by cut_to itself
+                tags = {}
+            self._repeatable[target] = bool(tags.get("repeatable"))
+        return self._repeatable[target]
 
     def _maybe_interrupt(self, now: float) -> None:
         current = self.current
+        if not self._may_cut_to((current.tags or {}).get("cut_to")):
+            return
         try:
             cut = self.policy.interrupt(current, now - self.started_at, self.state, now)
             if cut is None:
                 return
             target, reason = cut
             scene = self.player.cut_to(target)
+            self._cuts.add(target)
         except Exception:  # noqa: BLE001 - a failed cut keeps the scene playing
             self.policy_errors += 1
             self.ctx.counters[f"{self.name}.policy_errors"] += 1
@@ -351,10 +422,27 @@ class Controller(Processor):
                            {"trigger": self.state.boredom.to_dict() if self.state.boredom else None,
                             "plot_change": True}), (scene,), now, previous=current)
 
-    def _rewrite_context(self, scene: Scene) -> dict[str, Any]:
+    def _maybe_prepare_again(self, now: float) -> None:
+        """The director changed its target while the scene plays: once the new target has held
+        for ``REPREPARE_AFTER_S`` (and time is left), rewrite the next scenes for it."""
+        target = self._target()
+        if target == self._prepared_target:
+            self._target_since = None
+            return
+        if self._target_since is None or self._target_since[0] != target:
+            self._target_since = (target, now)
+            return
+        if now - self._target_since[1] >= REPREPARE_AFTER_S and self.ends_at - now > REPREPARE_AFTER_S:
+            self._target_since = None
+            self._prepare_rewrites(self.current)
+
+    def _target(self) -> float | None:
+        """The director's target intensity now (None when the policy has no director)."""
         director = getattr(self.policy, "director", None)
-        target = director.target() if director is not None else None
-        return {"target_intensity": target, "facts": self.player.facts(), "previous": scene.id}
+        return float(director.target()) if director is not None else None
+
+    def _rewrite_context(self, scene: Scene) -> dict[str, Any]:
+        return {"target_intensity": self._target(), "facts": self.player.facts(), "previous": scene.id}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -419,6 +507,7 @@ class Controller(Processor):
 
     def _play_start(self, now: float, previous: Scene | None) -> None:
         self.episode += 1
+        self._cuts.clear()
         first = self.player.begin()
         if previous is None:
             if self.state.session_start is None:
@@ -444,42 +533,51 @@ class Controller(Processor):
         served = getattr(self.policy, "served", None)  # a group policy: whom the decision served (issue 21)
         if callable(served) and "served" not in evidence:
             evidence["served"] = list(served(now))
-        text, directives = scene.text, directives_for(scene)
+        target = self._target()
+        directives = directives_for(scene, target)
+        fields = scene_fields(scene)
+        text = scene.text
         rewritten, rewritten_by, ai = False, None, False
         if self.rewriter is not None:
-            rewrite = self.rewriter.take(len(self.decisions), scene)
+            try:
+                rewrite = self.rewriter.take(len(self.decisions), scene,
+                                             {"target_intensity": target, "facts": self.player.facts()})
+            except Exception:  # noqa: BLE001 - rewriting is optional; the authored scene plays
+                rewrite = None
+                self.ctx.counters[f"{self.name}.rewrite_errors"] += 1
+                log.exception("%s: taking the rewrite of %r failed", self.name, scene.id)
             if rewrite is not None:
-                text, directives = rewrite.text, {**directives, **dict(rewrite.directives)}
+                text = rewrite.text
                 rewritten, rewritten_by, ai = True, rewrite.by, rewrite.ai_generated
                 evidence["rewrite"] = dict(rewrite.notes)
         chosen_id = next((o.id for o in options if o.id == scene.id), None)
         alternatives = tuple(o.id for o in options if o.id != (chosen_id or scene.id))
         if chosen_id is None and len(options) > 1:  # ink: options are choices, the scene is where one led
             alternatives = tuple(o.id for o in options)
+        try:
+            upcoming = tuple(option_dict(o) for o in self.player.options(scene))
+        except Exception:  # noqa: BLE001 - a player that cannot list its options still plays
+            upcoming = ()
+            log.exception("%s: listing the options after %r failed", self.name, scene.id)
         plan = ScenePlan(
-            viewer=self.viewer, timestamp=now, episode=self.episode, scene=scene.id, title=scene.title,
+            viewer=self.viewer, timestamp=now, episode=self.episode, scene=scene.id, title=fields["title"],
             text=text, duration_s=scene.duration_s, directives=directives, reason=choice.reason,
             evidence=evidence, probability=choice.probability, alternatives=alternatives,
             rewritten=rewritten, rewritten_by=rewritten_by, ai_generated=ai,
+            intensity=fields["intensity"], tone=fields["tone"], speaker=fields["speaker"], cast=fields["cast"],
+            act=fields["act"], ending=fields["ending"], media=fields["media"], tags=fields["tags"],
+            variables=fields["variables"], fates=fields["fates"], upcoming=upcoming,
         )
         self.current = scene
         self.started_at = now
         self.decisions.append(plan)
         self.ctx.counters[f"{self.name}.scenes"] += 1
         self.ctx.bus.publish(Event("scene.start", now, self.viewer, choice.confidence, {
-            "scene": scene.id, "title": scene.title, "intensity": scene.intensity, "tone": scene.tone,
+            "scene": scene.id, "title": plan.title, "intensity": scene.intensity, "tone": scene.tone,
             "duration_s": scene.duration_s, "episode": self.episode, "reason": choice.reason,
             "previous": previous.id if previous is not None else None}, source=self.name))
-        if self.rewriter is not None:  # prepared while this scene plays; never waited for
-            try:
-                upcoming = [self.player.peek(o.id) for o in self.player.options(scene)]
-                cut = scene.tags.get("cut_to") if scene.tags else None
-                if isinstance(cut, str) and hasattr(self.player, "peek_cut"):
-                    upcoming.append(self.player.peek_cut(cut))
-                self.rewriter.prepare(len(self.decisions), upcoming, self._rewrite_context(scene))
-            except Exception:  # noqa: BLE001 - rewriting is optional; the authored scenes play
-                self.ctx.counters[f"{self.name}.rewrite_errors"] += 1
-                log.exception("%s: preparing rewrites after %r failed", self.name, scene.id)
+        if self.rewriter is not None and getattr(self.rewriter, "background", True):
+            self._prepare_rewrites(scene)
         for callback in self.on_plan:
             try:
                 callback(plan)
@@ -487,3 +585,17 @@ class Controller(Processor):
                 self.plan_errors += 1
                 self.ctx.counters[f"{self.name}.plan_errors"] += 1
                 log.exception("%s: on_plan callback %r failed", self.name, callback)
+
+    def _prepare_rewrites(self, scene: Scene) -> None:
+        """Start rewriting the scenes that may follow ``scene``, each against the story state after
+        its own effects, while ``scene`` plays; never waited for."""
+        self._prepared_target = self._target()
+        try:
+            upcoming = [self.player.peek(o.id) for o in self.player.options(scene)]
+            cut = scene.tags.get("cut_to") if scene.tags else None
+            if isinstance(cut, str) and hasattr(self.player, "peek_cut") and self._may_cut_to(cut):
+                upcoming.append(self.player.peek_cut(cut))
+            self.rewriter.prepare(len(self.decisions), upcoming, self._rewrite_context(scene))
+        except Exception:  # noqa: BLE001 - rewriting is optional; the authored scenes play
+            self.ctx.counters[f"{self.name}.rewrite_errors"] += 1
+            log.exception("%s: preparing rewrites after %r failed", self.name, scene.id)

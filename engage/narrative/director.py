@@ -149,7 +149,7 @@ class Director:
         in_phase = now - self.phase_since
         if bored and self.phase != "build_up":
             self._enter("build_up", now, "viewer bored")
-        elif overloaded and self.phase in ("build_up", "sustain_peak"):
+        elif overloaded and not bored and self.phase in ("build_up", "sustain_peak"):
             self._enter("relax", now, "viewer overloaded")
         elif in_phase >= c.min_phase_s:
             if self.phase == "build_up" and self.estimate >= c.peak_enter:

@@ -78,9 +78,12 @@ def make_policy(name: str, seed: int = 0):
 
 
 def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s: float = MAX_HORIZON_S,
-               rewriter: Any | None = None) -> RunResult:
-    """Play ``story_path`` (default: the sample ink story) to its end for simulated viewer ``seed``.
-    ``rewriter`` is a :class:`~engage.narrative.rewriter.RewriteService` or ``"template"``."""
+               rewriter: Any | None = None, overlay: str | Path | None = None, outputs: Sequence[Any] = ()) -> RunResult:
+    """Play ``story_path`` (default: the sample ink story; ``overlay`` adds tags to an ink story)
+    to its end for simulated viewer ``seed``. ``rewriter`` is a
+    :class:`~engage.narrative.rewriter.RewriteService` or ``"template"``; ``outputs`` are
+    publishers (:mod:`engage.narrative.publish`) that get every plan, the viewer's state and the
+    story's end."""
     if rewriter == "template":
         from .rewriter import RewriteService, TemplateRewriter
 
@@ -91,13 +94,16 @@ def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s:
 
     from .controller import Controller
 
-    player = open_story(story_path or sample_ink_path())
+    player = open_story(story_path or sample_ink_path(), overlay=overlay)
     viewer = SimulatedViewer(seed=seed)
     plans: list[ScenePlan] = []
     holder: dict[str, Any] = {}
-    controller = Controller(player, policy=make_policy(policy, seed), on_plan=plans.append, rewriter=rewriter,
-                            stop_at_end=True, on_end=lambda: holder["session"].runtime.stop())
+    controller = Controller(player, policy=make_policy(policy, seed), on_plan=[plans.append, *outputs],
+                            rewriter=rewriter, stop_at_end=True, on_end=lambda: holder["session"].runtime.stop(),
+                            on_state=[o.on_state for o in outputs])
     session = Session([viewer], VirtualClock(0.0), story=None, extra_processors=[controller])
+    for output in outputs:
+        session.bus.subscribe(output.on_event, "story.")
     holder["session"] = session
     stats = session.run(duration=horizon_s).stats
     truth = viewer.truth_array()
@@ -115,8 +121,8 @@ def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s:
 
 
 def _one(args: tuple) -> dict[str, Any]:
-    story_path, policy, seed, horizon = args
-    return run_viewer(story_path, policy, seed, horizon).summary()
+    story_path, policy, seed, horizon, overlay = args
+    return run_viewer(story_path, policy, seed, horizon, overlay=overlay).summary()
 
 
 def run_tasks(fn: Callable[[tuple], dict], tasks: Sequence[tuple], jobs: int = 1) -> Iterable[dict]:
@@ -130,14 +136,15 @@ def run_tasks(fn: Callable[[tuple], dict], tasks: Sequence[tuple], jobs: int = 1
 
 def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "director", jobs: int = 1,
             first_seed: int = 0, horizon_s: float = MAX_HORIZON_S,
-            on_result: Callable[[dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+            on_result: Callable[[dict], None] | None = None,
+            overlay: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
     """Run ``viewers`` simulated viewers under ``adaptive`` and under ``fixed``; returns the
     per-run summaries by policy. ``jobs`` > 1 runs viewers in parallel processes (joblib)."""
     if viewers < 1:
         raise ValueError(f"viewers must be >= 1, got {viewers}")
-    open_story(story_path or sample_ink_path())  # fail early, with the story's own error
-    tasks = [(str(story_path) if story_path else None, p, first_seed + i, horizon_s)
-             for i in range(viewers) for p in (adaptive, "fixed")]
+    open_story(story_path or sample_ink_path(), overlay=overlay)  # fail early, with the story's own error
+    tasks = [(str(story_path) if story_path else None, p, first_seed + i, horizon_s,
+              str(overlay) if overlay else None) for i in range(viewers) for p in (adaptive, "fixed")]
     out: dict[str, list[dict[str, Any]]] = {adaptive: [], "fixed": []}
     for r in run_tasks(_one, tasks, jobs):
         out[r["policy"]].append(r)
@@ -193,16 +200,16 @@ def format_table(results: dict[str, list[dict[str, Any]]], adaptive: str) -> str
     return "\n".join(lines)
 
 
-def validate_story_file(path: str | Path) -> tuple[list[str], list[str]]:
+def validate_story_file(path: str | Path, overlay: str | Path | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for any story file, without running anything the file says."""
     from .ink import check_ink
     from .story import load_story, validate
 
     p = Path(path)
     if p.suffix.lower() == ".json":
-        return check_ink(p)
+        return check_ink(p, overlay=overlay)
     try:
-        story = open_story(p).story
+        story = open_story(p, overlay=overlay).story
     except StoryError as exc:
         return exc.problems, []
     problems = validate(story)

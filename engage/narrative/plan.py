@@ -1,15 +1,23 @@
 """Scene plans: what the controller hands a player, one JSON object per line.
 
-A :class:`ScenePlan` says which scene plays next and how (directives: pacing, palette, music
-intensity, stakes), why it was chosen (a human ``reason`` and the ``evidence`` behind it), how
-sure the policy was (``probability``), what else it could have chosen (``alternatives``) and
-whether the text was rewritten, by what, and whether by an AI (``ai_generated``).
-:class:`ScenePlanWriter` appends plans to a JSON-lines file (the decision log).
+A :class:`ScenePlan` says which scene plays next and how: its text, the writer's tags and media
+cues (``speaker``, ``tone``, ``cast``, ``act``, ``ending``, ``media`` for video/image/audio/sfx,
+every other tag under ``tags``), the story variables the scene changed and the characters' fates
+it decides (``fates``: ``{character, outcome}``), the directives from the director's target
+(pacing, palette, music intensity, stakes), why it was chosen (a human ``reason`` and the
+``evidence`` behind it), how sure the policy was (``probability``), what else it could have chosen
+(``alternatives``), the options that follow it (``upcoming``), and whether the text was
+rewritten, by what, and whether by an AI (``ai_generated``). :class:`ScenePlanWriter` appends
+plans to a JSON-lines file (the decision log).
+
+The JSON form is a contract: :func:`plan_schema` returns the versioned JSON Schema shipped with
+the package (``engage/narrative/schemas/scene-plan-1.schema.json``); every plan carries
+``"schema": "engage.scene-plan/1"``.
 
 >>> plan = ScenePlan("viewer-1", 12.0, 1, "platform", "The Platform", "Rain.", 70.0,
 ...                  {"pacing": "slow"}, "story start", {}, 1.0, ())
 >>> plan.to_json()[:54]
-'{"ai_generated":false,"alternatives":[],"directives":{'
+'{"act":null,"ai_generated":false,"alternatives":[],"ca'
 >>> ScenePlan.from_json(plan.to_json()) == plan
 True
 """
@@ -18,7 +26,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
@@ -27,19 +38,50 @@ from engage.core.event import _clean
 
 from .story import Scene
 
+#: The version of the scene-plan contract written by this engage (``schema`` of every plan).
+SCHEMA_VERSION = 1
+SCHEMA_ID = f"engage.scene-plan/{SCHEMA_VERSION}"
+
 #: Intensity below this is "slow"/"low", below ``_HIGH`` "steady"/"medium", otherwise "fast"/"high".
 _LOW = 0.4
 _HIGH = 0.7
 
+#: Tags a plan carries as fields of their own; every other tag of a scene goes under ``tags``.
+PARSED_TAGS = ("title", "speaker", "image", "video", "audio", "sfx", "tone", "cast", "act", "ending")
+#: Tags that are media cues (each may be given several times).
+MEDIA_KINDS = ("video", "image", "audio", "sfx")
+#: Keys the engine adds to scenes for itself; never shown as the writer's tags.
+ENGINE_KEYS = ("choice_index", "untagged", "continue", "knot", "path")
 
-def directives_for(scene: Scene) -> dict[str, Any]:
-    """Player directives derived from a scene's tags: pacing, palette, music intensity, stakes.
+
+def plan_schema() -> dict[str, Any]:
+    """The JSON Schema every scene plan (:meth:`ScenePlan.to_dict`) validates against.
+
+    >>> plan_schema()["$id"]
+    'urn:engage:scene-plan:1'
+    True
+    """
+    return json.loads(_schema_text())
+
+
+@lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("engage.narrative").joinpath("schemas", f"scene-plan-{SCHEMA_VERSION}.schema.json").read_text(
+        encoding="utf-8")
+
+
+def directives_for(scene: Scene, target: float | None = None) -> dict[str, Any]:
+    """Player directives: pacing, palette, music intensity and stakes, from the director's
+    ``target`` intensity when there is one, otherwise from the scene's own intensity; the
+    palette is always the scene's.
 
     >>> s = Scene("c", "The Chase", "", 0.9, "frantic", 60.0, "storm-black")
     >>> directives_for(s)
     {'pacing': 'fast', 'palette': 'storm-black', 'music_intensity': 0.9, 'stakes': 'high'}
+    >>> directives_for(s, target=0.25)["pacing"]
+    'slow'
     """
-    x = float(scene.intensity)
+    x = float(scene.intensity) if target is None else float(min(1.0, max(0.0, target)))
     level = 0 if x < _LOW else (1 if x < _HIGH else 2)
     return {
         "pacing": ("slow", "steady", "fast")[level],
@@ -49,9 +91,123 @@ def directives_for(scene: Scene) -> dict[str, Any]:
     }
 
 
+def _option_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def media_cue(kind: str, value: Any) -> dict[str, Any]:
+    """One media cue from a tag: ``# audio: rain.ogg loop volume=0.4`` → the file, then bare words
+    as flags and ``key=value`` options (numbers and true/false typed). Quote a file name that has
+    spaces: ``# image: "the pier.jpg" fit=cover``.
+
+    >>> media_cue("audio", "rain.ogg loop volume=0.4")
+    {'kind': 'audio', 'src': 'rain.ogg', 'options': {'loop': True, 'volume': 0.4}}
+    """
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unbalanced quote: take the words as written
+        words = text.split()
+    src = words[0] if words else ""
+    options: dict[str, Any] = {}
+    for w in words[1:]:
+        key, eq, val = w.partition("=")
+        if key:
+            options[key] = _option_value(val) if eq else True
+    return {"kind": kind, "src": src, "options": options}
+
+
+def _values(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def parse_fate(value: Any) -> dict[str, str] | None:
+    """A ``fate`` tag: ``"Tomas dies"`` or ``"Inspector Harlow, escapes"`` → character and outcome.
+
+    >>> parse_fate("Inspector Harlow dies")
+    {'character': 'Inspector Harlow', 'outcome': 'dies'}
+    """
+    text = _text(value)
+    if not text or not text.strip():
+        return None
+    if "," in text:
+        who, _, what = text.rpartition(",")
+    else:
+        who, _, what = text.strip().rpartition(" ")
+    who, what = who.strip(), what.strip()
+    if not who or not what:
+        return None
+    return {"character": who, "outcome": what}
+
+
+def fates_of(scene: Scene) -> list[dict[str, str]]:
+    """The characters' fates a scene decides: each ``<name>_alive`` story variable it changed
+    (``tomas_alive = false`` → Tomas ``dies``; back to true → ``lives``) and its ``fate`` tags."""
+    out: list[dict[str, str]] = []
+    for key, value in (scene.changes or {}).items():
+        if isinstance(value, bool) and str(key).lower().endswith("_alive") and len(str(key)) > len("_alive"):
+            name = str(key)[: -len("_alive")].replace("_", " ").title()
+            out.append({"character": name, "outcome": "lives" if value else "dies"})
+    for value in _values((scene.tags or {}).get("fate", ())):
+        fate = parse_fate(value)
+        if fate is not None and fate not in out:
+            out.append(fate)
+    return out
+
+
+def scene_fields(scene: Scene) -> dict[str, Any]:
+    """What a plan says about a scene apart from the decision: the parsed tags, the media cues,
+    the other tags passed through, the changed story variables and the fates."""
+    tags = dict(scene.tags or {})
+    media = [media_cue(kind, v) for kind in MEDIA_KINDS for v in _values(tags.get(kind, ())) if v is not None]
+    ending = tags.get("ending")
+    rest = {k: (list(v) if isinstance(v, tuple) else v) for k, v in tags.items()
+            if k not in PARSED_TAGS and k not in ENGINE_KEYS}
+    title = _text(tags.get("title")) or scene.title
+    return {
+        "title": title,
+        "intensity": float(scene.intensity),
+        "tone": scene.tone,
+        "speaker": _text(tags.get("speaker")),
+        "cast": tuple(scene.cast),
+        "act": _text(tags.get("act")),
+        "ending": (scene.id if ending is True else _text(ending)) if ending not in (None, False) else None,
+        "media": tuple(media),
+        "tags": rest,
+        "variables": dict(scene.changes or {}),
+        "fates": tuple(fates_of(scene)),
+    }
+
+
+def option_dict(option: Scene) -> dict[str, Any]:
+    """An upcoming option as a plan lists it (id, title, intensity, tone, fate_point)."""
+    tags = option.tags or {}
+    d: dict[str, Any] = {"id": option.id, "title": option.title, "intensity": float(option.intensity),
+                         "tone": option.tone}
+    if tags.get("fate_point"):
+        d["fate_point"] = True
+    return d
+
+
 @dataclass(frozen=True)
 class ScenePlan:
-    """One decision of the controller: the scene to play and everything behind the choice."""
+    """One decision of the controller: the scene to play, what the writer tagged it with, and
+    everything behind the choice (see the module docstring)."""
 
     viewer: str
     timestamp: float
@@ -68,6 +224,17 @@ class ScenePlan:
     rewritten: bool = False
     rewritten_by: str | None = None
     ai_generated: bool = False
+    intensity: float | None = None
+    tone: str | None = None
+    speaker: str | None = None
+    cast: tuple[str, ...] = ()
+    act: str | None = None
+    ending: str | None = None
+    media: tuple[Mapping[str, Any], ...] = ()
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    fates: tuple[Mapping[str, str], ...] = ()
+    upcoming: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0):
@@ -77,10 +244,13 @@ class ScenePlan:
             raise ValueError(f"scene plan for {self.scene!r}: duration_s must be positive, got {self.duration_s}")
         if self.rewritten_by is not None and not self.rewritten:
             raise ValueError(f"scene plan for {self.scene!r}: rewritten_by given but rewritten is False")
+        if self.ai_generated and not self.rewritten:
+            raise ValueError(f"scene plan for {self.scene!r}: ai_generated but not rewritten")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: floats rounded (timestamps to 6 digits, the rest to 4), NaN → None."""
         return {
+            "schema": SCHEMA_ID,
             "viewer": self.viewer,
             "timestamp": _clean(float(self.timestamp), 6),
             "episode": int(self.episode),
@@ -88,11 +258,22 @@ class ScenePlan:
             "title": self.title,
             "text": self.text,
             "duration_s": _clean(float(self.duration_s), 4),
+            "intensity": None if self.intensity is None else _clean(float(self.intensity), 4),
+            "tone": self.tone,
+            "speaker": self.speaker,
+            "cast": list(self.cast),
+            "act": self.act,
+            "ending": self.ending,
+            "media": [_clean(dict(m), 4) for m in self.media],
+            "tags": _clean(dict(self.tags), 4),
+            "variables": _clean(dict(self.variables), 4),
+            "fates": [dict(f) for f in self.fates],
             "directives": _clean(dict(self.directives), 4),
             "reason": self.reason,
             "evidence": _clean(dict(self.evidence), 4),
             "probability": _clean(float(self.probability), 4),
             "alternatives": list(self.alternatives),
+            "upcoming": [_clean(dict(o), 4) for o in self.upcoming],
             "rewritten": bool(self.rewritten),
             "rewritten_by": self.rewritten_by,
             "ai_generated": bool(self.ai_generated),
@@ -104,7 +285,9 @@ class ScenePlan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ScenePlan":
-        """The inverse of :meth:`to_dict` (for reading decision logs back)."""
+        """The inverse of :meth:`to_dict` (for reading decision logs back, also those written
+        before the schema had the writer's tags)."""
+        intensity = d.get("intensity")
         return cls(
             viewer=str(d["viewer"]), timestamp=float(d["timestamp"]), episode=int(d["episode"]),
             scene=str(d["scene"]), title=str(d["title"]), text=str(d["text"]), duration_s=float(d["duration_s"]),
@@ -112,6 +295,11 @@ class ScenePlan:
             probability=float(d["probability"]), alternatives=tuple(d["alternatives"]),
             rewritten=bool(d.get("rewritten", False)), rewritten_by=d.get("rewritten_by"),
             ai_generated=bool(d.get("ai_generated", False)),
+            intensity=None if intensity is None else float(intensity), tone=d.get("tone"), speaker=d.get("speaker"),
+            cast=tuple(d.get("cast") or ()), act=d.get("act"), ending=d.get("ending"),
+            media=tuple(dict(m) for m in d.get("media") or ()), tags=dict(d.get("tags") or {}),
+            variables=dict(d.get("variables") or {}), fates=tuple(dict(f) for f in d.get("fates") or ()),
+            upcoming=tuple(dict(o) for o in d.get("upcoming") or ()),
         )
 
     @classmethod

@@ -43,7 +43,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -51,11 +50,6 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from engage.core.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 uses the backport declared in pyproject
-    import tomli as tomllib
 
 #: Story files larger than this are refused before they are parsed.
 MAX_STORY_BYTES = 5 * 1024 * 1024
@@ -93,8 +87,10 @@ class Scene:
     """One scene of a story and what a player and a policy need to know about it.
 
     ``intensity`` is 0 (calm) … 1 (highest stakes); ``duration_s`` is how long it plays;
-    ``next`` lists the scene ids that may follow (empty: an ending). ``tags`` holds free
-    author metadata (act, motifs…) for later layers.
+    ``next`` lists the scene ids that may follow (empty: an ending). ``tags`` holds the writer's
+    other tags (act, speaker, media cues, …; a tag given several times holds a tuple). ``state``
+    is the story's variables after the scene's own effects and ``changes`` the ones it changed
+    (ink stories; empty for story graphs).
 
     >>> Scene("a", "A", "Rain.", 0.2, "calm", 60.0, "grey", ("Mara",), ("b",)).is_ending
     False
@@ -111,6 +107,8 @@ class Scene:
     next: tuple[str, ...] = ()
     interruptible: bool = True
     tags: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    state: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    changes: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def is_ending(self) -> bool:
@@ -229,38 +227,33 @@ def load_story_yaml_text(text: str, source: str = "<string>") -> Story:
     """Parse a story from YAML text (the same keys as TOML: a ``story`` mapping and a ``scene``
     list). Loading is safe: only plain YAML (mappings, lists, strings, numbers, booleans) is
     accepted; a custom tag such as ``!!python/object`` is refused with an error naming it, and
-    nothing in the file is executed.
+    nothing in the file is executed. Nesting, size, aliases and number lengths are checked
+    before anything is built (:mod:`engage.core.safeload`).
 
     >>> load_story_yaml_text("story: !!python/object/apply:os.system [echo hi]")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     engage.narrative.story.StoryError: <string>: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed ...
     """
-    import yaml
+    from engage.core.safeload import LoadError, load_yaml
 
+    if not isinstance(text, str):
+        raise StoryError(source, [f"story text must be a str, got {type(text).__name__}"])
     if len(text) > MAX_STORY_BYTES:
         raise StoryError(source, [f"text is over the {MAX_STORY_BYTES // (1024 * 1024)} MB limit for a story"])
     try:
-        doc = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as exc:
-        tag = getattr(exc, "problem", "") or ""
-        m = re.search(r"tag '([^']+)'", tag)
-        name = m.group(1) if m else tag
-        where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
-        raise StoryError(source, [f"YAML tag {name!r} is not allowed{where}: stories are plain data, loaded "
-                                  "safely; nothing in them is executed"]) from None
-    except yaml.YAMLError as exc:
-        raise StoryError(source, [f"not valid YAML: {exc}"]) from None
-    except RecursionError:
-        raise StoryError(source, ["not valid YAML: nested too deeply"]) from None
+        doc = load_yaml(text)
+    except LoadError as exc:
+        raise StoryError(source, [exc.problem]) from None
     if not isinstance(doc, dict):
         raise StoryError(source, [f"a YAML story must be a mapping with 'story' and 'scene', got {_type_name(doc)}"])
     return _story_from_doc(doc, source)
 
 
-def open_story(path: str | Path) -> Any:
-    """A player for any story file: compiled ink JSON (``.json``) → :class:`~engage.narrative.ink.InkPlayer`,
-    TOML or YAML → :class:`GraphPlayer`. Raises :class:`StoryError` on any problem.
+def open_story(path: str | Path, overlay: str | Path | None = None) -> Any:
+    """A player for any story file: compiled ink JSON (``.json``) → :class:`~engage.narrative.ink.InkPlayer`
+    (``overlay``: a TOML file adding tags to its knots), TOML or YAML → :class:`GraphPlayer`.
+    Raises :class:`StoryError` on any problem.
 
     >>> open_story(default_story_path()).title
     'Night Train'
@@ -269,10 +262,13 @@ def open_story(path: str | Path) -> Any:
     if path.suffix.lower() == ".json" or path.name.endswith(".ink.json"):
         from .ink import load_ink
 
-        return load_ink(path)
+        return load_ink(path, overlay=overlay)
     if path.suffix.lower() == ".ink":
         raise StoryError(str(path), ["this is ink source; compile it to JSON first, e.g. "
                                      "npx inkjs-compiler -o story.ink.json story.ink"])
+    if overlay is not None:
+        raise StoryError(str(overlay), [f"an overlay adds tags to the knots of a compiled ink story; {path.name} is a "
+                                        "story graph: put the tags in its scenes instead"])
     return GraphPlayer(load_story(path))
 
 
@@ -289,12 +285,12 @@ def load_story_text(text: str, source: str = "<string>") -> Story:
     if len(text) > MAX_STORY_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_STORY_BYTES:
         raise StoryError(source, [f"text is over the {MAX_STORY_BYTES // (1024 * 1024)} MB limit for a story; "
                                   "refusing to parse it"])
+    from engage.core.safeload import LoadError, load_toml
+
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise StoryError(source, [f"not valid TOML: {exc}"]) from None
-    except (ValueError, RecursionError) as exc:  # e.g. lone surrogates, absurd nesting
-        raise StoryError(source, [f"not valid TOML: {exc}"]) from None
+        doc = load_toml(text)
+    except LoadError as exc:
+        raise StoryError(source, [exc.problem]) from None
     return _story_from_doc(doc, source)
 
 
@@ -628,3 +624,7 @@ class GraphPlayer:
 
     def facts(self) -> dict[str, Any]:
         return {}
+
+    def tags_of(self, target: str) -> Mapping[str, Any]:
+        """The tags of scene ``target`` (e.g. whether a cut-to beat is ``repeatable``)."""
+        return self.story.scene(target).tags

@@ -214,6 +214,10 @@ class Profile:
     #: and the film follows the first).
     group: dict = field(default_factory=dict, hash=False, compare=False)
 
+    #: The profile's ``[narrative]`` table as written (checked by the narrative layer,
+    #: :class:`engage.narrative.config.NarrativeConfig`); paths in it are relative to ``path``'s folder.
+    narrative: dict = field(default_factory=dict, hash=False, compare=False)
+
     @property
     def declared_viewers(self) -> list[str]:
         """The viewers the sensors name, in order (not those found at run time: an LSL sensor's
@@ -493,13 +497,16 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: not valid TOML: {str(exc).split(';')[0]}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
-    unknown = [k for k in doc if k not in ("profile", "sensor", "group")]
+    unknown = [k for k in doc if k not in ("profile", "sensor", "group", "narrative")]
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: [profile], [sensor.NAME], "
-                          "[group])")
+                          "[group], [narrative])")
     group = doc.get("group", {})
     if not isinstance(group, dict):
         raise ConfigError(f"{source}: 'group' must be a table ([group]), got {_kind_of(group)}")
+    narrative = doc.get("narrative", {})
+    if not isinstance(narrative, dict):
+        raise ConfigError(f"{source}: 'narrative' must be a table ([narrative]), got {_kind_of(narrative)}")
     head = doc.get("profile", {})
     if not isinstance(head, dict):
         raise ConfigError(f"{source}: 'profile' must be a table ([profile]), got {_kind_of(head)}")
@@ -543,7 +550,7 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: no sensors (add a [sensor.NAME] table with a kind: {', '.join(KINDS)})")
     pname = meta.get("name") or default_name or "profile"
     return Profile(name=pname, description=meta.get("description", ""), path=source, sensors=tuple(sensors),
-                   viewer=viewer, group={**merged_group, **group})
+                   viewer=viewer, group={**merged_group, **group}, narrative=narrative)
 
 
 def _sensor(source: str, name: str, body: Any, viewer: str) -> Sensor:

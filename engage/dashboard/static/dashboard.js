@@ -245,7 +245,7 @@
         li.append(E.el("span", "muted", " intensity " + E.fmt(o.intensity, 2) + (o.tone ? ", " + o.tone : "")));
         up.append(li);
       }
-    } else up.append(E.el("li", "muted", p.ending ? "an ending: the story starts again" : "chosen when this scene ends"));
+    } else up.append(E.el("li", "muted", p.last ? "an ending" + (p.ending ? ": " + p.ending : "") : "chosen when this scene ends"));
     if (p.alternatives && p.alternatives.length) up.append(E.el("li", "muted", "passed over now: " + p.alternatives.join(", ")));
     renderNext();
     const list = $("decisions"); list.textContent = "";
