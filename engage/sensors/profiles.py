@@ -44,13 +44,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Union
 
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from engage.core.errors import ConfigError
 from engage.core.event import GROUP_VIEWER
+from engage.core.safeload import LoadError, load_toml
 
 __all__ = [
     "KINDS", "LSL_STREAM_TYPES", "BleHrmSensor", "LslSensor", "Profile", "SensorSpec", "SimulatedSensor",
@@ -489,14 +485,10 @@ def profile_from_text(text: str, source: str = "<string>", base: Path | None = N
         raise ConfigError(f"{source}: profile text must be a str, got {type(text).__name__}")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_PROFILE_BYTES:
         raise ConfigError(f"{source}: over the {MAX_PROFILE_BYTES // 1024} KB limit for a profile")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{source}: not valid TOML: {str(exc).split(';')[0]}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
+    try:  # the shared guarded loader: nesting and dotted keys measured before tomllib sees them
+        doc = load_toml(text)
+    except LoadError as exc:
+        raise ConfigError(f"{source}: {exc.problem}") from None
     unknown = [k for k in doc if k not in ("profile", "sensor", "group", "narrative")]
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: [profile], [sensor.NAME], "
