@@ -264,3 +264,52 @@ def test_template_rewriter_is_deterministic_and_not_ai():
     assert r is not None and not r.ai_generated and r.by == "template"
     assert r.text.startswith("[pacing slow, music 0.20, stakes low] Tea in chipped mugs")
     assert r.directives["palette"] == "amber"
+
+
+def test_a_fate_scene_is_checked_against_the_state_after_its_own_effects(server):
+    """The rewrite of 'struggle' (where ink sets tomas_alive = false) is prepared while 'intruder' plays,
+    when Tomas is still alive; a reply that keeps him alive must still be refused."""
+    from engage.narrative.controller import RulePolicy
+
+    orig = server.server.RequestHandlerClass.do_POST
+
+    def do_post(handler):
+        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        asked = json.loads(body["messages"][1]["content"])
+        scene = asked["scene"]
+        text = scene["text"] + " The rain does not stop."
+        if scene["id"] == "struggle":
+            text = "Tomas throws himself at the man. A shot. Tomas tumbles back against the desk... alive."
+        directives = asked.get("directives") or {"pacing": "fast", "palette": scene["palette"],
+                                                 "music_intensity": 0.8, "stakes": "high"}
+        reply = {"text": text, "directives": directives, "cast": [], "exits": []}
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": json.dumps(reply)}}]}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    server.server.RequestHandlerClass.do_POST = do_post
+    service = RewriteService(_rewriter(server), cast=CAST)
+    plans = []
+
+    def on_plan(plan):
+        plans.append(plan)
+        deadline = time.monotonic() + 10
+        while any(not f.done() for f in list(service._jobs.values()) if hasattr(f, "done")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        c = Controller(load_ink(sample_ink_path()), policy=RulePolicy(), on_plan=on_plan, rewriter=service,
+                       stop_at_end=True)
+        c.state.update(Event("boredom.onset", 0.0, "viewer-1", 0.9))  # bored: the highest stakes every time
+        Runtime(VirtualClock(), [], [c], step=1.0).run(duration=600.0)
+    finally:
+        server.server.RequestHandlerClass.do_POST = orig
+        service.close()
+    by_scene = {p.scene: p for p in plans}
+    assert "struggle" in by_scene and "intruder" in by_scene
+    struggle = by_scene["struggle"]
+    assert not struggle.rewritten and "alive" not in struggle.text
+    assert struggle.text.startswith("Tomas throws himself at the man. A shot, loud as a dropped stylus.")
+    assert by_scene["intruder"].rewritten and by_scene["intruder"].ai_generated  # the server works: others pass

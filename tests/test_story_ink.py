@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,98 @@ def test_yaml_loader_raises_only_story_errors(text):
         load_story_yaml_text(text)
     except StoryError:
         pass
+
+
+# -- ink as writers use it ---------------------------------------------------------------------
+
+TEST_STORIES = Path(__file__).parent / "stories"
+
+
+def test_the_test_stories_are_the_compiled_form_of_their_sources():
+    for name in ("cliff_road", "bored_loop"):
+        source = (TEST_STORIES / f"{name}.ink").read_text()
+        player = load_ink(TEST_STORIES / f"{name}.ink.json")
+        knots = {line.split()[1] for line in source.splitlines() if line.startswith("=== ") and "function" not in line}
+        assert set(player.knots) == knots
+        player.close()
+
+
+def test_external_functions_with_an_ink_fallback_run():
+    player = load_ink(TEST_STORIES / "cliff_road.ink.json")  # EXTERNAL flash_lights, with a fallback
+    player.begin()
+    coast = player.follow("c0")
+    assert coast.id == "coast_road" and "Jonah hums along to the radio." in coast.text
+    assert check_ink(TEST_STORIES / "cliff_road.ink.json")[0] == []
+
+
+def test_an_external_function_without_a_fallback_is_a_clear_error(tmp_path):
+    doc = json.loads((TEST_STORIES / "cliff_road.ink.json").read_text(encoding="utf-8-sig"))
+    del doc["root"][-1]["flash_lights"]
+    f = tmp_path / "nofallback.ink.json"
+    f.write_text(json.dumps(doc))
+    with pytest.raises(StoryError, match="EXTERNAL function 'flash_lights' without an ink fallback"):
+        load_ink(f)
+
+
+def test_knots_with_identical_tags_get_their_own_scene_ids():
+    # lookout and shelter are written with the very same tags
+    player = load_ink(TEST_STORIES / "cliff_road.ink.json")
+    player.begin()
+    player.follow("c0")  # coast road
+    assert player.follow("c1").id == "lookout"  # push on
+    shelter = player.follow("c0")  # wait it out
+    assert shelter.id == "shelter" and shelter.text.startswith("They shelter in a bus stop")
+    assert player.follow(NEXT).id == "home"
+
+
+def _bored_session(story, overlay=None, minutes=5.0):
+    from engage.core import Event, Runtime, VirtualClock
+    from engage.narrative.controller import Controller
+    from engage.narrative.policy import DirectorPolicy
+
+    c = Controller(load_ink(story, overlay=overlay), policy=DirectorPolicy())
+    c.state.update(Event("boredom.onset", 0.0, "viewer-1", 0.95))  # bored all along
+    Runtime(VirtualClock(), [], [c], step=1.0).run(duration=minutes * 60)
+    return [p for p in c.decisions if p.evidence.get("rule") == "interrupt"]
+
+
+def test_a_bored_viewer_is_cut_to_a_beat_once_per_playthrough(tmp_path):
+    cuts = _bored_session(TEST_STORIES / "bored_loop.ink.json")
+    assert [p.scene for p in cuts] == ["alarm"]
+    overlay = tmp_path / "repeat.toml"
+    overlay.write_text("[knot.alarm]\nrepeatable = true\n")
+    again = _bored_session(TEST_STORIES / "bored_loop.ink.json", overlay=overlay)
+    assert len(again) > 1 and {p.scene for p in again} == {"alarm"}
+
+
+def test_story_check_warns_where_a_bored_viewer_could_loop(capsys):
+    rc, out = _check(TEST_STORIES / "bored_loop.ink.json", capsys)
+    assert rc == 0 and "warning: knot 'lounge': a bored viewer is cut to 'alarm', which leads back here" in out
+    assert "lounge ⇢ alarm → lounge" in out
+    rc, out = _check(sample_ink_path(), capsys)
+    assert rc == 0 and "bored viewer" not in out
+
+
+def test_overlays_add_tags_by_knot_name_and_refuse_what_does_not_fit(tmp_path, capsys):
+    overlay = tmp_path / "tags.toml"
+    overlay.write_text('[story]\ncast = ["Old Tom"]\n[knot.alarm]\nintensity = 0.7\nsfx = ["bell.wav", "siren.wav"]\n'
+                       'speaker = "Tannoy"\n')
+    player = load_ink(TEST_STORIES / "bored_loop.ink.json", overlay=overlay)
+    alarm = player.cut_to("alarm")
+    assert alarm.intensity == 0.7 and alarm.tags["sfx"] == ("bell.wav", "siren.wav") and alarm.tags["speaker"] == "Tannoy"
+    assert "Old Tom" in player.cast
+    for text, words in [('[knot.alram]\nintensity = 0.5\n', "no knot or stitch 'alram' (did you mean 'alarm'?)"),
+                        ('[knot.alarm]\nintensity = 2\n', "intensity must be a number within [0, 1]"),
+                        ('[knot.lounge]\ncut_to = "nowhere"\n', "cut_to 'nowhere' is not a knot"),
+                        ('[knot.alarm]\nspeaker = {a = 1}\n', "must be a string, number, boolean"),
+                        ('[scene.alarm]\n', "unknown table [scene]"),
+                        ('[knot.alarm\n', "not valid TOML"),
+                        ("k" + ".k" * 500 + " = 1\n", "dotted parts")]:
+        overlay.write_text(text)
+        with pytest.raises(StoryError, match=re.escape(words)):
+            load_ink(TEST_STORIES / "bored_loop.ink.json", overlay=overlay)
+    rc, out = _check(TEST_STORIES / "bored_loop.ink.json", capsys)
+    assert rc == 0
+    assert main(["story", "check", str(TEST_STORIES / "bored_loop.ink.json"), "--overlay", str(overlay)]) == 1
+    with pytest.raises(StoryError, match="an overlay adds tags to the knots of a compiled ink story"):
+        open_story(STORIES / "night_train.toml", overlay=overlay)

@@ -359,13 +359,29 @@ def _overlay_value(key: str, value: Any, where: str, problems: list[str]) -> lis
     return [f"{key}: {text}"]
 
 
+def overlay_path(name: str | Path) -> Path:
+    """An overlay file: ``name`` itself when it exists, else one shipped with engage by that name
+    (``intercept`` or ``intercept.toml``: the tags for inkle's *The Intercept*).
+
+    >>> overlay_path("intercept").name
+    'intercept.toml'
+    """
+    p = Path(name)
+    if p.exists() or len(p.parts) > 1:
+        return p
+    shipped = Path(str(resources.files("engage.narrative").joinpath("overlays", p.name)))
+    if not shipped.suffix:
+        shipped = shipped.with_suffix(".toml")
+    return shipped if shipped.exists() else p
+
+
 def load_overlay(path: str | Path, knots: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Read an overlay (TOML): ``{knot or knot.stitch: [tag texts]}`` and the extra cast. Raises
-    :class:`StoryError` naming the file and every problem (an unknown knot with the closest name,
-    a bad value, a ``cut_to`` that is not a knot)."""
+    """Read an overlay (TOML, or the name of one shipped with engage): ``{knot or knot.stitch: [tag
+    texts]}`` and the extra cast. Raises :class:`StoryError` naming the file and every problem (an
+    unknown knot with the closest name, a bad value, a ``cut_to`` that is not a knot)."""
     from engage.core.safeload import LoadError, load_toml
 
-    p = Path(path)
+    p = overlay_path(path)
     source = str(p)
     try:
         if p.stat().st_size > 1024 * 1024:
@@ -692,6 +708,9 @@ class InkPlayer:
             marker = self._origin(entered, line_tags)
             if marker is not None or text.strip():
                 break
+        start = re.sub(r"(\.0)+$", "", str(r.get("start") or ""))
+        if marker is None and start in self._own:  # a jump (cut_to) lands at a knot's start uncounted
+            marker = start
         tags: dict[str, Any] = {}
         if marker is not None:
             for k, v in self._added.get(marker, {}).items():  # the overlay's tags come first and win
@@ -701,9 +720,8 @@ class InkPlayer:
         if marker is not None:
             scene_id, where = marker, marker
         else:
-            where = self._enclosing(r.get("start") or "")
-            path = re.sub(r"(\.0)+$", "", str(r.get("start") or ""))
-            scene_id = path if path and path != "0" else (where or "start")
+            where = self._enclosing(start)
+            scene_id = start if start and start != "0" else (where or "start")
             if where is not None:  # a scene inside a knot keeps the knot's pacing
                 inherited = dict(self._own.get(where, {}))
                 if "." in where:

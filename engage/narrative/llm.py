@@ -323,6 +323,8 @@ class LlmClient:
                     raise TimeoutError
             if time.monotonic() > deadline:
                 raise TimeoutError
+            if response.length:  # the connection closed before Content-Length bytes came
+                raise LlmError(f"{url}: the reply was cut off ({response.length} of its bytes never came)")
             return response.status, {k.lower(): v for k, v in response.getheaders()}, bytes(raw)
         except LlmError:
             raise
