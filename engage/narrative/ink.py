@@ -57,6 +57,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import weakref
 from dataclasses import replace
@@ -469,6 +470,12 @@ def _overlay_knot(name: str, body: Any, known: list[str], tags: dict[str, list[s
 # The worker process
 
 
+def _read_lines(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
 def _kill_all() -> None:
     for worker in list(_Worker.live):
         worker.close()
@@ -484,32 +491,22 @@ class _Worker:
         self.memory_mb = int(memory_mb)
         self.timeout_s = float(timeout_s)
         script = str(Path(__file__).with_name("inkrun.py"))
+        self._stderr = tempfile.TemporaryFile()  # read only if the worker dies: no thread for it
         try:
             self.proc = subprocess.Popen([sys.executable, "-u", script, "--memory-mb", str(self.memory_mb)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                          close_fds=True)
         except OSError as exc:
+            self._stderr.close()
             raise StoryError(source, [f"cannot start the ink runtime: {exc.strerror or exc}"]) from None
         self._lines: queue.Queue = queue.Queue()
-        self._stderr: list[bytes] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._read_out, name="ink-out", daemon=True).start()
-        threading.Thread(target=self._read_err, name="ink-err", daemon=True).start()
+        threading.Thread(target=_read_lines, args=(self.proc.stdout, self._lines), name="ink-out", daemon=True).start()
         _Worker.live.add(self)
-        self._finalizer = weakref.finalize(self, _Worker._stop, self.proc)
-
-    def _read_out(self) -> None:
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _read_err(self) -> None:
-        for line in self.proc.stderr:
-            if len(self._stderr) < 50:
-                self._stderr.append(line)
+        self._finalizer = weakref.finalize(self, _Worker._stop, self.proc, self._stderr)
 
     @staticmethod
-    def _stop(proc: subprocess.Popen) -> None:
+    def _stop(proc: subprocess.Popen, stderr) -> None:
         try:
             if proc.stdin is not None and not proc.stdin.closed:
                 proc.stdin.close()
@@ -520,13 +517,18 @@ class _Worker:
                 proc.wait(timeout=2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+        stderr.close()
 
     def _died(self) -> StoryError:
         try:
             code = self.proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
             code = None
-        err = b"".join(self._stderr).decode("utf-8", "replace")
+        try:
+            self._stderr.seek(0)
+            err = self._stderr.read(64 * 1024).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            err = ""
         if "memory allocation" in err or "MemoryError" in err or code in (-6, 134, 3) or "out of memory" in err:
             return StoryError(self.source, [f"the story needs more memory than the ink runtime's budget "
                                             f"({self.memory_mb} MB) allows: stopped (huge lists or a loop that "

@@ -32,6 +32,7 @@ import json
 import logging
 import queue
 import threading
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,6 +241,8 @@ class RewriteService:
         self.background = bool(getattr(rewriter, "background", False))
         self.name = str(getattr(rewriter, "name", type(rewriter).__name__))
         self._pool = _DaemonPool(workers, "rewrite") if self.background else None
+        if self._pool is not None:  # a service nobody closed still lets its threads go
+            weakref.finalize(self, self._pool.shutdown)
         self._jobs: dict[tuple[int, str], Future | Rewrite | None] = {}
         self._lock = threading.Lock()
         self.late = 0
