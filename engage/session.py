@@ -393,7 +393,7 @@ class Session:
             self._closers.append(rewriter.close)
         from engage.narrative.publish import open_outputs
 
-        outputs = open_outputs(cfg.osc, cfg.ws)
+        outputs = open_outputs(cfg.osc, cfg.ws, cfg.ws_wait_s)
         self._closers.extend(o.close for o in outputs)
         return story, rewriter, outputs
 

@@ -16,7 +16,7 @@ from support.fuzz_targets import TARGETS, mutate
 
 #: the parsers fuzzed here
 FUZZED = ["ble-hrm", "ble-pmd", "rr-file", "xdf", "csv", "e4-signal", "e4-ibi", "e4-tags", "pickle", "profile",
-          "model-file"]
+          "model-file", "story-toml", "story-yaml", "story-ink", "llm-reply"]
 
 
 @pytest.mark.parametrize("name", FUZZED)

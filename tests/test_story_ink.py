@@ -382,3 +382,68 @@ def test_overlays_add_tags_by_knot_name_and_refuse_what_does_not_fit(tmp_path, c
     assert main(["story", "check", str(TEST_STORIES / "bored_loop.ink.json"), "--overlay", str(overlay)]) == 1
     with pytest.raises(StoryError, match="an overlay adds tags to the knots of a compiled ink story"):
         open_story(STORIES / "night_train.toml", overlay=overlay)
+
+
+# -- hostile compiled ink: only StoryErrors, within the runtime's budget ---------------------------
+
+@pytest.mark.timeout(300)
+@settings(max_examples=15, deadline=None, database=None, derandomize=True)
+@given(st.binary(min_size=1, max_size=16))
+def test_structurally_mutated_ink_gives_only_story_errors(tmp_path_factory, key):
+    """Valid JSON, nonsense ink (diverts to nowhere, functions calling themselves, stray operators):
+    the runtime's own errors become StoryErrors. benchmarks/fuzz.py runs this target by the thousand."""
+    from support.fuzz_targets import TARGETS
+
+    try:
+        TARGETS["ink-structure"].run(key, tmp_path_factory.mktemp("ink"))
+    except StoryError:
+        pass
+
+
+def test_a_function_that_calls_itself_is_stopped_by_the_memory_budget(tmp_path):
+    """The issue's {"f()": …}: the call stack grows without end (3 GB in story check before)."""
+    import resource
+    import time
+
+    doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
+    doc["root"][-1]["studio"].insert(0, {"f()": "studio"})
+    f = tmp_path / "fbomb.ink.json"
+    f.write_text(json.dumps(doc))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.monotonic()
+    errors, _ = check_ink(f)
+    assert errors and time.monotonic() - t < 30
+    assert any("memory" in e or "endless loop" in e or "no line within" in e for e in errors), errors
+    grown_mb = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss - before) / 1024
+    assert grown_mb < 1024, f"a worker grew to {grown_mb:.0f} MB"
+
+
+def test_huge_lists_are_refused_before_the_runtime_sees_them(tmp_path):
+    """The issue's 1.5 MB list definition (the runtime aborted at >= 7.9 GB): refused by size, by name."""
+    doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
+    doc["listDefs"] = {"crowd": {f"person{i}": i for i in range(1, 60_000)}}
+    f = tmp_path / "biglist.ink.json"
+    f.write_text(json.dumps(doc))
+    assert f.stat().st_size > 1_000_000
+    with pytest.raises(StoryError, match="list 'crowd' defines 59999 items; at most 1000"):
+        load_ink(f)
+    doc["listDefs"] = {"crowd": {f"person{i}": i for i in range(1, 900)}}
+    doc["root"][-1]["global decl"][:0] = ["ev", {"list": {f"crowd.person{i}": i for i in range(1, 1500)}}, "/ev",
+                                          {"VAR=": "everyone"}]
+    f.write_text(json.dumps(doc))
+    with pytest.raises(StoryError, match="a list value of 1499 items"):
+        load_ink(f)
+
+
+def test_a_runtime_left_in_the_middle_of_a_continue_is_never_used_again(tmp_path):
+    """A line that runs out of its time budget leaves bink mid-continue; the next call must not raise
+    the runtime's 'in the middle of a continue' but work on a fresh runtime (or say why not)."""
+    (tmp_path / "silent.ink.json").write_text(LOOP_SILENT)
+    player = load_ink(tmp_path / "silent.ink.json")
+    for _ in range(2):
+        with pytest.raises(StoryError, match="endless loop of diverts"):
+            player.begin()
+    player.close()
+    ok = load_ink(sample_ink_path(), sandbox=False)
+    ok._run.runner._story.continue_async(0.0001)  # stop a continue halfway, as a time budget does
+    assert ok.begin().id == "studio"

@@ -54,6 +54,8 @@ def add_narrative_arguments(parser: argparse.ArgumentParser, story: bool = True)
                                                       "end as OSC messages to HOST:PORT (UDP)")
     g.add_argument("--ws", metavar="HOST:PORT", help="serve plans, the viewer's state and the story's end on a "
                                                      "WebSocket at HOST:PORT (JSON messages)")
+    g.add_argument("--ws-wait", type=float, metavar="S",
+                   help="with --ws: before the story starts, wait up to S seconds for a player to connect")
     g.add_argument("--scenes-out", metavar="FILE.jsonl", help="write every scene plan as a JSON line here")
 
 
@@ -67,4 +69,4 @@ def narrative_config(args: argparse.Namespace, base: Any = None) -> Any:
         story=getattr(args, "story", None), overlay=args.overlay, rewriter=args.rewriter, llm_url=args.llm_url,
         llm_model=args.llm_model, llm_api_key_env=args.llm_api_key_env, llm_prompt=args.llm_prompt,
         llm_max_tokens=args.llm_max_tokens, llm_temperature=args.llm_temperature, llm_seed=args.llm_seed,
-        llm_timeout_s=args.llm_timeout, osc=args.osc, ws=args.ws, scenes_out=args.scenes_out)
+        llm_timeout_s=args.llm_timeout, osc=args.osc, ws=args.ws, ws_wait_s=args.ws_wait, scenes_out=args.scenes_out)

@@ -112,7 +112,7 @@ def run_play(args: argparse.Namespace) -> int:
     cfg = narrative_config(args)
     player = cfg.open_story(args.file) if args.file else None  # a bad story is a one-line error
     title = getattr(player, "title", "The Last Broadcast")
-    outputs = open_outputs(cfg.osc, cfg.ws)
+    outputs = open_outputs(cfg.osc, cfg.ws, cfg.ws_wait_s)
     for o in outputs:
         where = getattr(o, "url", None) or f"osc://{o.host}:{o.port}"
         print(f"engage story play: sending plans to {where}", file=sys.stderr)

@@ -19,6 +19,7 @@ profile key            flag                      meaning
 ``llm_timeout_s``      ``--llm-timeout S``       total deadline of one request (default 20 s)
 ``osc``                ``--osc HOST:PORT``       send plans and the viewer's state as OSC (UDP)
 ``ws``                 ``--ws HOST:PORT``        serve plans and the viewer's state on a WebSocket
+``ws_wait_s``          ``--ws-wait S``           before the story starts, wait up to S s for a WebSocket player
 ``scenes_out``         ``--scenes-out FILE``     write every plan as a JSON line
 =====================  ========================  ==========================================================
 
@@ -124,7 +125,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "story": _path, "overlay": _path, "rewriter": _choice(REWRITERS), "llm_url": _url, "llm_model": _str,
     "llm_api_key_env": _env, "llm_prompt": _path, "llm_max_tokens": _number(1, 1_000_000, integer=True),
     "llm_temperature": _number(0, 2), "llm_seed": _number(-2**63, 2**63 - 1, integer=True),
-    "llm_timeout_s": _number(0, 3600, lo_open=True), "osc": _address, "ws": _address, "scenes_out": _path,
+    "llm_timeout_s": _number(0, 3600, lo_open=True), "osc": _address, "ws": _address,
+    "ws_wait_s": _number(0, 3600), "scenes_out": _path,
 }
 _PATHS = ("story", "overlay", "llm_prompt", "scenes_out")
 
@@ -146,6 +148,7 @@ class NarrativeConfig:
     llm_timeout_s: float = 20.0
     osc: str | None = None
     ws: str | None = None
+    ws_wait_s: float = 0.0
     scenes_out: str | None = None
 
     def __post_init__(self) -> None:

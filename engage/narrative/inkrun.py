@@ -189,7 +189,10 @@ class InkRunner:
         return out
 
     def op_begin(self) -> dict[str, Any]:
-        self._story.reset_state()
+        try:
+            self._story.reset_state()
+        except RuntimeError:  # e.g. left "in the middle of a continue": a fresh runtime starts clean
+            self._build()
         self._carry = None
         return self._read()
 

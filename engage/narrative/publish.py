@@ -169,6 +169,7 @@ class WebSocketScenePublisher:
         self._lock = threading.Lock()
         self.latest: str | None = None
         self.latest_state: str | None = None
+        self._connected = threading.Event()
         self.sent = 0
         self.errors = 0
         self._server = serve(self._handler, host, int(port), max_size=4096)
@@ -182,9 +183,14 @@ class WebSocketScenePublisher:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}"
 
+    def wait_for_client(self, timeout_s: float) -> bool:
+        """Block until a player is connected (True) or ``timeout_s`` has passed (False)."""
+        return self._connected.wait(timeout_s)
+
     def _handler(self, connection) -> None:
         with self._lock:
             self._clients.add(connection)
+            self._connected.set()
             greeting = [m for m in (self.latest, self.latest_state) if m is not None]
         try:
             for message in greeting:
@@ -236,9 +242,10 @@ class WebSocketScenePublisher:
         self._thread.join(timeout=2.0)
 
 
-def open_outputs(osc: str | None = None, ws: str | None = None) -> list[Any]:
+def open_outputs(osc: str | None = None, ws: str | None = None, ws_wait_s: float = 0.0) -> list[Any]:
     """The publishers a narrative configuration asks for (``"HOST:PORT"`` each); a WebSocket
-    address that cannot be bound raises :class:`~engage.core.errors.ConfigError`."""
+    address that cannot be bound raises :class:`~engage.core.errors.ConfigError`. With
+    ``ws_wait_s``, waits that long for a first WebSocket player before returning."""
     from engage.core.errors import ConfigError
 
     from .config import parse_host_port
@@ -251,9 +258,14 @@ def open_outputs(osc: str | None = None, ws: str | None = None) -> list[Any]:
         if ws:
             host, port = parse_host_port(ws, "--ws")
             try:
-                outputs.append(WebSocketScenePublisher(host, port))
+                pub = WebSocketScenePublisher(host, port)
             except OSError as exc:
                 raise ConfigError(f"--ws {ws}: cannot listen there: {exc.strerror or exc}") from None
+            outputs.append(pub)
+            if ws_wait_s > 0:
+                log.warning("waiting up to %g s for a player on %s", ws_wait_s, pub.url)
+                if not pub.wait_for_client(ws_wait_s):
+                    log.warning("no player connected to %s within %g s; going on", pub.url, ws_wait_s)
     except BaseException:
         for o in outputs:
             o.close()

@@ -203,12 +203,16 @@ def _profile_run(data: bytes, tmp: Path) -> None:
     load_profile(_write(tmp, "p.toml", data))
 
 
+TEST_STORIES = Path(__file__).resolve().parents[1] / "stories"
+
+
 def _story_seeds(suffix: str) -> Callable[[], list[bytes]]:
     def seeds() -> list[bytes]:
         from engage.narrative import story
 
         folder = story.default_story_path().parent
-        found = [p.read_bytes() for p in sorted(folder.glob(f"*{suffix}")) if p.stat().st_size < 1_000_000]
+        found = [p.read_bytes() for f in (folder, TEST_STORIES) for p in sorted(f.glob(f"*{suffix}"))
+                 if p.stat().st_size < 1_000_000]
         if suffix == ".yaml":  # the TOML stories, written as YAML
             import tomllib
 
@@ -228,6 +232,92 @@ def _story_run(suffix: str) -> Callable[[bytes, Path], None]:
         load_story(_write(tmp, f"story{suffix}", data))
 
     return run
+
+
+def _ink_run(data: bytes, tmp: Path) -> None:
+    """A compiled ink story loaded (checks, then the runtime in its budgeted worker) and played a little:
+    the first option 30 times, every option peeked, a cut to each tagged cut_to - what story check and a
+    session do."""
+    from engage.narrative.ink import load_ink
+
+    with load_ink(_write(tmp, "story.ink.json", data)) as player:
+        scene = player.begin()
+        for _ in range(30):
+            options = player.options()
+            for o in options:
+                player.peek(o.id)
+            cut = scene.tags.get("cut_to")
+            if isinstance(cut, str) and cut in player.knots:
+                player.peek_cut(cut)
+            if not options:
+                break
+            scene = player.follow(options[-1].id if len(options) > 1 else options[0].id)
+        player.facts()
+
+
+#: ink runtime instructions and values a structural mutation puts into a compiled story
+_INK_NODES = ["^text", "\n", "ev", "/ev", "out", "done", "end", "->->", "~ret", "nop", "str", "/str", "#", "/#", 7, 2.5,
+              True, None, [], {}, {"->": "studio"}, {"->": "nowhere.at.all"}, {"->": ".^.^.^.^.9"}, {"f()": "studio"},
+              {"f()": "tea"}, {"->t->": "letters"}, {"x()": "studio", "exArgs": 2}, {"VAR?": "nadia_alive"},
+              {"VAR?": "ghost"}, {"VAR=": "knows_code"}, {"temp=": "x"}, {"CNT?": "studio"},
+              {"*": ".^.c-9", "flg": 4}, {"#f": 99}, {"^->": "studio.0"}, {"list": {"a.b": 1}}, "+", "-", "/", "MIN",
+              "LIST_ALL", "seq", {"->": "studio", "var": True}, {"->": "$r", "var": True}, {"#": "intensity: 9"}]
+
+
+def _ink_structure_run(data: bytes, tmp: Path) -> None:
+    """The sample ink story with 1-6 nodes replaced, inserted or deleted (chosen by ``data``): valid JSON,
+    nonsense ink - what reaches the runtime itself, past every check of the file."""
+    from engage.narrative.ink import sample_ink_path
+
+    rng = random.Random(data)
+    doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
+    containers, stack = [], [doc["root"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            containers.append(node)
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+    for _ in range(rng.randint(1, 6)):
+        c = rng.choice(containers)
+        i = rng.randrange(len(c) + 1)
+        new = json.loads(json.dumps(rng.choice(_INK_NODES)))
+        op = rng.randrange(3)
+        if op == 0 and i < len(c):
+            c[i] = new
+        elif op == 1:
+            c.insert(i, new)
+        elif op == 2 and i < len(c):
+            del c[i]
+    _ink_run(json.dumps(doc).encode(), tmp)
+
+
+def _llm_reply_seeds() -> list[bytes]:
+    """What models wrote: rewrites bare, fenced, after a <think> block (the server fixtures' content)."""
+    good = {"text": "Tea in chipped mugs. Tomas talks about his father.", "cast": ["Lena", "Tomas"], "exits": [],
+            "directives": {"pacing": "slow", "palette": "amber", "music_intensity": 0.25, "stakes": "low"}}
+    raw = json.dumps(good)
+    return [raw.encode(), f"```json\n{raw}\n```".encode(), f"<think>ok</think>\n{raw}".encode(),
+            f"Sure! Here it is: {raw} Hope it helps.".encode(),
+            json.dumps({**good, "text": "Tomas sits up, alive.", "cast": ["Tomas", "Marco"]}).encode()]
+
+
+def _llm_reply_run(data: bytes, tmp: Path) -> None:
+    """The reply parser and the canon checks, as the LLM rewriter applies them."""
+    from engage.narrative.canon import check_rewrite
+    from engage.narrative.llm import parse_reply
+    from engage.narrative.story import Scene
+
+    text = data.decode("utf-8", "replace")
+    reply = parse_reply(text)
+    scene = Scene("tea", "Tea", "Tea in chipped mugs. Tomas talks about his father.", 0.2, "calm", 30.0, "amber",
+                  ("Lena", "Tomas"), (), True, {"beats": "chipped mugs"})
+    problems = check_rewrite(reply, scene, ("Lena", "Tomas", "Inspector Harlow"), ("decode",),
+                             {"tomas_alive": False}, directives={"pacing": "slow", "palette": "amber",
+                                                                 "music_intensity": 0.25, "stakes": "low"},
+                             dying=("Tomas",))
+    assert isinstance(problems, list)
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -267,7 +357,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("profile", _profile_seeds, _profile_run, text=True),
     Target("story-toml", _story_seeds(".toml"), _story_run(".toml"), text=True),
     Target("story-yaml", _story_seeds(".yaml"), _story_run(".yaml"), text=True),
-    Target("story-ink", _story_seeds(".ink.json"), _story_run(".ink.json"), text=True),
+    Target("story-ink", _story_seeds(".ink.json"), _ink_run, text=True),
+    Target("ink-structure", lambda: [b"0", b"1", b"2"], _ink_structure_run),
+    Target("llm-reply", _llm_reply_seeds, _llm_reply_run, text=True),
     Target("model-file", lambda: [_model_bytes()], _model_run),
 ]}
 

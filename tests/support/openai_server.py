@@ -11,7 +11,8 @@ rewrite: the authored text followed by one sentence, the directives copied. ``--
 how the model "writes" it (bare JSON, in a code fence, after a ``<think>`` block); ``--stream``
 sends it as server-sent events even when not asked; ``--refuse-schema`` answers HTTP 400 (in the
 shape's own error format) to a ``json_schema`` response format, as servers without structured
-output do; ``--hostile N`` makes every Nth reply revive a dead character; ``--log`` appends each
+output do; ``--hostile N`` makes every Nth reply revive a dead character (or, when nobody is dead,
+bring in a new one); ``--log`` appends each
 request (path, headers that matter, body) as a JSON line.
 """
 
@@ -35,9 +36,9 @@ def rewrite_for(body: dict, hostile: bool = False) -> dict:
     request = json.loads(next(m["content"] for m in body["messages"] if m["role"] == "user"))
     scene = request["scene"]
     text = scene["text"] + SENTENCE
-    if hostile:
-        dead = request.get("dead_characters") or ["Nobody"]
-        text = scene["text"] + f" {dead[0]} sits up, alive after all."
+    if hostile:  # bring back the dead, or bring in someone the story does not know
+        dead = request.get("dead_characters")
+        text = scene["text"] + (f" {dead[0]} sits up, alive after all." if dead else " Marco walks in, smiling.")
     return {"text": text, "directives": request["directives"], "cast": [], "exits": []}
 
 
