@@ -23,7 +23,7 @@ from engage.session import Session
 INK = sample_ink_path()
 COMMANDS = (["live"], ["replay"], ["demo"], ["story", "play"])
 FLAGS = ("--rewriter", "--llm-url", "--llm-model", "--llm-api-key-env", "--llm-prompt", "--llm-max-tokens",
-         "--llm-temperature", "--llm-seed", "--llm-timeout", "--osc", "--ws", "--scenes-out", "--overlay")
+         "--llm-temperature", "--llm-seed", "--llm-timeout", "--osc", "--ws", "--ws-wait", "--scenes-out", "--overlay")
 
 
 def test_config_from_a_profile_table_with_paths_relative_to_the_profile(tmp_path):
@@ -119,8 +119,9 @@ def test_live_reads_the_profiles_narrative_table(tmp_path):
 
 
 def test_live_with_the_simulated_profile_plays_the_sample_ink_story(tmp_path):
-    r = _run(["live", "--profile", "simulated", "--story", str(INK), "--speed", "0", "--duration", "90", "--quiet",
-              "--out", "out"], tmp_path)
+    # the acceptance's command line: a bare name is the story shipped with engage
+    r = _run(["live", "--profile", "simulated", "--story", "last_broadcast.ink.json", "--speed", "0", "--duration",
+              "90", "--quiet", "--out", "out"], tmp_path)
     assert r.returncode == 0, r.stderr
     plans = [json.loads(x) for x in (tmp_path / "out" / "scenes.jsonl").read_text().splitlines()]
     assert [p["scene"] for p in plans[:2]] == ["studio", plans[1]["scene"]] and len(plans) >= 2
@@ -165,3 +166,23 @@ def test_bad_outputs_are_one_line_errors(tmp_path, capsys):
     assert "needs an endpoint" in capsys.readouterr().err
     assert main(["demo", "--story", str(INK), "--llm-timeout", "-1"]) == 2
     assert "llm_timeout_s must be within" in capsys.readouterr().err
+
+
+def test_the_narrative_modules_docstring_examples_hold():
+    import doctest
+
+    import engage.core.safeload
+    import engage.narrative.canon
+    import engage.narrative.config
+    import engage.narrative.ink
+    import engage.narrative.llm
+    import engage.narrative.plan
+    import engage.narrative.publish
+    import engage.narrative.rewriter
+    import engage.narrative.story
+
+    for module in (engage.core.safeload, engage.narrative.canon, engage.narrative.config, engage.narrative.ink,
+                   engage.narrative.llm, engage.narrative.plan, engage.narrative.publish, engage.narrative.rewriter,
+                   engage.narrative.story):
+        failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert failed == 0 and tried > 0, module.__name__

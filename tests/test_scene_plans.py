@@ -255,3 +255,22 @@ def test_plans_validate_for_every_packaged_story():
     gc.collect()
     time.sleep(0.2)
     assert threading.active_count() <= threads  # the players' runtimes are gone with them
+
+
+def test_the_dashboard_shows_the_real_upcoming_options_of_an_ink_story():
+    """In live sessions the story is an ink player: the dashboard listed no option and called every
+    scene an ending; now it shows the choices the controller has, and 'an ending' only at one."""
+    from engage.dashboard.feed import DashboardFeed
+
+    feed = DashboardFeed()
+    player = load_ink(CLIFF)
+    feed.on_story(player)
+    c = _play(player, duration=1200.0, policy=Scripted("Take the coast road", "Push on", "Wait it out"))
+    for plan in c.decisions:
+        feed.on_plan(plan)
+    plans = feed.snapshot()["plans"]
+    first, shelter, home = plans[0], plans[-2], plans[-1]
+    assert [u["title"] for u in first["upcoming"]] == ["Take the coast road", "Take the cliff road"]
+    assert [u["intensity"] for u in first["upcoming"]] == [0.3, 0.7] and first["last"] is False
+    assert shelter["scene"] == "shelter" and [u["title"] for u in shelter["upcoming"]] == ["home"]
+    assert home["scene"] == "home" and home["upcoming"] == [] and home["last"] is True and home["ending"] == "home"

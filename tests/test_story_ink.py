@@ -447,3 +447,69 @@ def test_a_runtime_left_in_the_middle_of_a_continue_is_never_used_again(tmp_path
     ok = load_ink(sample_ink_path(), sandbox=False)
     ok._run.runner._story.continue_async(0.0001)  # stop a continue halfway, as a time budget does
     assert ok.begin().id == "studio"
+
+
+# -- TOML and YAML measured before they are parsed -----------------------------------------------
+
+DEEP_KEYS = "k" + ".k" * 100_000 + " = 1\n"  # 200 kB of dotted keys: 23 GB in tomllib before
+
+
+def _bounded(args, tmp_path, memory_mb=1024, timeout=60):
+    """Run the engage CLI with an address-space limit: a parser that eats memory fails, it cannot hang the box."""
+    import subprocess
+    import sys
+
+    limit = memory_mb * 1024 * 1024
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (%d, %d)); "
+            "from engage.cli import main; sys.exit(main(sys.argv[1:]))" % (limit, limit))
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_story_of_deeply_dotted_keys_is_refused_before_the_parser_sees_it(tmp_path):
+    f = tmp_path / "deep.toml"
+    f.write_text(DEEP_KEYS)
+    r = _bounded(["story", "check", str(f)], tmp_path)
+    assert r.returncode == 1 and "a key or table name of 100001 dotted parts (line 1); at most 32" in r.stdout
+    g = tmp_path / "nested.toml"
+    g.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    r = _bounded(["story", "check", str(g)], tmp_path)
+    assert r.returncode == 1 and "nested 5000 deep" in r.stdout
+
+
+def test_a_profile_of_deeply_dotted_keys_is_refused_the_same_way(tmp_path):
+    (tmp_path / "deep.toml").write_text('[sensor.v]\nkind = "simulated"\n' + DEEP_KEYS)
+    r = _bounded(["live", "--profile", "deep.toml", "--duration", "1"], tmp_path)
+    assert r.returncode == 2 and "deep.toml: a key or table name of 100001 dotted parts" in r.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("story: {id: x, title: T, start: " + "9" * 5000 + "}\nscene: []\n", "a number of 5000 digits"),
+    ("a: &a [1]\n" + "".join(f"b{i}: [*a, *a]\n" for i in range(200)), "too many aliases"),
+    ("x: " + "[" * 100 + "]" * 100 + "\n", "nested too deep"),
+])
+def test_yaml_stories_are_measured_before_they_are_built(tmp_path, capsys, text, words):
+    f = tmp_path / "story.yaml"
+    f.write_text(text)
+    rc, out = _check(f, capsys)
+    assert rc == 1 and words in out
+
+
+# -- The Intercept, adapted without editing it --------------------------------------------------
+
+@pytest.mark.realdata
+def test_the_shipped_overlay_makes_the_intercept_adapt(shared_data, capsys):
+    from engage.narrative.evaluation import compare, format_table
+
+    path = shared_data / "ink_the_intercept" / "TheIntercept.ink.json"
+    assert check_ink(path, overlay="intercept") == ([], [])
+    player = load_ink(path, overlay="intercept")
+    first = player.begin()
+    assert first.id == "start" and first.intensity == 0.15 and first.interruptible
+    assert first.tags["cut_to"] == "harris_demands_component" and "Harris" in player.cast
+    results = compare(path, viewers=3, overlay="intercept", horizon_s=600.0)
+    director, fixed = results["director"], results["fixed"]
+    assert sum(r["plot_changes"] for r in director) > 0 and all(r["plot_changes"] == 0 for r in fixed)
+    assert [r["bored_frac"] for r in director] != [r["bored_frac"] for r in fixed]
+    table = format_table(results, "director")
+    assert "paired 95 % CI" in table and "target arousal band" in table

@@ -179,8 +179,13 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, sort_keys=True))
     d = paired_difference(results, args.policy)
+    band = paired_difference(results, args.policy, "band_frac")
     print(json.dumps({"viewers": args.viewers, "policy": args.policy, "bored_frac_adaptive": round(d["adaptive"], 4),
-                      "bored_frac_fixed": round(d["fixed"], 4), "diff": round(d["diff"], 4), "p": d["p"]}))
+                      "bored_frac_fixed": round(d["fixed"], 4), "diff": round(d["diff"], 4),
+                      "ci": [round(d["ci_low"], 4), round(d["ci_high"], 4)], "p": d["p"],
+                      "band_frac_adaptive": round(band["adaptive"], 4), "band_frac_fixed": round(band["fixed"], 4),
+                      "band_diff": round(band["diff"], 4), "band_ci": [round(band["ci_low"], 4),
+                                                                      round(band["ci_high"], 4)], "band_p": band["p"]}))
     return 0
 
 

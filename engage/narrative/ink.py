@@ -501,6 +501,7 @@ class _Worker:
             raise StoryError(source, [f"cannot start the ink runtime: {exc.strerror or exc}"]) from None
         self._lines: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self.cpu_s = 0.0  # CPU time the worker spent on requests
         threading.Thread(target=_read_lines, args=(self.proc.stdout, self._lines), name="ink-out", daemon=True).start()
         _Worker.live.add(self)
         self._finalizer = weakref.finalize(self, _Worker._stop, self.proc, self._stderr)
@@ -557,6 +558,7 @@ class _Worker:
                 reply = json.loads(line)
             except ValueError:
                 raise StoryError(self.source, ["the ink runtime answered garbage"]) from None
+            self.cpu_s += float(reply.get("cpu") or 0.0)
         if "error" in reply:
             raise StoryError(self.source, [str(reply["error"])])
         return reply.get("ok")

@@ -258,6 +258,7 @@ def main(argv: list[str]) -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     runner: InkRunner | None = None
     for raw in stdin:
+        cpu = time.thread_time()
         try:
             request = json.loads(raw)
             op, args = request["op"], request.get("args", [])
@@ -275,6 +276,7 @@ def main(argv: list[str]) -> int:
             reply = {"error": "the ink runtime ran out of memory", "fatal": True}
         except Exception as exc:  # noqa: BLE001 - a worker never dies on a bad request
             reply = {"error": f"{type(exc).__name__}: {exc}"}
+        reply["cpu"] = time.thread_time() - cpu  # what the request cost here, for benchmarks
         try:
             stdout.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
             stdout.flush()

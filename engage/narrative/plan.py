@@ -59,7 +59,6 @@ def plan_schema() -> dict[str, Any]:
 
     >>> plan_schema()["$id"]
     'urn:engage:scene-plan:1'
-    True
     """
     return json.loads(_schema_text())
 

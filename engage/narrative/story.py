@@ -255,10 +255,19 @@ def open_story(path: str | Path, overlay: str | Path | None = None) -> Any:
     (``overlay``: a TOML file adding tags to its knots), TOML or YAML → :class:`GraphPlayer`.
     Raises :class:`StoryError` on any problem.
 
+    A bare file name that is not found here names a story shipped with engage
+    (``last_broadcast.ink.json``, ``night_train.toml``).
+
     >>> open_story(default_story_path()).title
     'Night Train'
+    >>> open_story("last_broadcast.ink.json").begin().id
+    'studio'
     """
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1:
+        shipped = default_story_path().parent / path.name
+        if shipped.is_file():
+            path = shipped
     if path.suffix.lower() == ".json" or path.name.endswith(".ink.json"):
         from .ink import load_ink
 
