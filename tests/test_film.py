@@ -208,6 +208,18 @@ def test_an_installation_pauses_between_episodes():
         Controller(story, restart_after_s=-1)
 
 
+def test_the_viewer_state_keeps_flowing_during_the_pause_between_episodes():
+    """A light desk or a visualiser follows the state at >= 1 Hz also while the installation pauses."""
+    story = load_story_text(STORY)
+    states = []
+    c = Controller(story, policy=RulePolicy(), restart_after_s=15.0, on_state=states.append, state_interval_s=1.0)
+    Runtime(VirtualClock(0.0), [], [c], step=1.0).run(duration=60)
+    times = [s["timestamp"] for s in states]
+    pause = [t for t in times if 31.0 <= t < 46.0]  # the first episode ended at 31, the next starts at 46
+    assert len(pause) >= 14, times
+    assert max(b - a for a, b in zip(times, times[1:])) <= 1.0 + 1e-9
+
+
 def test_a_simulated_session_with_the_sample_ink_and_media_plays_through(tmp_path):
     """The whole pipeline with a dashboard feed and an empty media folder: every plan is described, none fails."""
     feed = DashboardFeed(media=MediaLibrary(tmp_path))

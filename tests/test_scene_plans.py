@@ -17,7 +17,7 @@ from engage.core import Event, Runtime, VirtualClock
 from engage.narrative.canon import check_rewrite
 from engage.narrative.controller import Controller
 from engage.narrative.ink import load_ink, sample_ink_path
-from engage.narrative.plan import ScenePlan, media_cue, parse_fate, plan_schema
+from engage.narrative.plan import ScenePlan, media_cue, media_cues, parse_fate, plan_schema
 from engage.narrative.policy import DirectorPolicy
 from engage.narrative.rewriter import Rewrite, RewriteService, TemplateRewriter
 from engage.narrative.story import Scene, Story
@@ -122,6 +122,12 @@ def test_media_cue_syntax():
     assert media_cue("video", "a.mp4 loop=false start=12.5") == {"kind": "video", "src": "a.mp4",
                                                                   "options": {"loop": False, "start": 12.5}}
     assert media_cue("sfx", 'odd "quote')["src"] == "odd"
+    assert media_cue("sfx", "door.wav @ 2.5") == {"kind": "sfx", "src": "door.wav", "options": {"at": 2.5}}
+    assert media_cue("sfx", "door.wav @2.5s volume=0.3")["options"] == {"at": 2.5, "volume": 0.3}
+    assert media_cue("sfx", "door.wav @ soon")["options"] == {}  # not a time: no start given
+    assert media_cue("sfx", "door.wav @")["options"] == {}
+    assert [(c["src"], c["options"]) for c in media_cues("audio", 'bed.ogg loop, "a, b.ogg" volume=0.5, ')] == [
+        ("bed.ogg", {"loop": True}), ("a, b.ogg", {"volume": 0.5})]
 
 
 # -- directives obey the decision ------------------------------------------------------------------

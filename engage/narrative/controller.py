@@ -334,22 +334,22 @@ class Controller(Processor):
         if self.finished:
             return []
         if self._ended is not None:  # between episodes
-            if now < self._ended[0]:
-                return []
-            ending, self._ended = self._ended[1], None
-            self._play_start(now, previous=ending)
-            return []
-        observe = getattr(self.policy, "observe", None)
-        if observe is not None:
-            observe(self.state, now)
-        if self.current is None:
-            self._play_start(now, previous=None)
-        elif now - self.started_at >= self.current.duration_s:
-            self._advance(now)
-        elif getattr(self.policy, "interrupt", None) is not None:
-            self._maybe_interrupt(now)
-        if self.rewriter is not None and getattr(self.rewriter, "background", False) and self.current is not None:
-            self._maybe_prepare_again(now)
+            if now >= self._ended[0]:
+                ending, self._ended = self._ended[1], None
+                self._play_start(now, previous=ending)
+        else:
+            observe = getattr(self.policy, "observe", None)
+            if observe is not None:
+                observe(self.state, now)
+            if self.current is None:
+                self._play_start(now, previous=None)
+            elif now - self.started_at >= self.current.duration_s:
+                self._advance(now)
+            elif getattr(self.policy, "interrupt", None) is not None:
+                self._maybe_interrupt(now)
+            if (self.rewriter is not None and getattr(self.rewriter, "background", False)
+                    and self.current is not None and self._ended is None):
+                self._maybe_prepare_again(now)
         if self.on_state and (self._last_state is None or now - self._last_state >= self.state_interval_s - 1e-9):
             self._last_state = now
             self._send_state(now)

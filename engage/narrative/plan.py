@@ -103,11 +103,14 @@ def _option_value(text: str) -> Any:
 
 def media_cue(kind: str, value: Any) -> dict[str, Any]:
     """One media cue from a tag: ``# audio: rain.ogg loop volume=0.4`` → the file, then bare words
-    as flags and ``key=value`` options (numbers and true/false typed). Quote a file name that has
-    spaces: ``# image: "the pier.jpg" fit=cover``.
+    as flags and ``key=value`` options (numbers and true/false typed); ``@ 2.5`` (or ``@2.5``) is
+    when to start it, in seconds into the scene (``at``). Quote a file name that has spaces:
+    ``# image: "the pier.jpg" fit=cover``.
 
     >>> media_cue("audio", "rain.ogg loop volume=0.4")
     {'kind': 'audio', 'src': 'rain.ogg', 'options': {'loop': True, 'volume': 0.4}}
+    >>> media_cue("sfx", "door.wav @ 2.5")["options"]
+    {'at': 2.5}
     """
     text = str(value).strip() if not isinstance(value, bool) else ""
     try:
@@ -116,11 +119,43 @@ def media_cue(kind: str, value: Any) -> dict[str, Any]:
         words = text.split()
     src = words[0] if words else ""
     options: dict[str, Any] = {}
-    for w in words[1:]:
+    rest = words[1:]
+    i = 0
+    while i < len(rest):
+        w = rest[i]
+        if w.startswith("@"):
+            at = w[1:] or (rest[i + 1] if i + 1 < len(rest) else "")
+            i += 1 if w[1:] else 2
+            number = _option_value(at.rstrip("s"))
+            if isinstance(number, float):
+                options["at"] = number
+            continue
         key, eq, val = w.partition("=")
         if key:
             options[key] = _option_value(val) if eq else True
+        i += 1
     return {"kind": kind, "src": src, "options": options}
+
+
+def media_cues(kind: str, value: Any) -> list[dict[str, Any]]:
+    """The cues of one tag value: several files separated by commas (``# audio: bed.ogg, strings.ogg``:
+    stems) are several cues, in order.
+
+    >>> [c["src"] for c in media_cues("audio", "bed.ogg, strings.ogg loop")]
+    ['bed.ogg', 'strings.ogg']
+    """
+    text = str(value) if not isinstance(value, bool) else ""
+    parts, current, quote = [], [], ""
+    for ch in text:
+        if ch in "\"'" and (not quote or quote == ch):
+            quote = "" if quote else ch
+        if ch == "," and not quote:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [media_cue(kind, p) for p in parts if p.strip()]
 
 
 def _values(value: Any) -> tuple:
@@ -173,7 +208,8 @@ def scene_fields(scene: Scene) -> dict[str, Any]:
     """What a plan says about a scene apart from the decision: the parsed tags, the media cues,
     the other tags passed through, the changed story variables and the fates."""
     tags = dict(scene.tags or {})
-    media = [media_cue(kind, v) for kind in MEDIA_KINDS for v in _values(tags.get(kind, ())) if v is not None]
+    media = [cue for kind in MEDIA_KINDS for v in _values(tags.get(kind, ())) if v is not None
+             for cue in media_cues(kind, v)]
     ending = tags.get("ending")
     rest = {k: (list(v) if isinstance(v, tuple) else v) for k, v in tags.items()
             if k not in PARSED_TAGS and k not in ENGINE_KEYS}
