@@ -119,7 +119,7 @@ def test_cues_read_the_scene_plan_contracts_media_list(folder):
     plan = {"scene": "studio", "title": "Studio", "text": "x", "directives": {"pacing": "slow"}, "tags": {},
             "media": [{"kind": "video", "src": "clips/archive.webm", "options": {"loop": False, "crossfade": 3}},
                       {"kind": "audio", "src": "rain.ogg", "options": {"loop": True, "volume": 0.4}},
-                      {"kind": "sfx", "src": "rain.ogg", "options": {"@": True, "2.5": True}},
+                      {"kind": "sfx", "src": "rain.ogg", "options": {"at": 2.5}},
                       {"kind": "sfx", "src": "rain.ogg", "options": {"at": 4}},
                       {"kind": "image", "src": "studio.jpg", "options": {"motion": "right"}}]}
     cues = scene_cues(plan, {"video": "studio.webm"}, lib)

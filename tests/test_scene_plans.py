@@ -125,7 +125,8 @@ def test_media_cue_syntax():
     assert media_cue("sfx", "door.wav @ 2.5") == {"kind": "sfx", "src": "door.wav", "options": {"at": 2.5}}
     assert media_cue("sfx", "door.wav @2.5s volume=0.3")["options"] == {"at": 2.5, "volume": 0.3}
     assert media_cue("sfx", "door.wav @ soon")["options"] == {}  # not a time: no start given
-    assert media_cue("sfx", "door.wav @")["options"] == {}
+    assert media_cue("sfx", "door.wav @")["options"] == {} and media_cue("sfx", "@ 4")["src"] == ""
+    assert media_cue("sfx", "door.wav@3s loop") == {"kind": "sfx", "src": "door.wav", "options": {"at": 3.0, "loop": True}}
     assert [(c["src"], c["options"]) for c in media_cues("audio", 'bed.ogg loop, "a, b.ogg" volume=0.5, ')] == [
         ("bed.ogg", {"loop": True}), ("a, b.ogg", {"volume": 0.5})]
 
@@ -151,15 +152,28 @@ def test_an_overloaded_viewer_gets_calm_directives_even_for_an_intense_scene():
     assert storm.directives == {"pacing": "slow", "palette": "black", "music_intensity": 0.25, "stakes": "low"}
 
 
+def test_a_director_that_knows_nothing_of_the_viewer_leaves_the_authored_intensity():
+    """A film without sensors (or before the first reading) plays its scenes as written - not every scene
+    'fast, music 0.8' because the director's first phase builds up; once the viewer is heard from, the
+    director's target decides."""
+    story = Story("s", "S", "calm", {"calm": CALM, "storm": STORM})
+    blind = _play(story, duration=40.0, rewriter=None)
+    assert [(p.scene, p.directives["music_intensity"]) for p in blind.decisions] == [("calm", 0.2), ("storm", 0.9)]
+    c = Controller(story, policy=DirectorPolicy(), rewriter=None)
+    c.state.engagement = {"arousal": 0.1, "confidence": 1.0}  # a calm, sure reading
+    Runtime(VirtualClock(), [], [c], step=1.0).run(duration=40.0)
+    assert [p.directives["music_intensity"] for p in c.decisions] == [0.8, 0.8]  # build_up: the target
+
+
 def test_the_template_rewrite_follows_the_final_decision():
     story = Story("s", "S", "calm", {"calm": CALM, "storm": STORM})
     c = Controller(story, policy=DirectorPolicy(), rewriter=RewriteService(TemplateRewriter()))
     rt = Runtime(VirtualClock(), [], [c], step=1.0)
-    rt.run(duration=10.0)  # the story starts while the director builds up (target 0.8)
+    rt.run(duration=10.0)  # the story starts before anything is known of the viewer: as authored
     _overloaded(c, 10.0)  # then the viewer is overloaded: relax
     rt.run(duration=30.0)
     start, storm = c.decisions[0], c.decisions[-1]
-    assert start.text.startswith("[pacing fast, music 0.80, stakes high]") and start.directives["pacing"] == "fast"
+    assert start.text.startswith("[pacing slow, music 0.20, stakes low]") and start.directives["pacing"] == "slow"
     assert storm.rewritten_by == "template" and storm.text.startswith("[pacing slow, music 0.25, stakes low]")
     assert storm.directives["pacing"] == "slow"
 

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from typing import Any, Mapping
+
+from engage.narrative.plan import media_cues as plan_media_cues
 
 from .library import MediaLibrary
 
@@ -58,7 +59,6 @@ HEADLINE_CHARS = 64
 
 _DIRECTION = re.compile(r"^\s*\[([^\[\]]{0,200})\]\s*")
 _SENTENCE = re.compile(r"^(.+?[.!?…][\"'”’)]*)(?:\s+|$)", re.DOTALL)
-_AT = re.compile(r"^(.*?)\s*@\s*([0-9]+(?:\.[0-9]+)?)\s*s?$")
 
 
 def writer_tags(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -85,20 +85,10 @@ def writer_tags(plan: Mapping[str, Any], scene_tags: Mapping[str, Any] | None = 
     return tags
 
 
-def _option(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        x = float(text)
-    except ValueError:
-        return text
-    return x if math.isfinite(x) else text
-
-
 def parse_cue(kind: str, text: Any) -> list[dict[str, Any]]:
     """A media tag's value → cues ``{kind, src, options}``: ``FILE [flag …] [key=value …]`` (as the scene-plan
-    contract writes them), several separated by commas, ``FILE @ SECONDS`` for when a sound effect plays.
+    contract writes them), several separated by commas, ``FILE @ SECONDS`` for when a sound effect plays
+    (the scene plan's own parser, :func:`engage.narrative.plan.media_cues`).
 
     >>> [(c["src"], c["options"]) for c in parse_cue("sfx", "thunder.ogg @ 2.5, bang.ogg at=4 volume=0.5")]
     [('thunder.ogg', {'at': 2.5}), ('bang.ogg', {'at': 4.0, 'volume': 0.5})]
@@ -107,40 +97,13 @@ def parse_cue(kind: str, text: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(text, (list, tuple)):
         return [c for item in text for c in parse_cue(kind, item)]
-    out = []
-    for piece in str(text).split(","):
-        piece = piece.strip()
-        m = _AT.match(piece)
-        at = float(m.group(2)) if m else None
-        if m:
-            piece = m.group(1).strip()
-        try:
-            words = shlex.split(piece)
-        except ValueError:
-            words = piece.split()
-        if not words:
-            continue
-        options: dict[str, Any] = {}
-        for w in words[1:]:
-            key, eq, val = w.partition("=")
-            if key:
-                options[key] = _option(val) if eq else True
-        if at is not None:
-            options["at"] = at
-        out.append({"kind": kind, "src": words[0], "options": options})
-    return out
+    return [c for c in plan_media_cues(kind, text) if c["src"]]
 
 
 def media_cues(tags: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     """The cues of one kind: the plan's own list (``media``) when it has that kind, else the kind's tag."""
-    listed = [dict(m) for m in tags.get("media", ()) if m.get("kind") == kind and isinstance(m.get("src"), str)]
-    for m in listed:
-        opts = m.get("options") if isinstance(m.get("options"), Mapping) else {}
-        m["options"] = dict(opts)
-        if "@" in opts:  # "FILE @ 2.5" read word by word: the number is a flag of its own
-            at = next((_option(k) for k in opts if isinstance(_option(k), float)), None)
-            if at is not None:
-                m["options"] = {k: v for k, v in opts.items() if k != "@" and _option(k) != at} | {"at": at}
+    listed = [dict(m, options=dict(m["options"]) if isinstance(m.get("options"), Mapping) else {})
+              for m in tags.get("media", ()) if m.get("kind") == kind and isinstance(m.get("src"), str)]
     return listed or parse_cue(kind, tags.get(kind))
 
 

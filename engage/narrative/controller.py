@@ -9,7 +9,8 @@ the story again (``episode`` + 1), so a session of any length goes on.
 
 Every scene start is published as a ``scene.start`` event and handed, as a
 :class:`~engage.narrative.plan.ScenePlan`, to each ``on_plan`` callback. The plan's directives
-come from the director's target at that moment (the policy's ``director``, when it has one);
+come from the director's target at that moment (the policy's ``director``, when it has one and has
+heard from the viewer; until then the scene's own intensity);
 a rewrite changes only the text. A ``cut_to`` beat is cut to at most once per playthrough unless
 the beat is tagged ``repeatable``. Every ``state_interval_s`` of session time the viewer's state
 (engagement, bored/overloaded, the director's phase and target, the scene) goes to each
@@ -437,9 +438,12 @@ class Controller(Processor):
             self._prepare_rewrites(self.current)
 
     def _target(self) -> float | None:
-        """The director's target intensity now (None when the policy has no director)."""
+        """The director's target intensity now (None when the policy has no director, or its director has
+        heard nothing about the viewer yet: a film without sensors plays as authored)."""
         director = getattr(self.policy, "director", None)
-        return float(director.target()) if director is not None else None
+        if director is None or not getattr(director, "informed", True):
+            return None
+        return float(director.target())
 
     def _rewrite_context(self, scene: Scene) -> dict[str, Any]:
         return {"target_intensity": self._target(), "facts": self.player.facts(), "previous": scene.id}

@@ -123,6 +123,8 @@ class Director:
         self.last_change: float | None = None
         self._fates: dict[str, int] = {}
         self.reason = "start"
+        #: Whether the director has heard anything about the viewer yet (a usable arousal, boredom, overload).
+        self.informed = False
 
     # -- the intensity estimate and phases ----------------------------------------------------
 
@@ -147,6 +149,7 @@ class Director:
             if usable and arousal < self.estimate and not held:
                 self.estimate = max(float(arousal), self.estimate)
         in_phase = now - self.phase_since
+        self.informed = self.informed or usable or bored or overloaded
         if bored and self.phase != "build_up":
             self._enter("build_up", now, "viewer bored")
         elif overloaded and not bored and self.phase in ("build_up", "sustain_peak"):

@@ -109,17 +109,20 @@ def media_cue(kind: str, value: Any) -> dict[str, Any]:
 
     >>> media_cue("audio", "rain.ogg loop volume=0.4")
     {'kind': 'audio', 'src': 'rain.ogg', 'options': {'loop': True, 'volume': 0.4}}
-    >>> media_cue("sfx", "door.wav @ 2.5")["options"]
-    {'at': 2.5}
+    >>> media_cue("sfx", "door.wav @ 2.5")["options"], media_cue("sfx", "door.wav@2.5s")["options"]
+    ({'at': 2.5}, {'at': 2.5})
     """
     text = str(value).strip() if not isinstance(value, bool) else ""
     try:
         words = shlex.split(text)
     except ValueError:  # an unbalanced quote: take the words as written
         words = text.split()
-    src = words[0] if words else ""
+    if words and "@" in words[0] and not words[0].startswith("@"):  # "door.wav@2.5": the time attached
+        src, _, at = words[0].rpartition("@")
+        words[:1] = [src, "@" + at]
+    src = words[0] if words and not words[0].startswith("@") else ""
     options: dict[str, Any] = {}
-    rest = words[1:]
+    rest = words[1:] if src else words
     i = 0
     while i < len(rest):
         w = rest[i]
