@@ -145,6 +145,8 @@ def test_story_compare_group_refuses_bad_sizes(capsys):
     assert "--group must be >= 1" in capsys.readouterr().err
     assert main(["story", "compare", "--group", "4", "--viewers", "3"]) == 2
     assert "fewer than one audience of --group 4" in capsys.readouterr().err
+    assert main(["story", "compare", "--group", "2", "--viewers", "4", "--overlay", "tags.toml"]) == 2
+    assert "--overlay is not supported with --group" in capsys.readouterr().err
 
 
 def test_run_group_refuses_personal_and_unknown_policies():

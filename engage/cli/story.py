@@ -199,6 +199,9 @@ def _run_group_compare(args: argparse.Namespace) -> int:
 
     if args.group < 1:
         raise EngageError(f"--group must be >= 1, got {args.group}")
+    if args.overlay:
+        raise EngageError("--overlay is not supported with --group yet: compare the group policies on a story with "
+                          "its tags written in, or without --group")
     if args.viewers < args.group:
         raise EngageError(f"--viewers {args.viewers} is fewer than one audience of --group {args.group}")
     groups = args.viewers // args.group
