@@ -128,15 +128,16 @@ class ReportData:
     #: Streams without a footer in an otherwise sound file: the recorder never closed it (killed, disk lost).
     unclosed: list[str] = field(default_factory=list)
 
-    def array(self, kind: str, channel: str) -> tuple[np.ndarray, np.ndarray]:
-        """Timestamps and values of ``channel`` across every stream of type ``kind`` that has it, time-sorted.
+    def array(self, kind: str, channel: str, viewer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Timestamps and values of ``channel`` across every stream of type ``kind`` that has it (of ``viewer``
+        only, when given), time-sorted.
 
         >>> ReportData(Path("x"), 0, "recorded", [], [], {}, [], [], [], 0.0, 0.0).array("HeartRate", "hr_bpm")
         (array([], dtype=float64), array([], dtype=float64))
         """
         ts, xs = [], []
         for info, t, x in self.series.values():
-            if info.type == kind and channel in info.channels:
+            if info.type == kind and channel in info.channels and (viewer is None or info.viewer == viewer):
                 ts.append(t)
                 xs.append(x[:, info.index(channel)].astype(np.float64))
         if not ts:
@@ -147,6 +148,10 @@ class ReportData:
 
     def has(self, kind: str) -> bool:
         return any(info.type == kind and len(t) for info, t, _ in self.series.values())
+
+    def viewers(self, kind: str = "Engagement") -> list[str]:
+        """The viewers with a ``kind`` stream, sorted (several: a group watched, issue 21)."""
+        return sorted({info.viewer for info, t, _ in self.series.values() if info.type == kind and len(t)})
 
     def scenes(self) -> list[tuple[Decision, float]]:
         """Each decision with the time its scene ended (the next scene, the story's end or the recording's end)."""
@@ -352,7 +357,8 @@ def analyse_recording(path: str | os.PathLike, story=None, viewer: str = "viewer
     from engage.sensors.replay import XdfReplay, gap_threshold
 
     path = Path(path)
-    source = XdfReplay(path, viewer=viewer, derived=True)  # its own derived streams and events are read, not redone
+    # its own derived streams and events are read, not redone; each stream keeps the viewer its header names
+    source = XdfReplay(path, viewer=viewer, derived=True, recorded_viewers=True)
     infos = source.streams()
     if not infos:
         where = f" (damaged at byte {source.scan.problem_offset}: {source.problem})" if source.problem else ""

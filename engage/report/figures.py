@@ -107,13 +107,23 @@ def _finish_x(axes, data: ReportData) -> None:
     axes[-1].set_xlabel("minutes from the start of the recording")
 
 
+def _lead(data: ReportData) -> tuple[str, str | None]:
+    """The engagement the timeline shows: the group's when viewers watched together, else the one viewer's
+    (several viewers' rows drawn as one line would be a sawtooth; :func:`viewers_png` shows each)."""
+    if data.has("GroupEngagement"):
+        return "GroupEngagement", None
+    viewers = data.viewers()
+    return "Engagement", viewers[0] if len(viewers) > 1 else None
+
+
 def timeline_png(data: ReportData) -> bytes:
     """Engagement scores with their confidence, scenes as bands with their titles, events, gaps."""
     fig, (ax, axc) = _figure(6.0, 2, [3, 1])
     _scene_bands(ax, data, titles=True)
     _scene_bands(axc, data, titles=False)
+    kind, lead = _lead(data)
     for channel, colour in SCORE_COLOURS.items():
-        t, x = data.array("Engagement", channel)
+        t, x = data.array(kind, channel, lead)
         if len(t):
             ax.plot(_minutes(data, t), x, color=colour, lw=1.3, label=channel)
     _events(ax, data, types=("boredom", "arousal", "attention", "story", "baseline"))
@@ -127,11 +137,11 @@ def timeline_png(data: ReportData) -> bytes:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    t, conf = data.array("Engagement", "confidence")
+    t, conf = data.array(kind, "confidence", lead)
     if len(t):
         m = _minutes(data, t)
         axc.fill_between(m, 0, conf, color="0.6", alpha=0.5, lw=0, label="confidence")
-        tq, q = data.array("Engagement", "quality")
+        tq, q = data.array(kind, "quality", lead)
         if len(tq):
             axc.plot(_minutes(data, tq), q, color="tab:blue", lw=0.8, label="signal quality")
         axc.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
@@ -139,7 +149,36 @@ def timeline_png(data: ReportData) -> bytes:
     axc.set_ylim(0, 1.05)
     axc.set_ylabel("confidence")
     _finish_x([ax, axc], data)
-    fig.suptitle(f"engagement - {data.path.name}", fontsize=11)  # tight_layout leaves room for the scene titles
+    whose = " (the group)" if kind == "GroupEngagement" else f" ({lead})" if lead else ""
+    fig.suptitle(f"engagement{whose} - {data.path.name}", fontsize=11)  # tight_layout leaves room for the scene titles
+    return _png(fig)
+
+
+def viewers_png(data: ReportData) -> bytes:
+    """Several viewers (issue 21): one panel per viewer, the group's first, with their scores and their own
+    boredom, arousal and attention events."""
+    rows: list[tuple[str, str | None, str]] = []
+    if data.has("GroupEngagement"):
+        rows.append(("GroupEngagement", None, "group"))
+    rows += [("Engagement", v, v) for v in data.viewers()]
+    fig, axes = _figure(1.6 * len(rows) + 0.6, len(rows))
+    for ax, (kind, viewer, title) in zip(axes, rows):
+        _scene_bands(ax, data, titles=False)
+        for channel, colour in SCORE_COLOURS.items():
+            t, x = data.array(kind, channel, viewer)
+            if len(t):
+                ax.plot(_minutes(data, t), x, color=colour, lw=1.0, label=channel if ax is axes[0] else None)
+        who = "group" if viewer is None else viewer
+        for e in data.events:
+            kind_ = e.type.removeprefix("group.").split(".")[0]
+            if e.viewer == who and kind_ in ("boredom", "arousal", "attention") and e.type.endswith(
+                    (".onset", ".high", ".lost")):
+                ax.axvline(_minutes(data, e.timestamp), color=EVENT_COLOURS.get(kind_, "0.4"), lw=0.8, ls="--")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    _finish_x(axes, data)
+    fig.suptitle(f"each viewer - {data.path.name} (dashed: their boredom, arousal, attention events)", fontsize=11)
     return _png(fig)
 
 

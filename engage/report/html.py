@@ -208,6 +208,9 @@ def build_report(xdf: str | os.PathLike, html_out: str | os.PathLike, png_dir: s
                      "scenes as bands (darker: more intense) with their titles; events as lines; sensor gaps hatched; "
                      "the viewer's answers to thought probes as diamonds (top of the scale at 1).",
          figures.timeline_png(data) if data.has("Engagement") or data.decisions else None),
+        ("viewers", "Each viewer who watched (and the group's aggregate first): arousal, boredom and attention, "
+                    "with their own events as dashed lines.",
+         figures.viewers_png(data) if len(data.viewers()) > 1 else None),
         ("physiology", "Heart rate beat by beat and skin conductance (tonic level, SCRs); sensor gaps hatched.",
          figures.physiology_png(data) if data.has("HeartRate") or data.has("EDAFeatures") else None),
         ("streams", "Where each stream has samples (blue: recorded, green: derived), the events, and the gaps.",

@@ -121,6 +121,14 @@ def test_four_viewers_watch_one_film_together(tmp_path):
     at = int(np.argmin(np.abs(g["time_stamps"] - onset["timestamp"])))
     assert rows["bored_share"][at] >= 0.5  # the stream says what the event says
 
+    # the report: the group's engagement on the timeline, and a panel for each viewer
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    report = subprocess.run([sys.executable, "-m", "engage", "report", "g.xdf", "-o", "report/g.html"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report" / "g.html").read_text()
+    assert "Each viewer who watched" in html and (tmp_path / "report" / "g-viewers.png").stat().st_size > 20_000
+
     # -- 2. nobody left behind, with a viewer who never connects; 3. a screen each
     behind = live("--profile", "nobody-left-behind.toml", "--speed", "0", "--duration", "300", "--out", "behind",
                   "--quiet", cwd=tmp_path)
