@@ -109,17 +109,18 @@ def setup_logging(level: str, fmt: str) -> None:
 
 
 def progress(total_s: float, desc: str):
-    """A tqdm bar over session seconds (shown on a terminal only) and the ``on_step`` callback feeding it."""
-    from tqdm import tqdm
+    """Progress over session seconds (:class:`~engage.core.progress.Progress`: a bar on a terminal, a line
+    every few seconds otherwise) and the ``on_step`` callback feeding it."""
+    from engage.core.progress import Progress
 
-    bar = tqdm(total=round(total_s), desc=desc, unit="s", disable=None, leave=False, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s session [{elapsed}<{remaining}]")
+    bar = Progress(round(total_s), desc, "s", units="s of session")
     state = {"origin": None}
 
     def on_step(now: float) -> None:
         if state["origin"] is None:
             state["origin"] = now
-        bar.update(min(round(now - state["origin"]), bar.total) - bar.n)
+        done = round(now - state["origin"])
+        bar.set(min(done, bar.total) if bar.total else done)
 
     return bar, on_step
 

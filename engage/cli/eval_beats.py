@@ -147,12 +147,12 @@ def run_beats(args: argparse.Namespace) -> int:
     if hasattr(warm, "finish"):
         warm.finish()
     det = kind(fs)
-    from tqdm import tqdm
+    from engage.core.progress import Progress
 
     step = max(1, int(args.chunk))
     found = []
     t0 = time.perf_counter()
-    with tqdm(total=len(x), unit="sample", unit_scale=True, disable=None, leave=False, desc="detecting") as bar:
+    with Progress(len(x), "detecting", "sample") as bar:
         for i in range(0, len(x), step):
             found.append(det.process(x[i:i + step])[0])
             bar.update(min(step, len(x) - i))

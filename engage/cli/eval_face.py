@@ -112,9 +112,9 @@ def read_blink_annotations(path: str | Path, video: str | Path, fps: float) -> l
 
 
 def _progress(total: int, desc: str):
-    from tqdm import tqdm
+    from engage.core.progress import Progress
 
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=None, leave=False, file=sys.stderr)
+    return Progress(total, desc, "frame")
 
 
 def face_series(video: str | Path, task: str | None = None, rppg_roi: bool = True):

@@ -156,7 +156,7 @@ def run_play(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from engage.core.progress import Progress
 
     from engage.narrative.evaluation import compare, format_table, paired_difference
     from engage.narrative.story import StoryError
@@ -167,7 +167,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise EngageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.group is not None:
         return _run_group_compare(args)
-    bar = tqdm(total=2 * args.viewers, desc="compare", unit="run", disable=None, leave=False, file=sys.stderr)
+    bar = Progress(2 * args.viewers, "compare", "run")
     try:
         results = compare(args.file, args.viewers, args.policy, jobs=args.jobs, first_seed=args.seed,
                           on_result=lambda r: bar.update(1), overlay=args.overlay)
@@ -191,7 +191,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _run_group_compare(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
+    from engage.core.progress import Progress
 
     from engage.narrative.evaluation import paired_difference
     from engage.narrative.group_evaluation import GROUP_POLICIES_COMPARED, compare_groups, format_group_table
@@ -209,7 +209,7 @@ def _run_group_compare(args: argparse.Namespace) -> int:
         print(f"engage story compare: {args.viewers} viewers make {groups} audiences of {args.group} "
               f"({groups * args.group} viewers)", file=sys.stderr)
     runs = groups * (len(GROUP_POLICIES_COMPARED) + 1)
-    bar = tqdm(total=runs, desc="compare", unit="run", disable=None, leave=False, file=sys.stderr)
+    bar = Progress(runs, "compare", "run")
     try:
         results = compare_groups(args.file, groups, args.group, jobs=args.jobs, first_seed=args.seed,
                                  on_result=lambda r: bar.update(1))

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
+from engage.core.progress import PROGRESS_EVERY_S, Progress
 from engage.datasets.reorder import copy_seed, recording_shuffled
 
 from .classifier import make_classifier
@@ -164,16 +163,7 @@ def _one(dataset, subject: str, config: WindowConfig, copy: int | None = None,
     return concat_windows(parts)
 
 
-#: seconds between progress lines when stderr is not a terminal (a batch job, a log file, CI)
-PROGRESS_EVERY_S = 5.0
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
-
-
-def progress(iterable, total: int, desc: str, unit: str = "subject", file=None):
+def progress(iterable, total: int, desc: str, unit: str = "subject", file=None, units: str | None = None):
     """``iterable`` with progress on stderr: a tqdm bar on a terminal, otherwise a line at most
     every :data:`PROGRESS_EVERY_S` seconds (and at the end) - done/total, elapsed, time left.
 
@@ -187,6 +177,8 @@ def progress(iterable, total: int, desc: str, unit: str = "subject", file=None):
         What is being done, and what one item is (``"subject"``, ``"fold"`` …).
     file
         Where to write (default ``sys.stderr``).
+    units
+        The plural of ``unit`` (default: ``unit`` + "s").
 
     Returns
     -------
@@ -202,23 +194,10 @@ def progress(iterable, total: int, desc: str, unit: str = "subject", file=None):
     >>> out.getvalue().splitlines()[-1].startswith("demo: 3/3 subjects")
     True
     """
-    file = file if file is not None else sys.stderr
-    if getattr(file, "isatty", lambda: False)():
-        from tqdm import tqdm
-
-        yield from tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, file=file)
-        return
-    start = last = time.monotonic()
-    done = 0
-    for item in iterable:
-        yield item
-        done += 1
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_S or done == total:
-            left = (now - start) / done * (total - done)
-            print(f"{desc}: {done}/{total} {unit}s, {_clock(now - start)} elapsed"
-                  + (f", about {_clock(left)} left" if done < total else ""), file=file, flush=True)
-            last = now
+    with Progress(total, desc, unit, file=file, units=units) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
 
 
 def run_jobs(calls: Sequence, n_jobs: int = 1, desc: str = "jobs", unit: str = "subject") -> list:
@@ -261,7 +240,8 @@ def run_jobs(calls: Sequence, n_jobs: int = 1, desc: str = "jobs", unit: str = "
     batch = 2 * max(1, effective_n_jobs(n_jobs))
     with Parallel(n_jobs=n_jobs) as parallel:
         batches = (parallel(calls[i:i + batch]) for i in range(0, len(calls), batch))
-        done = list(progress(batches, -(-len(calls) // batch), desc, f"batch of {batch} {unit}"))
+        done = list(progress(batches, -(-len(calls) // batch), desc, f"batch of {batch} {unit}s",
+                             units=f"batches of {batch} {unit}s"))
     return [r for b in done for r in b]
 
 
