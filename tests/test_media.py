@@ -145,7 +145,11 @@ def test_media_toml_maps_media_to_a_story_that_names_none(folder):
     for bad, message in (('[scene.studio]\nvidoe = "x.webm"\n', "unknown key 'vidoe'"),
                          ("[scene.studio]\nvideo = {a = 1}\n", "scene.studio.video: a string"),
                          ("[other]\n", "unknown table"), ("not toml [", "not valid TOML"),
-                         ('[film]\ntitle = 3\n', "[film] may hold title and credits")):
+                         ('[film]\ntitle = 3\n', "[film] may hold title and credits"),
+                         # through the guarded TOML loader, as profiles and stories: a dotted table name like this
+                         # costs tomllib quadratic time (a 200 kB file of them took 23 GB)
+                         ("[scene." + "a." * 200 + "a]\n", "202 dotted parts"),
+                         ("# " + "x" * 1024 * 1024 + "\n", "over 1024 kB")):
         (folder / "media.toml").write_text(bad)
         with pytest.raises(ConfigError, match=re.escape(message)):
             MediaLibrary(folder)

@@ -186,3 +186,23 @@ def test_the_narrative_modules_docstring_examples_hold():
                    engage.narrative.story):
         failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert failed == 0 and tried > 0, module.__name__
+
+
+def test_a_prompt_template_is_read_bounded_and_refused_clearly(tmp_path):
+    import re
+
+    from engage.narrative.rewriter import MAX_PROMPT_BYTES, read_prompt
+
+    good = tmp_path / "prompt.txt"
+    good.write_text("Rewrite the scene. Keep the cast.\n", encoding="utf-8")
+    assert read_prompt(good) == "Rewrite the scene. Keep the cast.\n"
+    cases = {"huge.txt": (b"x" * (MAX_PROMPT_BYTES + 1), "at most 64 KB"),
+             "latin1.txt": (b"caf\xe9", "not UTF-8 text (byte 3)"),
+             "empty.txt": (b"  \n", "is empty")}
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            read_prompt(tmp_path / name)
+        assert name in str(err.value)
+    with pytest.raises(ConfigError, match="cannot read the prompt template"):
+        read_prompt(tmp_path / "missing.txt")

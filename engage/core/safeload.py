@@ -21,6 +21,7 @@ engage.core.safeload.LoadError: a key or table name of 101 dotted parts (line 1)
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -144,6 +145,22 @@ def _within(shape: dict[str, int], limits: list[tuple[str, int, str]]) -> None:
     for key, limit, what in limits:
         if shape[key] > limit:
             raise LoadError(f"{what}; at most {limit} are allowed")
+
+
+def read_bounded(path: str | Path, max_bytes: int) -> bytes | None:
+    """At most ``max_bytes`` of the file at ``path``, read without ever holding more than one byte over
+    (a huge file, or one that grows while it is read, is not read whole); None when it is larger.
+    ``OSError`` passes through for the caller to name the file.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     _ = f.write(b"12345"); f.flush()
+    ...     read_bounded(f.name, 5), read_bounded(f.name, 4)
+    (b'12345', None)
+    """
+    with open(path, "rb") as f:
+        raw = f.read(max_bytes + 1)
+    return raw if len(raw) <= max_bytes else None
 
 
 def load_toml(text: str) -> dict[str, Any]:

@@ -32,19 +32,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 uses the backport declared in pyproject
-    import tomli as tomllib
-
 from engage.core.errors import ConfigError
+from engage.core.safeload import LoadError, load_toml, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +142,17 @@ class MediaLibrary:
             return
         where = str(path)
         try:
-            raw = path.read_bytes()[:MAX_MANIFEST_BYTES + 1]
+            raw = read_bounded(path, MAX_MANIFEST_BYTES)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}") from None
-        if len(raw) > MAX_MANIFEST_BYTES:
+        if raw is None:
             raise ConfigError(f"{where}: over {MAX_MANIFEST_BYTES // 1024} kB; is it the right file?")
         try:
-            doc = tomllib.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            doc = load_toml(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        except LoadError as exc:  # the guarded loader every TOML file from outside goes through
+            raise ConfigError(f"{where}: {exc.problem}") from None
         unknown = sorted(set(doc) - {"film", "scene"})
         if unknown:
             raise ConfigError(f"{where}: unknown table(s) {', '.join(unknown)} (expected [film] and [scene.ID])")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from engage.core.errors import ConfigError
+from engage.core.safeload import read_bounded
 
 from .canon import REWRITE_SCHEMA, check_rewrite, dead_characters, fated_dead, required_beats
 from .llm import LlmClient, LlmError, ReplyError, parse_reply
@@ -107,10 +108,10 @@ def read_prompt(path: str | Path) -> str:
     """A system prompt from a text file (UTF-8, at most 64 KB); :class:`ConfigError` naming the file."""
     p = Path(path)
     try:
-        raw = p.read_bytes()[: MAX_PROMPT_BYTES + 1]
+        raw = read_bounded(p, MAX_PROMPT_BYTES)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the prompt template: {exc.strerror or exc}") from None
-    if len(raw) > MAX_PROMPT_BYTES:
+    if raw is None:
         raise ConfigError(f"{p}: a prompt template is at most {MAX_PROMPT_BYTES // 1024} KB")
     try:
         text = raw.decode("utf-8")
