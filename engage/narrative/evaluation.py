@@ -143,13 +143,24 @@ def _one(args: tuple) -> dict[str, Any]:
     return run_viewer(story_path, policy, seed, horizon, overlay=overlay).summary()
 
 
-def run_tasks(fn: Callable[[tuple], dict], tasks: Sequence[tuple], jobs: int = 1) -> Iterable[dict]:
-    """``fn(task)`` for every task, as they finish: in this process, or in ``jobs`` processes (joblib)."""
+def runs_by_policy(fn: Callable[[tuple], dict], tasks: Sequence[tuple], policies: Sequence[str], jobs: int = 1,
+                   on_result: Callable[[dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``fn(task)`` for every task (in this process, or in ``jobs`` processes with joblib), each result
+    handed to ``on_result`` as it finishes; the results grouped by their ``policy``, sorted by ``seed``."""
     if jobs == 1:
-        return (fn(t) for t in tasks)
-    from joblib import Parallel, delayed
+        results: Iterable[dict] = (fn(t) for t in tasks)
+    else:
+        from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(t) for t in tasks)
+        results = Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(t) for t in tasks)
+    out: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
+    for r in results:
+        out[r["policy"]].append(r)
+        if on_result is not None:
+            on_result(r)
+    for runs in out.values():
+        runs.sort(key=lambda r: r["seed"])
+    return out
 
 
 def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "director", jobs: int = 1,
@@ -163,14 +174,7 @@ def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "
     open_story(story_path or sample_ink_path(), overlay=overlay)  # fail early, with the story's own error
     tasks = [(str(story_path) if story_path else None, p, first_seed + i, horizon_s,
               str(overlay) if overlay else None) for i in range(viewers) for p in (adaptive, "fixed")]
-    out: dict[str, list[dict[str, Any]]] = {adaptive: [], "fixed": []}
-    for r in run_tasks(_one, tasks, jobs):
-        out[r["policy"]].append(r)
-        if on_result is not None:
-            on_result(r)
-    for runs in out.values():
-        runs.sort(key=lambda r: r["seed"])
-    return out
+    return runs_by_policy(_one, tasks, (adaptive, "fixed"), jobs, on_result)
 
 
 def paired_difference(results: dict[str, list[dict[str, Any]]], adaptive: str, key: str = "bored_frac") -> dict[str, float]:

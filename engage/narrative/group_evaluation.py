@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .evaluation import BORED, MAX_HORIZON_S, paired_difference, run_tasks
+from .evaluation import BORED, MAX_HORIZON_S, paired_difference, runs_by_policy
 from .ink import sample_ink_path
 from .story import open_story
 
@@ -123,14 +123,7 @@ def compare_groups(story_path: str | Path | None, groups: int, size: int = 4,
     names = [*policies, "fixed"]
     tasks = [(str(story_path) if story_path else None, p, first_seed + i, size, horizon_s)
              for i in range(groups) for p in names]
-    out: dict[str, list[dict[str, Any]]] = {p: [] for p in names}
-    for r in run_tasks(_one, tasks, jobs):
-        out[r["policy"]].append(r)
-        if on_result is not None:
-            on_result(r)
-    for runs in out.values():
-        runs.sort(key=lambda r: r["seed"])
-    return out
+    return runs_by_policy(_one, tasks, names, jobs, on_result)
 
 
 def format_group_table(results: dict[str, list[dict[str, Any]]]) -> str:
