@@ -16,6 +16,7 @@ import numpy as np
 
 from engage.core import Processor
 from engage.core.errors import ConfigError, InputFileError
+from engage.core.progress import Progress
 
 from .common import FORMATTER
 
@@ -111,12 +112,6 @@ def read_blink_annotations(path: str | Path, video: str | Path, fps: float) -> l
     return out
 
 
-def _progress(total: int, desc: str):
-    from engage.core.progress import Progress
-
-    return Progress(total, desc, "frame")
-
-
 def face_series(video: str | Path, task: str | None = None, rppg_roi: bool = True):
     """(timestamps, Face rows, fps) of a whole video through the face analyzer."""
     from engage.sensors.webcam import VideoFileSource
@@ -125,7 +120,7 @@ def face_series(video: str | Path, task: str | None = None, rppg_roi: bool = Tru
     analyzer = FaceAnalyzer(_tracker(task), rppg_roi=rppg_roi)
     src = VideoFileSource(video, analyzer=analyzer)
     ts, rows = [], []
-    with _progress(src.frame_count, "face") as bar:
+    with Progress(src.frame_count, "face", "frame") as bar:
         for t, frame in src.frames():
             ts.append(t)
             rows.append(analyzer(frame, t))
@@ -170,7 +165,7 @@ def frame_rgb(video: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
 
     src = VideoFileSource(video, analyzer=None)
     ts, rgb = [], []
-    with _progress(src.frame_count, "frames") as bar:
+    with Progress(src.frame_count, "frames", "frame") as bar:
         for t, frame in src.frames():
             ts.append(t)
             rgb.append(frame.reshape(-1, 3).mean(axis=0)[::-1])
