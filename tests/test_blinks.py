@@ -74,6 +74,34 @@ def test_first_frames_blink_and_threshold_adapts_per_viewer():
     assert len(found[1]) == 5  # the squint
 
 
+@pytest.mark.parametrize("fs", [25.0, 30.0, 60.0])
+def test_close_pairs_and_a_level_that_moves_during_a_blink(fs):
+    """Two blinks 0.15 s apart whose lids reopen only to 80 % of the open eye in between, and a blink during which
+    the head turns so the eye comes back to 80 % of where it was: three blinks, each with its own end. Before,
+    the pair was one blink (the lids never got back above 85 % of the open level between them) and the third a
+    closure (never back above it within 0.8 s). A slow reopening with noise is still one blink."""
+    t = np.arange(0, 8, 1 / fs)
+    ear = np.full(t.size, 0.3) + np.random.default_rng(1).normal(0, 0.003, t.size)
+
+    def dip(onset, dur, floor=0.03):
+        m = (t >= onset) & (t < onset + dur)
+        ear[m] = np.minimum(ear[m], floor)
+
+    dip(2.0, 0.12)
+    ear[(t >= 2.12) & (t < 2.27)] = 0.8 * 0.3  # half-open between the pair
+    dip(2.27, 0.12)
+    dip(5.0, 0.15)
+    ear[t >= 5.15] *= 0.8  # the head turned during the blink: a smaller eye from now on
+    found = detect_blinks(t, ear)
+    assert [round(b.onset, 1) for b in found] == [2.0, 2.3, 5.0], found
+    assert all(0.08 < b.duration < 0.25 for b in found)
+    # a slow, noisy reopening (0.4 s from shut to open) is one blink, not a string of short ones
+    t, ear = _series(fs=fs, seconds=6, blinks=[(2.0, 0.1)])
+    rise = (t >= 2.1) & (t < 2.5)
+    ear[rise] = np.linspace(0.05, 0.3, rise.sum()) + np.random.default_rng(2).normal(0, 0.01, rise.sum())
+    assert len(detect_blinks(t, ear)) == 1
+
+
 def test_eye_openness_undoes_head_pose_and_weights_the_nearer_eye():
     from engage.signals.face import eye_openness
 

@@ -5,10 +5,14 @@ last ``level_s`` seconds outside blinks (blink frames are left out, so it is the
 is known from the first frame (a blink needs an open eye before it, so the frames seen so far
 are that eye: no long baseline has to be learnt before the first blink counts) and follows a
 lowered gaze or a half-lidded look within a second, so a blink from half-closed lids is measured
-against them. A
-blink **starts** when the openness falls below ``close_ratio`` × the open level and **ends** when
-it comes back above ``open_ratio`` × the open level (hysteresis against noise); its onset and
-offset are the interpolated crossings of the half-way level, so the duration does not depend on
+against them. A blink **starts** when the openness falls below ``close_ratio`` × the open level
+and **ends** when it comes back above ``open_ratio`` × the open level (hysteresis against noise),
+or earlier when, back above the half-way level, it stops rising: the lids have reopened as far as
+they will. A head turn or a lowered gaze during a blink moves the level the eye comes back to,
+and the lids of a close pair close again from a half-open eye (waiting for the old level took the
+first for a closure and the pair for one blink); the next blink is then measured against the
+level the lids reopened to, until they are back near the open one. Onset and offset are the
+interpolated crossings of the half-way level, so the duration does not depend on
 the frame rate's phase. A closure longer than ``max_blink_s`` is not a blink (eyes closed,
 looking down): it is reported as a closure and counts toward PERCLOS only. After three blinks
 the closing threshold **adapts to the viewer**: half-way between the open eye and the median
@@ -92,6 +96,7 @@ class BlinkDetector:
         self._onset: float | None = None
         self._half_down: float | None = None
         self._half_up: float | None = None
+        self._reopened: float | None = None  # how far the lids reopened after a blink that ended partly open
         self._min = np.inf
         self._prev: tuple[float, float] | None = None
         self._blinks: deque[float] = deque()
@@ -115,7 +120,7 @@ class BlinkDetector:
     def reset(self) -> None:
         """Forget an ongoing blink (face lost); the open level is kept."""
         self._closing, self._onset, self._prev, self._min = False, None, None, np.inf
-        self._half_down = self._half_up = None
+        self._half_down = self._half_up = self._reopened = None
 
     def _crossing(self, t: float, x: float, level: float) -> float:
         """Time the openness crossed ``level`` between the previous frame and this one."""
@@ -127,6 +132,29 @@ class BlinkDetector:
         frac = float(np.clip((x0 - level) / (x0 - x), 0.0, 1.0))
         return t0 + frac * (t - t0)
 
+    def _start(self, t: float, openness: float) -> None:
+        """Not in a blink: follow the half-way crossing down, and start a blink when the lids close from open.
+
+        After a blink that ended with the lids partly reopened, the next one is measured against the level
+        they reopened to (the highest since), until they are back near the open level.
+        """
+        level = self._open
+        if self._reopened is not None:
+            self._reopened = max(self._reopened, openness)
+            if self._reopened >= self.open_ratio * self._open:
+                self._reopened = None
+            else:
+                level = self._reopened
+        half = self.half_ratio * level
+        if openness < half and self._prev is not None and self._prev[1] >= half:
+            self._half_down = self._crossing(t, openness, half)
+        elif openness >= half:
+            self._half_down = None
+        was_open = self._prev is not None and self._prev[1] >= self.close_ratio * level
+        if openness < self.close_ratio * level and was_open:  # a blink starts from an open eye
+            self._closing, self._min, self._half_up = True, openness, None
+            self._onset = self._half_down if self._half_down is not None else t
+
     def update(self, t: float, openness: float) -> Blink | None:
         """One frame; returns the :class:`Blink` that ended on it, else None. NaN = no face (a gap)."""
         if not np.isfinite(openness):
@@ -136,27 +164,22 @@ class BlinkDetector:
         if self._open is not None and self._open > 0:  # an eye that is never open cannot blink
             half = self.half_ratio * self._open
             was_above = self._prev is not None and self._prev[1] >= half
-            if not self._closing:
-                if openness < half and was_above:
-                    self._half_down = self._crossing(t, openness, half)
-                elif openness >= half:
-                    self._half_down = None
-                was_open = self._prev is not None and self._prev[1] >= self.close_ratio * self._open
-                if openness < self.close_ratio * self._open and was_open:  # a blink starts from an open eye
-                    self._closing, self._min, self._half_up = True, openness, None
-                    self._onset = self._half_down if self._half_down is not None else t
-            else:
+            if self._closing:
                 self._min = min(self._min, openness)
+                # the lids came back past half-way (on the previous frame) and stopped rising: the blink is over,
+                # whether or not they reach the level they left (a head turn or a lowered gaze during the blink
+                # moves it), and a fall right after it is the next blink of a close pair, not the same one
+                peaked = self._half_up is not None and openness <= self._prev[1]
                 if openness >= half and not was_above and self._half_up is None:
                     self._half_up = self._crossing(t, openness, half)
-                elif openness < half:
+                elif openness < half and not peaked:
                     self._half_up = None
                 if self._onset is not None and t - self._onset > self.max_blink_s and \
-                        openness < self.open_ratio * self._open:
+                        openness < self.open_ratio * self._open and not peaked:
                     # too long for a blink: a closure (or a new, lower open level); stop freezing the level
                     self.closures += 1
                     self._closing, self._onset, self._min, self._half_down = False, None, np.inf, None
-                elif openness >= self.open_ratio * self._open:
+                elif openness >= self.open_ratio * self._open or peaked:
                     offset = self._half_up if self._half_up is not None else t
                     if self._onset is not None and 0 < offset - self._onset <= self.max_blink_s:
                         blink = Blink(self._onset, offset, self._min / self._open)
@@ -165,6 +188,11 @@ class BlinkDetector:
                     else:
                         self.closures += 1
                     self._closing, self._onset, self._min, self._half_down = False, None, np.inf, None
+                    if peaked:  # the lids stopped partly open: this frame may already start the next blink
+                        self._reopened = self._prev[1]
+                        self._start(t, openness)
+            else:
+                self._start(t, openness)
         if self._median is not None and self._median > 0:
             closed = openness < P80_RATIO * self._median
             self._closed_time.append((t, 1.0 if closed else 0.0))

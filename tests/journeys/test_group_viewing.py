@@ -345,7 +345,7 @@ def test_two_people_in_front_of_one_camera(tmp_path, talking_head_clip, shared_d
         for e in ends:
             assert any(-0.1 <= e - (b + 1) / 25 <= 0.3 for _, b in want), (viewer, e, want)
     print(counts)
-    # the right copy: all 7 of its blinks; the left: 6 of its 8 (its first two are missed: the several-face
-    # mesh's eye landmarks on it are less precise than a one-face mesh's, which finds all 8)
-    assert counts["viewer-1-face-2"][0] == counts["viewer-1-face-2"][1] == 7
-    assert counts["viewer-1-face-1"][1] == 8 and counts["viewer-1-face-1"][0] >= 6
+    # each copy's blinks, all of them: the right's 7 and the left's 8 (the left face sits off the frame's centre, so
+    # its head yaw and with it its pose-normalised eye openness moves with the head turn during its first blink,
+    # and its first two blinks are 0.1 s apart: each ends when the lids stop reopening, not at the old level)
+    assert counts == {"viewer-1-face-1": (8, 8), "viewer-1-face-2": (7, 7)}, counts
