@@ -100,6 +100,23 @@ def test_traces_are_bin_means_on_the_data_clock_whatever_the_chunking():
     assert len(results[2][0]) == 149
 
 
+def test_a_snapshot_between_sends_has_every_point_the_next_send_carries():
+    # points are made when a series is due to be sent (once per batch of chunks); a page that connects
+    # in between must still get every closed bin, and the next message the same points again
+    feed = DashboardFeed(points_per_s=5.0, wall_clock=FakeWall())
+    sub = feed.subscribe(topics=("series",))
+    t, x = face_data(300)
+    for a in range(0, 300, 2):
+        feed.process(Chunk(FACE, x[a:a + 2], t[a:a + 2]))
+    first = messages(sub)  # the first chunk went out at once; the rest waits for the next wall tenth
+    assert len(first) == 1 and first[0]["t"] == [] and first[0]["blinks"] == [[0.0, 0.15]]
+    snap = feed.snapshot()["series"]["face"]
+    assert len(snap["t"]) == 49 and snap["t"] == sorted(snap["t"])  # 10 s at 5 points/s, the last bin open
+    feed.close()
+    (rest,) = messages(sub)
+    assert rest["t"] == snap["t"] and rest["v"] == snap["v"] and len(rest["blinks"]) == 6
+
+
 def test_each_series_is_sent_at_most_max_rate_times_per_wall_second():
     wall = FakeWall()
     feed = DashboardFeed(max_rate=10.0, wall_clock=wall)

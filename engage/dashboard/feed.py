@@ -10,6 +10,8 @@ The pipeline thread must never wait for a browser. So:
 * traces are **downsampled** on the data clock (bins of ``1 / points_per_s`` seconds, the mean of
   each bin) and each series is **sent at most** ``max_rate`` times per wall-clock second, however
   fast a replay runs;
+* a chunk is only **kept** when it arrives; it is turned into points when its series is next due to be
+  sent (or a snapshot is taken), so a fast replay pays the per-chunk work once per message, not per step;
 * every subscriber has a **bounded queue**; when a slow or stalled client lets it fill, the queued
   messages are dropped and counted, and the client is sent a fresh snapshot once it reads again,
   so its view is whole again rather than silently missing a stretch.
@@ -94,6 +96,11 @@ SERIES: tuple[SeriesSpec, ...] = (
     SeriesSpec("engagement", "Engagement", ("arousal", "boredom", "attention", "confidence", "quality")),
 )
 _BY_TYPE = {s.type: s for s in SERIES}
+_BY_KEY = {s.key: s for s in SERIES}
+
+#: At most this many chunks wait, per series or stream status, before they are folded in anyway (they are
+#: folded in when a message is due, so in a fast replay the per-chunk work is done once per batch).
+_MAX_DEFERRED = 256
 
 
 def _num(x: float) -> float | None:
@@ -219,21 +226,32 @@ class _StreamStatus:
         self.recent: deque[tuple[float, float, int]] = deque()
         self.gaps = 0
         self.gap_s = 0.0
+        #: timestamps of chunks not yet counted: counting waits until a status is asked for (a fast replay
+        #: hands over a chunk per stream per step, a page is sent a status twice a wall second)
+        self._unfolded: list[np.ndarray] = []
 
-    def add(self, chunk: Chunk) -> None:
-        n = len(chunk)
-        if n == 0:
-            return
-        first, last = float(chunk.timestamps[0]), float(chunk.timestamps[-1])
-        self.samples += n
-        self.first = first if self.first is None else self.first
-        self.last = last if self.last is None else max(self.last, last)
-        self.recent.append((first, last, n))
-        while self.recent and self.recent[0][1] < self.last - self.window_s:
-            self.recent.popleft()
+    def add(self, timestamps: np.ndarray) -> None:
+        """Count a (non-empty) chunk's timestamps; they are read, never written, and folded in later."""
+        self._unfolded.append(timestamps)
+        if len(self._unfolded) >= _MAX_DEFERRED:
+            self._fold()
+
+    def _fold(self) -> None:
+        unfolded, self._unfolded = self._unfolded, []
+        recent, window = self.recent, self.window_s
+        for ts in unfolded:
+            first, last = float(ts[0]), float(ts[-1])
+            self.samples += len(ts)
+            if self.first is None:
+                self.first = first
+            self.last = last if self.last is None else max(self.last, last)
+            recent.append((first, last, len(ts)))
+            while recent and recent[0][1] < self.last - window:
+                recent.popleft()
 
     def rate(self, now: float) -> float | None:
         """Samples per second over the last ``window_s`` of data (intervals between samples / their span)."""
+        self._fold()
         recent = [r for r in self.recent if r[1] >= now - self.window_s]
         if not recent:
             return 0.0 if self.last is not None else None
@@ -242,13 +260,16 @@ class _StreamStatus:
         return (n - 1) / span if n > 1 and span > 0 else None
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        rate = self.rate(now)
+        rate = self.rate(now)  # counts the chunks not yet counted first
         return {
             "name": self.info.name, "type": self.info.type, "sensor": not is_derived(self.info.type),
             "nominal_rate": _num(self.info.nominal_rate), "rate": None if rate is None else _num(rate),
             "age_s": None if self.last is None else _num(max(0.0, now - self.last)),
             "samples": self.samples, "gaps": self.gaps, "gap_s": _num(self.gap_s),
         }
+
+
+_LEAD = object()  # a stream whose rows go to the engagement panel if it is the lead's
 
 
 class DashboardFeed(Processor):
@@ -302,6 +323,11 @@ class DashboardFeed(Processor):
         self._last_sent: dict[str, float] = {}
         self._samplers: dict[StreamInfo, _Downsampler] = {}
         self._columns: dict[StreamInfo, list[int]] = {}
+        #: per stream: its status and the series it feeds (None: none; _LEAD: the engagement panel's choice)
+        self._routes: dict[StreamInfo, tuple[_StreamStatus, Any]] = {}
+        #: per series, its chunks in order of arrival not yet turned into points: that is done when the series
+        #: is due to be sent (or a snapshot is taken), once per batch rather than once per chunk
+        self._deferred: dict[str, list[Chunk]] = {s.key: [] for s in SERIES}
         self._blinks: deque[tuple[float, float]] = deque(maxlen=500)
         self._pending_blinks: list[tuple[float, float]] = []
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
@@ -361,29 +387,45 @@ class DashboardFeed(Processor):
         return not info.is_string
 
     def process(self, chunk: Chunk) -> list[Chunk]:
-        if len(chunk) == 0:
+        ts = chunk.timestamps
+        if len(ts) == 0:
             return []
         info = chunk.info
         with self._lock:
             if self.origin is None:  # fixed at the first tick: the earliest sample of the first step
-                first = float(chunk.timestamps[0])
+                first = float(ts[0])
                 self._earliest = first if self._earliest is None else min(self._earliest, first)
-            status = self._streams.get(info)
-            if status is None:
-                status = self._streams[info] = _StreamStatus(info, window_s=10.0)
-            status.add(chunk)
-            spec = _BY_TYPE.get(info.type)
-            if spec is not None and info.type != "Engagement":  # heart rate, EDA, face: one person's
-                if self.person is None:
-                    self.person = info.viewer
-                if info.viewer != self.person:
-                    spec = None
-            if info.type in ("Engagement", "GroupEngagement"):
+            route = self._routes.get(info)
+            if route is None:
+                route = self._routes[info] = self._route(info)
+            status, spec = route
+            status.add(ts)
+            if spec is _LEAD:
                 self.audience.add(chunk)
                 spec = self._engagement_spec(info)
             if spec is not None:
-                self._add_series(spec, chunk)
+                deferred = self._deferred[spec.key]
+                deferred.append(chunk)
+                if len(deferred) >= _MAX_DEFERRED:
+                    self._fold(spec.key)
+                self._maybe_send(spec.key)
         return []
+
+    def _route(self, info: StreamInfo) -> tuple[_StreamStatus, Any]:
+        """A new stream's status and series: heart rate, EDA and face are one person's (the first seen),
+        engagement follows :meth:`_engagement_spec` row by row."""
+        status = self._streams.get(info)
+        if status is None:
+            status = self._streams[info] = _StreamStatus(info, window_s=10.0)
+        if info.type in ("Engagement", "GroupEngagement"):
+            return status, _LEAD
+        spec = _BY_TYPE.get(info.type)
+        if spec is not None:
+            if self.person is None:
+                self.person = info.viewer
+            if info.viewer != self.person:
+                spec = None
+        return status, spec
 
     def _engagement_spec(self, info: StreamInfo) -> SeriesSpec | None:
         """The engagement series follows one stream (several viewers' rows interleaved would be a
@@ -395,24 +437,45 @@ class DashboardFeed(Processor):
             self.lead = info.viewer
             self._history[spec.key].clear()
             self._pending[spec.key] = []
+            self._deferred[spec.key] = []
         elif self.lead is None:
             self.lead = info.viewer
         return spec if info.viewer == self.lead else None
 
-    def _add_series(self, spec: SeriesSpec, chunk: Chunk) -> None:
-        info = chunk.info
+    def _fold(self, key: str) -> None:
+        """Turn the series' deferred chunks into points (and blinks), each run of one stream's chunks at once."""
+        chunks = self._deferred[key]
+        if not chunks:
+            return
+        self._deferred[key] = []
+        spec = _BY_KEY[key]
+        start = 0
+        while start < len(chunks):
+            info = chunks[start].info
+            stop = start + 1
+            while stop < len(chunks) and (chunks[stop].info is info or chunks[stop].info == info):
+                stop += 1
+            run = chunks[start:stop]
+            if len(run) == 1:
+                self._add_series(spec, info, run[0].data, run[0].timestamps)
+            else:
+                self._add_series(spec, info, np.concatenate([c.data for c in run]),
+                                 np.concatenate([c.timestamps for c in run]))
+            start = stop
+
+    def _add_series(self, spec: SeriesSpec, info: StreamInfo, data: np.ndarray, t: np.ndarray) -> None:
         cols = self._columns.get(info)
         if cols is None:
             cols = self._columns[info] = [info.channels.index(c) if c in info.channels else -1 for c in spec.channels]
-        data = np.asarray(chunk.data, dtype=np.float64)
+        data = np.asarray(data, dtype=np.float64)
         if min(cols) >= 0:
             x = data[:, cols]
         else:
-            x = np.full((len(chunk), len(cols)), np.nan)
+            x = np.full((len(t), len(cols)), np.nan)
             for j, c in enumerate(cols):
                 if c >= 0:
                     x[:, j] = data[:, c]
-        t = np.asarray(chunk.timestamps, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
         if spec.key == "face" and "blink_duration" in info.channels:
             d = data[:, info.channels.index("blink_duration")]
             for i in np.flatnonzero(d > 0):  # NaN compares False
@@ -420,7 +483,7 @@ class DashboardFeed(Processor):
                 self._blinks.append(blink)
                 self._pending_blinks.append(blink)
         if spec.key == "engagement" or info.nominal_rate == 0:  # slow or per-beat: every row
-            points = [(round(float(ti), 3), [_num(v) for v in row]) for ti, row in zip(t, x)]
+            points = [(round(ti, 3), [_num(v) for v in row]) for ti, row in zip(t.tolist(), x.tolist())]
         else:
             sampler = self._samplers.get(info)
             if sampler is None:
@@ -429,18 +492,18 @@ class DashboardFeed(Processor):
             points = list(zip(ts, vs))
         self._history[spec.key].extend(points)
         self._pending[spec.key].extend(points)
-        self._maybe_send(spec.key)
 
     def _maybe_send(self, key: str, force: bool = False) -> None:
+        wall = self._wall()
+        if not force and wall - self._last_sent.get(key, -math.inf) < self.min_interval:
+            return
+        self._fold(key)
         pending = self._pending[key]
         blinks = self._pending_blinks if key == "face" else []
         if not pending and not blinks:
             return
-        wall = self._wall()
-        if not force and wall - self._last_sent.get(key, -math.inf) < self.min_interval:
-            return
         self._last_sent[key] = wall
-        spec = next(s for s in SERIES if s.key == key)
+        spec = _BY_KEY[key]
         payload: dict[str, Any] = {"series": key, "channels": list(spec.channels),
                                    "t": [p[0] for p in pending], "v": [p[1] for p in pending]}
         if key == "face":
@@ -560,6 +623,8 @@ class DashboardFeed(Processor):
         """Everything a page needs to draw the present (a JSON-safe dict)."""
         with self._lock:
             self.snapshots_built += 1
+            for spec in SERIES:
+                self._fold(spec.key)
             return {
                 "kind": "snapshot",
                 "origin": self.origin, "now": self.now,
