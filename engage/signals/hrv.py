@@ -25,6 +25,7 @@ the beats cover.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -254,10 +255,10 @@ class BeatTracker:
         """
         last = self.last_time
         if rr is None:
-            if last is None or not np.isfinite(time) or time <= last:
+            if last is None or not math.isfinite(time) or time <= last:
                 if last is not None:
                     self.rejected += 1
-                self.last_time = time if np.isfinite(time) else last
+                self.last_time = time if math.isfinite(time) else last
                 self.prev_clean = False
                 return None
             rr = time - last
@@ -273,7 +274,7 @@ class BeatTracker:
         if plausible and self.prev_premature:
             ectopic = True  # it starts at a premature (ectopic) beat: the compensatory pause, not normal-to-normal
         self.prev_premature = plausible and premature
-        quality = float(np.clip(1.0 - bad, 0.0, 1.0)) * (1.0 if contact > 0 else 0.0)
+        quality = float(min(max(1.0 - bad, 0.0), 1.0)) * (1.0 if contact > 0 else 0.0)  # np.clip's value, NaN kept
         if not plausible:
             quality = 0.0
         elif ectopic:

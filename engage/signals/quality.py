@@ -37,6 +37,8 @@ before it: quality travels with the data.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import deque
 
 import numpy as np
@@ -144,6 +146,8 @@ class WindowQuality:
             raise ValueError(f"no signal quality rules for stream type {kind!r} (known: {', '.join(SAMPLED_TYPES)})")
         if not np.isfinite(fs) or fs <= 0:
             raise ValueError(f"sampling rate must be positive, got {fs}")
+        if history < 1:
+            raise ValueError(f"the amplitude reference needs a history of at least 1 window, got {history}")
         self.kind = kind
         self.fs = float(fs)
         self.window_s = float(window_s if window_s is not None else WINDOW_S[kind])
@@ -157,6 +161,7 @@ class WindowQuality:
         self._si = np.zeros(_NSI, dtype=np.int64)
         self._out = np.empty((4, 9))
         self._amps: deque[float] = deque(maxlen=history)
+        self._amps_sorted: list[float] = []  # the same amplitudes in order: their median without a sort per window
         self._recent: deque[float] = deque(maxlen=64)  # quality of the last windows, the newest last
         self.windows = 0
 
@@ -198,16 +203,33 @@ class WindowQuality:
             motion = c[5] / w
         else:
             amp = float(c[7] - c[6]) if c[8] > 0 else 0.0
-            ref = float(np.median(self._amps)) if self._amps else np.nan
+            ref = _median(self._amps_sorted)
             dead = c[8] == 0 or flat >= 0.99
             lead_off = 1.0 if dead or (np.isfinite(ref) and amp < 0.02 * ref) else 0.0
             motion = 1.0 if np.isfinite(ref) and amp > 4.0 * ref else 0.0
             if max(nan, flat, sat, lead_off, motion) < 0.5 and amp > 0:
+                if len(self._amps) == self._amps.maxlen:
+                    del self._amps_sorted[bisect.bisect_left(self._amps_sorted, self._amps[0])]
                 self._amps.append(amp)
+                bisect.insort(self._amps_sorted, amp)
         q = 1.0 - max(nan, flat, sat, lead_off, motion)
         self._recent.append(q)
         self.windows += 1
         return [float(v) for v in (q, nan, flat, sat, lead_off, motion, 0.0)]
+
+
+def _median(ordered: list[float]) -> float:
+    """``np.median`` of sorted numbers (NaN when there are none), to the last bit: the middle one, or the mean
+    of the middle two.
+
+    >>> _median([1.0, 2.0, 4.0]), _median([1.0, 2.0]), _median([])
+    (2.0, 1.5, nan)
+    """
+    k = len(ordered)
+    if not k:
+        return math.nan
+    mid = k // 2
+    return ordered[mid] if k % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
 class _BeatWindows:
