@@ -155,3 +155,31 @@ def test_run_group_refuses_personal_and_unknown_policies():
     for policy in ("personal", "loudest"):
         with pytest.raises(ValueError, match="unknown group policy"):
             run_group(None, policy, seed=0)
+
+
+def _ink_workers() -> int:
+    """This process's ink runtime worker processes still running (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    me, n = str(os.getpid()), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = stat.read_text().rsplit(")", 1)[1].split()[1]
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        n += ppid == me and b"inkrun.py" in cmd
+    return n
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_group_runs_leave_no_ink_runtime_behind():
+    """Each run of a group comparison used to open the ink story afresh and never stop its runtime: a
+    100-audience comparison left hundreds of worker processes running until the end."""
+    from engage.narrative.group_evaluation import compare_groups
+
+    before = _ink_workers()
+    results = compare_groups(None, groups=2, size=1, policies=("aggregate",), horizon_s=20.0)
+    assert [len(r) for r in results.values()] == [2, 2]
+    assert _ink_workers() - before <= 1  # this process's one shared runtime, whatever the number of runs

@@ -174,6 +174,8 @@ def test_the_narrative_modules_docstring_examples_hold():
     import engage.core.safeload
     import engage.narrative.canon
     import engage.narrative.config
+    import engage.narrative.evaluation
+    import engage.narrative.group_evaluation
     import engage.narrative.ink
     import engage.narrative.llm
     import engage.narrative.plan
@@ -181,7 +183,8 @@ def test_the_narrative_modules_docstring_examples_hold():
     import engage.narrative.rewriter
     import engage.narrative.story
 
-    for module in (engage.core.safeload, engage.narrative.canon, engage.narrative.config, engage.narrative.ink,
+    for module in (engage.core.safeload, engage.narrative.canon, engage.narrative.config, engage.narrative.evaluation,
+                   engage.narrative.group_evaluation, engage.narrative.ink,
                    engage.narrative.llm, engage.narrative.plan, engage.narrative.publish, engage.narrative.rewriter,
                    engage.narrative.story):
         failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -94,7 +94,7 @@ def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s:
 
     from .controller import Controller
 
-    player = _player(str(story_path or sample_ink_path()), str(overlay) if overlay else None)
+    player = story_player(str(story_path or sample_ink_path()), str(overlay) if overlay else None)
     viewer = SimulatedViewer(seed=seed)
     plans: list[ScenePlan] = []
     holder: dict[str, Any] = {}
@@ -123,9 +123,27 @@ def run_viewer(story_path: str | Path | None, policy: str, seed: int, horizon_s:
 _PLAYERS: dict[tuple, Any] = {}
 
 
-def _player(path: str, overlay: str | None) -> Any:
+def story_player(path: str, overlay: str | None = None) -> Any:
     """A story player for this process, reused run after run (each run begins the story again; an ink
-    story keeps one runtime worker instead of starting one per run)."""
+    story keeps one runtime worker process instead of starting one per run and leaving it behind).
+
+    Parameters
+    ----------
+    path
+        A story file engage can open.
+    overlay
+        Tags for the knots of a compiled ink story (a TOML file), or None.
+
+    Returns
+    -------
+    The player :func:`~engage.narrative.story.open_story` gives, shared by every run of this process
+    (at most four stories are kept; an older one's runtime is stopped).
+
+    Example
+    -------
+    >>> story_player(str(sample_ink_path())) is story_player(str(sample_ink_path()))
+    True
+    """
     try:
         stamp = tuple(Path(p).stat().st_mtime_ns for p in (path, overlay) if p and Path(p).exists())
     except OSError:
@@ -133,6 +151,10 @@ def _player(path: str, overlay: str | None) -> Any:
     key = (path, overlay, stamp)
     if key not in _PLAYERS:
         if len(_PLAYERS) >= 4:
+            for old in _PLAYERS.values():
+                close = getattr(old, "close", None)
+                if callable(close):
+                    close()
             _PLAYERS.clear()
         _PLAYERS[key] = open_story(path, overlay=overlay)
     return _PLAYERS[key]
@@ -171,7 +193,8 @@ def compare(story_path: str | Path | None, viewers: int = 100, adaptive: str = "
     per-run summaries by policy. ``jobs`` > 1 runs viewers in parallel processes (joblib)."""
     if viewers < 1:
         raise ValueError(f"viewers must be >= 1, got {viewers}")
-    open_story(story_path or sample_ink_path(), overlay=overlay)  # fail early, with the story's own error
+    # fail early, with the story's own error (the player is then this process's for jobs=1)
+    story_player(str(story_path or sample_ink_path()), str(overlay) if overlay else None)
     tasks = [(str(story_path) if story_path else None, p, first_seed + i, horizon_s,
               str(overlay) if overlay else None) for i in range(viewers) for p in (adaptive, "fixed")]
     return runs_by_policy(_one, tasks, (adaptive, "fixed"), jobs, on_result)
@@ -243,4 +266,4 @@ def validate_story_file(path: str | Path, overlay: str | Path | None = None) -> 
 
 
 __all__: Sequence[str] = ("BAND", "BORED", "POLICIES", "RunResult", "compare", "format_table", "make_policy",
-                          "paired_difference", "run_viewer", "validate_story_file")
+                          "paired_difference", "run_viewer", "story_player", "validate_story_file")

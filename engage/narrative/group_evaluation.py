@@ -29,9 +29,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .evaluation import BORED, MAX_HORIZON_S, paired_difference, runs_by_policy
+from .evaluation import BORED, MAX_HORIZON_S, paired_difference, runs_by_policy, story_player
 from .ink import sample_ink_path
-from .story import open_story
 
 __all__ = ["GROUP_POLICIES_COMPARED", "compare_groups", "format_group_table", "run_group"]
 
@@ -87,7 +86,7 @@ def run_group(story_path: str | Path | None, policy: str, seed: int, size: int =
         chooser = GroupPolicy(policy, DirectorPolicy(mode="greedy", seed=seed), tracker)
     plans: list = []
     holder: dict[str, Any] = {}
-    controller = Controller(open_story(story_path or sample_ink_path()), viewer=GROUP_VIEWER, policy=chooser,
+    controller = Controller(story_player(str(story_path or sample_ink_path())), viewer=GROUP_VIEWER, policy=chooser,
                             on_plan=plans.append, stop_at_end=True,
                             on_end=lambda: holder["session"].runtime.stop())
     session = Session(list(audience), VirtualClock(0.0), story=None, group=config,
@@ -119,7 +118,7 @@ def compare_groups(story_path: str | Path | None, groups: int, size: int = 4,
     audiences under each); returns the per-run summaries by policy, sorted by seed."""
     if groups < 1 or size < 1:
         raise ValueError(f"groups and size must be >= 1, got {groups} and {size}")
-    open_story(story_path or sample_ink_path())  # fail early, with the story's own error
+    story_player(str(story_path or sample_ink_path()))  # fail early, with the story's own error
     names = [*policies, "fixed"]
     tasks = [(str(story_path) if story_path else None, p, first_seed + i, size, horizon_s)
              for i in range(groups) for p in names]
