@@ -36,6 +36,10 @@ FACE_UNITS = ("bool", "bool", "s", "ratio", "1/min", "ratio", "s", "face/s", "ra
 YAWN_MOUTH, MIN_YAWN_S = 0.45, 1.5
 
 
+#: the input channels read, in the order FaceFeatures.process takes them
+_INPUTS = ("face_present", "head_yaw", "head_pitch", "ear_left", "ear_right", "gaze_on_screen", "mouth_open",
+           "head_motion")
+
 #: head angles beyond this are clipped in the pose normalisation (the landmarks are unreliable there anyway)
 MAX_POSE_DEG = 45.0
 
@@ -81,6 +85,7 @@ class _FaceState:
         self.blinks = BlinkDetector(**blink_kwargs)
         self.yawn_start: float | None = None
         self.out_info: StreamInfo | None = None
+        self.columns: tuple[int, ...] = ()  # of _INPUTS in the input stream (-1: absent)
 
 
 class FaceFeatures(Processor):
@@ -95,24 +100,30 @@ class FaceFeatures(Processor):
     def accepts(self, info: StreamInfo) -> bool:
         return info.type == "Face" and "face_present" in info.channels
 
-    @staticmethod
-    def _col(chunk: Chunk, name: str, default: float = np.nan) -> np.ndarray:
-        if name in chunk.info.channels:
-            return chunk.channel(name).astype(np.float64)
-        return np.full(len(chunk), default)
-
     def process(self, chunk: Chunk) -> list[Chunk]:
         info = chunk.info
-        st = self._state.setdefault(info, _FaceState(**self.blink_kwargs))
-        present = chunk.channel("face_present").astype(np.float64) > 0.5  # NaN compares False
-        yaw_deg, pitch_deg = self._col(chunk, "head_yaw"), self._col(chunk, "head_pitch")
-        ear = eye_openness(self._col(chunk, "ear_left"), self._col(chunk, "ear_right"), yaw_deg, pitch_deg)
-        on = self._col(chunk, "gaze_on_screen", default=1.0)
-        on_screen = present & (on > 0.5)
-        mouth = self._col(chunk, "mouth_open")
-        turn = np.fmax(np.abs(np.nan_to_num(yaw_deg)), np.abs(np.nan_to_num(pitch_deg)))
-        motion = self._col(chunk, "head_motion")
+        st = self._state.get(info)
+        if st is None:
+            st = self._state[info] = _FaceState(**self.blink_kwargs)
+            st.columns = tuple(info.channels.index(c) if c in info.channels else -1 for c in _INPUTS)
+        x = np.asarray(chunk.data, dtype=np.float64)  # read only: the columns below are views
         n = len(chunk)
+
+        def col(j: int, default: float = np.nan) -> np.ndarray:
+            c = st.columns[j]
+            return x[:, c] if c >= 0 else np.full(n, default)
+
+        present = col(0) > 0.5  # NaN compares False
+        yaw_deg, pitch_deg = col(1), col(2)
+        ear = eye_openness(col(3), col(4), yaw_deg, pitch_deg)
+        on = col(5, default=1.0)
+        on_screen = present & (on > 0.5)
+        mouth = col(6)
+        # the larger head angle, NaN as 0 (an infinite angle stays infinite: its quality is clipped to 0.2 below,
+        # as the largest float's was)
+        turn = np.maximum(np.abs(np.where(np.isnan(yaw_deg), 0.0, yaw_deg)),
+                          np.abs(np.where(np.isnan(pitch_deg), 0.0, pitch_deg)))
+        motion = col(7)
         blink, rate, perclos, yawn = [0.0] * n, [math.nan] * n, [math.nan] * n, [0.0] * n
         ts = chunk.timestamps
         blinks = st.blinks
@@ -134,12 +145,12 @@ class FaceFeatures(Processor):
                 if t - st.yawn_start >= MIN_YAWN_S:
                     yawn[i] = t - st.yawn_start
                 st.yawn_start = None
-        turned = np.clip(1.0 - (np.where(np.isnan(turn), 0.0, turn) - 30.0) / 30.0, 0.2, 1.0)
+        turned = np.clip(1.0 - (turn - 30.0) / 30.0, 0.2, 1.0)
         quality = np.where(present, np.where(np.isfinite(ear), turned, 0.5 * turned), 0.0)
         if st.out_info is None:
             st.out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
                                      info.nominal_rate, f"engage-{info.viewer}-face-features", viewer=info.viewer)
-        out_info = st.out_info
-        data = np.column_stack([present, on_screen, np.array(blink), quality, np.array(rate), np.array(perclos),
-                                np.array(yawn), motion, ear])
-        return [Chunk(out_info, data.astype(np.float64), ts)]
+        data = np.empty((n, len(FACE_CHANNELS)))
+        data[:, 0], data[:, 1], data[:, 3], data[:, 7], data[:, 8] = present, on_screen, quality, motion, ear
+        data[:, 2], data[:, 4], data[:, 5], data[:, 6] = blink, rate, perclos, yawn
+        return [Chunk(st.out_info, data, ts)]
