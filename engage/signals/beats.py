@@ -10,15 +10,20 @@ signal averaged over 100 ms. Candidate QRS regions are where the feature exceeds
 adaptive threshold (Pan–Tompkins signal and noise levels); a region also ends at a valley of the
 feature under half its peak once the feature has doubled again from it, so the beats of a
 ventricular run, or a normal beat right after a wide premature one, are separate regions even when
-the feature never falls in between. A region whose peak passes the full threshold is a beat, one
-that does not is kept as a search-back candidate when no beat follows for 1.66 mean RR intervals.
+the feature never falls in between. A region whose peak passes the full threshold is a beat; so is one
+over half of it, after the T-wave window, whose wave in the signal is a QRS complex (at least half as
+prominent as the usual R wave, and as narrow, or of the opposite polarity: the wide ventricular beats
+and small beats of atrial fibrillation whose QRS energy is no higher than the noise's); any other is
+kept as a search-back candidate when no beat follows for 1.66 mean RR intervals.
 The signal level is the median feature peak of the last 8 beats, so the large, wide ventricular
 beats of bigeminy or a run do not lift the threshold over the normal beats between them. A region
 whose feature stays above the full threshold for longer than 0.5 s is a noise burst, not a QRS (a
 region that merely starts early on noise is still a beat). A 200 ms refractory period (up to 0.4
-mean RR), a T-wave test within 360 ms of a beat (a repolarisation is slower than its QRS: under
-half its QRS energy and 1.5 times as wide, or a wave under 15 % of the beat's size) and a cap on how
-much one region may raise the signal level make it robust; after 3 s without a beat the signal
+mean RR, except for a region with more QRS energy than the last beat and the usual one), a T-wave
+test within 360 ms of a beat (a repolarisation is slower than its QRS: under half its QRS energy and
+1.5 times as wide, or a wave under 15 % of the beat's size; never, after a ventricular beat, a wave
+of that beat's polarity: its T wave is discordant) and a cap on how much one region may raise the
+signal level make it robust; after 3 s without a beat the signal
 level decays so a weaker signal is found again. The levels are learnt on the first 2 s of good
 signal (NaN and flat stretches start the learning anew).
 
@@ -29,8 +34,10 @@ over one 50 Hz period, within the stretch where the QRS energy is above half its
 by the feature's delay (half the 100 ms box plus the band-pass's group delay). It is a maximum, or a
 minimum when the stream's QRS complexes are mostly inverted, unless the opposite polarity holds the
 beat's main deflection (a ventricular beat of the opposite polarity: the cardiologists' fiducial point
-is that deflection, not the small wave before it). A search-back beat is taken only once its candidate
-is a refractory period old, so a real QRS right after a sub-threshold bump wins. ``finish()`` decides
+is that deflection, not the small wave before it; after a ventricular beat, the next one's is the more
+prominent of its two waves when its usual-polarity one is wide: the second beat of a couplet). A
+search-back beat is taken only once its candidate is a refractory period old, so a real QRS right
+after a sub-threshold bump wins. ``finish()`` decides
 on a QRS complex still open when the stream ends.
 
 Ventricular flutter and fibrillation have waves, not beats: two beats in a row under 0.25 s apart
@@ -201,9 +208,13 @@ def _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work):  # pragma: no cover - co
     _steepest(work, m, lo - lo2, hi - lo2, -sign, other)
     # the opposite polarity wins when it holds the beat's main deflection (four times as prominent, half as steep again)
     # and the usual one holds no R wave of the stream's usual size (a motion wave beside a normal R wave is not a
-    # ventricular beat)
+    # ventricular beat); or, right after a ventricular beat of the opposite polarity, when the usual one is no R wave
+    # (half as wide again as the usual R) and the opposite one is more prominent: the next ventricular beat of a couplet
+    # or run, whose main deflection follows the wide wave that ends the last one
+    wide = usual[0] >= 0 and sf[_F_RSTEEP] > 0.0 and usual[2] / usual[1] > 1.5 * sf[_F_RPROM] / sf[_F_RSTEEP]
     if other[0] >= 0 and (usual[0] < 0 or (other[2] > 4.0 * usual[2] and other[1] > 1.5 * usual[1]
-                                           and usual[2] < 0.5 * sf[_F_RPROM])):
+                                           and usual[2] < 0.5 * sf[_F_RPROM])
+                          or (wide and sf[_F_LASTSIGN] == -sign and other[2] > usual[2])):
         sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN] = other[2], other[1], -sign
         return lo2 + int(other[0])
     if usual[0] >= 0:
@@ -291,13 +302,30 @@ def _t_wave(sf, fp):  # pragma: no cover - compiled
     """Whether a region within the T-wave window after the last beat is that beat's T wave (the placement's
     prominence, steepness and sign are in ``sf``). A T wave is a repolarisation: slower than its QRS (the region's
     QRS energy under half the last beat's and its main wave wider than the last beat's by half), or a wave too
-    small to be a QRS (under 15 % of the last beat's prominence)."""
+    small to be a QRS (under 15 % of the last beat's prominence). After a ventricular beat (of the opposite polarity
+    to the usual R wave) a wave of that same polarity and at least half the usual R wave's size is no T wave: a
+    ventricular beat's T wave is discordant, of the polarity opposite to its QRS."""
     prom, steep = sf[_F_PPROM], sf[_F_PSTEEP]
     lprom, lsteep = sf[_F_LASTPROM], sf[_F_LASTSTEEP]
     if prom <= 0.0 or steep <= 0.0 or lprom <= 0.0 or lsteep <= 0.0:
         return fp < 0.5 * sf[_F_LASTFP]
+    if sf[_F_LASTSIGN] * sf[_F_POL] < 0.0 and sf[_F_PSIGN] == sf[_F_LASTSIGN] and prom > 0.5 * sf[_F_RPROM]:
+        return False  # the next ventricular beat, not the last one's (discordant) T wave
     wider = prom / steep > 1.5 * lprom / lsteep
     return (fp < 0.5 * sf[_F_LASTFP] and wider) or prom < 0.15 * lprom
+
+
+@njit(cache=True, nogil=True)
+def _qrs_sized(sf):  # pragma: no cover - compiled
+    """Whether the wave just placed is a QRS complex by its size and shape in the signal (the second channel, as
+    Pan-Tompkins confirm on the band-passed signal what the energy shows): at least half as prominent as the stream's
+    usual R wave, and no wider than it by half, or of the opposite polarity (a ventricular beat) and at most three
+    times as wide. A wide wave of the usual polarity is a T wave; a slow wave of any polarity is motion."""
+    prom, steep = sf[_F_PPROM], sf[_F_PSTEEP]
+    if prom <= 0.0 or steep <= 0.0 or sf[_F_RPROM] <= 0.0 or sf[_F_RSTEEP] <= 0.0 or prom < 0.5 * sf[_F_RPROM]:
+        return False
+    ratio = (prom / steep) / (sf[_F_RPROM] / sf[_F_RSTEEP])
+    return ratio <= 1.5 or (sf[_F_PSIGN] * sf[_F_POL] < 0.0 and ratio <= 3.0)
 
 
 @njit(cache=True, nogil=True)
@@ -331,9 +359,17 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     hi2 = max(hi, min(hi + ext, n - half + 1))
     r = _place_r(zp, s0, lo, hi, lo2, hi2, sf, half, work) if hi >= lo else hi
     rr = r - si[_I_LASTBEAT]
-    is_beat = fp > thr and (rr >= refr or (rr >= int(round(0.2 * fs)) and _same_complex(sf, fp)))
+    # within the rate-dependent part of the refractory period, the next beat of a ventricular run, or a region with
+    # more QRS energy than the last beat and the stream's usual one (a T wave is slower than its own QRS)
+    is_beat = fp > thr and (rr >= refr or (rr >= int(round(0.2 * fs))
+                                           and (_same_complex(sf, fp) or fp > max(sf[_F_LASTFP], sf[_F_SPK]))))
     if is_beat and rr < twave and _t_wave(sf, fp):
         is_beat = False
+    # under the threshold but over half of it (Pan-Tompkins' second threshold), after the T-wave window: a beat when
+    # the signal shows a QRS complex there (low-energy beats among noise of the same energy: wide ventricular beats,
+    # small beats of atrial fibrillation)
+    if not is_beat and rr >= twave and fp > 0.5 * thr and _qrs_sized(sf):
+        is_beat = True
     if is_beat:
         nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
         _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
@@ -744,7 +780,7 @@ def detect_ecg_beats(x: np.ndarray, fs: float, chunk: int | None = None) -> np.n
 
     >>> import neurokit2 as nk
     >>> len(detect_ecg_beats(nk.ecg_simulate(duration=10, sampling_rate=200, heart_rate=60, random_state=0), 200))
-    9
+    10
     """
     det = EcgBeatDetector(fs)
     x = np.asarray(x, dtype=np.float64)
