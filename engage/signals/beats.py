@@ -10,11 +10,12 @@ signal averaged over 100 ms. Candidate QRS regions are where the feature exceeds
 adaptive threshold (Pan–Tompkins signal and noise levels); a region also ends at a valley of the
 feature under half its peak once the feature has doubled again from it, so the beats of a
 ventricular run, or a normal beat right after a wide premature one, are separate regions even when
-the feature never falls in between. A region whose peak passes the full threshold is a beat; so is one
-over half of it, after the T-wave window, whose wave in the signal is a QRS complex (at least half as
-prominent as the usual R wave, and as narrow, or of the opposite polarity: the wide ventricular beats
-and small beats of atrial fibrillation whose QRS energy is no higher than the noise's); any other is
-kept as a search-back candidate when no beat follows for 1.66 mean RR intervals.
+the feature never falls in between. A region whose peak passes the full threshold is a beat; so is
+one over half of it, past the refractory period and no T wave, whose wave in the signal is a QRS
+complex (at least half as prominent as the usual R wave, and as narrow, or of the opposite polarity:
+the wide ventricular beats and small beats of atrial fibrillation whose QRS energy is no higher than
+the noise's); any other is kept as a search-back candidate when no beat follows for 1.66 mean RR
+intervals.
 The signal level is the median feature peak of the last 8 beats, so the large, wide ventricular
 beats of bigeminy or a run do not lift the threshold over the normal beats between them. A region
 whose feature stays above the full threshold for longer than 0.5 s is a noise burst, not a QRS (a
@@ -363,12 +364,13 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     # more QRS energy than the last beat and the stream's usual one (a T wave is slower than its own QRS)
     is_beat = fp > thr and (rr >= refr or (rr >= int(round(0.2 * fs))
                                            and (_same_complex(sf, fp) or fp > max(sf[_F_LASTFP], sf[_F_SPK]))))
-    if is_beat and rr < twave and _t_wave(sf, fp):
+    t_wave = rr < twave and _t_wave(sf, fp)
+    if t_wave:
         is_beat = False
-    # under the threshold but over half of it (Pan-Tompkins' second threshold), after the T-wave window: a beat when
-    # the signal shows a QRS complex there (low-energy beats among noise of the same energy: wide ventricular beats,
-    # small beats of atrial fibrillation)
-    if not is_beat and rr >= twave and fp > 0.5 * thr and _qrs_sized(sf):
+    # under the threshold but over half of it (Pan-Tompkins' second threshold), past the refractory period and no T
+    # wave: a beat when the signal shows a QRS complex there (low-energy beats among noise of the same energy: wide
+    # ventricular beats, small beats of atrial fibrillation)
+    elif not is_beat and rr >= refr and fp > 0.5 * thr and _qrs_sized(sf):
         is_beat = True
     if is_beat:
         nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
