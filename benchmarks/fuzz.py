@@ -29,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 import fuzz_targets as F  # noqa: E402
-from _proc import rss_mb  # noqa: E402
+from _proc import tree_rss_mb  # noqa: E402
 
 
 def _rss_mb(pid: int) -> float:
-    return rss_mb(pid) or 0.0
+    """The worker's memory with its children's: the ink runtime runs a story in a process of its own."""
+    return tree_rss_mb(pid) or 0.0
 
 
 def _worker(name: str, n: int, seed: int, start: int, conn) -> None:

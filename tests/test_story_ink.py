@@ -400,22 +400,69 @@ def test_structurally_mutated_ink_gives_only_story_errors(tmp_path_factory, key)
         pass
 
 
-def test_a_function_that_calls_itself_is_stopped_by_the_memory_budget(tmp_path):
-    """The issue's {"f()": …}: the call stack grows without end (3 GB in story check before)."""
-    import resource
-    import time
+def _peak_of_children_mb(code: str, tmp_path: Path) -> tuple[float, str]:
+    """Run ``code`` in a fresh Python; the largest resident size any process it started reached (MB), and
+    what it printed. A fresh process, because a test process's own children's peak is that of all of them."""
+    import subprocess
+    import sys
 
+    wrapped = code + "\nimport resource\nprint('peak', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    r = subprocess.run([sys.executable, "-c", wrapped], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1]) + ":"
+                            + str(Path(__file__).parent)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return int(r.stdout.split("peak")[-1]) / 1024, r.stdout
+
+
+def test_a_function_that_calls_itself_is_stopped_by_the_memory_budget(tmp_path):
+    """The issue's {"f()": …}: the call stack grows without end (3 GB in story check before); the worker
+    is stopped by its memory budget within the 0.5 GB a case may take."""
     doc = json.loads(sample_ink_path().read_text(encoding="utf-8-sig"))
     doc["root"][-1]["studio"].insert(0, {"f()": "studio"})
-    f = tmp_path / "fbomb.ink.json"
+    (tmp_path / "fbomb.ink.json").write_text(json.dumps(doc))
+    peak, out = _peak_of_children_mb(
+        "import time; from engage.narrative.ink import check_ink\n"
+        "t = time.monotonic(); errors, _ = check_ink('fbomb.ink.json')\n"
+        "print(errors, time.monotonic() - t)", tmp_path)
+    errors_line = out.splitlines()[0]
+    assert any(w in errors_line for w in ("memory", "endless loop", "no line within")), out
+    assert float(errors_line.rsplit(" ", 1)[1]) < 30
+    assert peak < 500, f"the ink worker grew to {peak:.0f} MB"
+
+
+def test_a_story_that_allocates_without_end_stays_within_half_a_gigabyte(tmp_path):
+    """A structural mutation the long fuzz run found (case 1433 of ink-structure): the runtime allocates
+    until its budget stops it; with the old 768-MB budget that took the worker to 800 MB and over 5 s."""
+    peak, out = _peak_of_children_mb(
+        "from support.fuzz_targets import TARGETS\n"
+        "from engage.narrative.story import StoryError\n"
+        "try:\n    TARGETS['ink-structure'].run(b'2\\x850\\x02+e', __import__('pathlib').Path('.'))\n"
+        "except StoryError as exc:\n    print('refused', exc)\n", tmp_path)
+    assert "refused" in out and "memory" in out, out
+    assert peak < 500, f"the ink worker grew to {peak:.0f} MB"
+
+
+@pytest.mark.realdata
+def test_a_story_at_the_size_limit_plays_within_the_default_memory_budget(tmp_path, shared_data):
+    """The budget is not so tight that a real story cannot load: The Intercept's knots copied until the
+    file is near the 5 MB limit a story may have (about 160 MB in the worker)."""
+    import copy
+
+    from engage.narrative.story import MAX_STORY_BYTES
+
+    doc = json.loads((shared_data / "ink_the_intercept" / "TheIntercept.ink.json").read_text(encoding="utf-8-sig"))
+    named = doc["root"][-1]
+    knots = {k: v for k, v in named.items() if k not in ("#f", "global decl")}
+    for i in range(1, 100):
+        for k, v in knots.items():
+            named[f"{k}_{i}"] = copy.deepcopy(v)
+        if len(json.dumps(doc)) > MAX_STORY_BYTES * 0.9:
+            break
+    f = tmp_path / "big.ink.json"
     f.write_text(json.dumps(doc))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.monotonic()
-    errors, _ = check_ink(f)
-    assert errors and time.monotonic() - t < 30
-    assert any("memory" in e or "endless loop" in e or "no line within" in e for e in errors), errors
-    grown_mb = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss - before) / 1024
-    assert grown_mb < 1024, f"a worker grew to {grown_mb:.0f} MB"
+    assert f.stat().st_size > MAX_STORY_BYTES * 0.9
+    with load_ink(f) as player:
+        assert player.begin().id == "start"
 
 
 def test_huge_lists_are_refused_before_the_runtime_sees_them(tmp_path):

@@ -80,8 +80,10 @@ MAX_SCENES = 5000
 #: Most items of one list definition, and of one list value written in the story (the runtime's
 #: cost grows with the square of a list's size: 3,000 items take 0.7 GB).
 MAX_LIST_ITEMS = 1000
-#: Memory the ink worker may use on top of what it starts with (MB); ``$ENGAGE_INK_MEMORY_MB``.
-MEMORY_MB = int(os.environ.get("ENGAGE_INK_MEMORY_MB", "768") or 768)
+#: Memory the ink worker may use on top of what it starts with (MB); ``$ENGAGE_INK_MEMORY_MB``. A story at
+#: the 5 MB size limit (The Intercept's knots copied 29 times, 4.8 MB) peaks at 160 MB in the worker: this
+#: leaves it more than twice that, and keeps a hostile story's whole process under 0.5 GB.
+MEMORY_MB = int(os.environ.get("ENGAGE_INK_MEMORY_MB", "384") or 384)
 #: How long one request to the ink worker may take before it is stopped.
 REQUEST_TIMEOUT_S = 15.0
 

@@ -251,7 +251,7 @@ def _limit_memory(megabytes: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    memory = 768
+    memory = 384  # engage.narrative.ink.MEMORY_MB passes its own
     if "--memory-mb" in argv:
         memory = int(argv[argv.index("--memory-mb") + 1])
     _limit_memory(memory)
