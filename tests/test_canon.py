@@ -172,3 +172,14 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 def test_any_reply_gives_a_list_of_problems_never_an_exception(r, cast, facts):
     problems = check_rewrite(r, TEA, cast, ["decode"], facts, directives=D_CALM, dying=cast, dead=cast)
     assert isinstance(problems, list) and all(isinstance(p, str) for p in problems)
+
+
+@pytest.mark.parametrize("value", [10 ** 400, -(10 ** 400), float("inf"), float("nan"), True, "0.5"],
+                         ids=["1e400", "-1e400", "inf", "nan", "true", "string"])
+def test_a_number_no_float_can_hold_is_a_problem_not_an_overflow(value):
+    """Found by the long fuzz run (about 1 reply in 8,000): JSON gives Python an int of any size, and
+    math.isfinite raised OverflowError on a 600-digit music_intensity."""
+    reply = json.loads(json.dumps({"text": "Tea.", "cast": [], "exits": [],
+                                   "directives": {**D_CALM, "music_intensity": value}}))
+    problems = check_rewrite(reply, TEA, [], ["decode"], {}, directives=D_CALM)
+    assert any("music_intensity must be a number within [0, 1]" in p for p in problems), problems

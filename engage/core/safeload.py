@@ -20,6 +20,7 @@ engage.core.safeload.LoadError: a key or table name of 101 dotted parts (line 1)
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,35 @@ def _within(shape: dict[str, int], limits: list[tuple[str, int, str]]) -> None:
     for key, limit, what in limits:
         if shape[key] > limit:
             raise LoadError(f"{what}; at most {limit} are allowed")
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` (from a parsed file or reply) is a real number a float can hold.
+
+    Booleans are not numbers here, and an integer too large for a float (JSON, TOML and YAML
+    all give Python ``int`` of any size) is not finite: ``math.isfinite`` raises
+    ``OverflowError`` on it instead of answering.
+
+    Parameters
+    ----------
+    value
+        Anything a parser gave.
+
+    Returns
+    -------
+    True for an ``int`` or ``float`` within the float range and not NaN or infinite.
+
+    Example
+    -------
+    >>> [finite_number(v) for v in (0.5, 3, True, float("nan"), 10 ** 400, "1")]
+    [True, True, False, False, False, False]
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def read_bounded(path: str | Path, max_bytes: int) -> bytes | None:

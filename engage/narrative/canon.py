@@ -39,10 +39,11 @@ Names are compared case- and accent-insensitively (``Zoë`` = ``ZOE`` = ``zoe``)
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from typing import Any, Iterable, Mapping, Sequence
+
+from engage.core.safeload import finite_number
 
 from .story import Scene
 
@@ -287,8 +288,7 @@ def check_schema(reply: Any) -> list[str]:
             if "palette" in d and not isinstance(d["palette"], str):
                 problems.append("directives.palette must be a string")
             m = d.get("music_intensity")
-            if "music_intensity" in d and not (isinstance(m, (int, float)) and not isinstance(m, bool)
-                                                and math.isfinite(m) and 0 <= m <= 1):
+            if "music_intensity" in d and not (finite_number(m) and 0 <= m <= 1):
                 problems.append(f"directives.music_intensity must be a number within [0, 1], got {_short(m)}")
     for k in ("cast", "exits"):
         if k in reply and not (isinstance(reply[k], list) and all(isinstance(x, str) for x in reply[k])):

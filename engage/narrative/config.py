@@ -40,13 +40,13 @@ engage.core.errors.ConfigError: rig.toml: [narrative]: unknown key 'rewrite' (di
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engage.core.errors import ConfigError
+from engage.core.safeload import finite_number
 
 REWRITERS = ("none", "template", "llm")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,7 +103,7 @@ def _env(v: Any) -> str:
 
 def _number(lo: float, hi: float, integer: bool = False, lo_open: bool = False) -> Callable[[Any], float]:
     def check(v: Any):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not finite_number(v):
             raise ValueError("must be a number")
         if integer and (not float(v).is_integer()):
             raise ValueError("must be a whole number")

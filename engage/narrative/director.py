@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from engage.core.errors import ConfigError
+from engage.core.safeload import finite_number
 
 PHASES = ("build_up", "sustain_peak", "peak_fade", "relax")
 
@@ -82,7 +83,7 @@ class DirectorConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not finite_number(value) or value < 0:
                 raise ConfigError(f"director: {f.name} must be a finite number >= 0, got {value!r}")
         for name in ("peak_enter", "relax_enter", "band", "min_confidence", "target_build_up",
                      "target_sustain_peak", "target_peak_fade", "target_relax"):

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from typing import Any, Mapping
 
 from engage.core.event import Event, _clean
+from engage.core.safeload import finite_number
 
 from .plan import ScenePlan
 
@@ -60,7 +60,7 @@ def state_json(state: Mapping[str, Any]) -> dict[str, Any]:
 def _num(value: Any) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) and math.isfinite(value):
+    if finite_number(value):
         return float(value)
     return UNKNOWN
 

@@ -50,6 +50,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from engage.core.errors import ConfigError
+from engage.core.safeload import finite_number
 
 #: Story files larger than this are refused before they are parsed.
 MAX_STORY_BYTES = 5 * 1024 * 1024
@@ -391,11 +392,11 @@ def _number(value: Any, where: str, key: str, problems: list[str]) -> float | No
     if not _is_number(value):
         problems.append(f"{where}: key {key!r} must be a number, got {_type_name(value)}")
         return None
-    number = float(value)
-    if not math.isfinite(number):
-        problems.append(f"{where}: key {key!r} must be finite, got {number}")
+    if not finite_number(value):
+        what = value if isinstance(value, float) else "an integer too large for a float"
+        problems.append(f"{where}: key {key!r} must be finite, got {what}")
         return None
-    return number
+    return float(value)
 
 
 def _tags(value: Any, where: str, problems: list[str]) -> Mapping[str, Any] | None:

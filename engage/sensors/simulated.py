@@ -65,6 +65,7 @@ import numpy as np
 from engage.core.errors import ConfigError
 from engage.core.event import Event
 from engage.core.runtime import Context, Source
+from engage.core.safeload import finite_number
 from engage.core.stream import Chunk, StreamInfo
 
 from . import sim_calibration as cal
@@ -140,7 +141,7 @@ class ViewerTraits:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not finite_number(value):
                 raise ConfigError(f"viewer trait {f.name} must be a finite number, got {value!r}")
             if f.name == "noise" and value < 0:
                 raise ConfigError(f"viewer trait noise must be >= 0, got {value}")
@@ -194,11 +195,11 @@ class SensorFaults:
             if len(d) != 3 or d[0] not in SENSOR_KINDS:
                 raise ConfigError(f"sensor fault: a dropout is (sensor, start_s, duration_s) with a sensor among "
                                   f"{', '.join(SENSOR_KINDS)}; got {d!r}")
-            if not (math.isfinite(d[1]) and math.isfinite(d[2]) and d[1] >= 0 and d[2] > 0):
+            if not (finite_number(d[1]) and finite_number(d[2]) and d[1] >= 0 and d[2] > 0):
                 raise ConfigError(f"sensor fault: dropout {d!r} needs start_s >= 0 and duration_s > 0")
         for name in ("dropout_rate_per_hour", "dropout_median_s"):
             v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "dropout_median_s" and v == 0):
+            if not finite_number(v) or v < 0 or (name == "dropout_median_s" and v == 0):
                 raise ConfigError(f"sensor fault: {name} must be a positive number, got {v!r}")
 
 
@@ -266,7 +267,7 @@ class SimulatedViewer(Source):
         self._keep_steps = None if history_s is None else int(math.ceil(history_s / DT))
         rates = {"ecg": ecg_rate, "ppg": ppg_rate, "eda": eda_rate, "face": face_rate}
         for kind, rate in rates.items():
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            if not finite_number(rate) or rate <= 0:
                 raise ConfigError(f"simulated viewer {viewer!r}: {kind}_rate must be a positive number, got {rate!r}")
         if ecg_rate < 50:
             raise ConfigError(f"simulated viewer {viewer!r}: ecg_rate {ecg_rate} Hz is too low to draw an ECG")
