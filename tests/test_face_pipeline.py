@@ -142,9 +142,11 @@ def test_black_dark_and_empty_frames_have_no_face():
 
 
 @pytest.mark.realdata
-def test_two_faces_keep_tracking_the_same_viewer(clip):
+@pytest.mark.parametrize("max_faces", [1, 2])
+def test_two_faces_keep_tracking_the_same_viewer(clip, max_faces):
+    """One face tracked (the default: no face detector on every frame) or two (the nearest is kept)."""
     frames = _frames(clip, limit=40)
-    tracker = FaceMeshTracker(max_faces=2)
+    tracker = FaceMeshTracker(max_faces=max_faces)
     centers = []
     for i, f in enumerate(frames):
         small = cv2.resize(f, (256, 256))
