@@ -31,6 +31,7 @@ for rPPG (:data:`FACE_OVAL`, its edge eroded away). Every channel but ``face_pre
 from __future__ import annotations
 
 import logging
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,18 +98,19 @@ class FaceLandmarks:
 
 def eye_aspect_ratio(points: np.ndarray, idx: tuple[int, ...]) -> float:
     """Soukupová & Čech's eye aspect ratio: lid opening over eye width (about 0.3 open, < 0.15 shut)."""
-    p = points[list(idx), :2]
-    width = np.linalg.norm(p[0] - p[3])
+    # six points as Python floats: NumPy's per-call cost dwarfs the arithmetic on them
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3), (x4, y4), (x5, y5) = points[list(idx), :2].tolist()
+    width = math.hypot(x0 - x3, y0 - y3)
     if width <= 0:
         return float("nan")
-    return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2.0 * width))
+    return (math.hypot(x1 - x5, y1 - y5) + math.hypot(x2 - x4, y2 - y4)) / (2.0 * width)
 
 
 def mouth_opening(points: np.ndarray) -> float:
     """Inner-lip opening over mouth width (about 0 closed, > 0.6 in a yawn)."""
-    p = points[list(MOUTH), :2]
-    width = np.linalg.norm(p[2] - p[3])
-    return float(np.linalg.norm(p[0] - p[1]) / width) if width > 0 else float("nan")
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = points[list(MOUTH), :2].tolist()
+    width = math.hypot(x2 - x3, y2 - y3)
+    return math.hypot(x0 - x1, y0 - y1) / width if width > 0 else float("nan")
 
 
 def to_rgb(frame_bgr: np.ndarray) -> np.ndarray:

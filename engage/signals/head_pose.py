@@ -17,6 +17,9 @@ True
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 #: FaceMesh landmark → canonical model point (x right, y down, z away; ~0.2 mm per unit).
@@ -39,11 +42,10 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float
     import cv2
 
     image = np.ascontiguousarray(points[_IDX, :2], dtype=np.float64)
-    if not np.all(np.isfinite(image)):
+    if not np.isfinite(image).all():
         return (float("nan"),) * 3
-    f = float(width)
-    camera = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1]], dtype=np.float64)
-    if float(np.linalg.norm(image[3] - image[2])) <= 0:  # no eye span: a degenerate set of points
+    camera = _camera(int(width), int(height))
+    if math.hypot(*(image[3] - image[2]).tolist()) <= 0:  # no eye span: a degenerate set of points
         return (float("nan"),) * 3
     # SQPnP (Terzakis & Lourakis, ECCV 2020) finds the global minimum, so never the mirrored (face
     # turned away from the camera) solution; Levenberg-Marquardt then refines it on the image
@@ -54,6 +56,15 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float
     rvec, _ = cv2.solvePnPRefineLM(_MODEL, image, camera, None, rvec, tvec, criteria=_REFINE)
     rot, _ = cv2.Rodrigues(rvec)
     return rotation_to_angles(rot)
+
+
+@lru_cache(maxsize=8)
+def _camera(width: int, height: int) -> np.ndarray:
+    """The pinhole camera of a width×height frame: focal length one frame width, principal point at the centre."""
+    f = float(width)
+    camera = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1]], dtype=np.float64)
+    camera.setflags(write=False)
+    return camera
 
 
 def rotation_to_angles(rot: np.ndarray) -> tuple[float, float, float]:
