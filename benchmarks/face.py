@@ -1,6 +1,7 @@
 """Face pipeline speed: ms per frame (p50, p95) at 640x480 on one core, for bare MediaPipe FaceMesh
-inference (one face, refined iris landmarks: how one viewer is tracked with MediaPipe alone), the whole face pipeline (FaceMesh + EAR, head pose, gaze, rPPG regions, FaceFeatures
-with blinks) and rPPG (the streaming POS heart rate), all in the same run.
+inference (one face, refined iris landmarks: how one viewer is tracked with MediaPipe alone), the
+whole face pipeline (FaceMesh + EAR, head pose, gaze, rPPG regions, FaceFeatures with blinks) and
+rPPG (the streaming POS heart rate), all in the same run.
 
     python benchmarks/face.py [--frames 300] [--runs 3] [--warmup 30] [--all-cores]
 

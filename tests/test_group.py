@@ -3,7 +3,6 @@ sensors fail, a viewer who never connects, a group of one, chunking, and bad [gr
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -159,6 +158,7 @@ def test_the_rows_and_events_do_not_depend_on_chunking_or_pace(step, per):
     ({"k": 1.5}, "k must be an integer"),
     ({"share": 1.5}, "share must be > 0 and <= 1"),
     ({"dwell_s": -1}, "dwell_s must be > 0"),
+    ({"dwell_s": 10 ** 400}, "dwell_s must be > 0"),  # no float holds it: refused, not an OverflowError
     ({"min_confidence": 2}, "min_confidence must be within [0, 1]"),
     ({"viewers": "a"}, "viewers must be a list"),
     ({"viewers": ["a", "group"]}, "'group' is the group's own id"),

@@ -4,6 +4,8 @@ through the whole pipeline."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -160,7 +162,6 @@ def test_run_group_refuses_personal_and_unknown_policies():
 def _ink_workers() -> int:
     """This process's ink runtime worker processes still running (Linux /proc)."""
     import os
-    from pathlib import Path
 
     me, n = str(os.getpid()), 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -173,7 +174,7 @@ def _ink_workers() -> int:
     return n
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_group_runs_leave_no_ink_runtime_behind():
     """Each run of a group comparison used to open the ink story afresh and never stop its runtime: a
     100-audience comparison left hundreds of worker processes running until the end."""

@@ -588,6 +588,10 @@ def test_bad_sensors_and_faults_are_config_errors():
         SensorFaults(dropouts=(("eda", 5.0),))
     with pytest.raises(ConfigError, match="dropout_rate_per_hour"):
         SensorFaults(dropout_rate_per_hour=float("nan"))
+    with pytest.raises(ConfigError, match="start_s >= 0 and duration_s > 0"):
+        SensorFaults(dropouts=(("eda", 10 ** 400, 1.0),))
+    # NumPy's numbers are numbers (a fault schedule drawn with NumPy)
+    assert SensorFaults(dropouts=(("eda", np.float32(5.0), np.int64(2)),), dropout_median_s=np.int64(3)).dropouts
     with pytest.raises(ConfigError, match="ppg_rate"):
         SimulatedViewer(ppg_rate=5.0)
     with pytest.raises(ConfigError, match="traits must be a ViewerTraits"):

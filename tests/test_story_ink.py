@@ -403,13 +403,15 @@ def test_structurally_mutated_ink_gives_only_story_errors(tmp_path_factory, key)
 def _peak_of_children_mb(code: str, tmp_path: Path) -> tuple[float, str]:
     """Run ``code`` in a fresh Python; the largest resident size any process it started reached (MB), and
     what it printed. A fresh process, because a test process's own children's peak is that of all of them."""
+    import os
     import subprocess
     import sys
 
     wrapped = code + "\nimport resource\nprint('peak', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    path = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), str(Path(__file__).parent),
+                                       os.environ.get("PYTHONPATH", "")) if p)
     r = subprocess.run([sys.executable, "-c", wrapped], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                       env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1]) + ":"
-                            + str(Path(__file__).parent)})
+                       env={**os.environ, "PYTHONPATH": path})
     assert r.returncode == 0, r.stderr[-2000:]
     return int(r.stdout.split("peak")[-1]) / 1024, r.stdout
 
@@ -434,9 +436,10 @@ def test_a_story_that_allocates_without_end_stays_within_half_a_gigabyte(tmp_pat
     """A structural mutation the long fuzz run found (case 1433 of ink-structure): the runtime allocates
     until its budget stops it; with the old 768-MB budget that took the worker to 800 MB and over 5 s."""
     peak, out = _peak_of_children_mb(
+        "from pathlib import Path\n"
         "from support.fuzz_targets import TARGETS\n"
         "from engage.narrative.story import StoryError\n"
-        "try:\n    TARGETS['ink-structure'].run(b'2\\x850\\x02+e', __import__('pathlib').Path('.'))\n"
+        "try:\n    TARGETS['ink-structure'].run(b'2\\x850\\x02+e', Path('.'))\n"
         "except StoryError as exc:\n    print('refused', exc)\n", tmp_path)
     assert "refused" in out and "memory" in out, out
     assert peak < 500, f"the ink worker grew to {peak:.0f} MB"

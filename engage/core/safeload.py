@@ -21,6 +21,7 @@ engage.core.safeload.LoadError: a key or table name of 101 dotted parts (line 1)
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,9 @@ def _within(shape: dict[str, int], limits: list[tuple[str, int, str]]) -> None:
 def finite_number(value: Any) -> bool:
     """Whether ``value`` (from a parsed file or reply) is a real number a float can hold.
 
-    Booleans are not numbers here, and an integer too large for a float (JSON, TOML and YAML
-    all give Python ``int`` of any size) is not finite: ``math.isfinite`` raises
-    ``OverflowError`` on it instead of answering.
+    Any real number counts (Python's, NumPy's scalars); booleans do not, and an integer too
+    large for a float (JSON, TOML and YAML all give Python ``int`` of any size) is not finite:
+    ``math.isfinite`` raises ``OverflowError`` on it instead of answering.
 
     Parameters
     ----------
@@ -162,14 +163,14 @@ def finite_number(value: Any) -> bool:
 
     Returns
     -------
-    True for an ``int`` or ``float`` within the float range and not NaN or infinite.
+    True for a real number within the float range and not NaN or infinite.
 
     Example
     -------
     >>> [finite_number(v) for v in (0.5, 3, True, float("nan"), 10 ** 400, "1")]
     [True, True, False, False, False, False]
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     try:
         return math.isfinite(value)

@@ -63,6 +63,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engage.core import GROUP_VIEWER, Chunk, ConfigError, Event, Processor, StreamInfo
+from engage.core.safeload import finite_number
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def group_info(hop_s: float = 1.0) -> StreamInfo:
 def _positive(name: str, value: Any, integer: bool = False, upper: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise ConfigError(f"group: {name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not (math.isfinite(value) and 0 < value <= upper):
+    if not (finite_number(value) and 0 < value <= upper):
         raise ConfigError(f"group: {name} must be > 0{f' and <= {upper:g}' if upper < math.inf else ''}, "
                           f"got {value!r}")
     return int(value) if integer else float(value)
@@ -190,7 +191,7 @@ class GroupConfig:
                 raise ConfigError(f"{where}: viewers must be a list of viewer ids, got {v!r}")
             values["viewers"] = tuple(v)
         for key in ("dwell_s", "hop_s", "stale_s", "max_wait_s", "share", "min_confidence"):
-            if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+            if isinstance(values.get(key), int) and finite_number(values[key]):  # not a bool, and a float holds it
                 values[key] = float(values[key])
         try:
             return cls(**values)
