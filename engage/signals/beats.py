@@ -41,6 +41,12 @@ search-back beat is taken only once its candidate is a refractory period old, so
 after a sub-threshold bump wins. ``finish()`` decides
 on a QRS complex still open when the stream ends.
 
+Two QRS complexes cannot come within the 200 ms refractory period, so a beat is output only once that period is
+over (about 0.3 s after its R peak): a wave of the usual polarity in it, 120 ms or more after the beat (past its
+complex), with a full QRS energy and the size and width of a QRS, that is more like the stream's usual R wave than the
+beat's own wave, is the beat instead (an electrode spike taken for a beat no longer hides the real beat after it), and
+what the first one taught the levels is undone.
+
 Ventricular flutter and fibrillation have waves, not beats: two beats in a row under 0.25 s apart
 (240 a minute and more) are taken for such waves, and no beat is output until an interval of
 0.25 s comes again; the samples in between are flagged, so the beat that ends the episode carries
@@ -77,14 +83,23 @@ _F_SPK, _F_NPK, _F_LASTFP, _F_RRAVG, _F_GSUM, _F_PREVB, _F_RPEAK, _F_CANDFP, _F_
     _F_LASTSIGN, _F_RPROM, _F_RSTEEP, _F_PENDBAD = range(24)
 _F_LEV = 24  # the last _NLEV beats' feature peaks (a ring): the signal level is their median
 _NLEV = 8
-_NF = _F_LEV + _NLEV
+# the state a beat changes that a later, better QRS within its refractory period restores before taking its place
+_F_BKRPROM, _F_BKRSTEEP, _F_BKRRAVG, _F_BKLEV, _F_BKSPK = range(_F_LEV + _NLEV, _F_LEV + _NLEV + 5)
+_NQ = 8  # the output queue: beats decided but not yet output (their index and bad value)
+_F_QBAD = _F_LEV + _NLEV + 5
+_NF = _F_QBAD + _NQ
 # ---- state layout (ints) ----
 _I_N, _I_INREG, _I_RSTART, _I_LASTBEAT, _I_CANDIDX, _I_WARM, _I_RUN, _I_BADCNT, _I_NBEATS, _I_HAVEPREV, \
-    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST, _I_PEND, _I_FLUTTER = range(19)
-_NI = 19
+    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST, _I_PEND, _I_FLUTTER, \
+    _I_BKLAST, _I_BKNLEV, _I_QN, _I_NREPL, _I_BKBAD, _I_BKFLUT = range(25)
+_I_Q = 25
+_NI = _I_Q + _NQ
 #: two intervals in a row under this (s), 240 per minute, are ventricular flutter or fibrillation waves, not beats;
 #: the flutter is over at the first interval of at least this again
 FLUTTER_RR_S = 0.25
+#: a QRS complex is over this long (s) after its R peak: a wave later than this but within the 0.2 s refractory period
+#: is another complex, and only one of the two can be a beat
+REPLACE_GAP_S = 0.12
 
 
 @njit(cache=True, nogil=True)
@@ -239,23 +254,51 @@ def _push_level(sf, si, fp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _emit(r, rr, fs, si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
+def _queue(si, sf, r, bad):  # pragma: no cover - compiled
+    """A beat joins the output queue (it is output once no better QRS can take its place, see ``_flush``)."""
+    k = si[_I_QN]
+    if k == _NQ:  # never reached: beats are at least 0.2 s apart and wait under 0.8 s
+        return
+    si[_I_Q + k] = r
+    sf[_F_QBAD + k] = bad
+    si[_I_QN] = k + 1
+
+
+@njit(cache=True, nogil=True)
+def _flush(n, every, wait, si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
+    """Output the queued beats ``wait`` samples old (all of them when ``every``), oldest first."""
+    k = 0
+    while k < si[_I_QN] and (every or n - si[_I_Q + k] > wait):
+        out_idx[nout] = si[_I_Q + k]
+        out_bad[nout] = sf[_F_QBAD + k]
+        nout += 1
+        k += 1
+    if k > 0:
+        m = si[_I_QN] - k
+        for i in range(m):
+            si[_I_Q + i] = si[_I_Q + k + i]
+            sf[_F_QBAD + i] = sf[_F_QBAD + k + i]
+        si[_I_QN] = m
+    return nout
+
+
+@njit(cache=True, nogil=True)
+def _emit(r, rr, fs, si, sf):  # pragma: no cover - compiled
     """Output a beat at ``r`` (``rr`` samples after the last one) unless it is a flutter or fibrillation wave.
 
     A beat under ``FLUTTER_RR_S`` after the last one is held; when the next comes as fast too, the two are waves of
     ventricular flutter or fibrillation (a sustained 240 per minute and more: no cardiac cycle, no beat), and no
     beat is output until an interval of ``FLUTTER_RR_S`` again; that first beat carries its interval as flagged (its
     samples are counted as bad). A held beat followed by a normal interval, or by nothing for a while, was a real
-    one (a short-coupled premature beat) and is output then."""
+    one (a short-coupled premature beat) and is output then. Output beats go through the queue."""
     bad = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
+    si[_I_BKBAD], si[_I_BKFLUT] = si[_I_BADCNT], si[_I_FLUTTER]  # (to undo it, see ``_close_region``)
     si[_I_BADCNT] = 0
     if si[_I_FLUTTER] == 1:
         if rr >= int(round(FLUTTER_RR_S * fs)):
             si[_I_FLUTTER] = 0
-            out_idx[nout] = r
-            out_bad[nout] = 1.0
-            nout += 1
-        return nout
+            _queue(si, sf, r, 1.0)
+        return
     if rr < int(round(FLUTTER_RR_S * fs)):
         if si[_I_PEND] >= 0:
             si[_I_PEND] = -1
@@ -263,22 +306,17 @@ def _emit(r, rr, fs, si, sf, out_idx, out_bad, nout):  # pragma: no cover - comp
         else:
             si[_I_PEND] = r
             sf[_F_PENDBAD] = bad
-        return nout
-    nout = _release(si, sf, out_idx, out_bad, nout)
-    out_idx[nout] = r
-    out_bad[nout] = bad
-    return nout + 1
+        return
+    _release(si, sf)
+    _queue(si, sf, r, bad)
 
 
 @njit(cache=True, nogil=True)
-def _release(si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
+def _release(si, sf):  # pragma: no cover - compiled
     """Output the held short-interval beat, if any."""
     if si[_I_PEND] >= 0:
-        out_idx[nout] = si[_I_PEND]
-        out_bad[nout] = sf[_F_PENDBAD]
+        _queue(si, sf, si[_I_PEND], sf[_F_PENDBAD])
         si[_I_PEND] = -1
-        nout += 1
-    return nout
 
 
 @njit(cache=True, nogil=True)
@@ -330,6 +368,53 @@ def _qrs_sized(sf):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _apply_beat(r, rr, fp, sf, si):  # pragma: no cover - compiled
+    """The levels, the usual R wave and the mean interval learn from the beat just placed at ``r`` (``rr`` after the
+    last); what it changes is kept so a better QRS within its refractory period can take its place."""
+    si[_I_BKLAST] = si[_I_LASTBEAT]
+    sf[_F_BKRPROM], sf[_F_BKRSTEEP], sf[_F_BKRRAVG], sf[_F_BKSPK] = sf[_F_RPROM], sf[_F_RSTEEP], sf[_F_RRAVG], sf[_F_SPK]
+    si[_I_BKNLEV] = si[_I_NLEV]
+    sf[_F_BKLEV] = sf[_F_LEV + si[_I_NLEV] % _NLEV]
+    _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
+    sf[_F_LASTFP] = fp
+    sf[_F_LASTPROM], sf[_F_LASTSTEEP], sf[_F_LASTSIGN] = sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN]
+    if sf[_F_PSIGN] * sf[_F_POL] >= 0.0:  # the typical size of the usual R wave
+        sf[_F_RPROM] = sf[_F_PPROM] if sf[_F_RPROM] <= 0.0 else 0.875 * sf[_F_RPROM] + 0.125 * sf[_F_PPROM]
+        sf[_F_RSTEEP] = sf[_F_PSTEEP] if sf[_F_RSTEEP] <= 0.0 else 0.875 * sf[_F_RSTEEP] + 0.125 * sf[_F_PSTEEP]
+    if 0.4 * sf[_F_RRAVG] < rr < 2.0 * sf[_F_RRAVG]:
+        sf[_F_RRAVG] = 0.875 * sf[_F_RRAVG] + 0.125 * rr
+    si[_I_LASTBEAT] = r
+    sf[_F_CANDFP] = 0.0
+    si[_I_CANDIDX] = -1
+
+
+@njit(cache=True, nogil=True)
+def _unapply_last(sf, si):  # pragma: no cover - compiled
+    """Undo what the last beat taught (``_apply_beat``): it was not a beat."""
+    si[_I_LASTBEAT] = si[_I_BKLAST]
+    sf[_F_RPROM], sf[_F_RSTEEP], sf[_F_RRAVG], sf[_F_SPK] = sf[_F_BKRPROM], sf[_F_BKRSTEEP], sf[_F_BKRRAVG], sf[_F_BKSPK]
+    si[_I_NLEV] = si[_I_BKNLEV]
+    sf[_F_LEV + si[_I_NLEV] % _NLEV] = sf[_F_BKLEV]
+    si[_I_BKLAST] = -1
+
+
+@njit(cache=True, nogil=True)
+def _more_usual(sf):  # pragma: no cover - compiled
+    """Whether the wave just placed is a QRS complex of the usual polarity (at least half as prominent as the usual R
+    wave and no wider than it by half, as ``_qrs_sized``) and more like the usual R wave, in prominence and width
+    (the sum of their log ratios to it), than the last beat's wave; the usual R wave as it was before that beat."""
+    prom, steep, lprom, lsteep = sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_LASTPROM], sf[_F_LASTSTEEP]
+    uprom, usteep = sf[_F_BKRPROM], sf[_F_BKRSTEEP]
+    if prom <= 0.0 or steep <= 0.0 or lprom <= 0.0 or lsteep <= 0.0 or uprom <= 0.0 or usteep <= 0.0:
+        return False
+    if sf[_F_PSIGN] * sf[_F_POL] <= 0.0 or prom < 0.5 * uprom or (prom / steep) > 1.5 * (uprom / usteep):
+        return False
+    unlike = abs(np.log(prom / uprom)) + abs(np.log((prom / steep) / (uprom / usteep)))
+    lunlike = abs(np.log(lprom / uprom)) + abs(np.log((lprom / lsteep) / (uprom / usteep)))
+    return unlike < lunlike
+
+
+@njit(cache=True, nogil=True)
 def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp,
                   tmp, thr, refr, twave):  # pragma: no cover - compiled
     """Decide on the QRS region that started at ``si[_I_RSTART]`` and ends at sample ``end`` (``n`` is now)."""
@@ -344,17 +429,49 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     b = si[_I_PEAKIDX]
     while b < end and ring_f[(b + 1) % size] > 0.5 * fp:
         b += 1
-    lo = max(a - delay, n - size + half, si[_I_LASTBEAT] + int(round(0.2 * fs)), half - 1, si[_I_FIRST])
+    lo0 = max(a - delay, n - size + half, half - 1, si[_I_FIRST])
+    refr_end = si[_I_LASTBEAT] + int(round(0.2 * fs))
+    lo = max(lo0, refr_end)
     hi = n - half + 1 if closing else min(b - delay, n - half + 1)
     if si[_I_ABOVE] > max_region:  # energy above threshold for longer than any QRS: a burst
         sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
         return nout
-    if hi < lo:
-        return nout
     # the R peak is placed on a zero-phase high-passed copy of the last 3 s (a causal high-pass shifts
     # wide waves by tens of ms: NeuroKit2's ecg_clean filters forwards and backwards)
     s0 = max(n - int(3.0 * fs), n - size + 1, 0)
-    _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
+    # a QRS within the last beat's refractory period, once that beat's complex is over, while it waits in the queue:
+    # two QRS complexes cannot be this close, so the one more like the stream's usual R wave is the beat (an
+    # electrode spike taken for a beat must not hide the real beat after it)
+    # (the last beat waits in the output queue, or as a short-interval beat that may be a flutter wave)
+    q = si[_I_QN] - 1
+    queued = q >= 0 and si[_I_Q + q] == si[_I_LASTBEAT]
+    rlo = max(lo0, si[_I_LASTBEAT] + int(round(REPLACE_GAP_S * fs)))
+    rhi = min(hi, refr_end - 1)
+    replace = ((queued or si[_I_PEND] == si[_I_LASTBEAT]) and rhi >= rlo and si[_I_BKLAST] >= 0 and fp > thr
+               and sf[_F_LASTSIGN] * sf[_F_POL] > 0.0)
+    if replace:
+        _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
+        pol = sf[_F_POL]
+        r = _place_r(zp, s0, rlo, rhi, max(rlo - ext, s0 + half - 1), max(rhi, min(rhi + ext, n - half + 1)), sf,
+                     half, work)
+        if _more_usual(sf):  # the last beat was not one: undo it (its output, what it taught), this one is the beat
+            if queued:
+                si[_I_QN] = q
+            else:
+                si[_I_PEND] = -1
+            si[_I_BADCNT] += si[_I_BKBAD]
+            si[_I_FLUTTER] = si[_I_BKFLUT]
+            _unapply_last(sf, si)
+            rr = r - si[_I_LASTBEAT]
+            si[_I_NREPL] += 1
+            _emit(r, rr, fs, si, sf)
+            _apply_beat(r, rr, fp, sf, si)
+            return nout
+        sf[_F_POL] = pol
+    if hi < lo:
+        return nout
+    if not replace:
+        _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
     lo2 = max(lo - ext, s0 + half - 1)
     lo = max(lo, lo2)
     hi2 = max(hi, min(hi + ext, n - half + 1))
@@ -373,18 +490,8 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     elif not is_beat and rr >= refr and fp > 0.5 * thr and _qrs_sized(sf):
         is_beat = True
     if is_beat:
-        nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
-        _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
-        sf[_F_LASTFP] = fp
-        sf[_F_LASTPROM], sf[_F_LASTSTEEP], sf[_F_LASTSIGN] = sf[_F_PPROM], sf[_F_PSTEEP], sf[_F_PSIGN]
-        if sf[_F_PSIGN] * sf[_F_POL] >= 0.0:  # the typical size of the usual R wave
-            sf[_F_RPROM] = sf[_F_PPROM] if sf[_F_RPROM] <= 0.0 else 0.875 * sf[_F_RPROM] + 0.125 * sf[_F_PPROM]
-            sf[_F_RSTEEP] = sf[_F_PSTEEP] if sf[_F_RSTEEP] <= 0.0 else 0.875 * sf[_F_RSTEEP] + 0.125 * sf[_F_PSTEEP]
-        if 0.4 * sf[_F_RRAVG] < rr < 2.0 * sf[_F_RRAVG]:
-            sf[_F_RRAVG] = 0.875 * sf[_F_RRAVG] + 0.125 * rr
-        si[_I_LASTBEAT] = r
-        sf[_F_CANDFP] = 0.0
-        si[_I_CANDIDX] = -1
+        _emit(r, rr, fs, si, sf)
+        _apply_beat(r, rr, fp, sf, si)
     elif rr >= refr:  # (a region within the refractory period is part of the last beat's complex, not noise)
         sf[_F_NPK] = 0.875 * sf[_F_NPK] + 0.125 * min(fp, sf[_F_SPK])
         if fp > sf[_F_CANDFP] and rr >= twave:
@@ -412,7 +519,11 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
     if si[_I_FLUTTER] == 1 and not closing:
         si[_I_BADCNT] += 1
     if si[_I_PEND] >= 0 and (closing or n - si[_I_PEND] > int(round((FLUTTER_RR_S + 0.15) * fs)) + delay):
-        nout = _release(si, sf, out_idx, out_bad, nout)
+        _release(si, sf)
+    # a beat is output once no QRS can take its place: its refractory period over and the region then open closed
+    if si[_I_QN] > 0 and not closing:
+        wait = int(round(0.2 * fs)) + delay
+        nout = _flush(n, False, wait if si[_I_INREG] == 0 else wait + max_region, si, sf, out_idx, out_bad, nout)
     if since > 3.0 * fs and not closing:  # lost the beat: let the signal level fall towards the noise level
         decay = np.exp(-1.0 / (2.0 * fs))
         sf[_F_SPK] = sf[_F_NPK] + (sf[_F_SPK] - sf[_F_NPK]) * decay
@@ -462,7 +573,8 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
             and n - si[_I_CANDIDX] > refr + delay:
         r = si[_I_CANDIDX]
         rr = r - si[_I_LASTBEAT]
-        nout = _emit(r, rr, fs, si, sf, out_idx, out_bad, nout)
+        _emit(r, rr, fs, si, sf)
+        si[_I_BKLAST] = -1  # (its wave's size was not measured: no later QRS takes its place)
         fp = sf[_F_CANDFP]
         _push_level(sf, si, min(fp, 3.0 * sf[_F_SPK]))
         sf[_F_LASTFP] = fp
@@ -548,7 +660,8 @@ def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work, 
     nout = 0
     if si[_I_INREG] == 1:
         nout = _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work, sos, zp, tmp)
-    return _release(si, sf, out_idx, out_bad, nout)
+    _release(si, sf)
+    return _flush(0, True, 0, si, sf, out_idx, out_bad, nout)
 
 
 @njit(cache=True, nogil=True)
@@ -659,7 +772,7 @@ class EcgBeatDetector(_Detector):
     ``process(x)`` takes the next samples and returns ``(indices, bad)``: the absolute sample
     indices (counted from the first sample ever given) of the beats confirmed by this call, in
     order, and for each the fraction of flagged samples (NaN, flat, clipped) before it.
-    A beat is confirmed about 0.1 s after its R peak.
+    A beat is confirmed once its refractory period is over, about 0.3 s after its R peak.
 
     >>> det = EcgBeatDetector(360.0)
     >>> det.process(np.zeros(100))[0].size
@@ -678,6 +791,7 @@ class EcgBeatDetector(_Detector):
         self._si = np.zeros(_NI, dtype=np.int64)
         self._si[_I_CANDIDX] = -1
         self._si[_I_PEND] = -1
+        self._si[_I_BKLAST] = -1
         self._ring_c = np.zeros(int(4 * fs))
         self._ring_f = np.zeros(int(4 * fs))
         self._ring_g = np.zeros(max(1, int(round(0.1 * fs))))
@@ -703,7 +817,7 @@ class EcgBeatDetector(_Detector):
         >>> EcgBeatDetector(250.0).finish()[0].size
         0
         """
-        out_idx, out_bad = np.empty(4, dtype=np.int64), np.empty(4)
+        out_idx, out_bad = np.empty(_NQ + 4, dtype=np.int64), np.empty(_NQ + 4)
         n = _ecg_close(self.fs, self._sf, self._si, self._ring_c, self._ring_f, out_idx, out_bad, self._delay, self._half,
                        self._work, self._sos_hp, self._zp, self._tmp) if self._started else 0
         return out_idx[:n].copy(), out_bad[:n].copy()
