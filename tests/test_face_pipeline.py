@@ -246,9 +246,11 @@ def test_landmarks_read_from_the_wire_equal_the_protobuf_fields():
     for x, y, z in xyz:
         lm.landmark.add(x=x, y=y, z=z)
     assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
+    assert np.array_equal(landmarks_array(lm, (640, 480, 640)), xyz.astype(np.float64) * (640, 480, 640))
     # another layout (visibility set on one landmark; an empty list): the field-by-field path
     lm.landmark[5].visibility = 0.5
     assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
+    assert np.array_equal(landmarks_array(lm, (640, 480, 640)), xyz.astype(np.float64) * (640, 480, 640))
     assert landmarks_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
     frame = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
     assert np.array_equal(to_rgb(frame), frame[:, :, ::-1]) and to_rgb(frame).flags.c_contiguous
@@ -265,3 +267,45 @@ def test_profiled_analyzer_times_each_step_and_gives_the_same_rows(clip, clip_ro
     assert np.allclose(rows, plain, equal_nan=True)
     assert set(analyzer.step_ms) == set(FaceAnalyzer.STEPS)
     assert all(len(v) == 12 and min(v) >= 0 for v in analyzer.step_ms.values())
+
+
+def test_skin_region_mean_equals_opencvs_erode_and_mean():
+    """The compiled skin-region mean takes the same pixels as ``cv2.erode`` + ``cv2.mean`` (edges of the
+    frame, tiny and large faces, outlines that are not convex), to the last bit or one rounding."""
+    from engage.signals.face_mesh import _FACE_OVAL_INDEX, SKIN_ERODE, _roi_mean
+
+    def reference(frame, points):
+        h, w = frame.shape[:2]
+        oval = np.round(points[_FACE_OVAL_INDEX, :2]).astype(np.int32)
+        (lx, ly), (hx, hy) = oval.min(axis=0), oval.max(axis=0)
+        x0, y0, x1, y1 = min(max(lx, 0), w), min(max(ly, 0), h), min(max(hx + 1, 0), w), min(max(hy + 1, 0), h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return np.full(3, np.nan)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [oval - np.array([x0, y0], np.int32)], 1)
+        k = int(round(SKIN_ERODE * (hx - lx)))
+        if k > 1:
+            mask = cv2.erode(mask, np.ones((k, k), np.uint8))
+        if cv2.countNonZero(mask) < 4:
+            return np.full(3, np.nan)
+        b, g, r = cv2.mean(frame[y0:y1, x0:x1], mask=mask)[:3]
+        return np.array([r, g, b])
+
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    angle = np.linspace(0, 2 * np.pi, len(_FACE_OVAL_INDEX), endpoint=False)
+    checked = 0
+    for case in range(400):
+        radius = rng.uniform(1, 300)
+        points = np.zeros((478, 3))
+        points[_FACE_OVAL_INDEX, 0] = rng.uniform(-100, 740) + radius * np.sin(angle)
+        points[_FACE_OVAL_INDEX, 1] = rng.uniform(-100, 580) + 1.3 * radius * -np.cos(angle)
+        if case % 3 == 0:  # a jagged outline: some rows are two runs of pixels
+            points[_FACE_OVAL_INDEX, :2] += rng.normal(0, 0.2 * radius, (len(_FACE_OVAL_INDEX), 2))
+        ours, theirs = _roi_mean(frame, points), reference(frame, points)
+        assert np.allclose(ours, theirs, rtol=1e-14, atol=0, equal_nan=True), (case, ours, theirs)
+        checked += np.isfinite(theirs).all()
+    assert checked > 200
+    view = frame[:, ::-1]  # not contiguous: OpenCV's path
+    assert np.allclose(_roi_mean(view, points), reference(view, points), rtol=1e-14, equal_nan=True)

@@ -36,6 +36,30 @@ def test_head_pose_recovered(pose):
     assert np.allclose(head_pose(pts, 640, 480), pose, atol=1.0)
 
 
+def test_head_pose_refinement_reaches_the_least_squares_pose():
+    """The compiled Levenberg-Marquardt ends where OpenCV's does when let run to convergence, with no
+    larger reprojection error (OpenCV's 5 steps, used before, stop 0.2° short here, 0.6° on a real clip)."""
+    from engage.signals.head_pose import _IDX, _MODEL, _camera, _refine_pose
+
+    rng = np.random.default_rng(7)
+    cam = _camera(640, 480)
+    for pose in [(0, 0, 0), (30, -10, 5), (-40, 15, -12), (10, 25, 20)]:
+        pts = _project(*pose, dist=4000.0)[0]
+        pts[:, :2] += rng.normal(0.0, 10.0, (478, 2))  # the generic model never fits a real face exactly
+        image = np.ascontiguousarray(pts[_IDX, :2])
+        ok, rvec, tvec = cv2.solvePnP(_MODEL, image, cam, None, flags=cv2.SOLVEPNP_SQPNP)
+        rot, t = cv2.Rodrigues(rvec)[0], tvec.reshape(3).copy()
+        _refine_pose(_MODEL, image, 640.0, 320.0, 240.0, rot, t)
+        rvec, tvec = cv2.solvePnPRefineLM(_MODEL, image, cam, None, rvec, tvec, criteria=(3, 500, 1e-15))
+        reference = rotation_to_angles(cv2.Rodrigues(rvec)[0])
+        assert np.allclose(head_pose(pts, 640, 480), reference, atol=0.05), pose
+        assert np.allclose(rotation_to_angles(rot), head_pose(pts, 640, 480), atol=1e-9)
+
+        def error(r, tr):
+            return np.sum((cv2.projectPoints(_MODEL, r, tr, cam, None)[0].reshape(-1, 2) - image) ** 2)
+        assert error(cv2.Rodrigues(rot)[0], t) <= error(rvec, tvec) * (1 + 1e-9)
+
+
 def test_head_pose_signs():
     pts = _project(20, 0, 0)[0]
     yaw = head_pose(pts, 640, 480)[0]

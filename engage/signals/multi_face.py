@@ -186,7 +186,7 @@ class MultiFaceAnalyzer:
         if frame_bgr is not None and frame_bgr.ndim == 3 and frame_bgr.shape[2] == 3 and frame_bgr.size:
             h, w = frame_bgr.shape[:2]
             result = self._mesh.process(to_rgb(frame_bgr))
-            faces = [FaceLandmarks(landmarks_array(lm) * (w, h, w), w, h)
+            faces = [FaceLandmarks(landmarks_array(lm, (w, h, w)), w, h)
                      for lm in result.multi_face_landmarks or ()]
         seen = dict(self.identities.assign(faces, float(timestamp)))
         rows = {}
