@@ -238,17 +238,19 @@ def test_blendshape_channels_with_a_landmarker_style_tracker(clip):
 def test_landmarks_read_from_the_wire_equal_the_protobuf_fields():
     from mediapipe.framework.formats import landmark_pb2
 
-    from engage.signals.face_mesh import landmarks_array, to_rgb
+    from engage.signals.face_mesh import _wire_xyz, landmarks_array, to_rgb
 
     rng = np.random.default_rng(2)
     lm = landmark_pb2.NormalizedLandmarkList()
     xyz = rng.uniform(-1, 1, (478, 3)).astype(np.float32)
     for x, y, z in xyz:
         lm.landmark.add(x=x, y=y, z=z)
+    assert np.array_equal(_wire_xyz(lm.SerializeToString(), len(lm.landmark)), xyz)  # the fast path is taken
     assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
     assert np.array_equal(landmarks_array(lm, (640, 480, 640)), xyz.astype(np.float64) * (640, 480, 640))
     # another layout (visibility set on one landmark; an empty list): the field-by-field path
     lm.landmark[5].visibility = 0.5
+    assert _wire_xyz(lm.SerializeToString(), len(lm.landmark)) is None
     assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
     assert np.array_equal(landmarks_array(lm, (640, 480, 640)), xyz.astype(np.float64) * (640, 480, 640))
     assert landmarks_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)

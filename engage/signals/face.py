@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from engage.core import Chunk, Processor, StreamInfo
 
@@ -61,23 +62,60 @@ def eye_openness(ear_left: np.ndarray, ear_right: np.ndarray, yaw: np.ndarray | 
     """
     left = np.asarray(ear_left, dtype=np.float64)
     right = np.asarray(ear_right, dtype=np.float64)
+    yaw = np.zeros(left.shape) if yaw is None else np.asarray(yaw, dtype=np.float64)
+    pitch = np.zeros(left.shape) if pitch is None else np.asarray(pitch, dtype=np.float64)
+    shape = np.broadcast_shapes(left.shape, right.shape, yaw.shape, pitch.shape)
+    left, right, yaw, pitch = (np.ascontiguousarray(a).ravel() for a in np.broadcast_arrays(left, right, yaw, pitch))
+    out = np.empty(left.shape)
+    _openness_each(left, right, yaw, pitch, out)
+    return out.reshape(shape)
 
-    def _rad(a):
-        if a is None:
-            return np.zeros(left.shape)
-        a = np.asarray(a, dtype=np.float64)
-        return np.radians(np.clip(np.where(np.isfinite(a), a, 0.0), -MAX_POSE_DEG, MAX_POSE_DEG))
 
-    y, p = _rad(yaw), _rad(pitch)
-    w_right = 0.5 * (1.0 + np.sin(y))
+# Frame by frame in compiled loops: the same arithmetic whatever the chunk (one frame live, minutes in
+# a replay), and no NumPy call per chunk, which dominated a live frame's cost.
+@njit(cache=True, nogil=True)
+def _openness(left: float, right: float, yaw: float, pitch: float) -> float:
+    y = math.radians(min(max(yaw if math.isfinite(yaw) else 0.0, -MAX_POSE_DEG), MAX_POSE_DEG))
+    p = math.radians(min(max(pitch if math.isfinite(pitch) else 0.0, -MAX_POSE_DEG), MAX_POSE_DEG))
+    w_right = 0.5 * (1.0 + math.sin(y))
     w_left = 1.0 - w_right
-    ok_l, ok_r = np.isfinite(left), np.isfinite(right)
-    wl, wr = np.where(ok_l, w_left, 0.0), np.where(ok_r, w_right, 0.0)
+    ok_l, ok_r = math.isfinite(left), math.isfinite(right)
+    wl, wr = (w_left if ok_l else 0.0), (w_right if ok_r else 0.0)
     total = wl + wr
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ear = (np.where(ok_l, left, 0.0) * wl + np.where(ok_r, right, 0.0) * wr) / total
-    ear = np.where(total > 0, ear, np.nan)
-    return ear * np.cos(y) / np.cos(p)
+    if not total > 0:
+        return math.nan
+    ear = ((left if ok_l else 0.0) * wl + (right if ok_r else 0.0) * wr) / total
+    return ear * math.cos(y) / math.cos(p)
+
+
+@njit(cache=True, nogil=True)
+def _openness_each(left, right, yaw, pitch, out) -> None:
+    for i in range(len(out)):
+        out[i] = _openness(left[i], right[i], yaw[i], pitch[i])
+
+
+@njit(cache=True, nogil=True)
+def _column(x, i: int, column: int, default: float) -> float:
+    return x[i, column] if column >= 0 else default
+
+
+@njit(cache=True, nogil=True)
+def _frame_values(x, columns, out) -> None:
+    """``out``'s face_present, on_screen, quality, head_motion and ear columns from the input rows ``x``
+    (``columns``: where each of :data:`_INPUTS` is in them, -1 if absent)."""
+    for i in range(x.shape[0]):
+        present = _column(x, i, columns[0], math.nan) > 0.5  # NaN compares False
+        yaw, pitch = _column(x, i, columns[1], math.nan), _column(x, i, columns[2], math.nan)
+        ear = _openness(_column(x, i, columns[3], math.nan), _column(x, i, columns[4], math.nan), yaw, pitch)
+        on = _column(x, i, columns[5], 1.0)
+        # the larger head angle, NaN as 0 (an infinite angle stays infinite: its quality is clipped to 0.2)
+        turn = max(abs(0.0 if math.isnan(yaw) else yaw), abs(0.0 if math.isnan(pitch) else pitch))
+        turned = min(max(1.0 - (turn - 30.0) / 30.0, 0.2), 1.0)
+        out[i, 0] = 1.0 if present else 0.0
+        out[i, 1] = 1.0 if present and on > 0.5 else 0.0
+        out[i, 3] = (turned if math.isfinite(ear) else 0.5 * turned) if present else 0.0
+        out[i, 7] = _column(x, i, columns[7], math.nan)
+        out[i, 8] = ear
 
 
 class _FaceState:
@@ -85,7 +123,7 @@ class _FaceState:
         self.blinks = BlinkDetector(**blink_kwargs)
         self.yawn_start: float | None = None
         self.out_info: StreamInfo | None = None
-        self.columns: tuple[int, ...] = ()  # of _INPUTS in the input stream (-1: absent)
+        self.columns = np.empty(0, np.int64)  # of _INPUTS in the input stream (-1: absent)
 
 
 class FaceFeatures(Processor):
@@ -105,30 +143,17 @@ class FaceFeatures(Processor):
         st = self._state.get(info)
         if st is None:
             st = self._state[info] = _FaceState(**self.blink_kwargs)
-            st.columns = tuple(info.channels.index(c) if c in info.channels else -1 for c in _INPUTS)
-        x = np.asarray(chunk.data, dtype=np.float64)  # read only: the columns below are views
+            st.columns = np.array([info.channels.index(c) if c in info.channels else -1 for c in _INPUTS])
         n = len(chunk)
-
-        def col(j: int, default: float = np.nan) -> np.ndarray:
-            c = st.columns[j]
-            return x[:, c] if c >= 0 else np.full(n, default)
-
-        present = col(0) > 0.5  # NaN compares False
-        yaw_deg, pitch_deg = col(1), col(2)
-        ear = eye_openness(col(3), col(4), yaw_deg, pitch_deg)
-        on = col(5, default=1.0)
-        on_screen = present & (on > 0.5)
-        mouth = col(6)
-        # the larger head angle, NaN as 0 (an infinite angle stays infinite: its quality is clipped to 0.2 below,
-        # as the largest float's was)
-        turn = np.maximum(np.abs(np.where(np.isnan(yaw_deg), 0.0, yaw_deg)),
-                          np.abs(np.where(np.isnan(pitch_deg), 0.0, pitch_deg)))
-        motion = col(7)
+        data = np.empty((n, len(FACE_CHANNELS)))
+        x = np.asarray(chunk.data, dtype=np.float64)
+        _frame_values(x, st.columns, data)
+        mouth = x[:, st.columns[6]].tolist() if st.columns[6] >= 0 else [math.nan] * n
         blink, rate, perclos, yawn = [0.0] * n, [math.nan] * n, [math.nan] * n, [0.0] * n
         ts = chunk.timestamps
         blinks = st.blinks
         # frame by frame in Python floats (NumPy scalars cost more than the detector's arithmetic)
-        for i, (t, p, e, m) in enumerate(zip(ts.tolist(), present.tolist(), ear.tolist(), mouth.tolist())):
+        for i, (t, p, e, m) in enumerate(zip(ts.tolist(), data[:, 0].tolist(), data[:, 8].tolist(), mouth)):
             if not p:
                 blinks.reset()
                 st.yawn_start = None
@@ -145,12 +170,8 @@ class FaceFeatures(Processor):
                 if t - st.yawn_start >= MIN_YAWN_S:
                     yawn[i] = t - st.yawn_start
                 st.yawn_start = None
-        turned = np.clip(1.0 - (turn - 30.0) / 30.0, 0.2, 1.0)
-        quality = np.where(present, np.where(np.isfinite(ear), turned, 0.5 * turned), 0.0)
         if st.out_info is None:
             st.out_info = StreamInfo(f"{info.viewer}-face-features", "FaceFeatures", FACE_CHANNELS, FACE_UNITS,
                                      info.nominal_rate, f"engage-{info.viewer}-face-features", viewer=info.viewer)
-        data = np.empty((n, len(FACE_CHANNELS)))
-        data[:, 0], data[:, 1], data[:, 3], data[:, 7], data[:, 8] = present, on_screen, quality, motion, ear
         data[:, 2], data[:, 4], data[:, 5], data[:, 6] = blink, rate, perclos, yawn
         return [Chunk(st.out_info, data, ts)]

@@ -84,34 +84,75 @@ class FaceLandmarks:
 
     @property
     def center(self) -> np.ndarray:
+        """The landmarks' mean (x, y) in pixels."""
         if self._center is None:
-            self._center = self.points[:, :2].mean(axis=0)
+            self._measure()
         return self._center
 
     @property
     def size(self) -> float:
         """The diagonal of the landmarks' bounding box (pixels)."""
         if self._size is None:
-            xy = self.points[:, :2]
-            self._size = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0))))
+            self._measure()
         return self._size
+
+    def _measure(self) -> None:
+        if len(self.points):
+            cx, cy, self._size = _extent(np.asarray(self.points, dtype=np.float64))
+            self._center = np.array([cx, cy])
+        else:
+            self._center, self._size = np.full(2, np.nan), float("nan")
 
 
 def eye_aspect_ratio(points: np.ndarray, idx: tuple[int, ...]) -> float:
     """Soukupová & Čech's eye aspect ratio: lid opening over eye width (about 0.3 open, < 0.15 shut)."""
-    # six points as Python floats: NumPy's per-call cost dwarfs the arithmetic on them
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3), (x4, y4), (x5, y5) = points[list(idx), :2].tolist()
-    width = math.hypot(x0 - x3, y0 - y3)
-    if width <= 0:
-        return float("nan")
-    return (math.hypot(x1 - x5, y1 - y5) + math.hypot(x2 - x4, y2 - y4)) / (2.0 * width)
+    return _eye_aspect_ratio(np.asarray(points, dtype=np.float64), *idx)
 
 
 def mouth_opening(points: np.ndarray) -> float:
     """Inner-lip opening over mouth width (about 0 closed, > 0.6 in a yawn)."""
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = points[list(MOUTH), :2].tolist()
-    width = math.hypot(x2 - x3, y2 - y3)
-    return math.hypot(x0 - x1, y0 - y1) / width if width > 0 else float("nan")
+    return _mouth_opening(np.asarray(points, dtype=np.float64))
+
+
+# The per-frame measures are compiled: on a few landmarks NumPy's per-call cost dwarfs the arithmetic,
+# and right after MediaPipe's inference every Python call runs from cold caches.
+@njit(cache=True, nogil=True)
+def _eye_aspect_ratio(p, corner, up1, up2, corner2, low2, low1) -> float:
+    width = math.hypot(p[corner, 0] - p[corner2, 0], p[corner, 1] - p[corner2, 1])
+    if width <= 0:
+        return math.nan
+    return (math.hypot(p[up1, 0] - p[low1, 0], p[up1, 1] - p[low1, 1])
+            + math.hypot(p[up2, 0] - p[low2, 0], p[up2, 1] - p[low2, 1])) / (2.0 * width)
+
+
+@njit(cache=True, nogil=True)
+def _mouth_opening(p) -> float:
+    upper, lower, left, right = MOUTH
+    width = math.hypot(p[left, 0] - p[right, 0], p[left, 1] - p[right, 1])
+    return math.hypot(p[upper, 0] - p[lower, 0], p[upper, 1] - p[lower, 1]) / width if width > 0 else math.nan
+
+
+@njit(cache=True, nogil=True)
+def _extent(points) -> tuple[float, float, float]:
+    """(x, y) of the landmarks' mean and the diagonal of their bounding box."""
+    sx, sy = 0.0, 0.0
+    lx, ly, hx, hy = math.inf, math.inf, -math.inf, -math.inf
+    for i in range(points.shape[0]):
+        x, y = points[i, 0], points[i, 1]
+        sx += x
+        sy += y
+        lx, hx, ly, hy = min(lx, x), max(hx, x), min(ly, y), max(hy, y)
+    n = points.shape[0]
+    return sx / n, sy / n, math.hypot(hx - lx, hy - ly)
+
+
+@njit(cache=True, nogil=True)
+def _mean_displacement(points, previous) -> float:
+    """The landmarks' mean distance from where they were (pixels)."""
+    total = 0.0
+    for i in range(points.shape[0]):
+        total += math.hypot(points[i, 0] - previous[i, 0], points[i, 1] - previous[i, 1])
+    return total / points.shape[0]
 
 
 def to_rgb(frame_bgr: np.ndarray) -> np.ndarray:
@@ -126,7 +167,7 @@ def to_rgb(frame_bgr: np.ndarray) -> np.ndarray:
 #: the wire bytes of one serialised ``NormalizedLandmark`` with only x, y, z set, as an entry of a
 #: ``NormalizedLandmarkList``: tag 1 length-delimited (0x0A), 15 bytes, then fields 1-3 as fixed32
 #: (tags 0x0D, 0x15, 0x1D) each followed by a little-endian float32 - at byte offsets 3, 8 and 13
-_LANDMARK_BYTES = 18
+_LANDMARK_BYTES = 17
 _LANDMARK_TAGS = ((0, 0x0A), (1, 15), (2, 0x0D), (7, 0x15), (12, 0x1D))
 
 
@@ -137,14 +178,18 @@ def landmarks_array(landmark_list, scale=None) -> np.ndarray:
     z (as FaceMesh's do; 10x faster than a Python loop over 478 landmarks), and falls back to the
     loop for anything else (visibility or presence set, another layout).
     """
-    raw = landmark_list.SerializeToString()
-    n = len(landmark_list.landmark)
-    if n and len(raw) == n * _LANDMARK_BYTES and \
-            all(raw[at::_LANDMARK_BYTES] == bytes((tag,)) * n for at, tag in _LANDMARK_TAGS):
-        xyz = np.ndarray((n, 3), dtype="<f4", buffer=raw, offset=3, strides=(_LANDMARK_BYTES, 5))
-    else:
+    xyz = _wire_xyz(landmark_list.SerializeToString(), len(landmark_list.landmark))
+    if xyz is None:
         xyz = np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], dtype=np.float64).reshape(-1, 3)
     return xyz.astype(np.float64) if scale is None else np.multiply(xyz, scale, dtype=np.float64)
+
+
+def _wire_xyz(raw: bytes, n: int) -> np.ndarray | None:
+    """x, y, z of ``n`` landmarks as a float32 view of their wire bytes, or None if they are laid out otherwise."""
+    if n and len(raw) == n * _LANDMARK_BYTES and \
+            all(raw[at::_LANDMARK_BYTES] == bytes((tag,)) * n for at, tag in _LANDMARK_TAGS):
+        return np.ndarray((n, 3), dtype="<f4", buffer=raw, offset=3, strides=(_LANDMARK_BYTES, 5))
+    return None
 
 
 class _OneViewer:
@@ -375,7 +420,7 @@ class FaceAnalyzer:
             self._prev = None
             return row
         t1 = clock() if clock else 0.0
-        pts = face.points
+        pts = np.asarray(face.points, dtype=np.float64)
         yaw, pitch, roll = head_pose(pts, face.width, face.height)
         t2 = clock() if clock else 0.0
         ix, iy = iris_offsets(pts)
@@ -384,14 +429,10 @@ class FaceAnalyzer:
         nx, ny = self.screen.to_norm(gx, gy)
         t3 = clock() if clock else 0.0
         motion = np.nan
-        size = face.size
-        xy = pts[:, :2]
-        if self._prev is not None and timestamp > self._prev[0]:
-            dt = timestamp - self._prev[0]
-            step = xy - self._prev[1]
-            motion = float(np.mean(np.sqrt(np.einsum("ij,ij->i", step, step))) / max(self._prev[2], 1.0) / dt)
-        self._prev = (timestamp, xy.copy(), size)
-        ear_l, ear_r, mouth = eye_aspect_ratio(pts, LEFT_EYE), eye_aspect_ratio(pts, RIGHT_EYE), mouth_opening(pts)
+        if self._prev is not None and timestamp > self._prev[0] and len(pts) == len(self._prev[1]):
+            motion = _mean_displacement(pts, self._prev[1]) / max(self._prev[2], 1.0) / (timestamp - self._prev[0])
+        self._prev = (timestamp, pts.copy(), face.size)
+        ear_l, ear_r, mouth = _eye_aspect_ratio(pts, *LEFT_EYE), _eye_aspect_ratio(pts, *RIGHT_EYE), _mouth_opening(pts)
         t4 = clock() if clock else 0.0
         rgb = _roi_mean(frame_bgr, pts) if self.rppg_roi else np.full(3, np.nan)
         if clock:

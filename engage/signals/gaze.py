@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 RIGHT_IRIS, LEFT_IRIS = 468, 473
 #: (corner, corner, upper lid, lower lid) of each eye, image-left corner first.
@@ -40,20 +41,29 @@ def iris_offsets(points: np.ndarray) -> tuple[float, float]:
     """(x, y) iris position in the eye, -1..1, averaged over both eyes (NaN without iris landmarks)."""
     if points.shape[0] < 478:
         return float("nan"), float("nan")
-    xs, ys = [], []
-    p = points[_IRIS_AND_BOXES, :2].tolist()  # ten points as Python floats: NumPy's per-call cost dwarfs 2-D maths
-    for (ix, iy), (ax, ay), (bx, by), (upx, upy), (lox, loy) in (p[:5], p[5:]):
+    return _iris_offsets(points)
+
+
+@njit(cache=True, nogil=True)
+def _iris_offsets(points: np.ndarray) -> tuple[float, float]:
+    sx, sy, n = 0.0, 0.0, 0
+    for e in range(2):
+        i, a, b = _IRIS_AND_BOXES[5 * e], _IRIS_AND_BOXES[5 * e + 1], _IRIS_AND_BOXES[5 * e + 2]
+        up, lo = _IRIS_AND_BOXES[5 * e + 3], _IRIS_AND_BOXES[5 * e + 4]
+        ix, iy, ax, ay, bx, by = points[i, 0], points[i, 1], points[a, 0], points[a, 1], points[b, 0], points[b, 1]
         dx, dy = bx - ax, by - ay
         width = math.hypot(dx, dy)
         if width <= 0:
             continue
         ux, uy = dx / width, dy / width
-        xs.append(2.0 * ((ix - (ax + bx) / 2) * ux + (iy - (ay + by) / 2) * uy) / width)
+        sx += 2.0 * ((ix - (ax + bx) / 2) * ux + (iy - (ay + by) / 2) * uy) / width
         # the lids' midpoint, and the iris's offset from it along the normal (-uy, ux) of the eye's axis
-        ys.append(-2.0 * ((ix - (upx + lox) / 2) * -uy + (iy - (upy + loy) / 2) * ux) / width)
-    if not xs:
-        return float("nan"), float("nan")
-    return sum(xs) / len(xs), sum(ys) / len(ys)
+        upx, upy, lox, loy = points[up, 0], points[up, 1], points[lo, 0], points[lo, 1]
+        sy += -2.0 * ((ix - (upx + lox) / 2) * -uy + (iy - (upy + loy) / 2) * ux) / width
+        n += 1
+    if n == 0:
+        return math.nan, math.nan
+    return sx / n, sy / n
 
 
 def gaze_angles(yaw: float, pitch: float, iris_x: float, iris_y: float) -> tuple[float, float]:
