@@ -309,5 +309,6 @@ def test_skin_region_mean_equals_opencvs_erode_and_mean():
         assert np.allclose(ours, theirs, rtol=1e-14, atol=0, equal_nan=True), (case, ours, theirs)
         checked += np.isfinite(theirs).all()
     assert checked > 200
+    assert np.isnan(_roi_mean(frame, np.full((478, 3), np.nan))).all()
     view = frame[:, ::-1]  # not contiguous: OpenCV's path
     assert np.allclose(_roi_mean(view, points), reference(view, points), rtol=1e-14, equal_nan=True)

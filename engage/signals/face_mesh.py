@@ -304,15 +304,12 @@ def _roi_mean(frame_bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
     import cv2
 
     h, w = frame_bgr.shape[:2]
-    oval = np.round(points[_FACE_OVAL_INDEX, :2]).astype(np.int32)
-    (lx, ly), (hx, hy) = oval.min(axis=0).tolist(), oval.max(axis=0).tolist()
-    x0, y0 = min(max(lx, 0), w), min(max(ly, 0), h)  # Python ints: NumPy's clip costs more on two numbers
-    x1, y1 = min(max(hx + 1, 0), w), min(max(hy + 1, 0), h)
+    oval = np.empty((len(_FACE_OVAL_INDEX), 2), np.int32)
+    x0, y0, x1, y1, k = _oval_in_box(np.asarray(points, dtype=np.float64), _FACE_OVAL_INDEX, w, h, oval)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.full(3, np.nan)
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [oval - np.array([x0, y0], np.int32)], 1)
-    k = int(round(SKIN_ERODE * (hx - lx)))
+    cv2.fillPoly(mask, [oval], 1)
     if frame_bgr.dtype == np.uint8 and frame_bgr.flags.c_contiguous:
         rgb = np.empty(3)
         count = _eroded_mean(frame_bgr.reshape(h, -1), mask, x0, y0, max(k, 1), rgb)
@@ -324,6 +321,27 @@ def _roi_mean(frame_bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
         return np.full(3, np.nan)
     b, g, r = cv2.mean(frame_bgr[y0:y1, x0:x1], mask=mask)[:3]
     return np.array([r, g, b])
+
+
+@njit(cache=True, nogil=True)
+def _oval_in_box(points, index, w: int, h: int, oval) -> tuple[int, int, int, int, int]:
+    """The face oval's landmarks rounded to pixels, into ``oval`` relative to their bounding box clipped to
+    the w×h frame; that box (x0, y0, x1, y1) and the erosion's size in pixels. An empty box if a point is
+    not finite."""
+    lx, ly, hx, hy = 1 << 30, 1 << 30, -(1 << 30), -(1 << 30)
+    for j in range(len(index)):
+        x, y = points[index[j], 0], points[index[j], 1]
+        if not (abs(x) < 1e9 and abs(y) < 1e9):
+            return 0, 0, 0, 0, 0
+        oval[j, 0], oval[j, 1] = round(x), round(y)  # half to even, as NumPy's round
+        lx, hx = min(lx, oval[j, 0]), max(hx, oval[j, 0])
+        ly, hy = min(ly, oval[j, 1]), max(hy, oval[j, 1])
+    x0, y0 = min(max(lx, 0), w), min(max(ly, 0), h)
+    x1, y1 = min(max(hx + 1, 0), w), min(max(hy + 1, 0), h)
+    for j in range(len(index)):
+        oval[j, 0] -= x0
+        oval[j, 1] -= y0
+    return x0, y0, x1, y1, round(SKIN_ERODE * (hx - lx))
 
 
 @njit(cache=True, nogil=True)
