@@ -312,3 +312,26 @@ def test_skin_region_mean_equals_opencvs_erode_and_mean():
     assert np.isnan(_roi_mean(frame, np.full((478, 3), np.nan))).all()
     view = frame[:, ::-1]  # not contiguous: OpenCV's path
     assert np.allclose(_roi_mean(view, points), reference(view, points), rtol=1e-14, equal_nan=True)
+
+
+def test_landmarks_of_another_topology_are_no_face_not_a_crash():
+    """The compiled measures index landmarks without bounds checks: a tracker giving fewer than FaceMesh's 468
+    makes the frame count as one without a face (said once in the log), and the public measures refuse them."""
+    from engage.signals.face_mesh import FaceAnalyzer, FaceLandmarks, eye_aspect_ratio, mouth_opening, LEFT_EYE
+    from engage.signals.gaze import iris_offsets
+
+    class Sparse:
+        def __call__(self, frame, timestamp=None):
+            return FaceLandmarks(np.full((68, 3), 100.0), 640, 480)  # a dlib-style 68-point face
+
+        def close(self):
+            pass
+
+    analyzer = FaceAnalyzer(Sparse())
+    rows = [analyzer(np.zeros((480, 640, 3), np.uint8), t / 30) for t in range(3)]
+    assert all(r[0] == 0.0 and np.isnan(r[1:]).all() for r in rows)
+    with pytest.raises(ValueError, match="at least 388 landmarks"):
+        eye_aspect_ratio(np.zeros((100, 3)), LEFT_EYE)
+    with pytest.raises(ValueError, match="shape"):
+        mouth_opening(np.zeros(478))
+    assert np.isnan(iris_offsets(np.zeros((478, 1)))).all() and np.isnan(iris_offsets(np.zeros((468, 3)))).all()

@@ -106,12 +106,24 @@ class FaceLandmarks:
 
 def eye_aspect_ratio(points: np.ndarray, idx: tuple[int, ...]) -> float:
     """Soukupová & Čech's eye aspect ratio: lid opening over eye width (about 0.3 open, < 0.15 shut)."""
-    return _eye_aspect_ratio(np.asarray(points, dtype=np.float64), *idx)
+    return _eye_aspect_ratio(_landmark_table(points, max(idx) + 1), *idx)
 
 
 def mouth_opening(points: np.ndarray) -> float:
     """Inner-lip opening over mouth width (about 0 closed, > 0.6 in a yawn)."""
-    return _mouth_opening(np.asarray(points, dtype=np.float64))
+    return _mouth_opening(_landmark_table(points, max(MOUTH) + 1))
+
+
+#: the FaceMesh topology's landmarks without the refined iris: every index the measures read is below it
+MESH_LANDMARKS = 468
+
+
+def _landmark_table(points, at_least: int = MESH_LANDMARKS) -> np.ndarray:
+    """``points`` as the (n, ≥2) float64 table the compiled measures index without bounds checks."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] < 2 or pts.shape[0] < at_least:
+        raise ValueError(f"expected at least {at_least} landmarks of (x, y), got an array of shape {pts.shape}")
+    return pts
 
 
 # The per-frame measures are compiled: on a few landmarks NumPy's per-call cost dwarfs the arithmetic,
@@ -305,7 +317,7 @@ def _roi_mean(frame_bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
 
     h, w = frame_bgr.shape[:2]
     oval = np.empty((len(_FACE_OVAL_INDEX), 2), np.int32)
-    x0, y0, x1, y1, k = _oval_in_box(np.asarray(points, dtype=np.float64), _FACE_OVAL_INDEX, w, h, oval)
+    x0, y0, x1, y1, k = _oval_in_box(_landmark_table(points), _FACE_OVAL_INDEX, w, h, oval)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.full(3, np.nan)
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
@@ -421,6 +433,7 @@ class FaceAnalyzer:
         self.screen = screen or ScreenGeometry()
         self.rppg_roi = rppg_roi
         self._prev: tuple[float, np.ndarray, float] | None = None
+        self._warned = False
         self.last: FaceLandmarks | None = None
         self.step_ms: dict[str, list[float]] | None = {k: [] for k in self.STEPS} if profile else None
 
@@ -438,7 +451,14 @@ class FaceAnalyzer:
             self._prev = None
             return row
         t1 = clock() if clock else 0.0
-        pts = np.asarray(face.points, dtype=np.float64)
+        try:
+            pts = _landmark_table(face.points)
+        except ValueError as exc:  # a tracker of another topology: no face this frame, said once
+            if not self._warned:
+                log.warning("face tracker gave unusable landmarks (%s): frames counted without a face", exc)
+                self._warned = True
+            self._prev = None
+            return row
         yaw, pitch, roll = head_pose(pts, face.width, face.height)
         t2 = clock() if clock else 0.0
         ix, iy = iris_offsets(pts)

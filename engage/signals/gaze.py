@@ -39,7 +39,8 @@ _IRIS_AND_BOXES = np.array([RIGHT_IRIS, *RIGHT_EYE_BOX, LEFT_IRIS, *LEFT_EYE_BOX
 
 def iris_offsets(points: np.ndarray) -> tuple[float, float]:
     """(x, y) iris position in the eye, -1..1, averaged over both eyes (NaN without iris landmarks)."""
-    if points.shape[0] < 478:
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] < 478 or points.shape[1] < 2:
         return float("nan"), float("nan")
     return _iris_offsets(points)
 
