@@ -246,6 +246,8 @@ def test_landmarks_read_from_the_wire_equal_the_protobuf_fields():
     for x, y, z in xyz:
         lm.landmark.add(x=x, y=y, z=z)
     assert np.array_equal(_wire_xyz(lm.SerializeToString(), len(lm.landmark)), xyz)  # the fast path is taken
+    assert np.array_equal(_wire_xyz(lm.SerializeToString(), len(lm.landmark), (640, 480, 640)),
+                          xyz.astype(np.float64) * (640, 480, 640))
     assert np.array_equal(landmarks_array(lm), xyz.astype(np.float64))
     assert np.array_equal(landmarks_array(lm, (640, 480, 640)), xyz.astype(np.float64) * (640, 480, 640))
     # another layout (visibility set on one landmark; an empty list): the field-by-field path
