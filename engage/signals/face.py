@@ -11,8 +11,8 @@ Output ``FaceFeatures``, one row per frame: ``face_present``, ``on_screen``, ``b
 (non-zero on the frame a blink ends, in seconds), ``quality`` (the contract), then
 ``blink_rate`` (per minute, last 60 s), ``perclos`` (0..1, last 60 s), ``yawn`` (the duration in
 seconds on the frame a yawn ends), ``head_motion`` (face widths per second) and ``ear`` (the
-eye openness the blinks are found on: :func:`eye_openness`). ``quality`` is 0 without a face and falls as the head turns past 30°,
-where eye landmarks become unreliable.
+eye openness the blinks are found on: :func:`eye_openness`). ``quality`` is 0 without a face and
+falls as the head turns past 30°, where eye landmarks become unreliable.
 
 >>> from engage.core import StreamInfo
 >>> FaceFeatures().accepts(StreamInfo("f", "Face", ("face_present",), ("bool",), 30.0, "x"))

@@ -99,7 +99,8 @@ def rotation_to_angles(rot: np.ndarray) -> tuple[float, float, float]:
 @njit(cache=True, nogil=True)
 def _reprojection(model, image, f, cx, cy, rot, t, res, jac) -> float:
     """Sum of squared reprojection errors; the residuals into ``res`` and, if ``jac`` has rows, their
-    Jacobian in (ω, t) for the update R ← exp([ω]×) R, t ← t + δt. Infinite when a point is behind the camera."""
+    Jacobian in (ω, t) for the update R ← exp([ω]×) R, t ← t + δt. Infinite when a point is behind
+    the camera."""
     cost = 0.0
     for i in range(model.shape[0]):
         y0 = rot[0, 0] * model[i, 0] + rot[0, 1] * model[i, 1] + rot[0, 2] * model[i, 2]
