@@ -441,6 +441,32 @@ def _eroded_mean(rows, mask, x0, y0, k, rgb):
     return count
 
 
+_COMPILED = False
+
+
+def _prepare_compiled_steps() -> None:
+    """Run every compiled per-frame step once on a made-up face, so that numba's first compilation (about
+    ten seconds, once per installation: later runs load it from numba's cache in a fraction of a second)
+    happens when the analyzer is built, not on a session's first frames."""
+    global _COMPILED
+    if _COMPILED:
+        return
+    start = perf_counter()
+    points = np.random.default_rng(0).normal((32.0, 24.0, 0.0), (8.0, 8.0, 1.0), (478, 3))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    head_pose(points, 64, 48)
+    iris_offsets(points)
+    _eye_aspect_ratio(points, *LEFT_EYE)
+    _mouth_opening(points)
+    _extent(points)
+    _mean_displacement(points, points)
+    _roi_mean(frame, points)
+    _wire_xyz(bytes(_LANDMARK_BYTES), 1)
+    _COMPILED = True
+    if perf_counter() - start > 1.0:
+        log.info("face pipeline's compiled steps built in %.1f s (once per installation)", perf_counter() - start)
+
+
 class FaceAnalyzer:
     """BGR frame → one row of the ``Face`` stream (:data:`FACE_CHANNELS`); see the module docstring.
 
@@ -465,6 +491,7 @@ class FaceAnalyzer:
         self._warned = False
         self.last: FaceLandmarks | None = None
         self.step_ms: dict[str, list[float]] | None = {k: [] for k in self.STEPS} if profile else None
+        _prepare_compiled_steps()
 
     def __call__(self, frame_bgr: np.ndarray, timestamp: float) -> np.ndarray:
         row = np.full(len(self.channels), np.nan)

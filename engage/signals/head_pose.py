@@ -168,6 +168,11 @@ def _solve_spd(a, g, out) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _dot(a, b) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+@njit(cache=True, nogil=True)
 def _fit_pose(model, centroid, affine, image, f, cx, cy, rot, t) -> float:
     """The scaled-orthographic pose of the points (into ``rot``, ``t``), refined by :func:`_refine_pose`;
     its sum of squared reprojection errors (infinite if there is none)."""
@@ -183,17 +188,20 @@ def _fit_pose(model, centroid, affine, image, f, cx, cy, rot, t) -> float:
         for j in range(3):
             r1[j] += ax * affine[i, j]
             r2[j] += ay * affine[i, j]
-    s1, s2 = math.sqrt(r1 @ r1), math.sqrt(r2 @ r2)
+    # (scalar arithmetic rather than @ and np.cross: those bring in BLAS, which makes numba's first
+    # compilation of this module take seconds longer)
+    s1, s2 = math.sqrt(_dot(r1, r1)), math.sqrt(_dot(r2, r2))
     if not (s1 > 0 and s2 > 0):
         return math.inf
     r1 /= s1
-    r2 -= (r2 @ r1) * r1  # the nearest orthonormal pair (Gram-Schmidt), then their cross product
-    norm = math.sqrt(r2 @ r2)
+    r2 -= _dot(r2, r1) * r1  # the nearest orthonormal pair (Gram-Schmidt), then their cross product
+    norm = math.sqrt(_dot(r2, r2))
     if not norm > 0:
         return math.inf
     r2 /= norm
-    r3 = np.cross(r1, r2)
-    rot[0, :], rot[1, :], rot[2, :] = r1, r2, r3
+    rot[0, :], rot[1, :] = r1, r2
+    rot[2, 0], rot[2, 1], rot[2, 2] = r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2], \
+        r1[0] * r2[1] - r1[1] * r2[0]
     depth = 2.0 / (s1 + s2)  # the model's centroid's distance, in the model's units
     for j in range(3):
         t[j] = -(rot[j, 0] * centroid[0] + rot[j, 1] * centroid[1] + rot[j, 2] * centroid[2])
