@@ -194,8 +194,8 @@ def _describe_recorded(source) -> None:
 def _wait_for_ctrl_c(dashboard) -> None:
     import time
 
-    print(f"engage replay: finished; the dashboard stays up at {dashboard.url} - Ctrl-C to stop", flush=True)
-    try:
+    try:  # Ctrl-C right after the message (a script reacting to it) must land here too
+        print(f"engage replay: finished; the dashboard stays up at {dashboard.url} - Ctrl-C to stop", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
