@@ -47,11 +47,22 @@ complex), with a full QRS energy and the size and width of a QRS, that is more l
 beat's own wave, is the beat instead (an electrode spike taken for a beat no longer hides the real beat after it), and
 what the first one taught the levels is undone.
 
-Ventricular flutter and fibrillation have waves, not beats: two beats in a row under 0.25 s apart
-(240 a minute and more) are taken for such waves, and no beat is output until an interval of
-0.25 s comes again; the samples in between are flagged, so the beat that ends the episode carries
-its interval as bad signal (a gap in heart rate and HRV). A beat under 0.25 s after the last is
-therefore confirmed only once the next one (or 0.4 s without one) shows it was not a flutter wave.
+Ventricular flutter and fibrillation have waves, not beats. The refractory period and the noise-burst rule
+drop most of their waves, so the beats the detector would take there are irregular (intervals of 0.23-2 s)
+and show no run of short intervals; the waves themselves are counted instead, on the high-passed signal
+averaged over 60 ms (maxima that rise and fall by 0.4 of the usual R wave). Eight wave intervals in a row
+that come on average under 0.24 s apart (over 250 a minute, faster than any organised ventricular rhythm:
+ventricular tachycardia runs up to about 250, flutter at 250-350) with no isoelectric line between them
+(the QRS energy stays over 0.3 of its maximum on average; it falls back to the baseline between a QRS
+complex and its T wave, which a fast sinus rhythm puts 0.2 s apart) are an episode: its beats are not
+output. The beats of a fast run are held from its second fast interval until it either becomes an episode
+(they are dropped) or breaks (they are output unchanged), so the beats of any other rhythm come out as
+before, with no added delay (on the seven shared MIT-BIH records one beat of 17,374 waited, 0.36 s; waves
+under 0.12 s apart on average are noise, not fibrillation). An episode
+ends when its waves slow (on average over 0.27 s apart, one over 0.36 s, or none for 0.48 s), unless the
+next two come fast again with no isoelectric line (a low stretch of fibrillation): the beats in between are
+held until then, and after the episode the first beat carries its interval as bad signal (a gap in heart
+rate and HRV).
 
 PPG (:class:`PpgBeatDetector`): Elgendi's two-moving-averages method made causal: band-pass
 0.5–8 Hz, clip negative, square, and mark blocks where the 111 ms average exceeds the 667 ms
@@ -77,26 +88,52 @@ from numba import njit
 
 __all__ = ["EcgBeatDetector", "PpgBeatDetector", "detect_ecg_beats", "detect_ppg_beats"]
 
+#: waves of the signal under this (s) apart come faster than any organised ventricular rhythm (250 a minute: ventricular
+#: tachycardia runs at 100-250, flutter at 250-350, fibrillation's waves at 240-600)
+FLUTTER_RR_S = 0.24
+#: a maximum closer than this (s, 750 a minute) to the last wave is part of it (a notch), not another wave
+FLUTTER_MIN_S = 0.08
+#: this many wave intervals in a row, on average under ``FLUTTER_RR_S`` apart (about 2 s of waves), are an episode
+FLUTTER_WAVES = 8
+#: a wave swings by at least this fraction of the stream's usual R wave both ways (a T wave, P wave or the small
+#: F waves of atrial flutter do not; flutter and fibrillation waves are as large as QRS complexes)
+FLUTTER_SWING = 0.4
+#: an episode goes on while its waves come on average under this (s) apart (220 a minute: the fastest ventricular
+#: tachycardia; fibrillation's waves vary in rate, and those too small to count leave longer intervals)
+FLUTTER_END_RR_S = 0.27
+#: flutter and fibrillation have no isoelectric line: between two of their waves the QRS energy stays, on average
+#: over the last ``FLUTTER_WAVES``, over this fraction of its maximum (it falls back to the baseline between a QRS
+#: complex and its T wave: under 0.15 on average, against about 0.5 in flutter and fibrillation)
+FLUTTER_FLOOR = 0.3
+#: waves on average under this (s) apart (500 a minute) are noise: fibrillation's waves come at 3-8 Hz
+FLUTTER_NOISE_RR_S = 0.12
+#: after an episode, no wave for this long (s) more ends it (the rhythm after it may have no wave as large)
+FLUTTER_PAUSE_S = 1.0
+#: waves are counted on the high-passed signal averaged over this (s): flutter and fibrillation waves (3-8 Hz) keep
+#: most of their size, a QRS complex half of it, and spikes of noise hardly any
+FLUTTER_SMOOTH_S = 0.06
 # ---- state layout (floats) ----
 _F_SPK, _F_NPK, _F_LASTFP, _F_RRAVG, _F_GSUM, _F_PREVB, _F_RPEAK, _F_CANDFP, _F_WMAX, _F_WSUM, _F_PREVX, \
     _F_LASTGOOD, _F_POL, _F_PPROM, _F_PSTEEP, _F_PSIGN, _F_VALLEY, _F_POSTMAX, _F_LASTPROM, _F_LASTSTEEP, \
-    _F_LASTSIGN, _F_RPROM, _F_RSTEEP, _F_PENDBAD = range(24)
+    _F_LASTSIGN, _F_RPROM, _F_RSTEEP, _F_WEXT = range(24)
 _F_LEV = 24  # the last _NLEV beats' feature peaks (a ring): the signal level is their median
 _NLEV = 8
 # the state a beat changes that a later, better QRS within its refractory period restores before taking its place
 _F_BKRPROM, _F_BKRSTEEP, _F_BKRRAVG, _F_BKLEV, _F_BKSPK = range(_F_LEV + _NLEV, _F_LEV + _NLEV + 5)
-_NQ = 8  # the output queue: beats decided but not yet output (their index and bad value)
+_NQ = 24  # the output queue: beats decided but not yet output (their index and bad value)
 _F_QBAD = _F_LEV + _NLEV + 5
-_NF = _F_QBAD + _NQ
+_F_WSUM_X = _F_QBAD + _NQ  # the running sum of the high-passed signal over ``FLUTTER_SMOOTH_S``
+_F_WSCALE = _F_WSUM_X + 1  # the usual R wave's prominence before the run of fast waves
+_F_WRAT = _F_WSCALE + 1  # the QRS energy's minimum over its maximum between the last FLUTTER_WAVES waves (a ring)
+_NF = _F_WRAT + FLUTTER_WAVES
 # ---- state layout (ints) ----
 _I_N, _I_INREG, _I_RSTART, _I_LASTBEAT, _I_CANDIDX, _I_WARM, _I_RUN, _I_BADCNT, _I_NBEATS, _I_HAVEPREV, \
-    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST, _I_PEND, _I_FLUTTER, \
-    _I_BKLAST, _I_BKNLEV, _I_QN, _I_NREPL, _I_BKBAD, _I_BKFLUT = range(25)
-_I_Q = 25
-_NI = _I_Q + _NQ
-#: two intervals in a row under this (s), 240 per minute, are ventricular flutter or fibrillation waves, not beats;
-#: the flutter is over at the first interval of at least this again
-FLUTTER_RR_S = 0.25
+    _I_CANDBAD, _I_PEAKIDX, _I_ABOVE, _I_VALLEYIDX, _I_POSTMAXIDX, _I_NLEV, _I_FIRST, _I_WEXTIDX, _I_EPIS, \
+    _I_BKLAST, _I_BKNLEV, _I_QN, _I_NREPL, _I_BKBAD, _I_BKAFTER, _I_WDIR, _I_WLASTMAX, _I_WRUN, _I_WSTART, _I_AFTER, \
+    _I_NEPIS, _I_WFAST, _I_WIVSUM, _I_WHOLD, _I_WCONF, _I_WPEND = range(36)
+_I_Q = 36
+_I_WIV = _I_Q + _NQ  # the intervals of the last FLUTTER_WAVES waves (a ring)
+_NI = _I_WIV + FLUTTER_WAVES
 #: a QRS complex is over this long (s) after its R peak: a wave later than this but within the 0.2 s refractory period
 #: is another complex, and only one of the two can be a beat
 REPLACE_GAP_S = 0.12
@@ -266,9 +303,12 @@ def _queue(si, sf, r, bad):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _flush(n, every, wait, si, sf, out_idx, out_bad, nout):  # pragma: no cover - compiled
-    """Output the queued beats ``wait`` samples old (all of them when ``every``), oldest first."""
+    """Output the queued beats ``wait`` samples old (all of them when ``every``), oldest first; a beat within a run of
+    waves too fast for a ventricular rhythm is held until the run either breaks or becomes an episode
+    (``_wave_max``)."""
     k = 0
-    while k < si[_I_QN] and (every or n - si[_I_Q + k] > wait):
+    while k < si[_I_QN] and (every or (n - si[_I_Q + k] > wait
+                                       and not (si[_I_WFAST] == 1 and si[_I_Q + k] >= si[_I_WHOLD]))):
         out_idx[nout] = si[_I_Q + k]
         out_bad[nout] = sf[_F_QBAD + k]
         nout += 1
@@ -284,39 +324,178 @@ def _flush(n, every, wait, si, sf, out_idx, out_bad, nout):  # pragma: no cover 
 
 @njit(cache=True, nogil=True)
 def _emit(r, rr, fs, si, sf):  # pragma: no cover - compiled
-    """Output a beat at ``r`` (``rr`` samples after the last one) unless it is a flutter or fibrillation wave.
-
-    A beat under ``FLUTTER_RR_S`` after the last one is held; when the next comes as fast too, the two are waves of
-    ventricular flutter or fibrillation (a sustained 240 per minute and more: no cardiac cycle, no beat), and no
-    beat is output until an interval of ``FLUTTER_RR_S`` again; that first beat carries its interval as flagged (its
-    samples are counted as bad). A held beat followed by a normal interval, or by nothing for a while, was a real
-    one (a short-coupled premature beat) and is output then. Output beats go through the queue."""
+    """Output a beat at ``r`` (``rr`` samples after the last one) unless it is a flutter or fibrillation wave (within
+    an episode, see ``_wave_max``); the first beat after an episode carries its interval as bad signal. Output beats go
+    through the queue."""
     bad = min(1.0, si[_I_BADCNT] / max(1.0, float(min(rr, 3 * fs))))
-    si[_I_BKBAD], si[_I_BKFLUT] = si[_I_BADCNT], si[_I_FLUTTER]  # (to undo it, see ``_close_region``)
+    si[_I_BKBAD], si[_I_BKAFTER] = si[_I_BADCNT], si[_I_AFTER]  # (to undo it, see ``_close_region``)
     si[_I_BADCNT] = 0
-    if si[_I_FLUTTER] == 1:
-        if rr >= int(round(FLUTTER_RR_S * fs)):
-            si[_I_FLUTTER] = 0
-            _queue(si, sf, r, 1.0)
+    if si[_I_EPIS] > 0 and si[_I_WSTART] <= r and (si[_I_EPIS] == 1 or r < si[_I_WHOLD]):
         return
-    if rr < int(round(FLUTTER_RR_S * fs)):
-        if si[_I_PEND] >= 0:
-            si[_I_PEND] = -1
-            si[_I_FLUTTER] = 1
-        else:
-            si[_I_PEND] = r
-            sf[_F_PENDBAD] = bad
-        return
-    _release(si, sf)
+    if si[_I_AFTER] == 1:
+        bad = 1.0
+        si[_I_AFTER] = 0
     _queue(si, sf, r, bad)
 
 
 @njit(cache=True, nogil=True)
-def _release(si, sf):  # pragma: no cover - compiled
-    """Output the held short-interval beat, if any."""
-    if si[_I_PEND] >= 0:
-        _queue(si, sf, si[_I_PEND], sf[_F_PENDBAD])
-        si[_I_PEND] = -1
+def _drop_from(si, r0):  # pragma: no cover - compiled
+    """Drop the queued beats at ``r0`` and after: they were flutter or fibrillation waves."""
+    k = 0
+    while k < si[_I_QN] and si[_I_Q + k] < r0:
+        k += 1
+    si[_I_QN] = k
+
+
+@njit(cache=True, nogil=True)
+def _run_break(si, sf):  # pragma: no cover - compiled
+    """The run of fast waves is over: its held beats are output; after an episode, the first of them (or the next
+    beat) carries its interval, which spans the episode, as bad signal."""
+    if si[_I_EPIS] > 0:
+        k = 0
+        while k < si[_I_QN] and si[_I_Q + k] < si[_I_WHOLD]:
+            k += 1
+        if k < si[_I_QN]:
+            sf[_F_QBAD + k] = 1.0
+        else:
+            si[_I_AFTER] = 1
+    si[_I_EPIS] = 0
+    si[_I_WRUN] = 0
+    si[_I_WIVSUM] = 0
+    si[_I_WFAST] = 0
+
+
+_S_FAST, _S_MIN, _S_END, _S_TOL, _S_PAUSE, _S_NOISE = range(6)
+
+
+@njit(cache=True, nogil=True)
+def _wave_samples(fs):  # pragma: no cover - compiled
+    """The flutter rule's durations in samples at ``fs`` Hz (indexed by ``_S_*``)."""
+    ns = np.empty(6, dtype=np.int64)
+    ns[_S_FAST] = int(round(FLUTTER_RR_S * fs))
+    ns[_S_MIN] = int(round(FLUTTER_MIN_S * fs))
+    ns[_S_END] = int(round(FLUTTER_END_RR_S * fs))
+    ns[_S_TOL] = int(round(0.05 * fs))  # a beat this close after a wave's maximum is that wave's
+    ns[_S_PAUSE] = int(round(FLUTTER_PAUSE_S * fs))
+    ns[_S_NOISE] = int(round(FLUTTER_NOISE_RR_S * fs))
+    return ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wave_timeout(n, si, sf, ns):  # pragma: no cover - compiled
+    """No wave for a while at sample ``n``: a run breaks, an episode may be over.
+
+    The waves of the high-passed signal averaged over ``FLUTTER_SMOOTH_S`` are counted in ``_ecg_kernel`` (their
+    maxima, ``_wave_max``), to find flutter and fibrillation.
+
+    A maximum is a wave once the signal has risen to it and fallen from it by ``FLUTTER_SWING`` of the usual R wave
+    (one closer than ``FLUTTER_MIN_S`` to the last wave is a notch of it). Waves under 2.5 ``FLUTTER_RR_S`` apart make
+    a run; a run whose waves come on average (over the last ``FLUTTER_WAVES``, at least two) under ``FLUTTER_RR_S``
+    apart (but not under ``FLUTTER_NOISE_RR_S``: noise) with no isoelectric line between them (``FLUTTER_FLOOR``) is
+    faster than any organised ventricular rhythm,
+    and ``FLUTTER_WAVES`` intervals of it are an episode of ventricular flutter or fibrillation: waves with no QRS
+    complex to find (the refractory period drops every other wave, so the beats the detector takes there are irregular
+    and far fewer than the waves, and no run of short beat intervals shows). ``ns`` holds the rule's durations in
+    samples (``_wave_samples``).
+
+    The beats of a fast run are held (``_flush``), and dropped when it becomes an episode; a run that slows or breaks
+    first releases them unchanged. In an episode every beat is dropped (waves half as large count: fibrillation waxes
+    and wanes) until the waves slow (an interval of 1.5 ``FLUTTER_RR_S`` or more, their mean over
+    ``FLUTTER_END_RR_S``, or no wave for 2 ``FLUTTER_RR_S``): the beats from the last fast wave on are then held, and
+    dropped if the two intervals after the next wave are fast again with no isoelectric line (a low stretch of
+    fibrillation), or released at the first other one or when no wave comes for ``FLUTTER_PAUSE_S`` more (the rhythm
+    after the episode, its first beat marked bad)."""
+    since = n - si[_I_WLASTMAX]
+    if si[_I_EPIS] == 1 and since > 2 * ns[_S_FAST]:  # no wave: the episode may be over
+        si[_I_EPIS] = 2
+        si[_I_WHOLD] = si[_I_WLASTMAX] + ns[_S_TOL]
+    elif since > (2 * ns[_S_FAST] + ns[_S_PAUSE] if si[_I_EPIS] > 0 else 5 * ns[_S_FAST] // 2):
+        _run_break(si, sf)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _swing(si, sf):  # pragma: no cover - compiled
+    """How far a wave rises and falls: ``FLUTTER_SWING`` of the usual R wave (as it was before the run of fast waves:
+    those taken for beats must not set their own scale), half of it in an episode (fibrillation waxes and wanes) but
+    not once its waves slowed (the P and T waves of the rhythm after it must not count)."""
+    if si[_I_WFAST] == 0:
+        return FLUTTER_SWING * sf[_F_RPROM]
+    return sf[_F_WSCALE] * (0.5 * FLUTTER_SWING if si[_I_EPIS] == 1 else FLUTTER_SWING)
+
+
+@njit(cache=True, nogil=True)
+def _floor(n, n0, ring_f):  # pragma: no cover - compiled
+    """The QRS energy's least over its greatest value from sample ``n0`` to ``n`` (at most the ring's length back): high
+    when there is no isoelectric line between two waves."""
+    size = ring_f.shape[0]
+    a = max(n0, n - size + 1)
+    fmin = fmax = ring_f[n % size]
+    i0 = a % size
+    i1 = n % size
+    for seg in range(2):  # the ring's stretch from a to n, in at most two contiguous parts
+        lo = i0 if seg == 0 else 0
+        hi = (i1 if i1 >= i0 else size) if seg == 0 else (i1 if i1 < i0 else 0)
+        for i in range(lo, hi):
+            v = ring_f[i]
+            if v < fmin:
+                fmin = v
+            elif v > fmax:
+                fmax = v
+    return fmin / fmax if fmax > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _wave_max(n, m, si, sf, ns, ring_f):  # pragma: no cover - compiled
+    """A wave's maximum at ``m`` is confirmed at ``n`` (see ``_wave_timeout``): the run, the episode and the held
+    beats follow."""
+    fast = ns[_S_FAST]
+    iv = m - si[_I_WLASTMAX]
+    if iv < ns[_S_MIN]:
+        return  # a notch of the last wave
+    if si[_I_EPIS] == 2:  # the first wave after the waves slowed or stopped
+        si[_I_EPIS] = 3
+        si[_I_WPEND] = 0
+    elif si[_I_EPIS] == 3:  # the next ones: does the episode go on (two fast intervals in a row) or not (a slow one)?
+        if iv >= fast or _floor(n, si[_I_WCONF], ring_f) <= FLUTTER_FLOOR:
+            _run_break(si, sf)
+        elif si[_I_WPEND] == 1:
+            _drop_from(si, si[_I_WHOLD])
+            si[_I_EPIS] = 1
+        else:
+            si[_I_WPEND] = 1
+    elif iv < 5 * fast // 2 or si[_I_EPIS] == 1:
+        k = si[_I_WRUN]
+        if k >= FLUTTER_WAVES:
+            si[_I_WIVSUM] -= si[_I_WIV + k % FLUTTER_WAVES]
+        si[_I_WIV + k % FLUTTER_WAVES] = iv
+        si[_I_WIVSUM] += iv
+        si[_I_WRUN] = k + 1
+        sf[_F_WRAT + k % FLUTTER_WAVES] = _floor(n, si[_I_WCONF], ring_f)
+        m_ = min(k + 1, FLUTTER_WAVES)
+        floor = 0.0
+        for i in range(m_):
+            floor += sf[_F_WRAT + i]
+        quick = m_ >= 2 and m_ * ns[_S_NOISE] <= si[_I_WIVSUM] < m_ * fast and floor > FLUTTER_FLOOR * m_
+        if si[_I_EPIS] == 1:
+            if si[_I_WIVSUM] >= m_ * ns[_S_END] or iv >= 3 * fast // 2:
+                si[_I_EPIS] = 3
+                si[_I_WPEND] = 0
+                si[_I_WHOLD] = si[_I_WLASTMAX] + ns[_S_TOL]
+        elif quick:
+            if si[_I_WFAST] == 0:  # beats from just after this interval's first wave on are held
+                si[_I_WSTART] = si[_I_WHOLD] = si[_I_WLASTMAX] + ns[_S_TOL]
+                si[_I_WFAST] = 1
+                sf[_F_WSCALE] = sf[_F_RPROM]
+            if k + 1 >= FLUTTER_WAVES:
+                si[_I_EPIS] = 1
+                si[_I_NEPIS] += 1
+                _drop_from(si, si[_I_WSTART])
+        else:
+            si[_I_WFAST] = 0
+    else:
+        _run_break(si, sf)
+    si[_I_WCONF] = n
+    si[_I_WLASTMAX] = m
 
 
 @njit(cache=True, nogil=True)
@@ -442,12 +621,11 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     # a QRS within the last beat's refractory period, once that beat's complex is over, while it waits in the queue:
     # two QRS complexes cannot be this close, so the one more like the stream's usual R wave is the beat (an
     # electrode spike taken for a beat must not hide the real beat after it)
-    # (the last beat waits in the output queue, or as a short-interval beat that may be a flutter wave)
     q = si[_I_QN] - 1
     queued = q >= 0 and si[_I_Q + q] == si[_I_LASTBEAT]
     rlo = max(lo0, si[_I_LASTBEAT] + int(round(REPLACE_GAP_S * fs)))
     rhi = min(hi, refr_end - 1)
-    replace = ((queued or si[_I_PEND] == si[_I_LASTBEAT]) and rhi >= rlo and si[_I_BKLAST] >= 0 and fp > thr
+    replace = (queued and rhi >= rlo and si[_I_BKLAST] >= 0 and fp > thr
                and sf[_F_LASTSIGN] * sf[_F_POL] > 0.0)
     if replace:
         _zero_phase_hp(ring_c, size, s0, n, sos, 9, zp, tmp)
@@ -455,12 +633,9 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
         r = _place_r(zp, s0, rlo, rhi, max(rlo - ext, s0 + half - 1), max(rhi, min(rhi + ext, n - half + 1)), sf,
                      half, work)
         if _more_usual(sf):  # the last beat was not one: undo it (its output, what it taught), this one is the beat
-            if queued:
-                si[_I_QN] = q
-            else:
-                si[_I_PEND] = -1
+            si[_I_QN] = q
             si[_I_BADCNT] += si[_I_BKBAD]
-            si[_I_FLUTTER] = si[_I_BKFLUT]
+            si[_I_AFTER] = si[_I_BKAFTER]
             _unapply_last(sf, si)
             rr = r - si[_I_LASTBEAT]
             si[_I_NREPL] += 1
@@ -500,6 +675,18 @@ def _close_region(n, end, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad,
     return nout
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _refractory(fs, rravg):  # pragma: no cover - compiled
+    """The refractory period (samples): 200 ms, up to 0.4 mean RR."""
+    return max(int(round(0.2 * fs)), int(0.4 * rravg))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _t_window(fs, rravg):  # pragma: no cover - compiled
+    """The T-wave window after a beat (samples): 360 ms, up to half the mean RR."""
+    return max(int(round(0.36 * fs)), int(0.5 * rravg))
+
+
 @njit(cache=True, nogil=True)
 def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp, tmp):  # pragma: no cover
     """One sample's threshold, region, beat and search-back decisions (feature ``f`` at sample ``n``).
@@ -509,17 +696,12 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
     A region ends where the feature falls under half the threshold, or at a valley under half its peak once the
     feature has doubled again from it (the next beat of a run, or a beat right after a wide one).
     ``n = -1`` closes an open region at the end of the stream."""
-    refr = max(int(round(0.2 * fs)), int(0.4 * sf[_F_RRAVG]))
-    twave = max(int(round(0.36 * fs)), int(0.5 * sf[_F_RRAVG]))
+    rravg = sf[_F_RRAVG]  # (the refractory period and the T-wave window follow it: computed where they are needed)
     max_region = int(round(0.5 * fs))
     closing = n < 0
     if closing:
         n = si[_I_N] - 1
     since = n - si[_I_LASTBEAT]
-    if si[_I_FLUTTER] == 1 and not closing:
-        si[_I_BADCNT] += 1
-    if si[_I_PEND] >= 0 and (closing or n - si[_I_PEND] > int(round((FLUTTER_RR_S + 0.15) * fs)) + delay):
-        _release(si, sf)
     # a beat is output once no QRS can take its place: its refractory period over and the region then open closed
     if si[_I_QN] > 0 and not closing:
         wait = int(round(0.2 * fs)) + delay
@@ -554,12 +736,12 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
         if closing or f <= low or n - si[_I_RSTART] > 2 * max_region:
             si[_I_INREG] = 0
             nout = _close_region(n, n, closing, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work,
-                                 sos, zp, tmp, thr, refr, twave)
+                                 sos, zp, tmp, thr, _refractory(fs, rravg), _t_window(fs, rravg))
         elif sf[_F_VALLEY] < 0.5 * sf[_F_RPEAK] and sf[_F_POSTMAX] > 2.0 * sf[_F_VALLEY]:
             # a valley between two humps: the region so far ends there, the next one starts after it
             v = si[_I_VALLEYIDX]
             nout = _close_region(n, v, False, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work,
-                                 sos, zp, tmp, thr, refr, twave)
+                                 sos, zp, tmp, thr, _refractory(fs, rravg), _t_window(fs, rravg))
             si[_I_RSTART] = v + 1
             si[_I_ABOVE] = 0
             for k in range(v + 1, n + 1):
@@ -570,7 +752,7 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
     # search back: no beat for 1.66 mean RR, take the best sub-threshold region since the last beat
     # (not before the candidate is a refractory period old: a real QRS right after a sub-threshold bump wins)
     if si[_I_CANDIDX] >= 0 and since > 1.66 * sf[_F_RRAVG] and si[_I_INREG] == 0 and not closing \
-            and n - si[_I_CANDIDX] > refr + delay:
+            and n - si[_I_CANDIDX] > _refractory(fs, rravg) + delay:
         r = si[_I_CANDIDX]
         rr = r - si[_I_LASTBEAT]
         _emit(r, rr, fs, si, sf)
@@ -585,10 +767,19 @@ def _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, hal
 
 
 @njit(cache=True, nogil=True)
-def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, out_bad, delay, half,
+def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, ring_w, out_idx, out_bad, delay, half,
                 work, sos, zp, tmp):  # pragma: no cover - compiled
     size = ring_c.shape[0]
     gsize = ring_g.shape[0]
+    wsize = ring_w.shape[0]
+    winv = 1.0 / wsize
+    ns = _wave_samples(fs)
+    # the wave counter's state, in locals through the loop (see ``_wave_timeout``)
+    wi = si[_I_N] % wsize
+    wsum = sf[_F_WSUM_X]
+    wext = sf[_F_WEXT]
+    wdir = si[_I_WDIR]
+    wextidx = si[_I_WEXTIDX]
     nbox = max(1, int(round(0.1 * fs)))
     warm_len = int(round(2.0 * fs))
     flat_len = int(round(0.25 * fs))
@@ -621,6 +812,9 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
         ring_g[n % gsize] = g
         f = max(sf[_F_GSUM], 0.0) / nbox
         ring_f[n % size] = f
+        wsum += xh[j] - ring_w[wi]
+        ring_w[wi] = xh[j]
+        wi = wi + 1 if wi + 1 < wsize else 0
         si[_I_N] = n + 1
         if si[_I_WARM] < warm_len:
             if b:  # the levels are learnt on 2 s of good signal: a NaN or flat stretch starts the learning anew
@@ -648,7 +842,29 @@ def _ecg_kernel(x, xh, bp, bad_in, fs, sf, si, ring_c, ring_f, ring_g, out_idx, 
                     nout = _decide(k, ring_f[k % size], fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half,
                                    work, sos, zp, tmp)
             continue
+        if sf[_F_RPROM] > 0.0:  # waves: maxima the signal rises to and falls from by ``_swing`` (none before a beat)
+            v = wsum * winv
+            if wdir == 0:
+                if v > wext:
+                    wext = v
+                    wextidx = n
+                elif v < wext - _swing(si, sf):
+                    _wave_max(n, wextidx, si, sf, ns, ring_f)
+                    wdir = 1
+                    wext = v
+            elif v < wext:
+                wext = v
+            elif v > wext + _swing(si, sf):
+                wdir = 0
+                wext = v
+                wextidx = n
+            if si[_I_WRUN] > 0:
+                _wave_timeout(n, si, sf, ns)
         nout = _decide(n, f, fs, sf, si, ring_c, ring_f, out_idx, out_bad, nout, delay, half, work, sos, zp, tmp)
+    sf[_F_WSUM_X] = wsum
+    sf[_F_WEXT] = wext
+    si[_I_WDIR] = wdir
+    si[_I_WEXTIDX] = wextidx
     return nout
 
 
@@ -660,7 +876,6 @@ def _ecg_close(fs, sf, si, ring_c, ring_f, out_idx, out_bad, delay, half, work, 
     nout = 0
     if si[_I_INREG] == 1:
         nout = _decide(-1, 0.0, fs, sf, si, ring_c, ring_f, out_idx, out_bad, 0, delay, half, work, sos, zp, tmp)
-    _release(si, sf)
     return _flush(0, True, 0, si, sf, out_idx, out_bad, nout)
 
 
@@ -772,7 +987,8 @@ class EcgBeatDetector(_Detector):
     ``process(x)`` takes the next samples and returns ``(indices, bad)``: the absolute sample
     indices (counted from the first sample ever given) of the beats confirmed by this call, in
     order, and for each the fraction of flagged samples (NaN, flat, clipped) before it.
-    A beat is confirmed once its refractory period is over, about 0.3 s after its R peak.
+    A beat is confirmed once its refractory period is over, about 0.3 s after its R peak (later when it
+    falls in a run of waves too fast for a heart rhythm, until the run proves to be flutter or not).
 
     >>> det = EcgBeatDetector(360.0)
     >>> det.process(np.zeros(100))[0].size
@@ -790,11 +1006,11 @@ class EcgBeatDetector(_Detector):
         self._sf = np.zeros(_NF)
         self._si = np.zeros(_NI, dtype=np.int64)
         self._si[_I_CANDIDX] = -1
-        self._si[_I_PEND] = -1
         self._si[_I_BKLAST] = -1
         self._ring_c = np.zeros(int(4 * fs))
         self._ring_f = np.zeros(int(4 * fs))
         self._ring_g = np.zeros(max(1, int(round(0.1 * fs))))
+        self._ring_w = np.zeros(max(1, int(round(FLUTTER_SMOOTH_S * fs))))
         self._work = np.zeros(self._ring_c.size)
         self._zp = np.zeros(self._ring_c.size)
         self._tmp = np.zeros(self._ring_c.size + 16)
@@ -810,6 +1026,11 @@ class EcgBeatDetector(_Detector):
     @property
     def samples_seen(self) -> int:
         return int(self._si[_I_N])
+
+    @property
+    def flutter_episodes(self) -> int:
+        """How many episodes of ventricular flutter or fibrillation (waves, not beats: none output) began so far."""
+        return int(self._si[_I_NEPIS])
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """End of the stream: the beat whose QRS complex was still open (confirmed early), if any.
@@ -836,10 +1057,11 @@ class EcgBeatDetector(_Detector):
         x, bad, self._last = _hold_nonfinite(x, self._last)
         xh = sosfilt_stateful(self.sos_hp, x, self._zi_hp)
         bp = sosfilt_stateful(self.sos_bp, xh, self._zi_bp)
-        out_idx = np.empty(x.size // max(1, int(0.2 * self.fs)) + 16, dtype=np.int64)
+        out_idx = np.empty(x.size // max(1, int(0.2 * self.fs)) + _NQ + 16, dtype=np.int64)
         out_bad = np.empty(out_idx.size)
-        n = _ecg_kernel(x, xh, bp, bad, self.fs, self._sf, self._si, self._ring_c, self._ring_f, self._ring_g, out_idx,
-                        out_bad, self._delay, self._half, self._work, self._sos_hp, self._zp, self._tmp)
+        n = _ecg_kernel(x, xh, bp, bad, self.fs, self._sf, self._si, self._ring_c, self._ring_f, self._ring_g,
+                        self._ring_w, out_idx, out_bad, self._delay, self._half, self._work, self._sos_hp, self._zp,
+                        self._tmp)
         return out_idx[:n].copy(), out_bad[:n].copy()
 
 

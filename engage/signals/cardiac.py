@@ -14,7 +14,9 @@ of the last complete 2 s window before it (:mod:`engage.signals.quality`: NaN, f
 lead off, motion); non-increasing or jumping timestamps, a sampling-rate change
 mid-stream, an RR of 0 or of several seconds and lost skin contact are counted in
 ``ctx.counters`` and marked with a ``sensor.gap`` event (evidence ``stream``, ``duration_s``,
-``reason``).
+``reason``). An episode of ventricular flutter or fibrillation (waves, not beats: see
+:mod:`engage.signals.beats`) gives no row at all, so no usable heart rate or HRV over it; it is
+counted (``<processor>.flutter_episodes``) and its gap says so.
 
 >>> from engage.core import StreamInfo
 >>> EcgHeartRate().accepts(StreamInfo("ecg", "ECG", ("ecg",), ("mV",), 250.0, "x"))
@@ -134,6 +136,8 @@ class _SampledState:
         self.ring = np.zeros(max(16, int(6 * min(fs, 1e5))))  # recent timestamps by absolute sample index
         self.last_ts: float | None = None
         self.bad_run_start: float | None = None
+        self.flutter_seen = 0  # the detector's flutter episodes so far
+        self.flutter = False  # the bad run now open holds one
         self.info: StreamInfo | None = None
 
 
@@ -186,6 +190,7 @@ class _SampledHeartRate(Processor):
         n0 = st.det.samples_seen
         st.sqi.update(x)  # before the beats: the window before each beat is then complete
         idx, bad = st.det.process(x)
+        self._count_flutter(st)
         if idx.size:
             self._add_beats(info, st, idx, bad, ts, n0)
         _ring_put(st.ring, n0, ts)
@@ -202,11 +207,21 @@ class _SampledHeartRate(Processor):
             if finish is None or st.info is None:
                 continue
             idx, bad = finish()
+            self._count_flutter(st)
             n = st.det.samples_seen
             held = (idx < n) & (idx >= n - st.ring.size)
             self._add_beats(st.info, st, idx[held], bad[held], np.zeros(0), n)
             out.extend(st.out.flush())
         return out
+
+    def _count_flutter(self, st: "_SampledState") -> None:
+        """Count the detector's new episodes of ventricular flutter or fibrillation (no beats in them: the beat after
+        one carries its interval as bad signal, and the gap it opens says why)."""
+        seen = getattr(st.det, "flutter_episodes", 0)
+        if seen > st.flutter_seen:
+            self.ctx.counters[f"{self.name}.flutter_episodes"] += seen - st.flutter_seen
+            st.flutter_seen = seen
+            st.flutter = True
 
     def _add_beats(self, info: StreamInfo, st: "_SampledState", idx: np.ndarray, bad: np.ndarray, ts: np.ndarray,
                    n0: int) -> None:
@@ -222,8 +237,11 @@ class _SampledHeartRate(Processor):
                 st.out.tracker.last_time = t
                 continue
             if st.bad_run_start is not None:
-                self._gap(info, st.bad_run_start, t - st.bad_run_start, "bad signal (NaN, flat line, clipping, flutter or fibrillation)")
+                reason = ("ventricular flutter or fibrillation (waves, not beats)" if st.flutter
+                          else "bad signal (NaN, flat line, clipping, flutter or fibrillation)")
+                self._gap(info, st.bad_run_start, t - st.bad_run_start, reason)
                 st.bad_run_start = None
+                st.flutter = False
             prev = st.out.tracker.last_time
             # the beat's quality: its own flagged samples and the signal quality of the window before it
             hr = st.out.add(t, bad=1.0 - (1.0 - b) * st.sqi.quality_before(i))
