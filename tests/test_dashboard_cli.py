@@ -38,10 +38,13 @@ def recording(tmp_path_factory) -> Path:
 
 
 def test_replay_with_dashboard_prints_urls_serves_and_keeps_open_until_ctrl_c(recording, tmp_path):
+    # started with SIGINT ignored, as a shell starts a script's background jobs (and CI, when run as one): Ctrl-C
+    # must still end the wait, although Python then installs no handler of its own
     proc = subprocess.Popen([sys.executable, "-m", "engage", "replay", str(recording), "--realtime", "--dashboard",
                              "--port", "0", "--keep-open", "--quiet", "--story", str(STORY),
                              "--out", str(tmp_path / "out")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         lines = [proc.stdout.readline() for _ in range(2)]
         dash = re.search(r"dashboard (http://127\.0\.0\.1:\d+/)$", lines[0].strip())

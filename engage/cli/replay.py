@@ -192,11 +192,21 @@ def _describe_recorded(source) -> None:
 
 
 def _wait_for_ctrl_c(dashboard) -> None:
+    import signal
     import time
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C (or a plain `kill`) ends the wait even when the shell started us with SIGINT ignored, as
+    # shells do for a script's background jobs: then Python installs no Ctrl-C handler of its own
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:  # Ctrl-C right after the message (a script reacting to it) must land here too
         print(f"engage replay: finished; the dashboard stays up at {dashboard.url} - Ctrl-C to stop", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
